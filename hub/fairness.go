@@ -1,0 +1,285 @@
+package hub
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"sync/atomic"
+	"time"
+)
+
+// startRecord is what one start did: every recipient's delivery, measured from t0, the
+// instant the fan-out began.
+type startRecord struct {
+	Seq        uint64
+	N          int
+	At         time.Time
+	t0         time.Time // At with its monotonic reading
+	frame      []byte
+	deliveries []delivery // in send order
+}
+
+// delivery is one recipient's share of a start. The instants are nanoseconds after t0,
+// 0 while unknown; they are written by the fan-out, the writer and the reader goroutines.
+type delivery struct {
+	rec      *startRecord
+	order    int
+	player   string
+	name     string
+	rtt      atomic.Int64
+	enqueued atomic.Int64
+	written  atomic.Int64
+	acked    atomic.Int64
+	dropped  atomic.Bool
+}
+
+func (r *startRecord) droppedCount() int {
+	n := 0
+	for i := range r.deliveries {
+		if r.deliveries[i].dropped.Load() {
+			n++
+		}
+	}
+	return n
+}
+
+// Quantiles are latency quantiles in microseconds.
+type Quantiles struct {
+	P50 int64 `json:"p50"`
+	P99 int64 `json:"p99"`
+	Max int64 `json:"max"`
+}
+
+// PlayerDelivery is one player's delivery of one start, in microseconds after the fan-out
+// began. AckUs is nil until the ack came.
+type PlayerDelivery struct {
+	PlayerID  string `json:"playerId"`
+	Name      string `json:"name"`
+	Order     int    `json:"order"`
+	EnqueueUs int64  `json:"enqueueUs"`
+	WrittenUs *int64 `json:"writtenUs"`
+	AckUs     *int64 `json:"ackUs"`
+	RTTUs     int64  `json:"rttUs"`
+	Dropped   bool   `json:"dropped,omitempty"`
+}
+
+// StartStats are the statistics of one start.
+type StartStats struct {
+	Seq         uint64           `json:"seq"`
+	N           int              `json:"n"`
+	At          time.Time        `json:"at"`
+	Recipients  int              `json:"recipients"`
+	Acked       int              `json:"acked"`
+	Dropped     int              `json:"dropped"`
+	EnqueueUs   Quantiles        `json:"enqueueUs"`
+	WrittenUs   Quantiles        `json:"writtenUs"`
+	AckUs       Quantiles        `json:"ackUs"`
+	SpreadUs    int64            `json:"spreadUs"`
+	AckSpreadUs int64            `json:"ackSpreadUs"`
+	Players     []PlayerDelivery `json:"players"`
+}
+
+// Bias is one player's position across a room's starts: the mean percentile of its delivery
+// (0 first, 1 last), and whether that mean is further from 0.5 than chance allows.
+type Bias struct {
+	PlayerID       string  `json:"playerId"`
+	Name           string  `json:"name"`
+	Starts         int     `json:"starts"`
+	MeanWrittenPct float64 `json:"meanWrittenPct"`
+	MeanAckPct     float64 `json:"meanAckPct"`
+	ZWritten       float64 `json:"zWritten"`
+	ZAck           float64 `json:"zAck"`
+	P              float64 `json:"p"`
+	Flagged        bool    `json:"flagged"`
+}
+
+// Report is a room's fairness: its recent starts and every player's bias across them.
+type Report struct {
+	Room     string       `json:"room"`
+	Starts   []StartStats `json:"starts"`
+	Bias     []Bias       `json:"bias"`
+	BiasRule string       `json:"biasRule"`
+}
+
+// Bias test parameters.
+const (
+	biasAlpha     = 0.01
+	biasMinStarts = 5
+)
+
+var biasRule = "per start, a player's percentile is its rank among the recipients by written " +
+	"(and ack) time, 0 = first, 1 = last; without bias it is uniform, so the mean over k starts " +
+	"is 0.5 with a known variance; z is the distance in standard deviations, p the two-sided " +
+	"p-value of the worse of written and ack; flagged when p < 0.01/players (Bonferroni) after " +
+	"at least 5 starts"
+
+// Fairness returns the room's fairness report, newest start first.
+func (h *Hub) Fairness(roomName string) Report {
+	rep := Report{Room: roomName, Starts: []StartStats{}, Bias: []Bias{}, BiasRule: biasRule}
+	r := h.room(roomName, false)
+	if r == nil {
+		return rep
+	}
+	r.mu.RLock()
+	starts := slices.Clone(r.starts)
+	r.mu.RUnlock()
+	acc := newBiasAcc()
+	for i := len(starts) - 1; i >= 0; i-- {
+		st := starts[i].stats()
+		acc.add(st)
+		rep.Starts = append(rep.Starts, st)
+	}
+	rep.Bias = acc.result()
+	return rep
+}
+
+func (r *startRecord) stats() StartStats {
+	st := StartStats{Seq: r.Seq, N: r.N, At: r.At, Players: make([]PlayerDelivery, len(r.deliveries))}
+	var enq, wr, ack []int64
+	for i := range r.deliveries {
+		d := &r.deliveries[i]
+		p := PlayerDelivery{PlayerID: d.player, Name: d.name, Order: d.order, RTTUs: d.rtt.Load() / 1e3,
+			EnqueueUs: d.enqueued.Load() / 1e3, Dropped: d.dropped.Load()}
+		enq = append(enq, p.EnqueueUs)
+		if p.Dropped {
+			st.Dropped++
+		} else {
+			st.Recipients++
+		}
+		if v := d.written.Load(); v > 0 {
+			us := v / 1e3
+			p.WrittenUs = &us
+			wr = append(wr, us)
+		}
+		if v := d.acked.Load(); v > 0 {
+			us := v / 1e3
+			p.AckUs = &us
+			ack = append(ack, us)
+		}
+		st.Players[i] = p
+	}
+	st.Acked = len(ack)
+	st.EnqueueUs, st.WrittenUs, st.AckUs = quantiles(enq), quantiles(wr), quantiles(ack)
+	st.SpreadUs, st.AckSpreadUs = spread(wr), spread(ack)
+	return st
+}
+
+// quantiles sorts xs and returns its nearest-rank p50, p99 and max.
+func quantiles(xs []int64) Quantiles {
+	if len(xs) == 0 {
+		return Quantiles{}
+	}
+	slices.Sort(xs)
+	rank := func(p float64) int64 { return xs[max(0, int(math.Ceil(p*float64(len(xs))))-1)] }
+	return Quantiles{P50: rank(0.50), P99: rank(0.99), Max: xs[len(xs)-1]}
+}
+
+// spread is max − min of sorted xs.
+func spread(xs []int64) int64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	return xs[len(xs)-1] - xs[0]
+}
+
+// biasAcc accumulates each player's percentiles over starts. For a start with n
+// recipients a percentile is uniform on {0, 1/(n−1), …, 1} under no bias, with variance
+// (n+1)/(12(n−1)); the mean of k independent ones has the sum of those variances over k².
+type biasAcc struct {
+	players map[string]*biasSum
+	order   []string
+}
+
+type biasSum struct {
+	name                  string
+	starts                int
+	wSum, wVar, aSum, aVar float64
+	wN, aN                int
+}
+
+func newBiasAcc() *biasAcc { return &biasAcc{players: map[string]*biasSum{}} }
+
+func (b *biasAcc) get(id, name string) *biasSum {
+	s := b.players[id]
+	if s == nil {
+		s = &biasSum{name: name}
+		b.players[id] = s
+		b.order = append(b.order, id)
+	}
+	return s
+}
+
+func (b *biasAcc) add(st StartStats) {
+	for _, p := range st.Players {
+		b.get(p.PlayerID, p.Name).starts++
+	}
+	addPct(st.Players, func(p PlayerDelivery) *int64 { return p.WrittenUs }, func(id string, pct, v float64) {
+		s := b.players[id]
+		s.wSum, s.wVar, s.wN = s.wSum+pct, s.wVar+v, s.wN+1
+	})
+	addPct(st.Players, func(p PlayerDelivery) *int64 { return p.AckUs }, func(id string, pct, v float64) {
+		s := b.players[id]
+		s.aSum, s.aVar, s.aN = s.aSum+pct, s.aVar+v, s.aN+1
+	})
+}
+
+// addPct computes every player's percentile of one start by the instant at gives (players
+// without one are left out) and calls add with it and its variance under no bias.
+func addPct(ps []PlayerDelivery, at func(PlayerDelivery) *int64, add func(id string, pct, variance float64)) {
+	type obs struct {
+		id string
+		t  int64
+	}
+	var xs []obs
+	for _, p := range ps {
+		if t := at(p); t != nil {
+			xs = append(xs, obs{p.PlayerID, *t})
+		}
+	}
+	n := len(xs)
+	if n < 2 {
+		return
+	}
+	slices.SortFunc(xs, func(a, b obs) int { return cmp.Compare(a.t, b.t) })
+	variance := float64(n+1) / float64(12*(n-1))
+	for i := 0; i < n; {
+		j := i
+		for j < n && xs[j].t == xs[i].t {
+			j++
+		}
+		pct := float64(i+j-1) / 2 / float64(n-1) // ties share their mean rank
+		for k := i; k < j; k++ {
+			add(xs[k].id, pct, variance)
+		}
+		i = j
+	}
+}
+
+func (b *biasAcc) result() []Bias {
+	out := make([]Bias, 0, len(b.order))
+	alpha := biasAlpha / float64(max(1, len(b.order)))
+	for _, id := range b.order {
+		s := b.players[id]
+		bs := Bias{PlayerID: id, Name: s.name, Starts: s.starts, MeanWrittenPct: 0.5, MeanAckPct: 0.5, P: 1}
+		bs.MeanWrittenPct, bs.ZWritten = meanZ(s.wSum, s.wVar, s.wN)
+		bs.MeanAckPct, bs.ZAck = meanZ(s.aSum, s.aVar, s.aN)
+		bs.P = TwoSidedP(max(math.Abs(bs.ZWritten), math.Abs(bs.ZAck)))
+		bs.Flagged = max(s.wN, s.aN) >= biasMinStarts && bs.P < alpha
+		out = append(out, bs)
+	}
+	return out
+}
+
+// meanZ returns the mean of n percentiles with the given sum, and its z-score against 0.5
+// given the sum of their variances.
+func meanZ(sum, variance float64, n int) (float64, float64) {
+	if n == 0 {
+		return 0.5, 0
+	}
+	mean := sum / float64(n)
+	sd := math.Sqrt(variance) / float64(n)
+	return mean, (mean - 0.5) / sd
+}
+
+// TwoSidedP is the two-sided p-value of a standard normal z-score.
+func TwoSidedP(z float64) float64 { return math.Erfc(math.Abs(z) / math.Sqrt2) }

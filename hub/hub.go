@@ -1,0 +1,282 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/sync/errgroup"
+)
+
+// Options configure a Hub. Zero fields take the defaults given.
+type Options struct {
+	QueueSize    int           // frames waiting per connection; default 64
+	WriteTimeout time.Duration // one write to one socket; default 5 s
+	PingInterval time.Duration // between RTT pings; default 5 s
+	PingTimeout  time.Duration // for a pong to come back; default 15 s
+	ReadLimit    int64         // largest frame read, in bytes; default 64 KiB
+	Shards       int           // concurrent enqueuers of a start; default GOMAXPROCS
+	History      int           // starts kept per room for fairness; default 500
+	Logger       *slog.Logger  // default slog.Default()
+	Metrics      *Metrics      // default: unregistered metrics
+}
+
+func (o Options) withDefaults() Options {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.QueueSize, 64)
+	def(&o.Shards, runtime.GOMAXPROCS(0))
+	def(&o.History, 500)
+	defDur(&o.WriteTimeout, 5*time.Second)
+	defDur(&o.PingInterval, 5*time.Second)
+	defDur(&o.PingTimeout, 15*time.Second)
+	if o.ReadLimit <= 0 {
+		o.ReadLimit = 64 << 10
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
+	}
+	return o
+}
+
+// Hub is the set of rooms and their connections on this node.
+type Hub struct {
+	opts Options
+	log  *slog.Logger
+	m    *Metrics
+
+	mu     sync.RWMutex
+	rooms  map[string]*room
+	closed bool
+	serving sync.WaitGroup // Serve calls under way
+
+	seqMu sync.Mutex
+	seq   uint64
+}
+
+type room struct {
+	mu      sync.RWMutex
+	players map[string]*Conn // by player ID: one connection per player
+	hosts   map[*Conn]struct{}
+	starts  []*startRecord // oldest first, at most History
+}
+
+// New returns an empty Hub.
+func New(opts Options) *Hub {
+	opts = opts.withDefaults()
+	return &Hub{opts: opts, log: opts.Logger.With("component", "hub"), m: opts.Metrics, rooms: map[string]*room{}}
+}
+
+// room returns the named room, creating it if create is set.
+func (h *Hub) room(name string, create bool) *room {
+	h.mu.RLock()
+	r := h.rooms[name]
+	h.mu.RUnlock()
+	if r != nil || !create {
+		return r
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r = h.rooms[name]; r == nil {
+		r = &room{players: map[string]*Conn{}, hosts: map[*Conn]struct{}{}}
+		h.rooms[name] = r
+	}
+	return r
+}
+
+// Send queues frame for every connection of the room.
+func (h *Hub) Send(roomName string, frame []byte) {
+	for _, c := range h.conns(roomName, true, true) {
+		c.Send(frame)
+	}
+}
+
+// SendHosts queues frame for the room's host connections.
+func (h *Hub) SendHosts(roomName string, frame []byte) {
+	for _, c := range h.conns(roomName, false, true) {
+		c.Send(frame)
+	}
+}
+
+// SendPlayer queues frame for one player's connection, if it has one.
+func (h *Hub) SendPlayer(roomName, playerID string, frame []byte) {
+	if c := h.player(roomName, playerID); c != nil {
+		c.Send(frame)
+	}
+}
+
+// Connected reports whether the player has a connection on this node.
+func (h *Hub) Connected(roomName, playerID string) bool { return h.player(roomName, playerID) != nil }
+
+func (h *Hub) player(roomName, playerID string) *Conn {
+	r := h.room(roomName, false)
+	if r == nil {
+		return nil
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.players[playerID]
+}
+
+// conns returns a snapshot of the room's player and/or host connections.
+func (h *Hub) conns(roomName string, players, hosts bool) []*Conn {
+	r := h.room(roomName, false)
+	if r == nil {
+		return nil
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]*Conn, 0, len(r.players)+len(r.hosts))
+	if players {
+		for _, c := range r.players {
+			out = append(out, c)
+		}
+	}
+	if hosts {
+		for c := range r.hosts {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Start lights the bulb of question n in the room. The start frame is encoded once; the
+// room's players are taken in a fresh random order, split into shards, and enqueued
+// concurrently on their connections' start queues. A connection that cannot take the
+// frame is dropped, without holding up the others. Start returns the start's sequence
+// number and the number of players it was enqueued for; hosts get the frame afterwards,
+// outside the measured fan-out.
+func (h *Hub) Start(ctx context.Context, roomName string, n int) (uint64, int, error) {
+	players := h.conns(roomName, true, false)
+	seq := h.nextSeq()
+	frame := startFrame(n, seq)
+	rand.Shuffle(len(players), func(i, j int) { players[i], players[j] = players[j], players[i] })
+
+	rec := &startRecord{Seq: seq, N: n, At: time.Now(), deliveries: make([]delivery, len(players))}
+	rec.t0 = rec.At
+	shards := min(h.opts.Shards, len(players))
+	var g errgroup.Group // no WithContext: one client's failure must not cancel the others
+	for s := range shards {
+		lo, hi := s*len(players)/shards, (s+1)*len(players)/shards
+		g.Go(func() error {
+			for i := lo; i < hi; i++ {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				d := &rec.deliveries[i]
+				d.rec, d.order, d.player, d.name = rec, i, players[i].client.ID, players[i].client.Name
+				d.enqueued.Store(int64(time.Since(rec.t0)))
+				if !players[i].sendStart(d) {
+					d.dropped.Store(true)
+				}
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	h.m.fanout.Observe(time.Since(rec.t0).Seconds())
+	h.m.starts.Inc()
+	h.record(roomName, rec)
+	for _, c := range h.conns(roomName, false, true) {
+		c.Send(frame)
+	}
+	if err != nil {
+		return seq, 0, err
+	}
+	return seq, len(players) - rec.droppedCount(), nil
+}
+
+func (h *Hub) nextSeq() uint64 {
+	h.seqMu.Lock()
+	defer h.seqMu.Unlock()
+	h.seq++
+	return h.seq
+}
+
+func startFrame(n int, seq uint64) []byte {
+	b := make([]byte, 0, 64)
+	b = append(b, `{"type":"start","n":`...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	return append(b, '}')
+}
+
+func (h *Hub) record(roomName string, rec *startRecord) {
+	r := h.room(roomName, true)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.starts = append(r.starts, rec)
+	if over := len(r.starts) - h.opts.History; over > 0 {
+		r.starts = slices.Delete(r.starts, 0, over)
+	}
+}
+
+// Delivery tells when the write of question n's start frame to the player returned (or,
+// if it has not yet, when it was enqueued) and the player's lowest recent ping round trip.
+func (h *Hub) Delivery(roomName, playerID string, n int) (time.Time, time.Duration, bool) {
+	c := h.player(roomName, playerID)
+	if c == nil {
+		return time.Time{}, 0, false
+	}
+	d := c.lastStart.Load()
+	if d == nil || d.rec.N != n {
+		return time.Time{}, 0, false
+	}
+	at := d.written.Load()
+	if at == 0 {
+		at = d.enqueued.Load()
+	}
+	return d.rec.t0.Add(time.Duration(at)), c.minRTT(), true
+}
+
+// Shutdown closes every connection with 1001 (going away) and waits until their Serve
+// calls have returned or ctx is done. New connections are refused from then on.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.closed = true
+	var all []*Conn
+	for _, r := range h.rooms {
+		r.mu.RLock()
+		for _, c := range r.players {
+			all = append(all, c)
+		}
+		for c := range r.hosts {
+			all = append(all, c)
+		}
+		r.mu.RUnlock()
+	}
+	h.mu.Unlock()
+	for _, c := range all {
+		c.drop(websocket.StatusGoingAway, "server shutting down", "")
+	}
+	done := make(chan struct{})
+	go func() { h.serving.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ErrClosed is returned by Serve once the hub is shutting down.
+var ErrClosed = errors.New("hub: shutting down")

@@ -1,0 +1,260 @@
+package quiz
+
+import (
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Ranking modes.
+const (
+	FirstCome = "first-come" // the first len(winners) correct answers score winners[rank-1]
+	Speed     = "speed"      // every correct answer scores by how fast it came (Kahoot's rule)
+)
+
+// Timing modes.
+const (
+	Arrival     = "arrival"     // rank by the server's accept order
+	Compensated = "compensated" // rank by reaction time: arrival minus delivery minus min(RTT, cap)
+)
+
+// Question kinds.
+const (
+	Choice = "choice" // pick one of Choices; Answer is the 0-based index of the right one
+	Short  = "short"  // free text compared with Answers, normalised
+	Code   = "code"   // a program judged in a sandbox (not available yet)
+)
+
+// Limits and defaults of a quiz.
+const (
+	MaxQuestions      = 200
+	MaxTitle          = 200
+	MaxText           = 2000
+	MaxChoices        = 26
+	MaxAnswerText     = 1000
+	MaxWinners        = 100
+	DefaultPoints     = 100
+	DefaultTimeLimit  = 20 * time.Second
+	minTimeLimitMs    = 1000
+	maxTimeLimitMs    = 3_600_000
+	maxPoints         = 1_000_000
+	fullPointsWithin  = 500 * time.Millisecond
+	CompensationCap   = 150 * time.Millisecond // most a measured RTT may take off a reaction time
+	defaultQuizTitle  = "Quiz"
+	maxAnswersPerQues = 50
+)
+
+// Quiz is what a host creates a room from.
+type Quiz struct {
+	Title     string     `json:"title"`
+	Ranking   string     `json:"ranking"`
+	Winners   []int      `json:"winners,omitempty"`
+	Timing    string     `json:"timing"`
+	Questions []Question `json:"questions"`
+}
+
+// Question is one question of a quiz. Which fields apply depends on Kind.
+type Question struct {
+	Kind        string   `json:"kind"`
+	Text        string   `json:"text"`
+	Choices     []string `json:"choices,omitempty"`
+	Answer      *int     `json:"answer,omitempty"`
+	Answers     []string `json:"answers,omitempty"`
+	Points      int      `json:"points"`
+	TimeLimitMs int      `json:"timeLimitMs"`
+}
+
+// TimeLimit is the question's time limit T of the speed rule.
+func (q Question) TimeLimit() time.Duration { return time.Duration(q.TimeLimitMs) * time.Millisecond }
+
+// Normalize fills in defaults and checks q, returning an Invalid *Error that names the first
+// problem found. It changes q only by adding defaults and trimming text.
+func (q *Quiz) Normalize() error {
+	q.Title = strings.TrimSpace(q.Title)
+	if q.Title == "" {
+		q.Title = defaultQuizTitle
+	}
+	if utf8.RuneCountInString(q.Title) > MaxTitle {
+		return Errorf(Invalid, "title is longer than %d characters", MaxTitle)
+	}
+	switch q.Ranking {
+	case "":
+		q.Ranking = FirstCome
+	case FirstCome, Speed:
+	default:
+		return Errorf(Invalid, "ranking must be %q or %q, got %q", FirstCome, Speed, q.Ranking)
+	}
+	switch q.Timing {
+	case "":
+		q.Timing = Arrival
+	case Arrival, Compensated:
+	default:
+		return Errorf(Invalid, "timing must be %q or %q, got %q", Arrival, Compensated, q.Timing)
+	}
+	if len(q.Winners) > MaxWinners {
+		return Errorf(Invalid, "at most %d winners", MaxWinners)
+	}
+	for i, w := range q.Winners {
+		if w < 0 || w > maxPoints {
+			return Errorf(Invalid, "winners[%d] must be between 0 and %d", i, maxPoints)
+		}
+	}
+	if len(q.Questions) == 0 {
+		return Errorf(Invalid, "a quiz needs at least one question")
+	}
+	if len(q.Questions) > MaxQuestions {
+		return Errorf(Invalid, "a quiz has at most %d questions", MaxQuestions)
+	}
+	for i := range q.Questions {
+		if err := q.Questions[i].normalize(); err != nil {
+			return Errorf(Invalid, "question %d: %s", i+1, ErrorMessage(err))
+		}
+	}
+	return nil
+}
+
+func (q *Question) normalize() error {
+	q.Text = strings.TrimSpace(q.Text)
+	if q.Text == "" {
+		return Errorf(Invalid, "text is empty")
+	}
+	if utf8.RuneCountInString(q.Text) > MaxText {
+		return Errorf(Invalid, "text is longer than %d characters", MaxText)
+	}
+	if q.Points == 0 {
+		q.Points = DefaultPoints
+	}
+	if q.Points < 0 || q.Points > maxPoints {
+		return Errorf(Invalid, "points must be between 1 and %d", maxPoints)
+	}
+	if q.TimeLimitMs == 0 {
+		q.TimeLimitMs = int(DefaultTimeLimit / time.Millisecond)
+	}
+	if q.TimeLimitMs < minTimeLimitMs || q.TimeLimitMs > maxTimeLimitMs {
+		return Errorf(Invalid, "timeLimitMs must be between %d and %d", minTimeLimitMs, maxTimeLimitMs)
+	}
+	switch q.Kind {
+	case Choice:
+		if len(q.Choices) < 2 || len(q.Choices) > MaxChoices {
+			return Errorf(Invalid, "a choice question needs 2 to %d choices", MaxChoices)
+		}
+		for i, c := range q.Choices {
+			q.Choices[i] = strings.TrimSpace(c)
+			if q.Choices[i] == "" || utf8.RuneCountInString(c) > MaxText {
+				return Errorf(Invalid, "choice %d is empty or too long", i)
+			}
+		}
+		if q.Answer == nil {
+			return Errorf(Invalid, "answer (the 0-based index of the right choice) is missing")
+		}
+		if *q.Answer < 0 || *q.Answer >= len(q.Choices) {
+			return Errorf(Invalid, "answer %d is out of range 0..%d", *q.Answer, len(q.Choices)-1)
+		}
+		if len(q.Answers) > 0 {
+			return Errorf(Invalid, "a choice question takes answer, not answers")
+		}
+	case Short:
+		if len(q.Answers) == 0 || len(q.Answers) > maxAnswersPerQues {
+			return Errorf(Invalid, "a short question needs 1 to %d accepted answers", maxAnswersPerQues)
+		}
+		for i, a := range q.Answers {
+			if normalizeText(a) == "" || utf8.RuneCountInString(a) > MaxAnswerText {
+				return Errorf(Invalid, "accepted answer %d is empty or too long", i)
+			}
+		}
+		if q.Answer != nil || len(q.Choices) > 0 {
+			return Errorf(Invalid, "a short question takes answers, not answer or choices")
+		}
+	case Code:
+		return Errorf(Invalid, "code questions need the judge, which this server does not have yet")
+	default:
+		return Errorf(Invalid, "kind must be %q or %q, got %q", Choice, Short, q.Kind)
+	}
+	return nil
+}
+
+// Submission is what a player sends for one question: Choice for a choice question, Text
+// for a short one.
+type Submission struct {
+	Choice *int   `json:"choice,omitempty"`
+	Text   string `json:"text,omitempty"`
+}
+
+// Judge checks s against q: whether it is well-formed for the question's kind (an Invalid
+// *Error if not) and whether it is correct.
+func (q Question) Judge(s Submission) (bool, error) {
+	switch q.Kind {
+	case Choice:
+		if s.Choice == nil || s.Text != "" {
+			return false, Errorf(Invalid, "a choice question takes a choice")
+		}
+		if *s.Choice < 0 || *s.Choice >= len(q.Choices) {
+			return false, Errorf(Invalid, "choice %d is out of range 0..%d", *s.Choice, len(q.Choices)-1)
+		}
+		return *s.Choice == *q.Answer, nil
+	case Short:
+		if s.Choice != nil {
+			return false, Errorf(Invalid, "a short question takes a text")
+		}
+		if utf8.RuneCountInString(s.Text) > MaxAnswerText {
+			return false, Errorf(Invalid, "answer is longer than %d characters", MaxAnswerText)
+		}
+		got := normalizeText(s.Text)
+		if got == "" {
+			return false, Errorf(Invalid, "answer is empty")
+		}
+		for _, a := range q.Answers {
+			if strings.EqualFold(got, normalizeText(a)) {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	return false, Errorf(Invalid, "question kind %q takes no answers here", q.Kind)
+}
+
+// normalizeText trims s and collapses inner white space to one space.
+func normalizeText(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// Scoring is the rule that turns a correct answer's rank and time into points. It is plain
+// data so that a store can apply it atomically where the rank is decided.
+type Scoring struct {
+	Speed     bool          // the speed rule; else first-come winners
+	Winners   []int         // first-come: points of ranks 1..len(Winners)
+	Points    int           // speed: the question's points P
+	TimeLimit time.Duration // speed: T
+	Deferred  bool          // compensated timing: ranks and points are decided at close
+}
+
+// ScoringFor returns the scoring rule of question n (1-based) of qz.
+func ScoringFor(qz Quiz, n int) Scoring {
+	q := qz.Questions[n-1]
+	s := Scoring{
+		Speed:     qz.Ranking == Speed,
+		Winners:   qz.Winners,
+		Points:    q.Points,
+		TimeLimit: q.TimeLimit(),
+		Deferred:  qz.Timing == Compensated,
+	}
+	if len(s.Winners) == 0 {
+		s.Winners = []int{q.Points}
+	}
+	return s
+}
+
+// Award returns the points of a correct answer of the given rank (1-based) that came t
+// after the start.
+func (s Scoring) Award(rank int, t time.Duration) int {
+	if !s.Speed {
+		if rank >= 1 && rank <= len(s.Winners) {
+			return s.Winners[rank-1]
+		}
+		return 0
+	}
+	if t < fullPointsWithin {
+		return s.Points
+	}
+	frac := min(float64(t)/float64(s.TimeLimit), 1)
+	return int(math.Round(float64(s.Points) * (1 - frac/2)))
+}

@@ -1,0 +1,487 @@
+package quiz
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Broadcaster reaches the connections of a room. The hub implements it.
+type Broadcaster interface {
+	// Send queues frame for every connection of the room, players and hosts.
+	Send(room string, frame []byte)
+	// SendHosts queues frame for the room's host connections.
+	SendHosts(room string, frame []byte)
+	// SendPlayer queues frame for one player's connection.
+	SendPlayer(room, playerID string, frame []byte)
+	// Start lights the bulb of question n: the start frame goes to every player of the room
+	// at as nearly the same instant as possible. It returns the start's sequence number and
+	// how many players it was sent to.
+	Start(ctx context.Context, room string, n int) (seq uint64, recipients int, err error)
+	// Delivery tells when the write of question n's start frame to the player returned and
+	// the player's lowest recent ping round trip.
+	Delivery(room, playerID string, n int) (written time.Time, rtt time.Duration, ok bool)
+	// Connected reports whether the player has a connection.
+	Connected(room, playerID string) bool
+}
+
+// MaxName is the longest player name, in characters.
+const MaxName = 32
+
+// maxScheduleAhead is how far ahead a timed start may be.
+const maxScheduleAhead = 24 * time.Hour
+
+// Service runs rooms: it is what the server's handlers call. Create one with NewService and
+// run its Run method for timed starts.
+type Service struct {
+	store Store
+	bc    Broadcaster
+	log   *slog.Logger
+	now   func() time.Time
+
+	mu     sync.Mutex
+	ctx    context.Context // Run's, for timed starts; nil until Run
+	timers map[string]*time.Timer
+	wg     sync.WaitGroup
+}
+
+// NewService returns a Service on the given store and broadcaster.
+func NewService(store Store, bc Broadcaster, log *slog.Logger) *Service {
+	return &Service{store: store, bc: bc, log: log.With("component", "quiz"), now: time.Now, timers: map[string]*time.Timer{}}
+}
+
+// Run serves timed starts until ctx is done, then stops the pending timers and waits for
+// a start that is firing to finish.
+func (s *Service) Run(ctx context.Context) error {
+	s.mu.Lock()
+	s.ctx = ctx
+	s.mu.Unlock()
+	<-ctx.Done()
+	s.mu.Lock()
+	for k, t := range s.timers {
+		t.Stop()
+		delete(s.timers, k)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// CreateRoom validates qz and creates a room for it, returning the room's code and host token.
+func (s *Service) CreateRoom(ctx context.Context, qz Quiz) (*Room, error) {
+	if err := qz.Normalize(); err != nil {
+		return nil, err
+	}
+	for range 20 {
+		r := &Room{Code: roomCode(), HostToken: Token(), Quiz: qz, Phase: PhaseLobby, CreatedAt: s.now()}
+		err := s.store.CreateRoom(ctx, r)
+		if ErrorCode(err) == Conflict {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.log.Info("room created", "room", r.Code, "questions", len(qz.Questions))
+		return r, nil
+	}
+	return nil, Errorf(Unavailable, "no free room code found, try again")
+}
+
+// Room returns the room with the given code.
+func (s *Service) Room(ctx context.Context, code string) (*Room, error) {
+	return s.store.Room(ctx, code)
+}
+
+// Rooms returns all rooms, newest first.
+func (s *Service) Rooms(ctx context.Context) ([]*Room, error) { return s.store.Rooms(ctx) }
+
+// Identify returns who a host or player token belongs to.
+func (s *Service) Identify(ctx context.Context, token string) (Identity, error) {
+	if token == "" {
+		return Identity{}, Errorf(Unauthorized, "a token is required")
+	}
+	return s.store.Identify(ctx, token)
+}
+
+// Join adds a player called name to the room.
+func (s *Service) Join(ctx context.Context, code, name string) (Player, error) {
+	name = normalizeText(name)
+	if name == "" || utf8.RuneCountInString(name) > MaxName {
+		return Player{}, Errorf(Invalid, "a name has 1 to %d characters", MaxName)
+	}
+	if strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return Player{}, Errorf(Invalid, "a name must be printable")
+	}
+	p := Player{ID: randomHex(8), Name: name, Token: Token(), JoinedAt: s.now()}
+	if err := s.store.AddPlayer(ctx, code, p); err != nil {
+		return Player{}, err
+	}
+	s.bc.SendHosts(code, mustFrame(joinedFrame{Type: "joined", PlayerID: p.ID, Name: p.Name}))
+	return p, nil
+}
+
+// Open shows question n: players get it with the bulb off.
+func (s *Service) Open(ctx context.Context, code string, n int) (*Room, error) {
+	r, err := s.store.Update(ctx, code, func(r *Room) error {
+		if err := checkN(r, n); err != nil {
+			return err
+		}
+		switch {
+		case r.Phase == PhaseLive:
+			return Errorf(Conflict, "question %d is live: close it first", r.Current)
+		case r.Phase == PhaseOpen && r.Current != n:
+			return Errorf(Conflict, "question %d is open: close it first", r.Current)
+		case r.Phase == PhaseClosed && r.Current == n:
+			return Errorf(Conflict, "question %d is already closed", n)
+		}
+		r.Current, r.Phase, r.StartAt, r.StartedAt = n, PhaseOpen, time.Time{}, time.Time{}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.cancelTimer(code)
+	s.bc.Send(code, mustFrame(questionFrameOf(r)))
+	return r, nil
+}
+
+// StartResult is what a start did: the start's sequence number and recipients, or, for a
+// timed start, when it is scheduled.
+type StartResult struct {
+	Seq        uint64
+	Recipients int
+	At         time.Time // zero unless scheduled
+}
+
+// Start lights the bulb of question n now, or schedules it for at if at is not zero.
+func (s *Service) Start(ctx context.Context, code string, n int, at time.Time) (StartResult, error) {
+	if at.IsZero() {
+		return s.start(ctx, code, n, time.Time{})
+	}
+	now := s.now()
+	if !at.After(now) {
+		return StartResult{}, Errorf(Invalid, "start time %s is not in the future", at.Format(time.RFC3339Nano))
+	}
+	if at.Sub(now) > maxScheduleAhead {
+		return StartResult{}, Errorf(Invalid, "start time is more than %s ahead", maxScheduleAhead)
+	}
+	r, err := s.store.Update(ctx, code, func(r *Room) error {
+		if err := checkCurrentOpen(r, n); err != nil {
+			return err
+		}
+		r.StartAt = at
+		return nil
+	})
+	if err != nil {
+		return StartResult{}, err
+	}
+	s.schedule(code, n, at)
+	s.bc.Send(code, mustFrame(questionFrameOf(r)))
+	return StartResult{At: at}, nil
+}
+
+// start moves question n from open to live and fans the start out. A timed start passes
+// the time it was scheduled for: if the room no longer has that schedule (the host started
+// by hand, closed or rescheduled), the firing is stale and changes nothing.
+func (s *Service) start(ctx context.Context, code string, n int, scheduled time.Time) (StartResult, error) {
+	_, err := s.store.Update(ctx, code, func(r *Room) error {
+		if err := checkCurrentOpen(r, n); err != nil {
+			return err
+		}
+		if !scheduled.IsZero() && !r.StartAt.Equal(scheduled) {
+			return errStale
+		}
+		r.Phase, r.StartedAt, r.StartAt = PhaseLive, s.now(), time.Time{}
+		return nil
+	})
+	if err != nil {
+		return StartResult{}, err
+	}
+	if scheduled.IsZero() {
+		s.cancelTimer(code)
+	}
+	seq, recipients, err := s.bc.Start(ctx, code, n)
+	if err != nil {
+		return StartResult{}, fmt.Errorf("start fan-out: %w", err)
+	}
+	s.log.Info("started", "room", code, "n", n, "seq", seq, "recipients", recipients)
+	return StartResult{Seq: seq, Recipients: recipients}, nil
+}
+
+var errStale = errors.New("stale timed start")
+
+func checkN(r *Room, n int) error {
+	if n < 1 || n > len(r.Quiz.Questions) {
+		return Errorf(NotFound, "question %d not found: the quiz has %d", n, len(r.Quiz.Questions))
+	}
+	return nil
+}
+
+func checkCurrentOpen(r *Room, n int) error {
+	if err := checkN(r, n); err != nil {
+		return err
+	}
+	if r.Current != n || r.Phase != PhaseOpen {
+		return Errorf(Conflict, "question %d is not open (current %d is %s)", n, r.Current, r.Phase)
+	}
+	return nil
+}
+
+func (s *Service) schedule(code string, n int, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.timers[code]; t != nil {
+		t.Stop()
+	}
+	s.timers[code] = time.AfterFunc(time.Until(at), func() {
+		s.mu.Lock()
+		ctx := s.ctx
+		if ctx == nil || ctx.Err() != nil {
+			s.mu.Unlock()
+			return
+		}
+		delete(s.timers, code)
+		s.wg.Add(1)
+		s.mu.Unlock()
+		defer s.wg.Done()
+		if _, err := s.start(ctx, code, n, at); err != nil && !errors.Is(err, errStale) {
+			s.log.Warn("timed start failed", "room", code, "n", n, "err", err)
+		}
+	})
+}
+
+func (s *Service) cancelTimer(code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.timers[code]; t != nil {
+		t.Stop()
+		delete(s.timers, code)
+	}
+}
+
+// Close ends question n: no more answers. Under compensated timing it ranks the answers by
+// reaction time and sends every player its final result. Everyone then gets close and the
+// leaderboard.
+func (s *Service) Close(ctx context.Context, code string, n int) (*Room, error) {
+	r, err := s.store.Update(ctx, code, func(r *Room) error {
+		if err := checkN(r, n); err != nil {
+			return err
+		}
+		if r.Current != n || (r.Phase != PhaseLive && r.Phase != PhaseOpen) {
+			return Errorf(Conflict, "question %d is not open or live (current %d is %s)", n, r.Current, r.Phase)
+		}
+		r.Phase, r.StartAt = PhaseClosed, time.Time{}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.cancelTimer(code)
+	if sc := ScoringFor(r.Quiz, n); sc.Deferred {
+		if err := s.finalize(ctx, code, n, sc); err != nil {
+			return nil, err
+		}
+	}
+	s.bc.Send(code, mustFrame(closeFrame{Type: "close", N: n}))
+	lb, err := s.Leaderboard(ctx, code)
+	if err != nil {
+		return nil, err
+	}
+	s.bc.Send(code, mustFrame(leaderboardFrame{Type: "leaderboard", Entries: lb}))
+	return r, nil
+}
+
+// finalize ranks a compensated question's correct answers by reaction time (ties by
+// arrival), stores ranks and points, and sends each answering player its final result.
+func (s *Service) finalize(ctx context.Context, code string, n int, sc Scoring) error {
+	answers, err := s.store.Answers(ctx, code, n)
+	if err != nil {
+		return err
+	}
+	ranked := Rank(answers, sc)
+	if err := s.store.Finalize(ctx, code, n, ranked); err != nil {
+		return err
+	}
+	for _, a := range ranked {
+		s.bc.SendPlayer(code, a.PlayerID, mustFrame(resultFrameOf(a)))
+	}
+	return nil
+}
+
+// Rank ranks a deferred question's answers: correct ones by reaction time, ties by arrival,
+// with points by sc; wrong ones keep rank 0. It returns every answer with Pending cleared.
+func Rank(answers []Answer, sc Scoring) []Answer {
+	out := slices.Clone(answers)
+	slices.SortStableFunc(out, func(a, b Answer) int {
+		if a.Correct != b.Correct {
+			if a.Correct {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(cmp.Compare(reaction(a), reaction(b)), cmp.Compare(a.ArrivalRank, b.ArrivalRank))
+	})
+	for i := range out {
+		out[i].Pending = false
+		if out[i].Correct {
+			out[i].Rank = i + 1
+			out[i].Points = sc.Award(i+1, time.Duration(reaction(out[i]))*time.Microsecond)
+		}
+	}
+	return out
+}
+
+func reaction(a Answer) int64 {
+	if a.ReactionUs != nil {
+		return *a.ReactionUs
+	}
+	return a.ElapsedUs
+}
+
+// Answer judges and records a player's answer to question n, received at the given
+// instant. Invalid submissions and answers out of phase are refused with an *Error and
+// change nothing.
+func (s *Service) Answer(ctx context.Context, id Identity, n int, sub Submission, received time.Time) (Answer, error) {
+	r, err := s.store.Room(ctx, id.Room)
+	if err != nil {
+		return Answer{}, err
+	}
+	if err := checkN(r, n); err != nil {
+		return Answer{}, err
+	}
+	correct, err := r.Quiz.Questions[n-1].Judge(sub)
+	if err != nil {
+		return Answer{}, err
+	}
+	a := Answer{N: n, PlayerID: id.PlayerID, Submission: sub, Correct: correct}
+	sc := ScoringFor(r.Quiz, n)
+	if sc.Deferred {
+		a.ReactionUs = s.reaction(id, n, received, r.StartedAt)
+	}
+	a, err = s.store.Accept(ctx, id.Room, a, sc)
+	if err != nil {
+		return Answer{}, err
+	}
+	s.bc.SendHosts(id.Room, mustFrame(answeredFrame{Type: "answered", Answer: a}))
+	return a, nil
+}
+
+// reaction is a player's reaction time: from when its start frame was written, less what
+// the signal's travel plausibly took (its lowest recent RTT, capped). Without a recorded
+// delivery it falls back to the time since the question went live.
+func (s *Service) reaction(id Identity, n int, received, started time.Time) *int64 {
+	from, rtt, ok := s.bc.Delivery(id.Room, id.PlayerID, n)
+	if !ok {
+		from, rtt = started, 0
+	}
+	us := (received.Sub(from) - min(rtt, CompensationCap)).Microseconds()
+	return &us
+}
+
+// Answers returns the answers to question n in rank order: correct ones by rank, then the
+// wrong and pending ones in arrival order.
+func (s *Service) Answers(ctx context.Context, code string, n int) ([]Answer, error) {
+	r, err := s.store.Room(ctx, code)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkN(r, n); err != nil {
+		return nil, err
+	}
+	answers, err := s.store.Answers(ctx, code, n)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(answers, func(a, b Answer) int {
+		if (a.Rank == 0) != (b.Rank == 0) {
+			if a.Rank != 0 {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(cmp.Compare(a.Rank, b.Rank), cmp.Compare(a.ArrivalRank, b.ArrivalRank))
+	})
+	return answers, nil
+}
+
+// Entry is one line of a leaderboard.
+type Entry struct {
+	PlayerID string `json:"playerId"`
+	Name     string `json:"name"`
+	Score    int    `json:"score"`
+	Rank     int    `json:"rank"`
+}
+
+// Leaderboard returns the room's players by score, highest first. Equal scores share a rank
+// (1, 2, 2, 4) and are listed in join order.
+func (s *Service) Leaderboard(ctx context.Context, code string) ([]Entry, error) {
+	r, err := s.store.Room(ctx, code)
+	if err != nil {
+		return nil, err
+	}
+	players := slices.Clone(r.Players)
+	slices.SortStableFunc(players, func(a, b Player) int { return cmp.Compare(b.Score, a.Score) })
+	out := make([]Entry, len(players))
+	for i, p := range players {
+		rank := i + 1
+		if i > 0 && p.Score == players[i-1].Score {
+			rank = out[i-1].Rank
+		}
+		out[i] = Entry{PlayerID: p.ID, Name: p.Name, Score: p.Score, Rank: rank}
+	}
+	return out, nil
+}
+
+// Welcome returns the welcome frame for a connection that just opened.
+func (s *Service) Welcome(ctx context.Context, id Identity) ([]byte, error) {
+	r, err := s.store.Room(ctx, id.Room)
+	if err != nil {
+		return nil, err
+	}
+	w := welcomeFrame{Type: "welcome", PlayerID: id.PlayerID, Name: id.Name, Room: r.Code, Role: id.Role, Phase: r.Phase, Current: r.Current}
+	if r.Current > 0 && r.Phase != PhaseLobby {
+		q := questionFrameOf(r)
+		w.Question = &q
+	}
+	if id.Role == RolePlayer {
+		if i := slices.IndexFunc(r.Players, func(p Player) bool { return p.ID == id.PlayerID }); i >= 0 {
+			w.Score = r.Players[i].Score
+		}
+		if r.Current > 0 {
+			answers, err := s.store.Answers(ctx, id.Room, r.Current)
+			if err != nil {
+				return nil, err
+			}
+			if i := slices.IndexFunc(answers, func(a Answer) bool { return a.PlayerID == id.PlayerID }); i >= 0 {
+				res := resultFrameOf(answers[i])
+				w.Answered = &res
+			}
+		}
+	}
+	return mustFrame(w), nil
+}
+
+// Token returns a new random token: 128 bits from crypto/rand, in hex.
+func Token() string { return randomHex(16) }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails on supported platforms
+	return hex.EncodeToString(b)
+}
+
+func roomCode() string {
+	v, _ := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	return fmt.Sprintf("%06d", v.Int64())
+}

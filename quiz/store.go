@@ -1,0 +1,33 @@
+package quiz
+
+import "context"
+
+// Store keeps rooms, players and answers. Implementations must make each method atomic:
+// Update and Accept in particular are the places where concurrent hosts and players meet.
+// Errors for users are *Error (NotFound for an unknown room, Conflict for a taken name or
+// code); anything else is an engine failure.
+type Store interface {
+	// CreateRoom stores a new room; Conflict if its code is taken.
+	CreateRoom(ctx context.Context, r *Room) error
+	// Room returns a copy of the room with the given code.
+	Room(ctx context.Context, code string) (*Room, error)
+	// Rooms returns copies of all rooms, newest first.
+	Rooms(ctx context.Context) ([]*Room, error)
+	// AddPlayer adds p to the room; Conflict if its name is taken (case-insensitively).
+	AddPlayer(ctx context.Context, code string, p Player) error
+	// Identify returns who a host or player token belongs to; Unauthorized if nobody.
+	Identify(ctx context.Context, token string) (Identity, error)
+	// Update applies fn to the room atomically and bumps its version. fn may refuse by
+	// returning an error, which Update returns unchanged, changing nothing.
+	Update(ctx context.Context, code string, fn func(*Room) error) (*Room, error)
+	// Accept records a judged answer atomically: it checks the question is current and live
+	// (NotStarted, Closed), that the player has not answered it (AlreadyAnswered), stamps the
+	// receive time, assigns the arrival rank and, for a correct answer under non-deferred
+	// scoring, the next rank and its points, which it adds to the player's score.
+	Accept(ctx context.Context, code string, a Answer, s Scoring) (Answer, error)
+	// Finalize applies the ranks and points of a deferred (compensated) question once,
+	// adding the points to the scores; later calls for the same question change nothing.
+	Finalize(ctx context.Context, code string, n int, ranked []Answer) error
+	// Answers returns the answers to question n in arrival order.
+	Answers(ctx context.Context, code string, n int) ([]Answer, error)
+}

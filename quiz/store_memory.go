@@ -1,0 +1,250 @@
+package quiz
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// MemoryStore is the in-memory engine's Store: one process, nothing to install. Each room
+// has its own lock, so rooms never wait on each other.
+type MemoryStore struct {
+	mu     sync.RWMutex
+	rooms  map[string]*memRoom
+	tokens map[string]Identity
+	now    func() time.Time
+}
+
+var _ Store = (*MemoryStore)(nil)
+
+type memRoom struct {
+	mu        sync.Mutex
+	room      Room
+	answers   map[int][]Answer        // by question, in arrival order
+	answered  map[int]map[string]bool // by question, player IDs
+	correct   map[int]int             // by question, correct answers ranked so far
+	finalized map[int]bool
+}
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{rooms: map[string]*memRoom{}, tokens: map[string]Identity{}, now: time.Now}
+}
+
+func (s *MemoryStore) get(code string) (*memRoom, error) {
+	s.mu.RLock()
+	r := s.rooms[code]
+	s.mu.RUnlock()
+	if r == nil {
+		return nil, Errorf(NotFound, "room %s not found", code)
+	}
+	return r, nil
+}
+
+// CreateRoom implements Store.
+func (s *MemoryStore) CreateRoom(_ context.Context, r *Room) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rooms[r.Code] != nil {
+		return Errorf(Conflict, "room %s exists", r.Code)
+	}
+	s.rooms[r.Code] = &memRoom{
+		room:      *cloneRoom(r),
+		answers:   map[int][]Answer{},
+		answered:  map[int]map[string]bool{},
+		correct:   map[int]int{},
+		finalized: map[int]bool{},
+	}
+	s.tokens[r.HostToken] = Identity{Room: r.Code, Role: RoleHost}
+	return nil
+}
+
+// Room implements Store.
+func (s *MemoryStore) Room(_ context.Context, code string) (*Room, error) {
+	r, err := s.get(code)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return cloneRoom(&r.room), nil
+}
+
+// Rooms implements Store.
+func (s *MemoryStore) Rooms(ctx context.Context) ([]*Room, error) {
+	s.mu.RLock()
+	codes := make([]string, 0, len(s.rooms))
+	for code := range s.rooms {
+		codes = append(codes, code)
+	}
+	s.mu.RUnlock()
+	out := make([]*Room, 0, len(codes))
+	for _, code := range codes {
+		r, err := s.Room(ctx, code)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b *Room) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	return out, nil
+}
+
+// AddPlayer implements Store.
+func (s *MemoryStore) AddPlayer(_ context.Context, code string, p Player) error {
+	r, err := s.get(code)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	for _, q := range r.room.Players {
+		if strings.EqualFold(q.Name, p.Name) {
+			r.mu.Unlock()
+			return Errorf(Conflict, "the name %q is taken in this room", p.Name)
+		}
+	}
+	r.room.Players = append(r.room.Players, p)
+	r.room.Version++
+	r.mu.Unlock()
+
+	s.mu.Lock()
+	s.tokens[p.Token] = Identity{Room: code, Role: RolePlayer, PlayerID: p.ID, Name: p.Name}
+	s.mu.Unlock()
+	return nil
+}
+
+// Identify implements Store.
+func (s *MemoryStore) Identify(_ context.Context, token string) (Identity, error) {
+	s.mu.RLock()
+	id, ok := s.tokens[token]
+	s.mu.RUnlock()
+	if !ok {
+		return Identity{}, Errorf(Unauthorized, "unknown token")
+	}
+	return id, nil
+}
+
+// Update implements Store.
+func (s *MemoryStore) Update(_ context.Context, code string, fn func(*Room) error) (*Room, error) {
+	r, err := s.get(code)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	next := cloneRoom(&r.room)
+	if err := fn(next); err != nil {
+		return nil, err
+	}
+	next.Version = r.room.Version + 1
+	r.room = *next
+	return cloneRoom(next), nil
+}
+
+// Accept implements Store.
+func (s *MemoryStore) Accept(_ context.Context, code string, a Answer, sc Scoring) (Answer, error) {
+	r, err := s.get(code)
+	if err != nil {
+		return Answer{}, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := s.now()
+	if err := checkAcceptable(&r.room, a.N, now); err != nil {
+		return Answer{}, err
+	}
+	if r.answered[a.N][a.PlayerID] {
+		return Answer{}, Errorf(AlreadyAnswered, "you have already answered question %d", a.N)
+	}
+	p := slices.IndexFunc(r.room.Players, func(p Player) bool { return p.ID == a.PlayerID })
+	if p < 0 {
+		return Answer{}, Errorf(NotFound, "player %s is not in room %s", a.PlayerID, code)
+	}
+	a.Name = r.room.Players[p].Name
+	a.ReceivedAt = now
+	a.ElapsedUs = now.Sub(r.room.StartedAt).Microseconds()
+	a.ArrivalRank = len(r.answers[a.N]) + 1
+	a.Rank, a.Points, a.Pending = 0, 0, false
+	switch {
+	case a.Correct && sc.Deferred:
+		a.Pending = true
+	case a.Correct:
+		r.correct[a.N]++
+		a.Rank = r.correct[a.N]
+		a.Points = sc.Award(a.Rank, now.Sub(r.room.StartedAt))
+		r.room.Players[p].Score += a.Points
+	}
+	if r.answered[a.N] == nil {
+		r.answered[a.N] = map[string]bool{}
+	}
+	r.answered[a.N][a.PlayerID] = true
+	r.answers[a.N] = append(r.answers[a.N], a)
+	return a, nil
+}
+
+// checkAcceptable says whether question n of r takes answers at now.
+func checkAcceptable(r *Room, n int, now time.Time) error {
+	switch {
+	case n < 1 || n > len(r.Quiz.Questions):
+		return Errorf(NotFound, "question %d not found", n)
+	case n > r.Current || (n == r.Current && (r.Phase == PhaseOpen || r.Phase == PhaseLobby)):
+		return Errorf(NotStarted, "question %d has not started", n)
+	case n < r.Current || r.Phase == PhaseClosed:
+		return Errorf(Closed, "question %d is closed", n)
+	case now.Before(r.StartedAt):
+		return Errorf(NotStarted, "question %d has not started", n)
+	}
+	return nil
+}
+
+// Finalize implements Store.
+func (s *MemoryStore) Finalize(_ context.Context, code string, n int, ranked []Answer) error {
+	r, err := s.get(code)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.finalized[n] {
+		return nil
+	}
+	r.finalized[n] = true
+	byPlayer := make(map[string]Answer, len(ranked))
+	for _, a := range ranked {
+		byPlayer[a.PlayerID] = a
+	}
+	for i, a := range r.answers[n] {
+		f, ok := byPlayer[a.PlayerID]
+		if !ok {
+			continue
+		}
+		a.Rank, a.Points, a.Pending, a.ReactionUs = f.Rank, f.Points, false, f.ReactionUs
+		r.answers[n][i] = a
+		if p := slices.IndexFunc(r.room.Players, func(p Player) bool { return p.ID == a.PlayerID }); p >= 0 {
+			r.room.Players[p].Score += a.Points
+		}
+	}
+	return nil
+}
+
+// Answers implements Store.
+func (s *MemoryStore) Answers(_ context.Context, code string, n int) ([]Answer, error) {
+	r, err := s.get(code)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.answers[n]), nil
+}
+
+// cloneRoom returns a deep copy of r, so callers never share memory with the store.
+func cloneRoom(r *Room) *Room {
+	c := *r
+	c.Players = slices.Clone(r.Players)
+	c.Quiz.Winners = slices.Clone(r.Quiz.Winners)
+	c.Quiz.Questions = slices.Clone(r.Quiz.Questions)
+	return &c
+}

@@ -1,0 +1,412 @@
+package main
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/bulbquiz/bulb/hub"
+	"github.com/bulbquiz/bulb/quiz"
+	"github.com/bulbquiz/bulb/web"
+)
+
+// Body limits.
+const (
+	maxQuizBody = 1 << 20
+	maxBody     = 64 << 10
+)
+
+// server holds what the HTTP handlers need.
+type server struct {
+	svc        *quiz.Service
+	hub        *hub.Hub
+	adminToken string
+	log        *slog.Logger
+	answers    *prometheus.CounterVec
+}
+
+// newServer returns the echo router of a Bulb node.
+func newServer(svc *quiz.Service, h *hub.Hub, adminToken string, reg *prometheus.Registry, log *slog.Logger) (*echo.Echo, error) {
+	s := &server{svc: svc, hub: h, adminToken: adminToken, log: log.With("component", "server"),
+		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulb_answers_total", Help: "Answer frames by outcome: accepted or the error code.",
+		}, []string{"outcome"}),
+	}
+	if err := reg.Register(s.answers); err != nil {
+		return nil, err
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(s.recoverPanics)
+
+	api := e.Group("/api")
+	api.POST("/rooms", s.createRoom)
+	api.GET("/rooms", s.listRooms)
+	api.GET("/rooms/:code", s.getRoom)
+	api.POST("/rooms/:code/players", s.join)
+	api.POST("/rooms/:code/questions/:n/open", s.open)
+	api.POST("/rooms/:code/questions/:n/start", s.start)
+	api.POST("/rooms/:code/questions/:n/close", s.close)
+	api.GET("/rooms/:code/questions/:n/answers", s.listAnswers)
+	api.GET("/rooms/:code/leaderboard", s.leaderboard)
+	api.GET("/rooms/:code/fairness", s.fairness)
+	e.GET("/ws", s.websocket)
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+
+	e.FileFS("/", "index.html", web.FS)
+	e.FileFS("/host", "host.html", web.FS)
+	e.FileFS("/admin", "admin.html", web.FS)
+	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", http.FileServerFS(web.FS))))
+	return e, nil
+}
+
+// statusOf maps the domain's error codes to HTTP statuses.
+var statusOf = map[string]int{
+	quiz.Invalid:         http.StatusBadRequest,
+	quiz.Unauthorized:    http.StatusUnauthorized,
+	quiz.Forbidden:       http.StatusForbidden,
+	quiz.NotFound:        http.StatusNotFound,
+	quiz.Conflict:        http.StatusConflict,
+	quiz.TooLarge:        http.StatusRequestEntityTooLarge,
+	quiz.NotStarted:      http.StatusConflict,
+	quiz.Closed:          http.StatusConflict,
+	quiz.AlreadyAnswered: http.StatusConflict,
+	quiz.RateLimited:     http.StatusTooManyRequests,
+	quiz.Unavailable:     http.StatusServiceUnavailable,
+	quiz.Internal:        http.StatusInternalServerError,
+}
+
+// codeOf maps echo's own HTTP errors (unknown route, wrong method) to domain codes.
+var codeOf = map[int]string{
+	http.StatusNotFound:              quiz.NotFound,
+	http.StatusMethodNotAllowed:      quiz.NotFound,
+	http.StatusRequestEntityTooLarge: quiz.TooLarge,
+	http.StatusUnauthorized:          quiz.Unauthorized,
+}
+
+// handleError writes err as {"error":{"code","message"}}. Internal errors are logged and
+// shown only as "internal error".
+func (s *server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		code, ok := codeOf[he.Code]
+		if !ok {
+			code = quiz.Invalid
+		}
+		err = quiz.Errorf(code, "%s", strings.ToLower(http.StatusText(he.Code)))
+	}
+	code := quiz.ErrorCode(err)
+	if code == quiz.Internal {
+		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	}
+	status, ok := statusOf[code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	body := map[string]any{"error": map[string]string{"code": code, "message": quiz.ErrorMessage(err)}}
+	if err := c.JSON(status, body); err != nil {
+		s.log.Debug("writing error response", "err", err)
+	}
+}
+
+func (s *server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				err = fmt.Errorf("panic: %v", r)
+			}
+		}()
+		return next(c)
+	}
+}
+
+// decode reads a JSON body of at most limit bytes into v. An empty body leaves v as it is
+// if allowEmpty.
+func decode(c echo.Context, limit int64, v any, allowEmpty bool) error {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, limit))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return quiz.Errorf(quiz.TooLarge, "request body is over %d bytes", limit)
+	}
+	if err != nil {
+		return quiz.Errorf(quiz.Invalid, "reading request body: %v", err)
+	}
+	if allowEmpty && len(strings.TrimSpace(string(body))) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return quiz.Errorf(quiz.Invalid, "malformed JSON: %v", err)
+	}
+	return nil
+}
+
+// bearer returns the request's bearer token.
+func bearer(c echo.Context) string {
+	h := c.Request().Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// identify returns who the request's token belongs to.
+func (s *server) identify(c echo.Context) (quiz.Identity, error) {
+	token := bearer(c)
+	if token == "" {
+		return quiz.Identity{}, quiz.Errorf(quiz.Unauthorized, "send Authorization: Bearer TOKEN")
+	}
+	if subtle.ConstantTimeCompare([]byte(token), []byte(s.adminToken)) == 1 {
+		return quiz.Identity{Role: quiz.RoleAdmin}, nil
+	}
+	return s.svc.Identify(c.Request().Context(), token)
+}
+
+// authorize checks that the request's token has one of roles in the room named by the
+// :code parameter; admin passes everywhere.
+func (s *server) authorize(c echo.Context, roles ...quiz.Role) (quiz.Identity, error) {
+	id, err := s.identify(c)
+	if err != nil {
+		return id, err
+	}
+	if id.Role == quiz.RoleAdmin {
+		return id, nil
+	}
+	code := c.Param("code")
+	for _, r := range roles {
+		if id.Role == r && id.Room == code && code != "" {
+			return id, nil
+		}
+	}
+	return id, quiz.Errorf(quiz.Forbidden, "this token may not do that here")
+}
+
+func questionN(c echo.Context) (int, error) {
+	n, err := strconv.Atoi(c.Param("n"))
+	if err != nil || n < 1 {
+		return 0, quiz.Errorf(quiz.NotFound, "question %q not found: questions are numbered from 1", c.Param("n"))
+	}
+	return n, nil
+}
+
+type roomCreated struct {
+	Code      string `json:"code"`
+	HostToken string `json:"hostToken"`
+}
+
+func (s *server) createRoom(c echo.Context) error {
+	if _, err := s.authorize(c); err != nil {
+		return err
+	}
+	var qz quiz.Quiz
+	if err := decode(c, maxQuizBody, &qz, false); err != nil {
+		return err
+	}
+	r, err := s.svc.CreateRoom(c.Request().Context(), qz)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, roomCreated{Code: r.Code, HostToken: r.HostToken})
+}
+
+type roomSummary struct {
+	Code      string     `json:"code"`
+	Title     string     `json:"title"`
+	Phase     quiz.Phase `json:"phase"`
+	Current   int        `json:"current"`
+	Players   int        `json:"players"`
+	Questions int        `json:"questions"`
+	CreatedAt time.Time  `json:"createdAt"`
+}
+
+func (s *server) listRooms(c echo.Context) error {
+	if _, err := s.authorize(c); err != nil {
+		return err
+	}
+	rooms, err := s.svc.Rooms(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	out := make([]roomSummary, len(rooms))
+	for i, r := range rooms {
+		out[i] = roomSummary{Code: r.Code, Title: r.Quiz.Title, Phase: r.Phase, Current: r.Current,
+			Players: len(r.Players), Questions: len(r.Quiz.Questions), CreatedAt: r.CreatedAt}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"rooms": out})
+}
+
+type questionView struct {
+	N int `json:"n"`
+	quiz.Question
+}
+
+type playerView struct {
+	quiz.Player
+	Connected bool `json:"connected"`
+}
+
+type roomView struct {
+	Code      string         `json:"code"`
+	Title     string         `json:"title"`
+	Ranking   string         `json:"ranking"`
+	Timing    string         `json:"timing"`
+	Winners   []int          `json:"winners"`
+	Current   int            `json:"current"`
+	Phase     quiz.Phase     `json:"phase"`
+	StartAt   *time.Time     `json:"startAt,omitempty"`
+	Version   int64          `json:"version"`
+	Questions []questionView `json:"questions"`
+	Players   []playerView   `json:"players"`
+}
+
+func (s *server) getRoom(c echo.Context) error {
+	if _, err := s.authorize(c, quiz.RoleHost); err != nil {
+		return err
+	}
+	r, err := s.svc.Room(c.Request().Context(), c.Param("code"))
+	if err != nil {
+		return err
+	}
+	v := roomView{Code: r.Code, Title: r.Quiz.Title, Ranking: r.Quiz.Ranking, Timing: r.Quiz.Timing,
+		Winners: quiz.ScoringFor(r.Quiz, 1).Winners, Current: r.Current, Phase: r.Phase, Version: r.Version,
+		Questions: make([]questionView, len(r.Quiz.Questions)), Players: make([]playerView, len(r.Players))}
+	if !r.StartAt.IsZero() {
+		v.StartAt = &r.StartAt
+	}
+	for i, q := range r.Quiz.Questions {
+		v.Questions[i] = questionView{N: i + 1, Question: q}
+	}
+	for i, p := range r.Players {
+		v.Players[i] = playerView{Player: p, Connected: s.hub.Connected(r.Code, p.ID)}
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+func (s *server) join(c echo.Context) error {
+	var body struct {
+		Name string `json:"name"`
+	}
+	if err := decode(c, maxBody, &body, false); err != nil {
+		return err
+	}
+	p, err := s.svc.Join(c.Request().Context(), c.Param("code"), body.Name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, map[string]string{"playerId": p.ID, "token": p.Token})
+}
+
+func (s *server) open(c echo.Context) error {
+	if _, err := s.authorize(c, quiz.RoleHost); err != nil {
+		return err
+	}
+	n, err := questionN(c)
+	if err != nil {
+		return err
+	}
+	r, err := s.svc.Open(c.Request().Context(), c.Param("code"), n)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"n": n, "phase": r.Phase})
+}
+
+func (s *server) start(c echo.Context) error {
+	if _, err := s.authorize(c, quiz.RoleHost); err != nil {
+		return err
+	}
+	n, err := questionN(c)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		At string `json:"at"`
+	}
+	if err := decode(c, maxBody, &body, true); err != nil {
+		return err
+	}
+	var at time.Time
+	if body.At != "" {
+		if at, err = time.Parse(time.RFC3339Nano, body.At); err != nil {
+			return quiz.Errorf(quiz.Invalid, "at must be an RFC 3339 time, like 2026-11-23T18:00:00Z")
+		}
+	}
+	res, err := s.svc.Start(c.Request().Context(), c.Param("code"), n, at)
+	if err != nil {
+		return err
+	}
+	if !res.At.IsZero() {
+		return c.JSON(http.StatusAccepted, map[string]any{"n": n, "at": res.At.UTC(), "scheduled": true})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"seq": res.Seq, "recipients": res.Recipients})
+}
+
+func (s *server) close(c echo.Context) error {
+	if _, err := s.authorize(c, quiz.RoleHost); err != nil {
+		return err
+	}
+	n, err := questionN(c)
+	if err != nil {
+		return err
+	}
+	r, err := s.svc.Close(c.Request().Context(), c.Param("code"), n)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"n": n, "phase": r.Phase})
+}
+
+func (s *server) listAnswers(c echo.Context) error {
+	if _, err := s.authorize(c, quiz.RoleHost); err != nil {
+		return err
+	}
+	n, err := questionN(c)
+	if err != nil {
+		return err
+	}
+	answers, err := s.svc.Answers(c.Request().Context(), c.Param("code"), n)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"n": n, "answers": answers})
+}
+
+func (s *server) leaderboard(c echo.Context) error {
+	if _, err := s.authorize(c, quiz.RoleHost, quiz.RolePlayer); err != nil {
+		return err
+	}
+	entries, err := s.svc.Leaderboard(c.Request().Context(), c.Param("code"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"entries": entries})
+}
+
+func (s *server) fairness(c echo.Context) error {
+	if _, err := s.authorize(c, quiz.RoleHost); err != nil {
+		return err
+	}
+	code := c.Param("code")
+	if _, err := s.svc.Room(c.Request().Context(), code); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s.hub.Fairness(code))
+}
