@@ -1,0 +1,181 @@
+package quiz
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func intp(i int) *int { return &i }
+
+func validQuiz() Quiz {
+	return Quiz{Questions: []Question{
+		{Kind: Choice, Text: "Which layer is TCP?", Choices: []string{"2", "3", "4"}, Answer: intp(2)},
+		{Kind: Short, Text: "TCP stands for?", Answers: []string{"tcp", "Transmission  Control Protocol"}},
+	}}
+}
+
+func TestNormalize(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*Quiz)
+		want   string // substring of the error; empty for valid
+	}{
+		{"valid", func(*Quiz) {}, ""},
+		{"no questions", func(q *Quiz) { q.Questions = nil }, "at least one question"},
+		{"bad ranking", func(q *Quiz) { q.Ranking = "fastest" }, "ranking must be"},
+		{"bad timing", func(q *Quiz) { q.Timing = "late" }, "timing must be"},
+		{"negative winner", func(q *Quiz) { q.Winners = []int{100, -1} }, "winners[1]"},
+		{"empty text", func(q *Quiz) { q.Questions[0].Text = "  " }, "question 1: text is empty"},
+		{"one choice", func(q *Quiz) { q.Questions[0].Choices = []string{"a"} }, "2 to 26 choices"},
+		{"empty choice", func(q *Quiz) { q.Questions[0].Choices[1] = "" }, "choice 1 is empty"},
+		{"answer out of range", func(q *Quiz) { q.Questions[0].Answer = intp(3) }, "answer 3 is out of range"},
+		{"negative answer", func(q *Quiz) { q.Questions[0].Answer = intp(-1) }, "out of range"},
+		{"missing answer", func(q *Quiz) { q.Questions[0].Answer = nil }, "answer (the 0-based index"},
+		{"short without answers", func(q *Quiz) { q.Questions[1].Answers = nil }, "question 2: a short question needs"},
+		{"short blank answer", func(q *Quiz) { q.Questions[1].Answers = []string{" "} }, "accepted answer 0 is empty"},
+		{"unknown kind", func(q *Quiz) { q.Questions[1].Kind = "essay" }, "kind must be"},
+		{"code kind", func(q *Quiz) { q.Questions[1].Kind = Code }, "code questions need the judge"},
+		{"negative points", func(q *Quiz) { q.Questions[0].Points = -5 }, "points must be"},
+		{"time limit too short", func(q *Quiz) { q.Questions[0].TimeLimitMs = 10 }, "timeLimitMs"},
+		{"title too long", func(q *Quiz) { q.Title = strings.Repeat("x", MaxTitle+1) }, "title is longer"},
+		{"too many questions", func(q *Quiz) {
+			for len(q.Questions) <= MaxQuestions {
+				q.Questions = append(q.Questions, q.Questions[1])
+			}
+		}, "at most 200 questions"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := validQuiz()
+			tt.change(&q)
+			err := q.Normalize()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("got %v, want no error", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || ErrorCode(err) != Invalid {
+				t.Fatalf("got %v, want an invalid error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNormalizeDefaults(t *testing.T) {
+	q := validQuiz()
+	if err := q.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if q.Title != "Quiz" || q.Ranking != FirstCome || q.Timing != Arrival {
+		t.Errorf("got title %q ranking %q timing %q, want Quiz, first-come, arrival", q.Title, q.Ranking, q.Timing)
+	}
+	if got := q.Questions[0]; got.Points != 100 || got.TimeLimitMs != 20000 {
+		t.Errorf("got points %d time limit %d, want 100 and 20000", got.Points, got.TimeLimitMs)
+	}
+}
+
+func TestJudge(t *testing.T) {
+	q := validQuiz()
+	if err := q.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	choice, short := q.Questions[0], q.Questions[1]
+	tests := []struct {
+		name    string
+		q       Question
+		s       Submission
+		correct bool
+		invalid bool
+	}{
+		{"right choice", choice, Submission{Choice: intp(2)}, true, false},
+		{"wrong choice", choice, Submission{Choice: intp(0)}, false, false},
+		{"choice out of range", choice, Submission{Choice: intp(3)}, false, true},
+		{"negative choice", choice, Submission{Choice: intp(-1)}, false, true},
+		{"text for choice", choice, Submission{Text: "4"}, false, true},
+		{"no choice", choice, Submission{}, false, true},
+		{"exact text", short, Submission{Text: "tcp"}, true, false},
+		{"case and spaces", short, Submission{Text: "  transmission   CONTROL\tprotocol "}, true, false},
+		{"wrong text", short, Submission{Text: "udp"}, false, false},
+		{"empty text", short, Submission{Text: "   "}, false, true},
+		{"choice for short", short, Submission{Choice: intp(0)}, false, true},
+		{"text too long", short, Submission{Text: strings.Repeat("a", MaxAnswerText+1)}, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.q.Judge(tt.s)
+			if (err != nil) != tt.invalid {
+				t.Fatalf("got error %v, want invalid %v", err, tt.invalid)
+			}
+			if err != nil && ErrorCode(err) != Invalid {
+				t.Fatalf("got code %s, want invalid", ErrorCode(err))
+			}
+			if got != tt.correct {
+				t.Fatalf("got correct %v, want %v", got, tt.correct)
+			}
+		})
+	}
+}
+
+func TestAward(t *testing.T) {
+	firstCome := Scoring{Winners: []int{100, 60, 30}}
+	speed := Scoring{Speed: true, Points: 1000, TimeLimit: 20 * time.Second}
+	tests := []struct {
+		name string
+		s    Scoring
+		rank int
+		t    time.Duration
+		want int
+	}{
+		{"first", firstCome, 1, 5 * time.Second, 100},
+		{"second", firstCome, 2, 0, 60},
+		{"third", firstCome, 3, 0, 30},
+		{"fourth scores nothing", firstCome, 4, 0, 0},
+		{"speed under half a second is full", speed, 9, 499 * time.Millisecond, 1000},
+		{"speed at half a second", speed, 1, 500 * time.Millisecond, 988}, // 1000·(1 − 0.025/2) = 987.5 → 988
+		{"speed at 5 s", speed, 1, 5 * time.Second, 875},
+		{"speed at T", speed, 1, 20 * time.Second, 500},
+		{"speed after T floors at half", speed, 1, time.Minute, 500},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.s.Award(tt.rank, tt.t); got != tt.want {
+				t.Fatalf("got %d points, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestScoringForDefaultsWinnersToPoints(t *testing.T) {
+	q := validQuiz()
+	q.Questions[0].Points = 250
+	if err := q.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if got := ScoringFor(q, 1).Winners; len(got) != 1 || got[0] != 250 {
+		t.Fatalf("got winners %v, want [250]", got)
+	}
+}
+
+func TestRankCompensated(t *testing.T) {
+	us := func(v int64) *int64 { return &v }
+	answers := []Answer{
+		{PlayerID: "far", Correct: true, ArrivalRank: 1, ReactionUs: us(300_000)},
+		{PlayerID: "wrong", Correct: false, ArrivalRank: 2, ReactionUs: us(10)},
+		{PlayerID: "near", Correct: true, ArrivalRank: 3, ReactionUs: us(200_000)},
+		{PlayerID: "tie", Correct: true, ArrivalRank: 4, ReactionUs: us(200_000)},
+	}
+	got := Rank(answers, Scoring{Winners: []int{100, 60}, Deferred: true})
+	want := []struct {
+		id     string
+		rank   int
+		points int
+	}{{"near", 1, 100}, {"tie", 2, 60}, {"far", 3, 0}, {"wrong", 0, 0}}
+	for i, w := range want {
+		if got[i].PlayerID != w.id || got[i].Rank != w.rank || got[i].Points != w.points || got[i].Pending {
+			t.Errorf("place %d: got %s rank %d points %d pending %v, want %s rank %d points %d",
+				i, got[i].PlayerID, got[i].Rank, got[i].Points, got[i].Pending, w.id, w.rank, w.points)
+		}
+	}
+}

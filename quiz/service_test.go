@@ -1,0 +1,350 @@
+package quiz
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeBroadcaster records what the service sends. It stands in for the hub in unit tests
+// of the rules; the hub itself is tested with real sockets.
+type fakeBroadcaster struct {
+	mu       sync.Mutex
+	frames   []string // every frame sent to anyone
+	toPlayer map[string][]string
+	starts   int
+	written  map[string]time.Time
+	rtt      map[string]time.Duration
+}
+
+func newFake() *fakeBroadcaster {
+	return &fakeBroadcaster{toPlayer: map[string][]string{}, written: map[string]time.Time{}, rtt: map[string]time.Duration{}}
+}
+
+func (f *fakeBroadcaster) Send(_ string, frame []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.frames = append(f.frames, string(frame))
+}
+func (f *fakeBroadcaster) SendHosts(room string, frame []byte) { f.Send(room, frame) }
+func (f *fakeBroadcaster) SendPlayer(_, id string, frame []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.toPlayer[id] = append(f.toPlayer[id], string(frame))
+}
+func (f *fakeBroadcaster) Start(context.Context, string, int) (uint64, int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.starts++
+	return uint64(f.starts), 0, nil
+}
+func (f *fakeBroadcaster) Delivery(_, id string, _ int) (time.Time, time.Duration, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w, ok := f.written[id]
+	return w, f.rtt[id], ok
+}
+func (f *fakeBroadcaster) Connected(string, string) bool { return false }
+
+func (f *fakeBroadcaster) startCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.starts
+}
+
+func newTestService(t *testing.T) (*Service, *fakeBroadcaster) {
+	t.Helper()
+	bc := newFake()
+	s := NewService(NewMemoryStore(), bc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return s, bc
+}
+
+func mustCreate(t *testing.T, s *Service, qz Quiz) *Room {
+	t.Helper()
+	r, err := s.CreateRoom(context.Background(), qz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestTransitions(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestService(t)
+	r := mustCreate(t, s, validQuiz())
+	steps := []struct {
+		name string
+		do   func() error
+		want string // error code, "" for success
+	}{
+		{"start before open", func() error { _, err := s.Start(ctx, r.Code, 1, time.Time{}); return err }, Conflict},
+		{"close in lobby", func() error { _, err := s.Close(ctx, r.Code, 1); return err }, Conflict},
+		{"open 0", func() error { _, err := s.Open(ctx, r.Code, 0); return err }, NotFound},
+		{"open 3 of 2", func() error { _, err := s.Open(ctx, r.Code, 3); return err }, NotFound},
+		{"open 1", func() error { _, err := s.Open(ctx, r.Code, 1); return err }, ""},
+		{"open 2 while 1 is open", func() error { _, err := s.Open(ctx, r.Code, 2); return err }, Conflict},
+		{"start 2 while 1 is open", func() error { _, err := s.Start(ctx, r.Code, 2, time.Time{}); return err }, Conflict},
+		{"start 1", func() error { _, err := s.Start(ctx, r.Code, 1, time.Time{}); return err }, ""},
+		{"start 1 twice", func() error { _, err := s.Start(ctx, r.Code, 1, time.Time{}); return err }, Conflict},
+		{"open 2 while 1 is live", func() error { _, err := s.Open(ctx, r.Code, 2); return err }, Conflict},
+		{"close 1", func() error { _, err := s.Close(ctx, r.Code, 1); return err }, ""},
+		{"close 1 twice", func() error { _, err := s.Close(ctx, r.Code, 1); return err }, Conflict},
+		{"reopen 1", func() error { _, err := s.Open(ctx, r.Code, 1); return err }, Conflict},
+		{"open 2", func() error { _, err := s.Open(ctx, r.Code, 2); return err }, ""},
+		{"close 2 from open", func() error { _, err := s.Close(ctx, r.Code, 2); return err }, ""},
+		{"unknown room", func() error { _, err := s.Open(ctx, "999999x", 1); return err }, NotFound},
+	}
+	for _, st := range steps {
+		err := st.do()
+		if st.want == "" && err != nil || st.want != "" && ErrorCode(err) != st.want {
+			t.Fatalf("%s: got %v, want %q", st.name, err, st.want)
+		}
+	}
+}
+
+func TestTimedStart(t *testing.T) {
+	ctx := context.Background()
+	s, bc := newTestService(t)
+
+	t.Run("past and far times are refused", func(t *testing.T) {
+		r := mustCreate(t, s, validQuiz())
+		if _, err := s.Open(ctx, r.Code, 1); err != nil {
+			t.Fatal(err)
+		}
+		for _, at := range []time.Time{time.Now().Add(-time.Second), time.Now().Add(25 * time.Hour)} {
+			if _, err := s.Start(ctx, r.Code, 1, at); ErrorCode(err) != Invalid {
+				t.Fatalf("at %v: got %v, want invalid", at, err)
+			}
+		}
+	})
+
+	t.Run("fires once, at its time", func(t *testing.T) {
+		r := mustCreate(t, s, validQuiz())
+		if _, err := s.Open(ctx, r.Code, 1); err != nil {
+			t.Fatal(err)
+		}
+		before := bc.startCount()
+		at := time.Now().Add(80 * time.Millisecond)
+		res, err := s.Start(ctx, r.Code, 1, at)
+		if err != nil || !res.At.Equal(at) {
+			t.Fatalf("got %+v %v, want scheduled at %v", res, err, at)
+		}
+		p, err := s.Join(ctx, r.Code, "eve")
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := Identity{Room: r.Code, Role: RolePlayer, PlayerID: p.ID}
+		if _, err := s.Answer(ctx, id, 1, Submission{Choice: intp(2)}, time.Now()); ErrorCode(err) != NotStarted {
+			t.Fatalf("answer before at: got %v, want not_started", err)
+		}
+		waitFor(t, func() bool { return bc.startCount() == before+1 })
+		if time.Now().Before(at) {
+			t.Fatalf("fired before %v", at)
+		}
+		room, _ := s.Room(ctx, r.Code)
+		if room.Phase != PhaseLive || room.StartedAt.Before(at) {
+			t.Fatalf("got phase %s started %v, want live from %v", room.Phase, room.StartedAt, at)
+		}
+		if _, err := s.Answer(ctx, id, 1, Submission{Choice: intp(2)}, time.Now()); err != nil {
+			t.Fatalf("answer after at: %v", err)
+		}
+		// a late duplicate firing of the same schedule is a no-op
+		if _, err := s.start(ctx, r.Code, 1, at); ErrorCode(err) != Conflict {
+			t.Fatalf("second firing: got %v, want conflict", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		if got := bc.startCount(); got != before+1 {
+			t.Fatalf("got %d starts, want 1", got-before)
+		}
+	})
+
+	t.Run("close cancels a schedule", func(t *testing.T) {
+		r := mustCreate(t, s, validQuiz())
+		if _, err := s.Open(ctx, r.Code, 1); err != nil {
+			t.Fatal(err)
+		}
+		before := bc.startCount()
+		if _, err := s.Start(ctx, r.Code, 1, time.Now().Add(30*time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Close(ctx, r.Code, 1); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(80 * time.Millisecond)
+		if got := bc.startCount(); got != before {
+			t.Fatalf("got %d starts after close, want 0", got-before)
+		}
+	})
+
+	t.Run("a manual start wins over the schedule", func(t *testing.T) {
+		r := mustCreate(t, s, validQuiz())
+		if _, err := s.Open(ctx, r.Code, 1); err != nil {
+			t.Fatal(err)
+		}
+		before := bc.startCount()
+		at := time.Now().Add(30 * time.Millisecond)
+		if _, err := s.Start(ctx, r.Code, 1, at); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Start(ctx, r.Code, 1, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.start(ctx, r.Code, 1, at); err == nil {
+			t.Fatal("a stale firing after a manual start succeeded")
+		}
+		time.Sleep(80 * time.Millisecond)
+		if got := bc.startCount(); got != before+1 {
+			t.Fatalf("got %d starts, want 1", got-before)
+		}
+	})
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5 s")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestCompensatedTiming(t *testing.T) {
+	ctx := context.Background()
+	s, bc := newTestService(t)
+	qz := validQuiz()
+	qz.Timing, qz.Winners = Compensated, []int{100, 60}
+	r := mustCreate(t, s, qz)
+	far, _ := s.Join(ctx, r.Code, "far")
+	near, _ := s.Join(ctx, r.Code, "near")
+	cheat, _ := s.Join(ctx, r.Code, "cheat")
+	if _, err := s.Open(ctx, r.Code, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Start(ctx, r.Code, 1, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	bc.mu.Lock()
+	// far got the signal 100 ms late and has a 120 ms RTT; near got it at once with 2 ms;
+	// cheat claims a 2 s RTT, which the cap limits to 150 ms.
+	bc.written[far.ID], bc.rtt[far.ID] = t0.Add(100*time.Millisecond), 120*time.Millisecond
+	bc.written[near.ID], bc.rtt[near.ID] = t0, 2*time.Millisecond
+	bc.written[cheat.ID], bc.rtt[cheat.ID] = t0, 2*time.Second
+	bc.mu.Unlock()
+	answer := func(p Player, after time.Duration) Answer {
+		t.Helper()
+		a, err := s.Answer(ctx, Identity{Room: r.Code, Role: RolePlayer, PlayerID: p.ID}, 1, Submission{Choice: intp(2)}, t0.Add(after))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !a.Pending || a.Rank != 0 {
+			t.Fatalf("got %+v, want a pending result", a)
+		}
+		return a
+	}
+	answer(far, 400*time.Millisecond)   // reaction 400 − 100 − 120 = 180 ms, arrived first
+	answer(cheat, 390*time.Millisecond) // reaction 390 − 150 = 240 ms
+	answer(near, 300*time.Millisecond)  // reaction 300 − 2 = 298 ms
+	if _, err := s.Close(ctx, r.Code, 1); err != nil {
+		t.Fatal(err)
+	}
+	answers, _ := s.Answers(ctx, r.Code, 1)
+	wantOrder := []struct {
+		name     string
+		rank     int
+		reaction int64
+	}{{"far", 1, 180_000}, {"cheat", 2, 240_000}, {"near", 3, 298_000}}
+	for i, w := range wantOrder {
+		a := answers[i]
+		if a.Name != w.name || a.Rank != w.rank || a.ReactionUs == nil || *a.ReactionUs != w.reaction {
+			t.Errorf("place %d: got %s rank %d reaction %v, want %s rank %d reaction %d µs", i, a.Name, a.Rank, a.ReactionUs, w.name, w.rank, w.reaction)
+		}
+	}
+	if answers[0].ArrivalRank != 1 || answers[2].ArrivalRank != 3 {
+		t.Errorf("arrival ranks must be kept: got %d and %d, want 1 and 3", answers[0].ArrivalRank, answers[2].ArrivalRank)
+	}
+	var final struct {
+		Type   string `json:"type"`
+		Rank   int    `json:"rank"`
+		Points int    `json:"points"`
+	}
+	bc.mu.Lock()
+	frames := bc.toPlayer[far.ID]
+	bc.mu.Unlock()
+	if len(frames) != 1 || json.Unmarshal([]byte(frames[0]), &final) != nil || final.Rank != 1 || final.Points != 100 {
+		t.Fatalf("far's final result: got %v, want rank 1 with 100 points", frames)
+	}
+	lb, _ := s.Leaderboard(ctx, r.Code)
+	if lb[0].Name != "far" || lb[0].Score != 100 || lb[1].Name != "cheat" || lb[1].Score != 60 || lb[2].Score != 0 {
+		t.Fatalf("got leaderboard %+v, want far 100, cheat 60, near 0", lb)
+	}
+}
+
+func TestLeaderboardTies(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestService(t)
+	r := mustCreate(t, s, validQuiz())
+	var ids []string
+	for _, n := range []string{"a", "b", "c", "d"} {
+		p, err := s.Join(ctx, r.Code, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, p.ID)
+	}
+	scores := map[string]int{ids[0]: 10, ids[1]: 30, ids[2]: 10, ids[3]: 30}
+	if _, err := s.store.Update(ctx, r.Code, func(r *Room) error {
+		for i := range r.Players {
+			r.Players[i].Score = scores[r.Players[i].ID]
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	lb, err := s.Leaderboard(ctx, r.Code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		name string
+		rank int
+	}{{"b", 1}, {"d", 1}, {"a", 3}, {"c", 3}}
+	for i, w := range want {
+		if lb[i].Name != w.name || lb[i].Rank != w.rank {
+			t.Errorf("place %d: got %s rank %d, want %s rank %d", i, lb[i].Name, lb[i].Rank, w.name, w.rank)
+		}
+	}
+}
+
+func TestJoinNames(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestService(t)
+	r := mustCreate(t, s, validQuiz())
+	for _, tt := range []struct {
+		name string
+		want string
+	}{{"  ada   lovelace ", ""}, {"ADA LOVELACE", Conflict}, {"", Invalid}, {"   ", Invalid}, {"x\x00y", Invalid},
+		{"0123456789012345678901234567890123", Invalid}} {
+		_, err := s.Join(ctx, r.Code, tt.name)
+		if tt.want == "" && err != nil || tt.want != "" && ErrorCode(err) != tt.want {
+			t.Errorf("join %q: got %v, want %q", tt.name, err, tt.want)
+		}
+	}
+	if _, err := s.Join(ctx, "123", "zed"); ErrorCode(err) != NotFound {
+		t.Errorf("join unknown room: got %v, want not_found", err)
+	}
+	room, _ := s.Room(ctx, r.Code)
+	if len(room.Players) != 1 || room.Players[0].Name != "ada lovelace" {
+		t.Fatalf("got players %+v, want only \"ada lovelace\"", room.Players)
+	}
+}

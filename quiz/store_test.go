@@ -1,0 +1,253 @@
+package quiz
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// testStore is the contract every Store meets. Each engine's test calls it with a
+// constructor of fresh, empty stores.
+func testStore(t *testing.T, newStore func(t *testing.T) Store) {
+	ctx := context.Background()
+	mustRoom := func(t *testing.T, s Store, winners []int) *Room {
+		t.Helper()
+		qz := validQuiz()
+		qz.Winners = winners
+		if err := qz.Normalize(); err != nil {
+			t.Fatal(err)
+		}
+		r := &Room{Code: roomCode(), HostToken: Token(), Quiz: qz, Phase: PhaseLobby, CreatedAt: time.Now()}
+		if err := s.CreateRoom(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	mustPlayer := func(t *testing.T, s Store, code, name string) Player {
+		t.Helper()
+		p := Player{ID: randomHex(8), Name: name, Token: Token(), JoinedAt: time.Now()}
+		if err := s.AddPlayer(ctx, code, p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	goLive := func(t *testing.T, s Store, code string, n int) {
+		t.Helper()
+		if _, err := s.Update(ctx, code, func(r *Room) error {
+			r.Current, r.Phase, r.StartedAt = n, PhaseLive, time.Now()
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("rooms and tokens", func(t *testing.T) {
+		s := newStore(t)
+		r := mustRoom(t, s, nil)
+		if err := s.CreateRoom(ctx, r); ErrorCode(err) != Conflict {
+			t.Fatalf("creating room %s twice: got %v, want conflict", r.Code, err)
+		}
+		if _, err := s.Room(ctx, "000000x"); ErrorCode(err) != NotFound {
+			t.Fatalf("unknown room: got %v, want not_found", err)
+		}
+		id, err := s.Identify(ctx, r.HostToken)
+		if err != nil || id.Role != RoleHost || id.Room != r.Code {
+			t.Fatalf("host token: got %+v %v, want host of %s", id, err, r.Code)
+		}
+		p := mustPlayer(t, s, r.Code, "alice")
+		if err := s.AddPlayer(ctx, r.Code, Player{ID: "x", Name: "ALICE", Token: Token()}); ErrorCode(err) != Conflict {
+			t.Fatalf("duplicate name: got %v, want conflict", err)
+		}
+		id, err = s.Identify(ctx, p.Token)
+		if err != nil || id.Role != RolePlayer || id.PlayerID != p.ID || id.Name != "alice" {
+			t.Fatalf("player token: got %+v %v, want player %s", id, err, p.ID)
+		}
+		if _, err := s.Identify(ctx, "nope"); ErrorCode(err) != Unauthorized {
+			t.Fatalf("unknown token: got %v, want unauthorized", err)
+		}
+		got, err := s.Room(ctx, r.Code)
+		if err != nil || len(got.Players) != 1 || got.Quiz.Questions[0].Text != r.Quiz.Questions[0].Text {
+			t.Fatalf("got room %+v %v, want one player and the quiz", got, err)
+		}
+	})
+
+	t.Run("update is atomic and refusals change nothing", func(t *testing.T) {
+		s := newStore(t)
+		r := mustRoom(t, s, nil)
+		var wg sync.WaitGroup
+		for range 100 {
+			wg.Go(func() {
+				if _, err := s.Update(ctx, r.Code, func(r *Room) error { r.Current++; return nil }); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		_, err := s.Update(ctx, r.Code, func(r *Room) error { r.Current = -1; return Errorf(Conflict, "no") })
+		if ErrorCode(err) != Conflict {
+			t.Fatalf("refused update: got %v, want the refusal", err)
+		}
+		got, _ := s.Room(ctx, r.Code)
+		if got.Current != 100 || got.Version < 100 {
+			t.Fatalf("got current %d version %d, want 100 and at least 100", got.Current, got.Version)
+		}
+	})
+
+	t.Run("accept checks phase and answers once", func(t *testing.T) {
+		s := newStore(t)
+		r := mustRoom(t, s, nil)
+		p := mustPlayer(t, s, r.Code, "bob")
+		sc := ScoringFor(r.Quiz, 1)
+		a := Answer{N: 1, PlayerID: p.ID, Submission: Submission{Choice: intp(2)}, Correct: true}
+		if _, err := s.Accept(ctx, r.Code, a, sc); ErrorCode(err) != NotStarted {
+			t.Fatalf("in the lobby: got %v, want not_started", err)
+		}
+		if _, err := s.Update(ctx, r.Code, func(r *Room) error { r.Current, r.Phase = 1, PhaseOpen; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Accept(ctx, r.Code, a, sc); ErrorCode(err) != NotStarted {
+			t.Fatalf("open: got %v, want not_started", err)
+		}
+		goLive(t, s, r.Code, 1)
+		if _, err := s.Accept(ctx, r.Code, Answer{N: 2, PlayerID: p.ID, Correct: true}, sc); ErrorCode(err) != NotStarted {
+			t.Fatalf("a later question: got %v, want not_started", err)
+		}
+		got, err := s.Accept(ctx, r.Code, a, sc)
+		if err != nil || got.Rank != 1 || got.Points != 100 || got.ArrivalRank != 1 || got.Name != "bob" {
+			t.Fatalf("got %+v %v, want rank 1 with 100 points", got, err)
+		}
+		if _, err := s.Accept(ctx, r.Code, a, sc); ErrorCode(err) != AlreadyAnswered {
+			t.Fatalf("second answer: got %v, want already_answered", err)
+		}
+		if _, err := s.Update(ctx, r.Code, func(r *Room) error { r.Phase = PhaseClosed; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		q := mustPlayer(t, s, r.Code, "carol")
+		if _, err := s.Accept(ctx, r.Code, Answer{N: 1, PlayerID: q.ID, Correct: true}, sc); ErrorCode(err) != Closed {
+			t.Fatalf("after close: got %v, want closed", err)
+		}
+		room, _ := s.Room(ctx, r.Code)
+		if room.Players[0].Score != 100 || room.Players[1].Score != 0 {
+			t.Fatalf("got scores %d and %d, want 100 and 0", room.Players[0].Score, room.Players[1].Score)
+		}
+		answers, _ := s.Answers(ctx, r.Code, 1)
+		if len(answers) != 1 {
+			t.Fatalf("got %d answers, want 1: refused answers must change nothing", len(answers))
+		}
+	})
+
+	t.Run("1000 concurrent answers get unique ranks and the right winners", func(t *testing.T) {
+		s := newStore(t)
+		r := mustRoom(t, s, []int{100, 60, 30})
+		const players = 1000
+		ps := make([]Player, players)
+		for i := range ps {
+			ps[i] = mustPlayer(t, s, r.Code, fmt.Sprintf("p%04d", i))
+		}
+		goLive(t, s, r.Code, 1)
+		sc := ScoringFor(r.Quiz, 1)
+		results := make([]Answer, players)
+		errs := make([]error, players)
+		ready := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range ps {
+			wg.Go(func() {
+				<-ready
+				a := Answer{N: 1, PlayerID: ps[i].ID, Correct: i%3 != 0} // two in three are right
+				results[i], errs[i] = s.Accept(ctx, r.Code, a, sc)
+				// every player tries twice: the second must always be refused
+				if _, err := s.Accept(ctx, r.Code, a, sc); ErrorCode(err) != AlreadyAnswered {
+					t.Errorf("second answer of %s: got %v, want already_answered", ps[i].Name, err)
+				}
+			})
+		}
+		close(ready)
+		wg.Wait()
+
+		ranks := map[int]bool{}
+		arrivals := map[int]bool{}
+		correct, total := 0, 0
+		byRank := map[int]Answer{}
+		for i, a := range results {
+			if errs[i] != nil {
+				t.Fatalf("answer %d: %v", i, errs[i])
+			}
+			if arrivals[a.ArrivalRank] {
+				t.Fatalf("arrival rank %d given twice", a.ArrivalRank)
+			}
+			arrivals[a.ArrivalRank] = true
+			total += a.Points
+			if !a.Correct {
+				if a.Rank != 0 || a.Points != 0 {
+					t.Fatalf("wrong answer got rank %d points %d, want 0 and 0", a.Rank, a.Points)
+				}
+				continue
+			}
+			correct++
+			if ranks[a.Rank] {
+				t.Fatalf("rank %d given twice", a.Rank)
+			}
+			ranks[a.Rank] = true
+			byRank[a.Rank] = a
+		}
+		for rank := 1; rank <= correct; rank++ {
+			if !ranks[rank] {
+				t.Fatalf("rank %d missing: ranks must be 1..%d", rank, correct)
+			}
+		}
+		for rank, want := range map[int]int{1: 100, 2: 60, 3: 30, 4: 0} {
+			if got := byRank[rank].Points; got != want {
+				t.Errorf("rank %d: got %d points, want %d", rank, got, want)
+			}
+		}
+		// ranks follow the accept order: a higher rank was accepted no earlier
+		for rank := 2; rank <= correct; rank++ {
+			if byRank[rank].ArrivalRank < byRank[rank-1].ArrivalRank || byRank[rank].ReceivedAt.Before(byRank[rank-1].ReceivedAt) {
+				t.Fatalf("rank %d arrived before rank %d", rank, rank-1)
+			}
+		}
+		room, _ := s.Room(ctx, r.Code)
+		scores := 0
+		for _, p := range room.Players {
+			scores += p.Score
+		}
+		if total != 190 || scores != 190 {
+			t.Fatalf("got %d points awarded and %d in scores, want 190 in both", total, scores)
+		}
+		answers, _ := s.Answers(ctx, r.Code, 1)
+		if len(answers) != players {
+			t.Fatalf("got %d stored answers, want %d", len(answers), players)
+		}
+	})
+
+	t.Run("finalize applies once", func(t *testing.T) {
+		s := newStore(t)
+		r := mustRoom(t, s, []int{100, 60})
+		p := mustPlayer(t, s, r.Code, "dee")
+		goLive(t, s, r.Code, 1)
+		sc := ScoringFor(r.Quiz, 1)
+		sc.Deferred = true
+		a, err := s.Accept(ctx, r.Code, Answer{N: 1, PlayerID: p.ID, Correct: true}, sc)
+		if err != nil || !a.Pending || a.Rank != 0 || a.Points != 0 {
+			t.Fatalf("deferred accept: got %+v %v, want pending with rank 0", a, err)
+		}
+		answers, _ := s.Answers(ctx, r.Code, 1)
+		ranked := Rank(answers, sc)
+		for range 2 {
+			if err := s.Finalize(ctx, r.Code, 1, ranked); err != nil {
+				t.Fatal(err)
+			}
+		}
+		room, _ := s.Room(ctx, r.Code)
+		answers, _ = s.Answers(ctx, r.Code, 1)
+		if room.Players[0].Score != 100 || answers[0].Rank != 1 || answers[0].Pending {
+			t.Fatalf("got score %d, answer %+v; want 100 once and rank 1", room.Players[0].Score, answers[0])
+		}
+	})
+}
+
+func TestMemoryStore(t *testing.T) {
+	testStore(t, func(*testing.T) Store { return NewMemoryStore() })
+}
