@@ -57,16 +57,16 @@ type Identity struct {
 
 // Answer is one accepted answer, as stored and as shown to the host.
 type Answer struct {
-	N           int           `json:"n"`
-	PlayerID    string        `json:"playerId"`
-	Name        string        `json:"name"`
-	Submission  Submission    `json:"answer"`
-	Correct     bool          `json:"correct"`
-	Rank        int           `json:"rank"`        // among correct answers, 1-based; 0 if wrong or pending
-	ArrivalRank int           `json:"arrivalRank"` // among all answers, 1-based, in accept order
-	Points      int           `json:"points"`
-	Pending     bool          `json:"pending,omitempty"` // compensated: rank and points come at close
-	ReceivedAt  time.Time     `json:"receivedAt"`
-	ElapsedUs   int64         `json:"elapsedUs"`            // since the question went live
-	ReactionUs  *int64        `json:"reactionUs,omitempty"` // compensated timing: what ranks it
+	N           int        `json:"n"`
+	PlayerID    string     `json:"playerId"`
+	Name        string     `json:"name"`
+	Submission  Submission `json:"answer"`
+	Correct     bool       `json:"correct"`
+	Rank        int        `json:"rank"`        // among correct answers, 1-based; 0 if wrong or pending
+	ArrivalRank int        `json:"arrivalRank"` // among all answers, 1-based, in accept order
+	Points      int        `json:"points"`
+	Pending     bool       `json:"pending,omitempty"` // compensated: rank and points come at close
+	ReceivedAt  time.Time  `json:"receivedAt"`
+	ElapsedUs   int64      `json:"elapsedUs"`            // since the question went live
+	ReactionUs  *int64     `json:"reactionUs,omitempty"` // compensated timing: what ranks it
 }
