@@ -170,7 +170,7 @@ func (h *Hub) Start(ctx context.Context, roomName string, n int) (uint64, int, e
 	frame := startFrame(n, seq)
 	rand.Shuffle(len(players), func(i, j int) { players[i], players[j] = players[j], players[i] })
 
-	rec := &startRecord{Seq: seq, N: n, At: time.Now(), deliveries: make([]delivery, len(players))}
+	rec := &startRecord{Seq: seq, N: n, At: time.Now(), frame: frame, deliveries: make([]delivery, len(players))}
 	rec.t0 = rec.At
 	shards := min(h.opts.Shards, len(players))
 	var g errgroup.Group // no WithContext: one client's failure must not cancel the others

@@ -403,6 +403,9 @@ func (s *Service) Answers(ctx context.Context, code string, n int) ([]Answer, er
 	if err != nil {
 		return nil, err
 	}
+	if answers == nil {
+		answers = []Answer{} // a list, never null, in JSON
+	}
 	slices.SortStableFunc(answers, func(a, b Answer) int {
 		if (a.Rank == 0) != (b.Rank == 0) {
 			if a.Rank != 0 {

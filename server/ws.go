@@ -85,6 +85,8 @@ func (ss *session) Frame(ctx context.Context, c *hub.Conn, data []byte, received
 		}
 		ss.srv.answers.WithLabelValues("accepted").Inc()
 		c.Send(quiz.ResultFrame(a))
+	case "ack": // the hub takes well-formed acks
+		c.Send(quiz.ErrorFrame(quiz.Errorf(quiz.Invalid, "an ack needs the start's seq, a whole number"), 0))
 	default:
 		c.Send(quiz.ErrorFrame(quiz.Errorf(quiz.Invalid, "unknown frame type %q", f.Type), 0))
 	}

@@ -1,0 +1,268 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// testServer is a whole Bulb node started in-process by run, on a free loopback port.
+type testServer struct {
+	URL   string // without the trailing slash
+	Admin string
+	stop  func()
+}
+
+const testAdmin = "test-admin-token"
+
+var listening = regexp.MustCompile(`Bulb listening on (http://\S+)/`)
+
+// MustStartServer runs a Bulb node until the test ends. env adds environment variables.
+func MustStartServer(tb testing.TB, env map[string]string, args ...string) *testServer {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	getenv := func(k string) string {
+		if k == "BULB_ADMIN_TOKEN" {
+			return testAdmin
+		}
+		return env[k]
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"--addr", "127.0.0.1:0"}, args...), getenv, pw)
+		pw.Close()
+	}()
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+				urls <- m[1]
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	s := &testServer{Admin: testAdmin}
+	select {
+	case s.URL = <-urls:
+	case err := <-done:
+		cancel()
+		tb.Fatalf("server exited: %v", err)
+	case <-time.After(10 * time.Second):
+		cancel()
+		tb.Fatal("server did not start within 10 s")
+	}
+	var stopped bool
+	s.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				tb.Errorf("run returned %v, want nil", err)
+			}
+		case <-time.After(15 * time.Second):
+			tb.Error("server did not stop within 15 s")
+		}
+	}
+	tb.Cleanup(s.stop)
+	return s
+}
+
+// apiError is the error body of every failed call.
+type apiError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// call makes an HTTP call with an optional bearer token and JSON body (a string is sent as
+// is), decodes the answer into out if not nil, and returns the status and raw body.
+func (s *testServer) call(tb testing.TB, method, path, token string, body any, out any) (int, []byte) {
+	tb.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequest(method, s.URL+path, rd)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			tb.Fatalf("%s %s: decoding %q: %v", method, path, raw, err)
+		}
+	}
+	return resp.StatusCode, raw
+}
+
+// mustCall is call that fails the test unless the status is want.
+func (s *testServer) mustCall(tb testing.TB, want int, method, path, token string, body, out any) {
+	tb.Helper()
+	if got, raw := s.call(tb, method, path, token, body, out); got != want {
+		tb.Fatalf("%s %s: got %d %s, want %d", method, path, got, raw, want)
+	}
+}
+
+const sampleQuiz = `{"title":"Networks","winners":[100,60,30],"questions":[
+ {"kind":"choice","text":"Which layer is TCP?","choices":["2","3","4"],"answer":2},
+ {"kind":"short","text":"TCP stands for?","answers":["tcp","transmission control protocol"]},
+ {"kind":"choice","text":"Port of HTTPS?","choices":["80","443"],"answer":1}]}`
+
+// MustRoom creates a room from quiz JSON and returns its code and host token.
+func (s *testServer) MustRoom(tb testing.TB, quiz string) (string, string) {
+	tb.Helper()
+	var r struct{ Code, HostToken string }
+	s.mustCall(tb, http.StatusCreated, "POST", "/api/rooms", s.Admin, quiz, &r)
+	return r.Code, r.HostToken
+}
+
+// MustJoin joins a player and returns its ID and token.
+func (s *testServer) MustJoin(tb testing.TB, code, name string) (string, string) {
+	tb.Helper()
+	var p struct{ PlayerID, Token string }
+	s.mustCall(tb, http.StatusCreated, "POST", "/api/rooms/"+code+"/players", "", map[string]string{"name": name}, &p)
+	return p.PlayerID, p.Token
+}
+
+// wsClient is a WebSocket client that reads every frame into a channel, stamped with its
+// receipt time.
+type wsClient struct {
+	c      *websocket.Conn
+	frames chan received
+	closed chan error // the read error that ended the connection
+}
+
+type received struct {
+	at   time.Time
+	raw  []byte
+	Type string
+	Seq  uint64
+	N    int
+	Code string
+	Rank int
+}
+
+// MustDial connects to /ws with token and starts reading.
+func (s *testServer) MustDial(tb testing.TB, token string) *wsClient {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, strings.Replace(s.URL, "http", "ws", 1)+"/ws?token="+token, nil)
+	if err != nil {
+		tb.Fatalf("dial: %v", err)
+	}
+	c.SetReadLimit(1 << 20)
+	w := &wsClient{c: c, frames: make(chan received, 1024), closed: make(chan error, 1)}
+	go func() {
+		for {
+			_, data, err := c.Read(context.Background())
+			if err != nil {
+				w.closed <- err
+				close(w.frames)
+				return
+			}
+			r := received{at: time.Now(), raw: data}
+			if err := json.Unmarshal(data, &r); err != nil {
+				panic(fmt.Sprintf("server sent invalid JSON %q", data))
+			}
+			w.frames <- r
+		}
+	}()
+	tb.Cleanup(func() { c.CloseNow() })
+	return w
+}
+
+// send writes a text frame.
+func (w *wsClient) send(tb testing.TB, v any) {
+	tb.Helper()
+	var data []byte
+	switch f := v.(type) {
+	case string:
+		data = []byte(f)
+	default:
+		var err error
+		if data, err = json.Marshal(v); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := w.c.Write(ctx, websocket.MessageText, data); err != nil {
+		tb.Fatalf("write: %v", err)
+	}
+}
+
+// next returns the next frame of the given type, skipping others, within 5 s.
+func (w *wsClient) next(tb testing.TB, typ string) received {
+	tb.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case f, ok := <-w.frames:
+			if !ok {
+				tb.Fatalf("connection closed waiting for %q: %v", typ, <-w.closed)
+			}
+			if f.Type == typ {
+				return f
+			}
+		case <-timeout:
+			tb.Fatalf("no %q frame within 5 s", typ)
+		}
+	}
+}
+
+// reply returns the next result or error frame: the answer to an answer frame.
+func (w *wsClient) reply(tb testing.TB) received {
+	tb.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case f, ok := <-w.frames:
+			if !ok {
+				tb.Fatalf("connection closed waiting for a reply: %v", <-w.closed)
+			}
+			if f.Type == "result" || f.Type == "error" {
+				return f
+			}
+		case <-timeout:
+			tb.Fatal("no reply within 5 s")
+		}
+	}
+}

@@ -1,0 +1,345 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+func TestFramesRefused(t *testing.T) {
+	s := MustStartServer(t, nil)
+	code, host := s.MustRoom(t, sampleQuiz)
+	room := "/api/rooms/" + code
+	players := 0
+	// player joins a new player: each takes at most five answer frames here, the rate limit
+	player := func() *wsClient {
+		players++
+		_, token := s.MustJoin(t, code, fmt.Sprintf("mallory%d", players))
+		c := s.MustDial(t, token)
+		w := c.next(t, "welcome")
+		if !strings.Contains(string(w.raw), `"room":"`+code+`"`) {
+			t.Fatalf("got welcome %s, want room %s", w.raw, code)
+		}
+		return c
+	}
+	c := player()
+	expect := func(t *testing.T, frame any, n int, code string) {
+		t.Helper()
+		c.send(t, frame)
+		r := c.reply(t)
+		if r.Type != "error" || r.Code != code {
+			t.Fatalf("sent %v: got %s, want error %q", frame, r.raw, code)
+		}
+		var e struct{ Message string }
+		if json.Unmarshal(r.raw, &e); e.Message == "" || (n > 0 && r.N != n) {
+			t.Fatalf("sent %v: got %s, want a message about question %d", frame, r.raw, n)
+		}
+	}
+	answer := func(n int, choice any) map[string]any { return map[string]any{"type": "answer", "n": n, "choice": choice} }
+
+	expect(t, answer(1, 2), 1, "not_started")
+	expect(t, `{"type":"answer","n":1,`, 0, "invalid")
+	expect(t, `{"type":"shout"}`, 0, "invalid")
+	expect(t, `[1,2,3]`, 0, "invalid")
+	expect(t, `{"type":"answer","n":"one"}`, 0, "invalid")
+	s.mustCall(t, 200, "POST", room+"/questions/1/open", host, nil, nil)
+	c.next(t, "question")
+	expect(t, answer(1, 2), 1, "not_started")
+	s.mustCall(t, 200, "POST", room+"/questions/1/start", host, nil, nil)
+	c = player()
+	expect(t, answer(1, 7), 1, "invalid")
+	expect(t, answer(1, -1), 1, "invalid")
+	expect(t, map[string]any{"type": "answer", "n": 1, "text": "4"}, 1, "invalid")
+	expect(t, map[string]any{"type": "answer", "n": 2, "text": "tcp"}, 2, "not_started")
+	expect(t, answer(9, 0), 9, "not_found")
+	c = player()
+
+	// binary frames are refused, the socket stays open
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.c.Write(ctx, websocket.MessageBinary, []byte(`{"type":"answer"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.reply(t); r.Code != "invalid" {
+		t.Fatalf("binary frame: got %s, want invalid", r.raw)
+	}
+
+	c.send(t, answer(1, 0))
+	if r := c.reply(t); r.Type != "result" {
+		t.Fatalf("a valid answer: got %s, want a result", r.raw)
+	}
+	expect(t, answer(1, 2), 1, "already_answered") // a second answer, even a right one
+	// one second holds 5 answer frames: the two above and three more; the sixth is refused
+	for range 3 {
+		expect(t, answer(1, 2), 1, "already_answered")
+	}
+	expect(t, answer(1, 2), 1, "rate_limited")
+
+	s.mustCall(t, 200, "POST", room+"/questions/1/close", host, nil, nil)
+	time.Sleep(time.Second) // let the rate window pass
+	expect(t, answer(1, 2), 1, "closed")
+
+	// nothing refused changed the outcome: one answer, wrong, no points
+	var answers struct {
+		Answers []struct {
+			Correct bool
+			Points  int
+		}
+	}
+	s.mustCall(t, 200, "GET", room+"/questions/1/answers", host, nil, &answers)
+	if len(answers.Answers) != 1 || answers.Answers[0].Correct || answers.Answers[0].Points != 0 {
+		t.Fatalf("got %+v, want the one wrong answer", answers.Answers)
+	}
+
+	// a frame over 64 KiB closes the socket with 1009
+	c.send(t, `{"type":"answer","text":"`+strings.Repeat("x", 65<<10)+`"}`)
+	select {
+	case err := <-c.closed:
+		if got := websocket.CloseStatus(err); got != websocket.StatusMessageTooBig {
+			t.Fatalf("got close %v (%v), want 1009", got, err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("oversized frame did not close the socket")
+	}
+}
+
+func TestHostCannotAnswer(t *testing.T) {
+	s := MustStartServer(t, nil)
+	code, host := s.MustRoom(t, sampleQuiz)
+	h := s.MustDial(t, host)
+	if w := h.next(t, "welcome"); !strings.Contains(string(w.raw), `"role":"host"`) {
+		t.Fatalf("got %s, want a host welcome", w.raw)
+	}
+	s.mustCall(t, 200, "POST", "/api/rooms/"+code+"/questions/1/open", host, nil, nil)
+	s.mustCall(t, 200, "POST", "/api/rooms/"+code+"/questions/1/start", host, nil, nil)
+	h.send(t, map[string]any{"type": "answer", "n": 1, "choice": 2})
+	if r := h.reply(t); r.Code != "forbidden" {
+		t.Fatalf("host answer: got %s, want forbidden", r.raw)
+	}
+}
+
+func TestReconnectKeepsIdentity(t *testing.T) {
+	s := MustStartServer(t, nil)
+	code, host := s.MustRoom(t, sampleQuiz)
+	room := "/api/rooms/" + code
+	id, token := s.MustJoin(t, code, "ruth")
+	first := s.MustDial(t, token)
+	first.next(t, "welcome")
+	s.mustCall(t, 200, "POST", room+"/questions/1/open", host, nil, nil)
+	s.mustCall(t, 200, "POST", room+"/questions/1/start", host, nil, nil)
+	first.send(t, map[string]any{"type": "answer", "n": 1, "choice": 2})
+	first.reply(t)
+
+	second := s.MustDial(t, token)
+	select {
+	case err := <-first.closed:
+		if got := websocket.CloseStatus(err); got != 4000 {
+			t.Fatalf("older socket: got close %v, want 4000", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("older socket not closed")
+	}
+	w := second.next(t, "welcome")
+	var welcome struct {
+		PlayerID string
+		Score    int
+		Phase    string
+		Question struct{ N int }
+		Answered struct{ Rank, Points int }
+	}
+	if err := json.Unmarshal(w.raw, &welcome); err != nil {
+		t.Fatal(err)
+	}
+	if welcome.PlayerID != id || welcome.Score != 100 || welcome.Phase != "live" || welcome.Question.N != 1 || welcome.Answered.Rank != 1 {
+		t.Fatalf("got welcome %s, want player %s, score 100, live question 1 answered with rank 1", w.raw, id)
+	}
+	second.send(t, map[string]any{"type": "answer", "n": 1, "choice": 2})
+	if r := second.reply(t); r.Code != "already_answered" {
+		t.Fatalf("answer again after reconnecting: got %s, want already_answered", r.raw)
+	}
+}
+
+// TestManyClients runs 300 players on one in-process server: every one gets the start,
+// concurrent answers get unique ranks, and answers sent in a known order rank in it.
+func TestManyClients(t *testing.T) {
+	const n = 300
+	s := MustStartServer(t, nil)
+	quiz := `{"winners":[100,60,30],"questions":[
+		{"kind":"choice","text":"a","choices":["x","y"],"answer":0},
+		{"kind":"choice","text":"b","choices":["x","y"],"answer":1}]}`
+	code, host := s.MustRoom(t, quiz)
+	room := "/api/rooms/" + code
+	clients := make([]*wsClient, n)
+	ids := make([]string, n)
+	for i := range clients {
+		var token string
+		ids[i], token = s.MustJoin(t, code, fmt.Sprintf("p%03d", i))
+		clients[i] = s.MustDial(t, token)
+	}
+	for _, c := range clients {
+		c.next(t, "welcome")
+	}
+
+	startAll := func(q int) uint64 {
+		t.Helper()
+		s.mustCall(t, 200, "POST", fmt.Sprintf("%s/questions/%d/open", room, q), host, nil, nil)
+		var st struct {
+			Seq        uint64
+			Recipients int
+		}
+		s.mustCall(t, 200, "POST", fmt.Sprintf("%s/questions/%d/start", room, q), host, nil, &st)
+		if st.Recipients != n {
+			t.Fatalf("got %d recipients, want %d", st.Recipients, n)
+		}
+		var wg sync.WaitGroup
+		for _, c := range clients {
+			wg.Go(func() {
+				f := c.next(t, "start")
+				if f.Seq != st.Seq || f.N != q {
+					t.Errorf("got start %s, want seq %d", f.raw, st.Seq)
+				}
+				c.send(t, map[string]any{"type": "ack", "seq": f.Seq})
+			})
+		}
+		wg.Wait()
+		return st.Seq
+	}
+
+	// question 1: everyone at once
+	startAll(1)
+	ranks := make([]int, n)
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Go(func() {
+			c.send(t, map[string]any{"type": "answer", "n": 1, "choice": i % 2})
+			r := c.reply(t)
+			if r.Type != "result" {
+				t.Errorf("client %d: got %s, want a result", i, r.raw)
+			}
+			ranks[i] = r.Rank
+		})
+	}
+	wg.Wait()
+	var got []int
+	for i, r := range ranks {
+		if i%2 == 0 {
+			got = append(got, r)
+		} else if r != 0 {
+			t.Fatalf("wrong answer of client %d got rank %d", i, r)
+		}
+	}
+	slices.Sort(got)
+	for i, r := range got {
+		if r != i+1 {
+			t.Fatalf("correct answers got ranks %v, want 1..%d each once", got, n/2)
+		}
+	}
+	s.mustCall(t, 200, "POST", room+"/questions/1/close", host, nil, nil)
+
+	// question 2: answers in a known order, each after the previous one's result
+	startAll(2)
+	order := make([]int, n)
+	for i := range order {
+		order[i] = (i * 7) % n // 7 and 300 are coprime: a permutation
+	}
+	for place, i := range order {
+		clients[i].send(t, map[string]any{"type": "answer", "n": 2, "choice": 1})
+		if r := clients[i].reply(t); r.Rank != place+1 {
+			t.Fatalf("client %d answered %d-th: got %s, want rank %d", i, place+1, r.raw, place+1)
+		}
+	}
+	var answers struct {
+		Answers []struct {
+			PlayerID   string
+			Rank       int
+			Points     int
+			ReceivedAt time.Time
+		}
+	}
+	s.mustCall(t, 200, "GET", room+"/questions/2/answers", host, nil, &answers)
+	for place, a := range answers.Answers {
+		if a.PlayerID != ids[order[place]] || a.Rank != place+1 || (place > 0 && a.ReceivedAt.Before(answers.Answers[place-1].ReceivedAt)) {
+			t.Fatalf("answer %d: got %+v, want player %s ranked %d after the one before", place, a, ids[order[place]], place+1)
+		}
+	}
+	if answers.Answers[0].Points != 100 || answers.Answers[2].Points != 30 || answers.Answers[3].Points != 0 {
+		t.Fatalf("got points %d %d %d, want 100, 30, 0", answers.Answers[0].Points, answers.Answers[2].Points, answers.Answers[3].Points)
+	}
+
+	var fair struct {
+		Starts []struct {
+			Recipients, Acked int
+			SpreadUs          int64
+		}
+	}
+	s.mustCall(t, 200, "GET", room+"/fairness", host, nil, &fair)
+	if len(fair.Starts) != 2 || fair.Starts[0].Recipients != n || fair.Starts[0].Acked != n {
+		t.Fatalf("got fairness %+v, want 2 starts to %d players, all acked", fair.Starts, n)
+	}
+}
+
+func TestShutdownClosesSockets(t *testing.T) {
+	s := MustStartServer(t, nil)
+	code, _ := s.MustRoom(t, sampleQuiz)
+	_, token := s.MustJoin(t, code, "sam")
+	c := s.MustDial(t, token)
+	c.next(t, "welcome")
+	s.stop()
+	select {
+	case err := <-c.closed:
+		if got := websocket.CloseStatus(err); got != websocket.StatusGoingAway {
+			t.Fatalf("got close %v (%v), want 1001 going away", got, err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("socket still open after shutdown")
+	}
+}
+
+// FuzzFrame sends arbitrary client frames to a live server: every frame that is not an ack
+// gets exactly one reply, a result or an error, and the connection survives.
+func FuzzFrame(f *testing.F) {
+	for _, seed := range []string{
+		`{"type":"answer","n":1,"choice":2}`, `{"type":"answer","n":1,"text":"tcp"}`, `{"type":"ack","seq":1}`,
+		`{"type":"answer","n":-1}`, `{"type":"answer","n":1e99}`, `{"type":"answer","choice":null}`, `{}`, `null`, `"x"`,
+		`{"type":"answer","n":1,"choice":2,"text":"both"}`, "\xff\xfe", `{"type":"ack","seq":-1}`, `{"type":"answer","n":2,"text":"` + strings.Repeat("é", 2000) + `"}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	s := MustStartServer(f, nil)
+	code, host := s.MustRoom(f, sampleQuiz)
+	s.mustCall(f, 200, "POST", "/api/rooms/"+code+"/questions/1/open", host, nil, nil)
+	s.mustCall(f, 200, "POST", "/api/rooms/"+code+"/questions/1/start", host, nil, nil)
+	players := 0
+	f.Fuzz(func(t *testing.T, data []byte) {
+		players++
+		_, token := s.MustJoin(t, code, fmt.Sprintf("f%d", players))
+		c := s.MustDial(t, token)
+		c.next(t, "welcome")
+		c.send(t, string(data))
+		c.send(t, `{"type":"probe"}`) // its error marks the end of the replies to data
+		var replies []received
+		for {
+			r := c.reply(t)
+			if strings.Contains(string(r.raw), `"unknown frame type \"probe\""`) {
+				break
+			}
+			replies = append(replies, r)
+		}
+		var ack struct {
+			Type string
+			Seq  uint64
+		}
+		isAck := json.Unmarshal(data, &ack) == nil && ack.Type == "ack"
+		if isAck && len(replies) != 0 || !isAck && len(replies) != 1 {
+			t.Fatalf("sent %q: got %d replies, want %d", data, len(replies), map[bool]int{true: 0, false: 1}[isAck])
+		}
+		c.c.Close(websocket.StatusNormalClosure, "")
+	})
+}

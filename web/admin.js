@@ -1,0 +1,174 @@
+// The fairness dashboard: how evenly each start reached the players of a room.
+/* global uPlot */
+import { $, api, clock, esc, store } from '/static/common.js';
+
+const ADMIN = 'bulb.admin'; // the admin token, shared with the host page
+const ROOM = 'bulb.admin.room'; // the room last looked at
+
+let report = null; // the last GET /api/rooms/{code}/fairness
+let selected = null; // seq of the start shown in detail
+let plot = null;
+let plotKey = ''; // what the plot shows, to redraw only on change
+let busy = false;
+
+const showError = (text) => ($('error').textContent = text);
+const token = () => $('admin-token').value.trim();
+const us = (v) => (v == null ? '–' : v.toLocaleString('en-US'));
+const fixed = (v, digits = 2) => (v == null ? '–' : Number(v).toFixed(digits));
+
+async function run(action) {
+  try {
+    await action();
+    showError('');
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+async function listRooms() {
+  const { rooms } = await api('GET', '/api/rooms', { token: token() });
+  $('rooms').innerHTML =
+    '<option value="">pick a room…</option>' +
+    rooms
+      .map(
+        (r) =>
+          `<option value="${esc(r.code)}">${esc(r.code)} · ${esc(r.title)} · ${esc(r.phase)} · ${esc(r.players)} players</option>`,
+      )
+      .join('');
+  $('rooms').value = $('room-code').value;
+}
+
+async function load() {
+  const code = $('room-code').value.trim();
+  if (!/^\d{6}$/.test(code)) throw new Error('Type or pick a 6-digit room code.');
+  busy = true;
+  try {
+    report = await api('GET', `/api/rooms/${code}/fairness`, { token: token() });
+  } finally {
+    busy = false;
+  }
+  render();
+  $('updated').textContent = `room ${code}, updated ${new Date().toLocaleTimeString()}`;
+}
+
+// ---- view ---------------------------------------------------------------
+
+function render() {
+  const starts = [...(report.starts ?? [])].sort((a, b) => b.seq - a.seq);
+  if (!starts.some((s) => s.seq === selected)) selected = starts[0]?.seq ?? null;
+
+  $('starts').innerHTML =
+    `<thead><tr><th>Seq</th><th>Q</th><th>At</th><th class="num">Recipients</th><th class="num">Acked</th><th class="num">Dropped</th>
+      <th class="num">Written p50</th><th class="num">p99</th><th class="num">max</th><th class="num">Spread</th>
+      <th class="num">Ack p50</th><th class="num">Ack p99</th><th class="num">Ack spread</th></tr></thead><tbody>` +
+    starts
+      .map(
+        (s) => `<tr${s.seq === selected ? ' class="selected"' : ''}>
+          <td><button type="button" class="pick" data-seq="${s.seq}">#${s.seq}</button></td><td>${s.n}</td><td>${esc(clock(s.at))}</td>
+          <td class="num">${s.recipients}</td><td class="num">${s.acked}</td><td class="num${s.dropped ? ' bad' : ''}">${s.dropped}</td>
+          <td class="num">${us(s.writtenUs?.p50)}</td><td class="num">${us(s.writtenUs?.p99)}</td><td class="num">${us(s.writtenUs?.max)}</td>
+          <td class="num">${us(s.spreadUs)}</td><td class="num">${us(s.ackUs?.p50)}</td><td class="num">${us(s.ackUs?.p99)}</td>
+          <td class="num">${us(s.ackSpreadUs)}</td>
+        </tr>`,
+      )
+      .join('') +
+    (starts.length ? '' : '<tr><td colspan="13" class="muted">No start yet.</td></tr>') +
+    '</tbody>';
+
+  renderDetail(starts.find((s) => s.seq === selected));
+
+  $('bias-rule').textContent = report.biasRule ?? '';
+  const bias = [...(report.bias ?? [])].sort((a, b) => a.p - b.p);
+  $('bias').innerHTML =
+    `<thead><tr><th>Name</th><th class="num">Starts</th><th class="num">Mean written pct</th><th class="num">Mean ack pct</th>
+      <th class="num">z written</th><th class="num">z ack</th><th class="num">p</th><th>Flagged</th></tr></thead><tbody>` +
+    bias
+      .map(
+        (b) => `<tr${b.flagged ? ' class="flagged"' : ''}>
+          <td>${esc(b.name)}</td><td class="num">${b.starts}</td><td class="num">${fixed(b.meanWrittenPct)}</td>
+          <td class="num">${fixed(b.meanAckPct)}</td><td class="num">${fixed(b.zWritten)}</td><td class="num">${fixed(b.zAck)}</td>
+          <td class="num">${b.p == null ? '–' : Number(b.p).toPrecision(2)}</td><td>${b.flagged ? 'yes' : ''}</td>
+        </tr>`,
+      )
+      .join('') +
+    '</tbody>';
+}
+
+function renderDetail(s) {
+  $('detail').hidden = !s;
+  if (!s) return;
+  $('detail-title').textContent = `Start #${s.seq} · question ${s.n} · ${clock(s.at)} · ${s.players.length} players`;
+  renderChart(s);
+  const players = [...s.players].sort((a, b) => a.order - b.order);
+  $('start-players').innerHTML =
+    `<thead><tr><th class="num">Send order</th><th>Name</th><th class="num">Enqueue µs</th><th class="num">Written µs</th>
+      <th class="num">Ack µs</th><th class="num">RTT µs</th></tr></thead><tbody>` +
+    players
+      .map(
+        (p) => `<tr><td class="num">${p.order}</td><td>${esc(p.name)}</td><td class="num">${us(p.enqueueUs)}</td>
+          <td class="num">${us(p.writtenUs)}</td><td class="num${p.ackUs == null ? ' bad' : ''}">${us(p.ackUs)}</td>
+          <td class="num">${us(p.rttUs)}</td></tr>`,
+      )
+      .join('') +
+    '</tbody>';
+}
+
+// renderChart plots the start's written and ack delays, each sorted
+// ascending: a flat curve is a fair start. Unacked players are left out.
+function renderChart(s) {
+  const key = JSON.stringify([s.seq, s.players.map((p) => [p.writtenUs, p.ackUs])]);
+  if (key === plotKey) return;
+  plotKey = key;
+  plot?.destroy();
+  const sorted = (vals) => vals.filter((v) => v != null).sort((a, b) => a - b);
+  const written = sorted(s.players.map((p) => p.writtenUs));
+  const acked = sorted(s.players.map((p) => p.ackUs));
+  const x = s.players.map((_, i) => i + 1);
+  const opts = {
+    width: $('chart').clientWidth,
+    height: 300,
+    scales: { x: { time: false } },
+    series: [
+      { label: 'player' },
+      { label: 'written µs', scale: 'w', stroke: '#2563eb', width: 2 },
+      { label: 'ack µs', scale: 'a', stroke: '#d97706', width: 2 },
+    ],
+    axes: [
+      { label: 'players, each series sorted', incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] },
+      { scale: 'w', label: 'written µs', stroke: '#2563eb', size: 70 },
+      { scale: 'a', label: 'ack µs', stroke: '#d97706', side: 1, size: 70, grid: { show: false } },
+    ],
+  };
+  plot = new uPlot(opts, [x, x.map((_, i) => written[i] ?? null), x.map((_, i) => acked[i] ?? null)], $('chart'));
+}
+
+// ---- wiring -------------------------------------------------------------
+
+$('admin-token').value = store.get(ADMIN) ?? '';
+$('room-code').value = store.get(ROOM) ?? '';
+
+$('admin-token').onchange = () => store.set(ADMIN, token());
+$('room-code').onchange = () => store.set(ROOM, $('room-code').value.trim());
+$('list-rooms').onclick = () => run(listRooms);
+$('refresh').onclick = () => run(load);
+$('rooms').onchange = () => {
+  if (!$('rooms').value) return;
+  $('room-code').value = $('rooms').value;
+  store.set(ROOM, $('rooms').value);
+  selected = null;
+  run(load);
+};
+$('starts').onclick = (e) => {
+  const b = e.target.closest('button.pick');
+  if (!b) return;
+  selected = Number(b.dataset.seq);
+  render();
+};
+window.onresize = () => plot?.setSize({ width: $('chart').clientWidth, height: 300 });
+
+setInterval(() => {
+  if ($('auto').checked && !busy && /^\d{6}$/.test($('room-code').value.trim())) run(load);
+}, 3000);
+
+if (token()) run(listRooms);
+if ($('room-code').value) run(load);

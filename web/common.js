@@ -1,0 +1,151 @@
+// Helpers shared by Bulb's pages.
+
+export const $ = (id) => document.getElementById(id);
+
+// esc makes any value safe to put inside HTML text or a quoted attribute.
+export function esc(v) {
+  return String(v ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+// letter names a choice: 0 → A, 1 → B, …
+export const letter = (i) => String.fromCharCode(65 + i);
+
+// store keeps JSON values in localStorage.
+export const store = {
+  get(key) {
+    try {
+      return JSON.parse(localStorage.getItem(key));
+    } catch {
+      return null;
+    }
+  },
+  set(key, value) {
+    localStorage.setItem(key, JSON.stringify(value));
+  },
+  del(key) {
+    localStorage.removeItem(key);
+  },
+};
+
+// ApiError is a refused call: status is the HTTP status (0 when the server
+// could not be reached), code and message come from the error JSON.
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+// api calls the HTTP API and returns the decoded answer, or throws an ApiError.
+// body is sent as JSON; a string is sent as it is.
+export async function api(method, path, { token, body } = {}) {
+  const init = { method, headers: {} };
+  if (token) init.headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (err) {
+    throw new ApiError(0, 'network', `cannot reach the server: ${err.message}`);
+  }
+  const data = await res.json().catch(() => null);
+  if (!res.ok) {
+    const e = data?.error;
+    throw new ApiError(res.status, e?.code ?? 'http', e?.message ?? `HTTP ${res.status} ${res.statusText}`);
+  }
+  return data;
+}
+
+// connect keeps a WebSocket to /ws?token=token open, reconnecting after a
+// drop with exponential backoff capped at 5 s.
+//   onFrame(frame, ws)   every decoded frame, with the socket it came on;
+//   onStatus(state, text) state is "connecting", "open", "closed" or "replaced";
+//   check()              awaited when a socket could not be opened: if it
+//                        throws an ApiError 401, 403 or 404 the token is dead,
+//                        onGone(err) is called and no more attempts are made.
+// It returns {send(frame) → bool, close()}.
+export function connect(token, { onFrame, onStatus, check, onGone }) {
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws?token=${encodeURIComponent(token)}`;
+  let ws;
+  let tries = 0;
+  let timer;
+  let stopped = false;
+
+  function open() {
+    onStatus('connecting', 'connecting…');
+    let opened = false;
+    const sock = new WebSocket(url);
+    ws = sock;
+    sock.onopen = () => {
+      opened = true;
+      tries = 0;
+      onStatus('open', 'connected');
+    };
+    sock.onmessage = (e) => {
+      let frame;
+      try {
+        frame = JSON.parse(e.data);
+      } catch {
+        return;
+      }
+      onFrame(frame, sock);
+    };
+    sock.onclose = async (e) => {
+      if (stopped) return;
+      if (e.code === 4000) {
+        onStatus('replaced', 'disconnected: this seat was opened in another window (reload to take it back)');
+        return;
+      }
+      if (!opened && check) {
+        try {
+          await check();
+        } catch (err) {
+          if ([401, 403, 404].includes(err.status)) {
+            stopped = true;
+            onStatus('closed', 'disconnected');
+            onGone(err);
+            return;
+          }
+        }
+        if (stopped) return;
+      }
+      const delay = Math.min(5000, 250 * 2 ** tries++);
+      onStatus('closed', `disconnected, reconnecting in ${(delay / 1000).toFixed(1)} s…`);
+      timer = setTimeout(open, delay);
+    };
+  }
+
+  open();
+  return {
+    send(frame) {
+      if (ws.readyState !== WebSocket.OPEN) return false;
+      ws.send(JSON.stringify(frame));
+      return true;
+    },
+    close() {
+      stopped = true;
+      clearTimeout(timer);
+      ws.close(1000);
+    },
+  };
+}
+
+// renderLeaderboard fills a table with leaderboard entries, marking playerId me.
+export function renderLeaderboard(table, entries, me) {
+  table.innerHTML =
+    '<thead><tr><th>#</th><th>Name</th><th class="num">Score</th></tr></thead><tbody>' +
+    (entries ?? [])
+      .map(
+        (e) =>
+          `<tr${e.playerId === me ? ' class="me"' : ''}><td>${esc(e.rank)}</td><td>${esc(e.name)}</td><td class="num">${esc(e.score)}</td></tr>`,
+      )
+      .join('') +
+    '</tbody>';
+}
+
+// clock shows the local time of an RFC 3339 instant.
+export const clock = (t) => new Date(t).toLocaleTimeString();

@@ -1,0 +1,299 @@
+// The host page: create or open a room, run its questions, watch answers.
+import { $, api, clock, connect, esc, letter, renderLeaderboard, store } from '/static/common.js';
+
+const ADMIN = 'bulb.admin'; // the admin token, shared with the admin page
+const HOST = 'bulb.host'; // {code, hostToken}
+
+const SAMPLE = {
+  title: 'Bulb sample quiz',
+  ranking: 'first-come',
+  winners: [100, 60, 30],
+  timing: 'arrival',
+  questions: [
+    {
+      kind: 'choice',
+      text: 'Which layer of the OSI model does TCP belong to?',
+      choices: ['Network', 'Transport', 'Session', 'Application'],
+      answer: 1,
+      points: 100,
+    },
+    {
+      kind: 'short',
+      text: 'What does TCP stand for?',
+      answers: ['transmission control protocol'],
+      points: 100,
+      timeLimitMs: 30000,
+    },
+    { kind: 'choice', text: 'Which port does HTTPS use by default?', choices: ['80', '443', '8080'], answer: 1, points: 100 },
+  ],
+};
+
+let host = store.get(HOST);
+let room = null; // the last GET /api/rooms/{code}
+let answers = { n: 0, list: [] }; // answers to question n, in rank order
+let conn = null;
+
+const call = (method, path, body) => api(method, `/api/rooms/${host.code}${path}`, { token: host.hostToken, body });
+const showError = (text) => ($('error').textContent = text);
+const bg = (promise) => promise.catch((err) => showError(err.message));
+
+// run does a user action and shows its error.
+async function run(action) {
+  showError('');
+  try {
+    await action();
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+// ---- loading ------------------------------------------------------------
+
+let loading = null;
+let reload = false;
+
+// refresh reloads the room state; calls made while a load runs fold into one more load.
+function refresh() {
+  if (loading) {
+    reload = true;
+    return loading;
+  }
+  loading = (async () => {
+    try {
+      do {
+        reload = false;
+        room = await call('GET', '');
+        room.players ??= [];
+        if (room.current && answers.n !== room.current) await loadAnswers(room.current);
+        render();
+      } while (reload);
+    } finally {
+      loading = null;
+    }
+  })();
+  return loading;
+}
+
+// loadAnswers reloads the answers to question n, keeping any that arrived
+// as frames and are not in the answer yet.
+async function loadAnswers(n) {
+  const got = (await call('GET', `/questions/${n}/answers`)).answers ?? [];
+  const extra = answers.n === n ? answers.list.filter((a) => !got.some((g) => g.playerId === a.playerId)) : [];
+  answers = { n, list: [...got, ...extra] };
+  renderAnswers();
+}
+
+async function loadLeaderboard() {
+  renderLeaderboard($('leaderboard'), (await call('GET', '/leaderboard')).entries);
+}
+
+// ---- frames -------------------------------------------------------------
+
+function onFrame(m) {
+  switch (m.type) {
+    case 'welcome':
+    case 'question':
+    case 'start':
+    case 'joined':
+      bg(refresh());
+      break;
+    case 'close':
+      bg(refresh().then(() => loadAnswers(m.n)));
+      break;
+    case 'answered': {
+      if (m.n !== answers.n) answers = { n: m.n, list: [] };
+      const rest = answers.list.filter((a) => a.playerId !== m.playerId);
+      const key = (a) => (a.correct && a.rank > 0 ? a.rank : Number.MAX_SAFE_INTEGER);
+      answers.list = [...rest, m].sort((a, b) => key(a) - key(b));
+      renderAnswers();
+      break;
+    }
+    case 'leaderboard':
+      renderLeaderboard($('leaderboard'), m.entries);
+      bg(refresh());
+      break;
+    case 'error':
+      showError(m.message);
+      break;
+  }
+}
+
+// ---- view ---------------------------------------------------------------
+
+function render() {
+  $('room-code').textContent = room.code;
+  $('room-title').textContent = room.title;
+  $('join-url').textContent = `${location.origin}/?code=${room.code}`;
+  $('host-token').textContent = host.hostToken;
+  let phase = room.phase;
+  if (room.current) phase += ` · question ${room.current}`;
+  if (room.startAt && room.phase === 'open') phase += ` · bulb lights at ${clock(room.startAt)}`;
+  $('phase').textContent = phase;
+
+  const delay = $('delay').value;
+  $('questions').innerHTML =
+    '<thead><tr><th>#</th><th>Kind</th><th>Question</th><th></th></tr></thead><tbody>' +
+    room.questions
+      .map((q) => {
+        const detail =
+          q.kind === 'choice'
+            ? `<ol class="opts">${q.choices
+                .map((c, i) => `<li${i === q.answer ? ' class="right"' : ''}><b>${letter(i)}</b> ${esc(c)}</li>`)
+                .join('')}</ol>`
+            : `<div class="muted">accepts: ${esc((q.answers ?? []).join(' | '))}</div>`;
+        const btn = (cls, label) => `<button type="button" class="${cls}" data-act="${cls}" data-n="${q.n}">${label}</button>`;
+        return `<tr${q.n === room.current ? ' class="current"' : ''}>
+          <td>${q.n}</td><td>${esc(q.kind)}</td><td>${esc(q.text)}${detail}</td>
+          <td class="actions">${btn('open', 'Open')}${btn('start', 'Start')}${btn('start-at', `Start in ${esc(delay)} s`)}${btn('close', 'Close')}</td>
+        </tr>`;
+      })
+      .join('') +
+    '</tbody>';
+
+  $('player-count').textContent = room.players.length;
+  $('players').innerHTML = room.players
+    .map(
+      (p) =>
+        `<li class="${p.connected ? 'on' : 'off'}" title="${p.connected ? 'connected' : 'disconnected'}">${esc(p.name)} <span class="muted">${esc(p.score)}</span></li>`,
+    )
+    .join('');
+}
+
+function renderAnswers() {
+  $('answers-n').textContent = answers.n ? `to question ${answers.n}` : '';
+  const q = room?.questions.find((x) => x.n === answers.n);
+  const shown = (a) =>
+    a.answer?.choice !== undefined ? `${letter(a.answer.choice)} ${q?.choices?.[a.answer.choice] ?? ''}` : a.answer?.text;
+  const ms = (us) => (us == null ? '' : (us / 1000).toFixed(1));
+  const reaction = answers.list.some((a) => a.reactionUs != null);
+  $('answers').innerHTML =
+    `<thead><tr><th>#</th><th>Name</th><th>Answer</th><th></th><th class="num">Points</th><th class="num">Time ms</th><th class="num">Arrival</th>${
+      reaction ? '<th class="num">Reaction ms</th>' : ''
+    }</tr></thead><tbody>` +
+    answers.list
+      .map(
+        (a) => `<tr class="${a.correct ? 'correct' : 'wrong'}">
+          <td>${a.rank || '–'}</td><td>${esc(a.name)}</td><td>${esc(shown(a))}</td><td>${a.correct ? '✔' : '✘'}</td>
+          <td class="num">${esc(a.points)}</td><td class="num">${ms(a.elapsedUs)}</td><td class="num">${esc(a.arrivalRank ?? '')}</td>
+          ${reaction ? `<td class="num">${ms(a.reactionUs)}</td>` : ''}
+        </tr>`,
+      )
+      .join('') +
+    '</tbody>';
+}
+
+// ---- actions ------------------------------------------------------------
+
+async function act(what, n) {
+  let body;
+  if (what === 'start-at') {
+    const secs = Number($('delay').value);
+    if (!(secs > 0)) throw new Error('The start-at delay must be a positive number of seconds.');
+    body = { at: new Date(Date.now() + secs * 1000).toISOString() };
+  }
+  const r = await call('POST', `/questions/${n}/${what === 'start-at' ? 'start' : what}`, body);
+  $('notice').textContent = what === 'start' ? `started: seq ${r.seq}, sent to ${r.recipients}` : '';
+  await refresh();
+}
+
+async function enter(h) {
+  host = h;
+  try {
+    await refresh();
+  } catch (err) {
+    host = null;
+    throw err;
+  }
+  store.set(HOST, h);
+  $('setup').hidden = true;
+  $('room').hidden = false;
+  renderAnswers();
+  conn = connect(h.hostToken, {
+    onFrame,
+    onStatus(state, text) {
+      $('status').textContent = text;
+      $('status').dataset.state = state;
+    },
+    check: () => call('GET', ''),
+    onGone(err) {
+      forget();
+      showError(`Room ${h.code} is gone: ${err.message}`);
+    },
+  });
+  await loadLeaderboard();
+}
+
+function forget() {
+  conn?.close();
+  conn = null;
+  store.del(HOST);
+  host = room = null;
+  answers = { n: 0, list: [] };
+  $('notice').textContent = '';
+  $('room').hidden = true;
+  $('setup').hidden = false;
+  $('status').textContent = 'not connected';
+  $('status').dataset.state = 'closed';
+}
+
+$('admin-token').value = store.get(ADMIN) ?? '';
+$('admin-token').onchange = () => store.set(ADMIN, $('admin-token').value.trim());
+
+$('sample').onclick = () => ($('quiz-json').value = JSON.stringify(SAMPLE, null, 2));
+
+$('quiz-file').onchange = () =>
+  run(async () => {
+    const file = $('quiz-file').files[0];
+    if (file) $('quiz-json').value = await file.text();
+  });
+
+$('create').onclick = () =>
+  run(async () => {
+    const text = $('quiz-json').value;
+    try {
+      JSON.parse(text);
+    } catch (err) {
+      throw new Error(`The quiz is not valid JSON: ${err.message}`);
+    }
+    const token = $('admin-token').value.trim();
+    store.set(ADMIN, token);
+    const r = await api('POST', '/api/rooms', { token, body: text });
+    await enter({ code: r.code, hostToken: r.hostToken });
+  });
+
+$('open-room').onclick = () =>
+  run(() => {
+    const code = $('open-code').value.trim();
+    if (!/^\d{6}$/.test(code)) throw new Error('The room code is 6 digits.');
+    return enter({ code, hostToken: $('open-token').value.trim() });
+  });
+
+$('questions').onclick = (e) => {
+  const b = e.target.closest('button[data-n]');
+  if (b) run(() => act(b.dataset.act, Number(b.dataset.n)));
+};
+
+$('delay').oninput = () => room && render();
+
+$('refresh').onclick = () =>
+  run(async () => {
+    await refresh();
+    await Promise.all([room.current ? loadAnswers(room.current) : null, loadLeaderboard()]);
+  });
+
+$('forget').onclick = () => {
+  forget();
+  showError('');
+};
+
+// Frames say nothing when a player's socket comes or goes: poll for it.
+setInterval(() => room && !loading && bg(refresh()), 5000);
+
+if (host) {
+  run(() =>
+    enter(host).catch((err) => {
+      if ([401, 403, 404].includes(err.status)) store.del(HOST);
+      throw err;
+    }),
+  );
+}
