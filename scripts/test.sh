@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs Bulb's whole test suite, as CI does: installs the programs the integration tests
+# drive when they are missing (Debian packages), checks formatting and go vet, runs every
+# test with the race detector, and fuzzes the WebSocket frame handling briefly.
+#
+# Tests that need an installed program skip without it under a plain `go test ./...`;
+# here BULB_REQUIRE_DEPS=1 turns such a skip into a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+  export PATH="/usr/local/go/bin:$PATH"
+fi
+command -v go >/dev/null || { echo "test.sh: Go 1.26 or newer is required (https://go.dev/dl/)" >&2; exit 1; }
+
+# Debian package for each program the tests drive.
+declare -A packages=([chromium]=chromium)
+missing=()
+for prog in "${!packages[@]}"; do
+  command -v "$prog" >/dev/null || missing+=("${packages[$prog]}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test.sh: installing ${missing[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+echo "test.sh: gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:" $unformatted >&2
+  exit 1
+fi
+echo "test.sh: go vet"
+go vet ./...
+
+export BULB_REQUIRE_DEPS=1
+echo "test.sh: go test -race"
+go test -race -count=1 -timeout 15m ./...
+echo "test.sh: fuzzing client frames for ${BULB_FUZZTIME:=10s}"
+go test -run '^$' -fuzz '^FuzzFrame$' -fuzztime "$BULB_FUZZTIME" ./server
+echo "test.sh: all passed"
