@@ -134,7 +134,7 @@ func (s *Service) Join(ctx context.Context, code, name string) (Player, error) {
 // Open shows question n: players get it with the bulb off.
 func (s *Service) Open(ctx context.Context, code string, n int) (*Room, error) {
 	r, err := s.store.Update(ctx, code, func(r *Room) error {
-		if err := checkN(r, n); err != nil {
+		if err := checkQuestion(r.Quiz, n); err != nil {
 			return err
 		}
 		switch {
@@ -195,6 +195,7 @@ func (s *Service) Start(ctx context.Context, code string, n int, at time.Time) (
 // the time it was scheduled for: if the room no longer has that schedule (the host started
 // by hand, closed or rescheduled), the firing is stale and changes nothing.
 func (s *Service) start(ctx context.Context, code string, n int, scheduled time.Time) (StartResult, error) {
+	ctx = context.WithoutCancel(ctx) // a start, once begun, reaches everyone even if the host hangs up
 	_, err := s.store.Update(ctx, code, func(r *Room) error {
 		if err := checkCurrentOpen(r, n); err != nil {
 			return err
@@ -221,15 +222,15 @@ func (s *Service) start(ctx context.Context, code string, n int, scheduled time.
 
 var errStale = errors.New("stale timed start")
 
-func checkN(r *Room, n int) error {
-	if n < 1 || n > len(r.Quiz.Questions) {
-		return Errorf(NotFound, "question %d not found: the quiz has %d", n, len(r.Quiz.Questions))
+func checkQuestion(qz Quiz, n int) error {
+	if n < 1 || n > len(qz.Questions) {
+		return Errorf(NotFound, "question %d not found: the quiz has %d", n, len(qz.Questions))
 	}
 	return nil
 }
 
 func checkCurrentOpen(r *Room, n int) error {
-	if err := checkN(r, n); err != nil {
+	if err := checkQuestion(r.Quiz, n); err != nil {
 		return err
 	}
 	if r.Current != n || r.Phase != PhaseOpen {
@@ -274,8 +275,9 @@ func (s *Service) cancelTimer(code string) {
 // reaction time and sends every player its final result. Everyone then gets close and the
 // leaderboard.
 func (s *Service) Close(ctx context.Context, code string, n int) (*Room, error) {
+	ctx = context.WithoutCancel(ctx) // a close, once begun, finalizes and tells everyone
 	r, err := s.store.Update(ctx, code, func(r *Room) error {
-		if err := checkN(r, n); err != nil {
+		if err := checkQuestion(r.Quiz, n); err != nil {
 			return err
 		}
 		if r.Current != n || (r.Phase != PhaseLive && r.Phase != PhaseOpen) {
@@ -353,21 +355,21 @@ func reaction(a Answer) int64 {
 // instant. Invalid submissions and answers out of phase are refused with an *Error and
 // change nothing.
 func (s *Service) Answer(ctx context.Context, id Identity, n int, sub Submission, received time.Time) (Answer, error) {
-	r, err := s.store.Room(ctx, id.Room)
+	qz, err := s.store.Quiz(ctx, id.Room)
 	if err != nil {
 		return Answer{}, err
 	}
-	if err := checkN(r, n); err != nil {
+	if err := checkQuestion(qz, n); err != nil {
 		return Answer{}, err
 	}
-	correct, err := r.Quiz.Questions[n-1].Judge(sub)
+	correct, err := qz.Questions[n-1].Judge(sub)
 	if err != nil {
 		return Answer{}, err
 	}
 	a := Answer{N: n, PlayerID: id.PlayerID, Submission: sub, Correct: correct}
-	sc := ScoringFor(r.Quiz, n)
+	sc := ScoringFor(qz, n)
 	if sc.Deferred {
-		a.ReactionUs = s.reaction(id, n, received, r.StartedAt)
+		a.ReactionUs = s.reaction(id, n, received)
 	}
 	a, err = s.store.Accept(ctx, id.Room, a, sc)
 	if err != nil {
@@ -379,11 +381,11 @@ func (s *Service) Answer(ctx context.Context, id Identity, n int, sub Submission
 
 // reaction is a player's reaction time: from when its start frame was written, less what
 // the signal's travel plausibly took (its lowest recent RTT, capped). Without a recorded
-// delivery it falls back to the time since the question went live.
-func (s *Service) reaction(id Identity, n int, received, started time.Time) *int64 {
+// delivery it is nil, and ranking falls back to the time since the question went live.
+func (s *Service) reaction(id Identity, n int, received time.Time) *int64 {
 	from, rtt, ok := s.bc.Delivery(id.Room, id.PlayerID, n)
 	if !ok {
-		from, rtt = started, 0
+		return nil
 	}
 	us := (received.Sub(from) - min(rtt, CompensationCap)).Microseconds()
 	return &us
@@ -396,7 +398,7 @@ func (s *Service) Answers(ctx context.Context, code string, n int) ([]Answer, er
 	if err != nil {
 		return nil, err
 	}
-	if err := checkN(r, n); err != nil {
+	if err := checkQuestion(r.Quiz, n); err != nil {
 		return nil, err
 	}
 	answers, err := s.store.Answers(ctx, code, n)

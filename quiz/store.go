@@ -11,6 +11,9 @@ type Store interface {
 	CreateRoom(ctx context.Context, r *Room) error
 	// Room returns a copy of the room with the given code.
 	Room(ctx context.Context, code string) (*Room, error)
+	// Quiz returns the room's quiz, cheaply: it is on the path of every answer. The quiz is
+	// shared and must not be changed.
+	Quiz(ctx context.Context, code string) (Quiz, error)
 	// Rooms returns copies of all rooms, newest first.
 	Rooms(ctx context.Context) ([]*Room, error)
 	// AddPlayer adds p to the room; Conflict if its name is taken (case-insensitively).

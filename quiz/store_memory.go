@@ -72,6 +72,17 @@ func (s *MemoryStore) Room(_ context.Context, code string) (*Room, error) {
 	return cloneRoom(&r.room), nil
 }
 
+// Quiz implements Store.
+func (s *MemoryStore) Quiz(_ context.Context, code string) (Quiz, error) {
+	r, err := s.get(code)
+	if err != nil {
+		return Quiz{}, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.room.Quiz, nil
+}
+
 // Rooms implements Store.
 func (s *MemoryStore) Rooms(ctx context.Context) ([]*Room, error) {
 	s.mu.RLock()
