@@ -180,8 +180,10 @@ func TestAPIFlow(t *testing.T) {
 		t.Fatalf("got fairness %+v, want one start to 2 players, both acked", fair)
 	}
 	for _, p := range fair.Starts[0].Players {
-		if p.WrittenUs == nil || p.AckUs == nil || *p.AckUs < *p.WrittenUs {
-			t.Fatalf("got delivery %+v, want written then ack", p)
+		// on loopback an ack may arrive before the server's own write call has returned,
+		// so the two are not ordered
+		if p.WrittenUs == nil || p.AckUs == nil {
+			t.Fatalf("got delivery %+v, want both written and ack times", p)
 		}
 	}
 	// timed start of question 3

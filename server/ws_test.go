@@ -42,7 +42,9 @@ func TestFramesRefused(t *testing.T) {
 			t.Fatalf("sent %v: got %s, want a message about question %d", frame, r.raw, n)
 		}
 	}
-	answer := func(n int, choice any) map[string]any { return map[string]any{"type": "answer", "n": n, "choice": choice} }
+	answer := func(n int, choice any) map[string]any {
+		return map[string]any{"type": "answer", "n": n, "choice": choice}
+	}
 
 	expect(t, answer(1, 2), 1, "not_started")
 	expect(t, `{"type":"answer","n":1,`, 0, "invalid")
