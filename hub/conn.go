@@ -151,16 +151,15 @@ func (h *Hub) Serve(ctx context.Context, ws *websocket.Conn, client Client, hand
 }
 
 func (h *Hub) register(c *Conn) error {
+	r := h.room(c.client.Room, true)
+	// Check closed and join the room under one h.mu read lock, so that Shutdown (which
+	// takes h.mu to set closed and collect the connections) either sees c or refuses it.
 	h.mu.RLock()
-	closed := h.closed
-	if !closed {
-		h.serving.Add(1)
-	}
-	h.mu.RUnlock()
-	if closed {
+	if h.closed {
+		h.mu.RUnlock()
 		return ErrClosed
 	}
-	r := h.room(c.client.Room, true)
+	h.serving.Add(1)
 	r.mu.Lock()
 	var old *Conn
 	if c.client.Role == Host {
@@ -170,6 +169,7 @@ func (h *Hub) register(c *Conn) error {
 		r.players[c.client.ID] = c
 	}
 	r.mu.Unlock()
+	h.mu.RUnlock()
 	if old != nil {
 		old.drop(StatusReplaced, "replaced by a newer connection", "")
 	}
@@ -197,7 +197,7 @@ func (c *Conn) read(ctx context.Context, handler Handler) error {
 		typ, data, err := c.ws.Read(ctx)
 		received := time.Now()
 		if err != nil {
-			if websocket.CloseStatus(err) == websocket.StatusMessageTooBig {
+			if errors.Is(err, websocket.ErrMessageTooBig) { // the library has sent the 1009 close
 				c.hub.m.dropped.WithLabelValues("too_big").Inc()
 			}
 			return err

@@ -191,10 +191,10 @@ type biasAcc struct {
 }
 
 type biasSum struct {
-	name                  string
-	starts                int
+	name                   string
+	starts                 int
 	wSum, wVar, aSum, aVar float64
-	wN, aN                int
+	wN, aN                 int
 }
 
 func newBiasAcc() *biasAcc { return &biasAcc{players: map[string]*biasSum{}} }

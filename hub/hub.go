@@ -63,9 +63,9 @@ type Hub struct {
 	log  *slog.Logger
 	m    *Metrics
 
-	mu     sync.RWMutex
-	rooms  map[string]*room
-	closed bool
+	mu      sync.RWMutex
+	rooms   map[string]*room
+	closed  bool
 	serving sync.WaitGroup // Serve calls under way
 
 	seqMu sync.Mutex
@@ -178,17 +178,18 @@ func (h *Hub) Start(ctx context.Context, roomName string, n int) (uint64, int, e
 		lo, hi := s*len(players)/shards, (s+1)*len(players)/shards
 		g.Go(func() error {
 			for i := lo; i < hi; i++ {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
 				d := &rec.deliveries[i]
 				d.rec, d.order, d.player, d.name = rec, i, players[i].client.ID, players[i].client.Name
+				if ctx.Err() != nil { // not sent: recorded as such, not as an empty player
+					d.dropped.Store(true)
+					continue
+				}
 				d.enqueued.Store(int64(time.Since(rec.t0)))
 				if !players[i].sendStart(d) {
 					d.dropped.Store(true)
 				}
 			}
-			return nil
+			return ctx.Err()
 		})
 	}
 	err := g.Wait()

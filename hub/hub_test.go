@@ -1,0 +1,1162 @@
+package hub_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bulbquiz/bulb/hub"
+)
+
+// testTimeout bounds every wait in these tests; nothing should come near it.
+const testTimeout = 10 * time.Second
+
+// welcome is what the test handler sends from Open: once a client has read it, the hub
+// has registered the connection.
+const welcome = `{"type":"welcome"}`
+
+// frameLog is the Handler of the test server: it answers Open with a welcome and records
+// every frame it is given.
+type frameLog struct {
+	mu     sync.Mutex
+	frames []gotFrame
+}
+
+type gotFrame struct {
+	player string
+	data   []byte
+}
+
+func (l *frameLog) Open(_ context.Context, c *hub.Conn) { c.Send([]byte(welcome)) }
+
+func (l *frameLog) Frame(_ context.Context, c *hub.Conn, data []byte, _ time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.frames = append(l.frames, gotFrame{c.Client().ID, bytes.Clone(data)})
+}
+
+func (l *frameLog) snapshot() []gotFrame {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.frames)
+}
+
+// testServer is a hub behind a real HTTP server. Clients say who they are in the query:
+// ?room=R&id=P&role=host.
+type testServer struct {
+	h      *hub.Hub
+	url    string
+	reg    *prometheus.Registry
+	frames *frameLog
+	srv    *httptest.Server
+
+	handlers sync.WaitGroup // HTTP handler calls under way
+	upgraded atomic.Int64   // WebSocket handshakes done
+	mu       sync.Mutex
+	served   []error // what each finished Serve call returned
+}
+
+// MustServer starts a hub and its HTTP server, stopped when the test ends.
+func MustServer(tb testing.TB, opts hub.Options) *testServer {
+	tb.Helper()
+	ts, stop := newServer(tb, opts)
+	tb.Cleanup(stop)
+	return ts
+}
+
+// newServer starts a hub and its HTTP server; stop shuts the hub down, closes the server
+// and waits for every handler to return.
+func newServer(tb testing.TB, opts hub.Options) (*testServer, func()) {
+	tb.Helper()
+	return newServerBuf(tb, opts, 0)
+}
+
+// newServerBuf is newServer with the send buffer of every accepted socket fixed at sndbuf
+// bytes (0: the system's, autotuned).
+func newServerBuf(tb testing.TB, opts hub.Options, sndbuf int) (*testServer, func()) {
+	tb.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	ts := &testServer{reg: prometheus.NewRegistry(), frames: &frameLog{}}
+	opts.Metrics = hub.NewMetrics()
+	if err := opts.Metrics.Register(ts.reg); err != nil {
+		tb.Fatalf("register metrics: got %v, want nil", err)
+	}
+	ts.h = hub.New(opts)
+	ts.srv = httptest.NewUnstartedServer(http.HandlerFunc(ts.serveWS))
+	if sndbuf > 0 {
+		ts.srv.Listener = sndbufListener{ts.srv.Listener, sndbuf}
+	}
+	ts.srv.Start()
+	ts.url = "ws" + strings.TrimPrefix(ts.srv.URL, "http")
+	stop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		if err := ts.h.Shutdown(ctx); err != nil {
+			tb.Errorf("Shutdown: got %v, want nil", err)
+		}
+		ts.srv.Close() // returns once every connection is hijacked or closed
+		ts.handlers.Wait()
+	}
+	return ts, stop
+}
+
+type sndbufListener struct {
+	net.Listener
+	size int
+}
+
+func (l sndbufListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(l.size)
+	}
+	return c, err
+}
+
+func (ts *testServer) serveWS(w http.ResponseWriter, r *http.Request) {
+	ts.handlers.Add(1)
+	defer ts.handlers.Done()
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+	if err != nil {
+		return
+	}
+	ts.upgraded.Add(1)
+	q := r.URL.Query()
+	client := hub.Client{Room: q.Get("room"), ID: q.Get("id"), Name: "name-" + q.Get("id"), Role: hub.Player}
+	if q.Get("role") == "host" {
+		client.Role, client.ID = hub.Host, ""
+	}
+	err = ts.h.Serve(r.Context(), ws, client, ts.frames)
+	ts.mu.Lock()
+	ts.served = append(ts.served, err)
+	ts.mu.Unlock()
+}
+
+// servedErrs returns what the Serve calls that have finished returned.
+func (ts *testServer) servedErrs() []error {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return slices.Clone(ts.served)
+}
+
+// dropped sums the hub's bulb_hub_dropped_total for reason ("" for every reason).
+func (ts *testServer) dropped(tb testing.TB, reason string) float64 {
+	tb.Helper()
+	mfs, err := ts.reg.Gather()
+	if err != nil {
+		tb.Fatalf("gather metrics: got %v, want nil", err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != "bulb_hub_dropped_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && (reason == "" || l.GetValue() == reason) {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
+}
+
+func (ts *testServer) dial(ctx context.Context, room, id string, role hub.Role) (*websocket.Conn, error) {
+	return ts.dialBuf(ctx, room, id, role, 0)
+}
+
+// dialBuf is dial with the client socket's receive buffer fixed at rcvbuf bytes (0: the
+// system's, autotuned).
+func (ts *testServer) dialBuf(ctx context.Context, room, id string, role hub.Role, rcvbuf int) (*websocket.Conn, error) {
+	q := url.Values{"room": {room}, "id": {id}}
+	if role == hub.Host {
+		q.Set("role", "host")
+	}
+	opts := &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled}
+	if rcvbuf > 0 {
+		opts.HTTPClient = &http.Client{Transport: &http.Transport{
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := new(net.Dialer).DialContext(ctx, network, addr)
+				if tc, ok := c.(*net.TCPConn); ok {
+					tc.SetReadBuffer(rcvbuf)
+				}
+				return c, err
+			},
+		}}
+	}
+	ws, _, err := websocket.Dial(ctx, ts.url+"/?"+q.Encode(), opts)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s/%s: %w", room, id, err)
+	}
+	return ws, nil
+}
+
+// MustDialRaw connects a client without reading anything; it is closed when the test ends.
+func MustDialRaw(tb testing.TB, ts *testServer, room, id string, role hub.Role) *websocket.Conn {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	ws, err := ts.dial(ctx, room, id, role)
+	if err != nil {
+		tb.Fatalf("got %v, want nil", err)
+	}
+	tb.Cleanup(func() { ws.CloseNow() })
+	return ws
+}
+
+// MustDial connects a client, reads its welcome (so the hub has registered it) and keeps
+// reading in the background.
+func MustDial(tb testing.TB, ts *testServer, room, id string, role hub.Role) *reader {
+	tb.Helper()
+	r := newReader(MustDialRaw(tb, ts, room, id, role))
+	MustFrame(tb, r, welcome)
+	return r
+}
+
+// MustDialMany connects n clients with IDs prefix000, prefix001, … like MustDial.
+func MustDialMany(tb testing.TB, ts *testServer, room, prefix string, n int, role hub.Role) []*reader {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	out := make([]*reader, n)
+	var g errgroup.Group
+	g.SetLimit(16)
+	for i := range n {
+		g.Go(func() error {
+			ws, err := ts.dial(ctx, room, fmt.Sprintf("%s%03d", prefix, i), role)
+			if err != nil {
+				return err
+			}
+			out[i] = newReader(ws)
+			f, err := out[i].next(testTimeout)
+			if err != nil || f.data != welcome {
+				return fmt.Errorf("client %d: first frame: got %q, %v, want %s", i, f.data, err, welcome)
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	for _, r := range out {
+		if r != nil {
+			tb.Cleanup(func() { r.ws.CloseNow() })
+		}
+	}
+	if err != nil {
+		tb.Fatalf("got %v, want nil", err)
+	}
+	return out
+}
+
+// reader reads a client's frames in the background, noting when each arrived.
+type reader struct {
+	ws     *websocket.Conn
+	frames chan frame
+	done   chan struct{}
+	err    error // why reading stopped; read after done is closed
+}
+
+type frame struct {
+	data string
+	at   time.Time
+}
+
+func newReader(ws *websocket.Conn) *reader {
+	r := &reader{ws: ws, frames: make(chan frame, 4096), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		for {
+			typ, data, err := ws.Read(context.Background())
+			at := time.Now()
+			if err != nil {
+				r.err = err
+				return
+			}
+			if typ != websocket.MessageText {
+				r.err = fmt.Errorf("got a %v frame, want text", typ)
+				return
+			}
+			r.frames <- frame{string(data), at}
+		}
+	}()
+	return r
+}
+
+// next returns the next frame, or an error if none comes within timeout.
+func (r *reader) next(timeout time.Duration) (frame, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case f := <-r.frames:
+		return f, nil
+	case <-t.C:
+		return frame{}, fmt.Errorf("no frame within %v", timeout)
+	case <-r.done:
+		select {
+		case f := <-r.frames:
+			return f, nil
+		default:
+			return frame{}, fmt.Errorf("connection ended: %w", r.err)
+		}
+	}
+}
+
+// closed waits until the connection ends, after any frames still to read, and returns
+// why it ended.
+func (r *reader) closed(timeout time.Duration) (frames []string, err error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case f := <-r.frames:
+			frames = append(frames, f.data)
+		case <-r.done:
+			for {
+				select {
+				case f := <-r.frames:
+					frames = append(frames, f.data)
+				default:
+					return frames, r.err
+				}
+			}
+		case <-t.C:
+			return frames, fmt.Errorf("connection still open after %v", timeout)
+		}
+	}
+}
+
+func (r *reader) write(tb testing.TB, s string) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := r.ws.Write(ctx, websocket.MessageText, []byte(s)); err != nil {
+		tb.Fatalf("write %s: got %v, want nil", s, err)
+	}
+}
+
+// MustFrame reads the next frame and fails unless it is want.
+func MustFrame(tb testing.TB, r *reader, want string) frame {
+	tb.Helper()
+	f, err := r.next(testTimeout)
+	if err != nil {
+		tb.Fatalf("next frame: got %v, want %s", err, want)
+	}
+	if f.data != want {
+		tb.Fatalf("next frame: got %s, want %s", f.data, want)
+	}
+	return f
+}
+
+// MustClose waits for the connection to end and fails unless it ended with close status
+// want.
+func MustClose(tb testing.TB, r *reader, want websocket.StatusCode) []string {
+	tb.Helper()
+	frames, err := r.closed(testTimeout)
+	if got := websocket.CloseStatus(err); got != want {
+		tb.Fatalf("close status: got %v (%v), want %v", got, err, want)
+	}
+	return frames
+}
+
+// nextAll reads the next frame of every client concurrently.
+func nextAll(rs []*reader, timeout time.Duration) ([]frame, error) {
+	out := make([]frame, len(rs))
+	var g errgroup.Group
+	for i, r := range rs {
+		g.Go(func() error {
+			f, err := r.next(timeout)
+			if err != nil {
+				return fmt.Errorf("client %d: %w", i, err)
+			}
+			out[i] = f
+			return nil
+		})
+	}
+	return out, g.Wait()
+}
+
+// MustPoll calls cond until it returns "" or the deadline passes; then it fails with
+// cond's last complaint.
+func MustPoll(tb testing.TB, timeout time.Duration, cond func() string) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		msg := cond()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("after %v: %s", timeout, msg)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// MustLatest returns the room's newest start in Fairness, once cond accepts it.
+func MustLatest(tb testing.TB, ts *testServer, room string, cond func(hub.StartStats) string) hub.StartStats {
+	tb.Helper()
+	var st hub.StartStats
+	MustPoll(tb, testTimeout, func() string {
+		rep := ts.h.Fairness(room)
+		if len(rep.Starts) == 0 {
+			return "got no starts in Fairness, want at least one"
+		}
+		st = rep.Starts[0]
+		return cond(st)
+	})
+	return st
+}
+
+func startFrame(n int, seq uint64) string {
+	return fmt.Sprintf(`{"type":"start","n":%d,"seq":%d}`, n, seq)
+}
+
+func TestStartReachesEveryPlayerOnce(t *testing.T) {
+	tests := []struct {
+		name                   string
+		players, others, hosts int
+	}{
+		{"200 players, 2 hosts, another room", 200, 5, 2},
+		{"one player", 1, 0, 0},
+		{"hosts only", 0, 3, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := MustServer(t, hub.Options{})
+			players := MustDialMany(t, ts, "a", "p", tt.players, hub.Player)
+			hosts := MustDialMany(t, ts, "a", "h", tt.hosts, hub.Host)
+			others := MustDialMany(t, ts, "b", "q", tt.others, hub.Player)
+
+			seq, recipients, err := ts.h.Start(context.Background(), "a", 3)
+			if err != nil {
+				t.Fatalf("Start: got %v, want nil", err)
+			}
+			if recipients != tt.players {
+				t.Errorf("recipients: got %d, want %d", recipients, tt.players)
+			}
+			// A marker after the start: the frame after the start must be the marker, so
+			// no one got the start twice, and the other room's first frame must be it too.
+			const marker = `{"type":"marker"}`
+			ts.h.Send("a", []byte(marker))
+			ts.h.Send("b", []byte(marker))
+
+			want := startFrame(3, seq)
+			for _, who := range []struct {
+				name  string
+				rs    []*reader
+				wants []string
+			}{
+				{"player", players, []string{want, marker}},
+				{"host", hosts, []string{want, marker}},
+				{"other room's player", others, []string{marker}},
+			} {
+				for _, w := range who.wants {
+					fs, err := nextAll(who.rs, testTimeout)
+					if err != nil {
+						t.Fatalf("%s: got %v, want %s", who.name, err, w)
+					}
+					for i, f := range fs {
+						if f.data != w {
+							t.Errorf("%s %d: got %s, want %s", who.name, i, f.data, w)
+						}
+					}
+				}
+			}
+
+			st := MustLatest(t, ts, "a", func(st hub.StartStats) string { return "" })
+			if st.Seq != seq || st.N != 3 || st.Recipients != tt.players || len(st.Players) != tt.players {
+				t.Errorf("fairness: got seq %d n %d recipients %d players %d, want %d 3 %d %d",
+					st.Seq, st.N, st.Recipients, len(st.Players), seq, tt.players, tt.players)
+			}
+			seen := map[string]bool{}
+			for _, p := range st.Players {
+				if !strings.HasPrefix(p.PlayerID, "p") || seen[p.PlayerID] {
+					t.Errorf("fairness player: got %q (seen before: %v), want each of p000… once", p.PlayerID, seen[p.PlayerID])
+				}
+				seen[p.PlayerID] = true
+			}
+		})
+	}
+}
+
+func TestStartSeqIncreases(t *testing.T) {
+	ts := MustServer(t, hub.Options{})
+	r := MustDial(t, ts, "a", "p1", hub.Player)
+	var last uint64
+	for n := 1; n <= 3; n++ {
+		seq, _, err := ts.h.Start(context.Background(), "a", n)
+		if err != nil || seq <= last {
+			t.Fatalf("Start %d: got seq %d, %v, want > %d, nil", n, seq, err, last)
+		}
+		last = seq
+		MustFrame(t, r, startFrame(n, seq))
+	}
+}
+
+func TestStartCanceled(t *testing.T) {
+	ts := MustServer(t, hub.Options{Shards: 2})
+	MustDialMany(t, ts, "a", "p", 10, hub.Player)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, recipients, err := ts.h.Start(ctx, "a", 1)
+	if !errors.Is(err, context.Canceled) || recipients != 0 {
+		t.Fatalf("Start with a canceled context: got %d, %v, want 0, %v", recipients, err, context.Canceled)
+	}
+	st := MustLatest(t, ts, "a", func(hub.StartStats) string { return "" })
+	if st.Recipients != 0 || st.Dropped != 10 {
+		t.Errorf("recipients, dropped: got %d, %d, want 0, 10", st.Recipients, st.Dropped)
+	}
+	for _, p := range st.Players {
+		if p.PlayerID == "" || !p.Dropped {
+			t.Errorf("player: got id %q dropped %v, want an id and dropped", p.PlayerID, p.Dropped)
+		}
+	}
+}
+
+func TestAcksRecorded(t *testing.T) {
+	const n = 20
+	ts := MustServer(t, hub.Options{})
+	rs := MustDialMany(t, ts, "a", "p", n, hub.Player)
+	seq, _, err := ts.h.Start(context.Background(), "a", 1)
+	if err != nil {
+		t.Fatalf("Start: got %v, want nil", err)
+	}
+	acking := map[string]bool{}
+	for i, r := range rs {
+		MustFrame(t, r, startFrame(1, seq))
+		if i%2 == 0 { // every other player acks
+			acking[fmt.Sprintf("p%03d", i)] = true
+			r.write(t, fmt.Sprintf(`{"type":"ack","seq":%d}`, seq))
+		}
+	}
+	// An ack for a start that is not the latest is ignored; the frame after it tells when
+	// the hub has read it.
+	rs[1].write(t, fmt.Sprintf(`{"type":"ack","seq":%d}`, seq+100))
+	rs[1].write(t, `{"type":"sync"}`)
+	MustPoll(t, testTimeout, func() string {
+		if got := ts.frames.snapshot(); len(got) != 1 || string(got[0].data) != `{"type":"sync"}` {
+			return fmt.Sprintf("handler frames: got %d, want only the sync: acks are the hub's", len(got))
+		}
+		return ""
+	})
+
+	st := MustLatest(t, ts, "a", func(st hub.StartStats) string {
+		written := 0
+		for _, p := range st.Players {
+			if p.WrittenUs != nil {
+				written++
+			}
+		}
+		if st.Acked != len(acking) || written != n {
+			return fmt.Sprintf("acked, written: got %d, %d, want %d, %d", st.Acked, written, len(acking), n)
+		}
+		return ""
+	})
+	if st.Seq != seq || st.Recipients != n || st.Dropped != 0 {
+		t.Errorf("seq, recipients, dropped: got %d, %d, %d, want %d, %d, 0", st.Seq, st.Recipients, st.Dropped, seq, n)
+	}
+	var orders []int
+	for _, p := range st.Players {
+		orders = append(orders, p.Order)
+		if got, want := p.AckUs != nil, acking[p.PlayerID]; got != want {
+			t.Errorf("player %s: got ackUs set %v, want %v", p.PlayerID, got, want)
+		}
+		if p.AckUs != nil && *p.AckUs <= 0 {
+			t.Errorf("player %s: got ackUs %d, want > 0", p.PlayerID, *p.AckUs)
+		}
+		if p.WrittenUs == nil || *p.WrittenUs < p.EnqueueUs {
+			t.Errorf("player %s: got writtenUs %v, enqueueUs %d, want writtenUs ≥ enqueueUs", p.PlayerID, p.WrittenUs, p.EnqueueUs)
+		}
+	}
+	slices.Sort(orders)
+	for i, o := range orders {
+		if o != i {
+			t.Fatalf("sorted orders: got %v, want 0..%d", orders, n-1)
+		}
+	}
+	if q := st.AckUs; q.P50 <= 0 || q.P50 > q.P99 || q.P99 > q.Max {
+		t.Errorf("ackUs quantiles: got %+v, want 0 < p50 ≤ p99 ≤ max", q)
+	}
+	if q := st.WrittenUs; q.P50 > q.P99 || q.P99 > q.Max || st.SpreadUs > q.Max {
+		t.Errorf("writtenUs quantiles: got %+v spread %d, want p50 ≤ p99 ≤ max, spread ≤ max", q, st.SpreadUs)
+	}
+	if got := ts.frames.snapshot(); len(got) != 1 {
+		t.Errorf("handler frames: got %d, want only the sync: acks are the hub's", len(got))
+	}
+}
+
+// binomTail returns P(X ≥ k) for X ~ Binomial(n, p).
+func binomTail(n int, p float64, k int) float64 {
+	var sum float64
+	for i := k; i <= n; i++ {
+		lg := func(x int) float64 { v, _ := math.Lgamma(float64(x + 1)); return v }
+		sum += math.Exp(lg(n) - lg(i) - lg(n-i) + float64(i)*math.Log(p) + float64(n-i)*math.Log1p(-p))
+	}
+	return sum
+}
+
+// binomBound returns the smallest k with m·P(X ≥ k) ≤ alpha for X ~ Binomial(n, p): if m
+// such counts are each Binomial(n, p), the chance that any reaches k is at most alpha.
+func binomBound(m, n int, p, alpha float64) int {
+	k := 0
+	for float64(m)*binomTail(n, p, k) > alpha {
+		k++
+	}
+	return k
+}
+
+func TestStartOrderIsRandom(t *testing.T) {
+	const players, starts = 10, 40
+	ts := MustServer(t, hub.Options{})
+	rs := MustDialMany(t, ts, "a", "p", players, hub.Player)
+	for n := 1; n <= starts; n++ {
+		seq, _, err := ts.h.Start(context.Background(), "a", n)
+		if err != nil {
+			t.Fatalf("Start: got %v, want nil", err)
+		}
+		fs, err := nextAll(rs, testTimeout)
+		if err != nil {
+			t.Fatalf("start %d: got %v, want every player to receive it", n, err)
+		}
+		for i, f := range fs {
+			if f.data != startFrame(n, seq) {
+				t.Fatalf("player %d: got %s, want %s", i, f.data, startFrame(n, seq))
+			}
+		}
+	}
+	rep := ts.h.Fairness("a")
+	if len(rep.Starts) != starts {
+		t.Fatalf("starts in Fairness: got %d, want %d", len(rep.Starts), starts)
+	}
+
+	// Under a uniformly random order, (a) any player is first with chance 1/10 per start;
+	// (b) the count of any (player, position) cell over the starts is Binomial(40, 1/10);
+	// (c) the count of any ordered pair (a directly before b) is Binomial(40, 1/10) too;
+	// (d) a player's mean position is the mean of 40 uniform draws from 0..9.
+	// Each bound below is set so that a fair shuffle fails it with chance below 1e-7
+	// (union bound over cells/pairs/players); all together the false-failure chance is
+	// below 1e-6. A sorted or fixed order fails (a) and (b) (a cell count of 40); Go's
+	// map order, a rotation of a near-fixed sequence, fails (c) (a pair ~36 times).
+	cell := map[[2]int]int{} // player, position → starts
+	pair := map[[2]int]int{} // player, next player → starts
+	first := map[int]bool{}
+	sum := make([]int, players)
+	for _, st := range rep.Starts {
+		at := make([]int, players) // position → player
+		for _, p := range st.Players {
+			var id int
+			if _, err := fmt.Sscanf(p.PlayerID, "p%03d", &id); err != nil {
+				t.Fatalf("player id %q: %v", p.PlayerID, err)
+			}
+			at[p.Order] = id
+			cell[[2]int{id, p.Order}]++
+			sum[id] += p.Order
+		}
+		first[at[0]] = true
+		for k := 1; k < players; k++ {
+			pair[[2]int{at[k-1], at[k]}]++
+		}
+	}
+	// (a) P(one player first every time) = 10·10⁻⁴⁰.
+	if len(first) < 2 {
+		t.Errorf("players ever first: got %d, want more than 1", len(first))
+	}
+	// (b)
+	maxCell := binomBound(players*players, starts, 1.0/players, 1e-7) - 1
+	for k, c := range cell {
+		if c > maxCell {
+			t.Errorf("player %d at position %d: got %d of %d starts, want ≤ %d", k[0], k[1], c, starts, maxCell)
+		}
+	}
+	// (c)
+	maxPair := binomBound(players*(players-1), starts, 1.0/players, 1e-7) - 1
+	for k, c := range pair {
+		if c > maxPair {
+			t.Errorf("player %d right before %d: got %d of %d starts, want ≤ %d", k[0], k[1], c, starts, maxPair)
+		}
+	}
+	// (d) Chernoff: P(sum of 40 uniform{0..9} ≤ 40) ≤ (e·Σₖe⁻ᵏ/10)⁴⁰ < 3e-15, and the same
+	// for ≥ 320 by symmetry; over 10 players and both sides below 1e-13.
+	for id, s := range sum {
+		if mean := float64(s) / starts; mean <= 1 || mean >= 8 {
+			t.Errorf("player %d mean position: got %.2f, want in (1, 8)", id, mean)
+		}
+	}
+	t.Logf("bounds: cell ≤ %d, pair ≤ %d; players ever first: %d", maxCell, maxPair, len(first))
+	for _, b := range rep.Bias {
+		if b.Starts != starts {
+			t.Errorf("bias of %s: got %d starts, want %d", b.PlayerID, b.Starts, starts)
+		}
+	}
+}
+
+func TestSlowClientDoesNotDelayOthers(t *testing.T) {
+	const others, writeTimeout = 50, 2 * time.Second
+	ts := MustServer(t, hub.Options{QueueSize: 16, WriteTimeout: writeTimeout})
+	rs := MustDialMany(t, ts, "a", "p", others, hub.Player)
+	MustDialRaw(t, ts, "a", "slow", hub.Player) // never reads, not even the welcome
+	MustPoll(t, testTimeout, func() string {
+		if !ts.h.Connected("a", "slow") {
+			return "slow client: got not connected, want connected"
+		}
+		return ""
+	})
+
+	// Flood the slow client with 32 KiB frames, in small batches so its writer keeps up
+	// until the TCP buffers are full; then its queue fills and it is dropped.
+	big := []byte(`{"type":"fill","pad":"` + strings.Repeat("x", 32<<10-24) + `"}`)
+	sent := 0
+	MustPoll(t, testTimeout, func() string {
+		if ts.dropped(t, "") > 0 {
+			return ""
+		}
+		for range 8 {
+			ts.h.SendPlayer("a", "slow", big)
+			sent++
+		}
+		time.Sleep(time.Millisecond)
+		return fmt.Sprintf("slow client: got not dropped after %d frames of %d bytes, want dropped", sent, len(big))
+	})
+	t.Logf("slow client dropped after %d frames (%d MiB)", sent, sent*len(big)>>20)
+	if got := ts.dropped(t, "queue_full"); got != 1 {
+		t.Errorf("dropped{reason=queue_full}: got %v, want 1", got)
+	}
+
+	// Its writer is still stuck in a write for up to writeTimeout: the others must not wait.
+	before := time.Now()
+	seq, recipients, err := ts.h.Start(context.Background(), "a", 1)
+	if err != nil || recipients != others {
+		t.Fatalf("Start: got %d recipients, %v, want %d, nil", recipients, err, others)
+	}
+	fs, err := nextAll(rs, writeTimeout/2)
+	if err != nil {
+		t.Fatalf("others: got %v, want each to receive the start within %v", err, writeTimeout/2)
+	}
+	var latest time.Duration
+	for i, f := range fs {
+		if f.data != startFrame(1, seq) {
+			t.Errorf("player %d: got %s, want %s", i, f.data, startFrame(1, seq))
+		}
+		latest = max(latest, f.at.Sub(before))
+	}
+	t.Logf("last of %d others got the start %v after Start was called", others, latest)
+
+	st := MustLatest(t, ts, "a", func(hub.StartStats) string { return "" })
+	if st.Recipients != others || st.Dropped != 1 {
+		t.Errorf("fairness recipients, dropped: got %d, %d, want %d, 1", st.Recipients, st.Dropped, others)
+	}
+	for _, p := range st.Players {
+		if got, want := p.Dropped, p.PlayerID == "slow"; got != want {
+			t.Errorf("player %s: got dropped %v, want %v", p.PlayerID, got, want)
+		}
+	}
+	// Its write times out and the hub lets go of it.
+	MustPoll(t, writeTimeout+testTimeout, func() string {
+		if ts.h.Connected("a", "slow") {
+			return "slow client: got still connected, want closed"
+		}
+		return ""
+	})
+}
+
+func TestUnresponsiveClientClosedWithPolicyViolation(t *testing.T) {
+	ts := MustServer(t, hub.Options{PingInterval: 20 * time.Millisecond, PingTimeout: 100 * time.Millisecond})
+	ws := MustDialRaw(t, ts, "a", "p1", hub.Player) // does not read, so answers no pings
+	MustPoll(t, testTimeout, func() string {
+		if got := ts.dropped(t, "ping_timeout"); got != 1 {
+			return fmt.Sprintf("dropped{reason=ping_timeout}: got %v, want 1", got)
+		}
+		return ""
+	})
+	frames := MustClose(t, newReader(ws), websocket.StatusPolicyViolation)
+	if len(frames) != 1 || frames[0] != welcome {
+		t.Errorf("frames before the close: got %q, want [%s]", frames, welcome)
+	}
+}
+
+func TestStartNotStuckBehindBacklog(t *testing.T) {
+	const backlog, sockbuf = 1000, 32 << 10
+	// Both sockets' buffers are fixed small, so the kernel holds only a few dozen 8 KiB
+	// frames whatever the system's TCP memory settings (autotuned, it takes ~4 MiB here).
+	ts, stop := newServerBuf(t, hub.Options{QueueSize: 2 * backlog, WriteTimeout: testTimeout}, sockbuf)
+	t.Cleanup(stop)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	ws, err := ts.dialBuf(ctx, "a", "p1", hub.Player, sockbuf)
+	if err != nil {
+		t.Fatalf("got %v, want nil", err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	MustPoll(t, testTimeout, func() string {
+		if !ts.h.Connected("a", "p1") {
+			return "got not connected, want connected"
+		}
+		return ""
+	})
+	// The client reads nothing while the backlog is queued, so all but what the TCP
+	// buffers hold is still waiting in the hub's queue at the start.
+	pad := strings.Repeat("x", 8<<10)
+	for i := range backlog {
+		ts.h.SendPlayer("a", "p1", fmt.Appendf(nil, `{"type":"fill","i":%d,"pad":"%s"}`, i, pad))
+	}
+	seq, _, err := ts.h.Start(context.Background(), "a", 1)
+	if err != nil {
+		t.Fatalf("Start: got %v, want nil", err)
+	}
+	r := newReader(ws)
+	MustFrame(t, r, welcome)
+	pos, next := -1, 0
+	for k := 0; k < backlog+1; k++ {
+		f, err := r.next(testTimeout)
+		if err != nil {
+			t.Fatalf("frame %d: got %v, want a frame", k, err)
+		}
+		if f.data == startFrame(1, seq) {
+			pos = k
+			continue
+		}
+		num, _, _ := strings.Cut(strings.TrimPrefix(f.data, `{"type":"fill","i":`), ",")
+		if i, err := strconv.Atoi(num); err != nil || i != next {
+			t.Fatalf("frame %d: got %.40s…, want fill %d", k, f.data, next)
+		}
+		next++
+	}
+	if pos < 0 || pos >= backlog/2 {
+		t.Fatalf("start's position among %d backlog frames: got %d, want < %d", backlog, pos, backlog/2)
+	}
+	t.Logf("start arrived as frame %d of %d", pos, backlog+1)
+}
+
+func TestReplaced(t *testing.T) {
+	ts := MustServer(t, hub.Options{})
+	old := MustDial(t, ts, "a", "p1", hub.Player)
+	cur := MustDial(t, ts, "a", "p1", hub.Player)
+	MustClose(t, old, hub.StatusReplaced)
+
+	ts.h.SendPlayer("a", "p1", []byte(`{"type":"hello"}`))
+	MustFrame(t, cur, `{"type":"hello"}`)
+	seq, recipients, err := ts.h.Start(context.Background(), "a", 1)
+	if err != nil || recipients != 1 {
+		t.Fatalf("Start: got %d, %v, want 1, nil", recipients, err)
+	}
+	MustFrame(t, cur, startFrame(1, seq))
+	// The old connection's end must not unregister the new one.
+	MustPoll(t, testTimeout, func() string {
+		if n := len(ts.servedErrs()); n != 1 {
+			return fmt.Sprintf("Serve calls returned: got %d, want 1", n)
+		}
+		return ""
+	})
+	if !ts.h.Connected("a", "p1") {
+		t.Errorf("p1 connected: got false, want true")
+	}
+}
+
+func TestBadFrames(t *testing.T) {
+	tests := []struct {
+		name      string
+		send      func(tb testing.TB, r *reader)
+		wantFrame string // the error frame's code, "" if none
+		wantClose websocket.StatusCode
+	}{
+		{"binary", func(tb testing.TB, r *reader) {
+			if err := r.ws.Write(context.Background(), websocket.MessageBinary, []byte(`{"type":"answer"}`)); err != nil {
+				tb.Fatalf("write: got %v, want nil", err)
+			}
+		}, "invalid", 0},
+		{"over the read limit", func(tb testing.TB, r *reader) {
+			if err := r.ws.Write(context.Background(), websocket.MessageText, bytes.Repeat([]byte("x"), 64<<10+1)); err != nil {
+				tb.Fatalf("write: got %v, want nil", err)
+			}
+		}, "", websocket.StatusMessageTooBig},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := MustServer(t, hub.Options{})
+			r := MustDial(t, ts, "a", "p1", hub.Player)
+			tt.send(t, r)
+			if tt.wantClose != 0 {
+				MustClose(t, r, tt.wantClose)
+				// The library sends the close before the hub's Read returns: poll.
+				MustPoll(t, testTimeout, func() string {
+					if got := ts.dropped(t, "too_big"); got != 1 {
+						return fmt.Sprintf("dropped{reason=too_big}: got %v, want 1", got)
+					}
+					return ""
+				})
+				return
+			}
+			f, err := r.next(testTimeout)
+			if err != nil {
+				t.Fatalf("reply: got %v, want an error frame", err)
+			}
+			var e struct{ Type, Code, Message string }
+			if err := json.Unmarshal([]byte(f.data), &e); err != nil || e.Type != "error" || e.Code != tt.wantFrame || e.Message == "" {
+				t.Fatalf("reply: got %s, want an error frame with code %q", f.data, tt.wantFrame)
+			}
+			// Still open both ways.
+			r.write(t, `{"type":"hello"}`)
+			MustPoll(t, testTimeout, func() string {
+				if got := ts.frames.snapshot(); len(got) != 1 || string(got[0].data) != `{"type":"hello"}` {
+					return fmt.Sprintf("handler frames: got %d, want the one hello", len(got))
+				}
+				return ""
+			})
+			ts.h.SendPlayer("a", "p1", []byte(`{"type":"still"}`))
+			MustFrame(t, r, `{"type":"still"}`)
+		})
+	}
+}
+
+func TestHandlerGetsFramesButNotAcks(t *testing.T) {
+	ts := MustServer(t, hub.Options{})
+	r := MustDial(t, ts, "a", "p1", hub.Player)
+	seq, _, err := ts.h.Start(context.Background(), "a", 1)
+	if err != nil {
+		t.Fatalf("Start: got %v, want nil", err)
+	}
+	MustFrame(t, r, startFrame(1, seq))
+	frames := []struct {
+		data string
+		ack  bool
+	}{
+		{`{"type":"answer","n":1,"choice":2}`, false},
+		{fmt.Sprintf(`{"type":"ack","seq":%d}`, seq), true},
+		{`not json at all`, false},
+		{`{"type":"ack","seq":999999}`, true}, // an ack of another start is still an ack
+		{`{"type":"answer","n":1,"text":"  Grüße, 世界 \u00e9  "}`, false},
+		{`{"seq":1,"type":"ack"}`, true},
+		{`{}`, false},
+		{`{"type":"ack","seq":"one"}`, false}, // not an ack: the handler answers it
+		{`{"type":"answer","n":1,"text":"` + strings.Repeat("y", 60<<10) + `"}`, false},
+	}
+	var want []string
+	for _, f := range frames {
+		r.write(t, f.data)
+		if !f.ack {
+			want = append(want, f.data)
+		}
+	}
+	MustPoll(t, testTimeout, func() string {
+		if got := ts.frames.snapshot(); len(got) < len(want) {
+			return fmt.Sprintf("handler frames: got %d, want %d", len(got), len(want))
+		}
+		return ""
+	})
+	got := ts.frames.snapshot()
+	if len(got) != len(want) {
+		t.Fatalf("handler frames: got %d, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if string(got[i].data) != want[i] || got[i].player != "p1" {
+			t.Errorf("handler frame %d: got %.60q from %q, want %.60q from p1", i, got[i].data, got[i].player, want[i])
+		}
+	}
+	st := MustLatest(t, ts, "a", func(st hub.StartStats) string {
+		if st.Acked != 1 {
+			return fmt.Sprintf("acked: got %d, want 1", st.Acked)
+		}
+		return ""
+	})
+	if st.Seq != seq {
+		t.Errorf("seq: got %d, want %d", st.Seq, seq)
+	}
+}
+
+func TestShutdown(t *testing.T) {
+	ts := MustServer(t, hub.Options{})
+	rs := append(MustDialMany(t, ts, "a", "p", 10, hub.Player), MustDialMany(t, ts, "b", "h", 2, hub.Host)...)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := ts.h.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: got %v, want nil", err)
+	}
+	// Shutdown has waited for the Serve calls; their handlers finish right after.
+	MustPoll(t, testTimeout, func() string {
+		if n := len(ts.servedErrs()); n != len(rs) {
+			return fmt.Sprintf("Serve calls returned: got %d, want %d", n, len(rs))
+		}
+		return ""
+	})
+	for _, err := range ts.servedErrs() {
+		if errors.Is(err, hub.ErrClosed) {
+			t.Errorf("Serve of a registered client: got %v, want not ErrClosed", err)
+		}
+	}
+	for _, r := range rs {
+		MustClose(t, r, websocket.StatusGoingAway)
+	}
+	if ts.h.Connected("a", "p000") {
+		t.Errorf("connected after Shutdown: got true, want false")
+	}
+
+	// Afterwards Serve refuses new connections.
+	late := newReader(MustDialRaw(t, ts, "a", "late", hub.Player))
+	MustClose(t, late, websocket.StatusGoingAway)
+	MustPoll(t, testTimeout, func() string {
+		errs := ts.servedErrs()
+		if len(errs) != len(rs)+1 || !errors.Is(errs[len(errs)-1], hub.ErrClosed) {
+			return fmt.Sprintf("Serve after Shutdown: got %v, want %v", errs[len(rs):], hub.ErrClosed)
+		}
+		return ""
+	})
+	if err := ts.h.Shutdown(ctx); err != nil {
+		t.Errorf("second Shutdown: got %v, want nil", err)
+	}
+}
+
+func TestShutdownWhileConnecting(t *testing.T) {
+	const n = 50
+	ts := MustServer(t, hub.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	var g errgroup.Group
+	for i := range n {
+		g.Go(func() error {
+			ws, err := ts.dial(ctx, "a", fmt.Sprintf("p%03d", i), hub.Player)
+			if err != nil {
+				return nil // the server may be gone already
+			}
+			defer ws.CloseNow()
+			_, err = newReader(ws).closed(testTimeout)
+			if s := websocket.CloseStatus(err); s != websocket.StatusGoingAway {
+				return fmt.Errorf("client %d: close status: got %v (%v), want %v", i, s, err, websocket.StatusGoingAway)
+			}
+			return nil
+		})
+	}
+	// Shut down while handshakes are still under way.
+	MustPoll(t, testTimeout, func() string {
+		if got := ts.upgraded.Load(); got < n/4 {
+			return fmt.Sprintf("handshakes: got %d, want %d", got, n/4)
+		}
+		return ""
+	})
+	sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+	defer scancel()
+	if err := ts.h.Shutdown(sctx); err != nil {
+		t.Fatalf("Shutdown while clients connect: got %v, want nil", err)
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var refused int
+	for _, err := range ts.servedErrs() {
+		if errors.Is(err, hub.ErrClosed) {
+			refused++
+		}
+	}
+	t.Logf("%d of %d Serve calls refused", refused, n)
+}
+
+func TestPingRTTAndDelivery(t *testing.T) {
+	ts := MustServer(t, hub.Options{PingInterval: 20 * time.Millisecond})
+	r := MustDial(t, ts, "a", "p1", hub.Player)
+	var (
+		n      int
+		before time.Time
+		st     hub.StartStats
+	)
+	// Start until a start's record carries a round trip: the first ping goes out on
+	// connect, so this takes a few milliseconds.
+	MustPoll(t, testTimeout, func() string {
+		n++
+		before = time.Now()
+		seq, _, err := ts.h.Start(context.Background(), "a", n)
+		if err != nil {
+			t.Fatalf("Start: got %v, want nil", err)
+		}
+		MustFrame(t, r, startFrame(n, seq))
+		st = MustLatest(t, ts, "a", func(st hub.StartStats) string {
+			if len(st.Players) != 1 || st.Players[0].WrittenUs == nil {
+				return "got no writtenUs, want one"
+			}
+			return ""
+		})
+		if st.Players[0].RTTUs <= 0 {
+			time.Sleep(10 * time.Millisecond)
+			return fmt.Sprintf("rttUs after %d starts: got %d, want > 0", n, st.Players[0].RTTUs)
+		}
+		return ""
+	})
+	at, rtt, ok := ts.h.Delivery("a", "p1", n)
+	if !ok {
+		t.Fatalf("Delivery: got not ok, want ok")
+	}
+	if !at.After(before) || at.After(time.Now()) {
+		t.Errorf("Delivery: got %v after the Start call, want after it and before now", at.Sub(before))
+	}
+	if want := st.At.Add(time.Duration(*st.Players[0].WrittenUs) * time.Microsecond); at.Sub(want).Abs() > time.Microsecond {
+		t.Errorf("Delivery: got %v, want the write time %v", at, want)
+	}
+	if rtt <= 0 {
+		t.Errorf("Delivery rtt: got %v, want > 0", rtt)
+	}
+	for _, tt := range []struct {
+		name, player string
+		n            int
+	}{{"another question", "p1", n + 1}, {"unknown player", "p2", n}} {
+		if _, _, ok := ts.h.Delivery("a", tt.player, tt.n); ok {
+			t.Errorf("Delivery of %s: got ok, want not ok", tt.name)
+		}
+	}
+}
+
+func TestNoGoroutineLeak(t *testing.T) {
+	base := runtime.NumGoroutine()
+	func() {
+		ts, stop := newServer(t, hub.Options{PingInterval: 5 * time.Millisecond})
+		defer stop()
+		rs := append(MustDialMany(t, ts, "a", "p", 20, hub.Player), MustDial(t, ts, "a", "", hub.Host))
+		for n := 1; n <= 3; n++ {
+			seq, _, err := ts.h.Start(context.Background(), "a", n)
+			if err != nil {
+				t.Fatalf("Start: got %v, want nil", err)
+			}
+			if _, err := nextAll(rs, testTimeout); err != nil {
+				t.Fatalf("start %d: got %v, want every client to receive it", n, err)
+			}
+			for _, r := range rs {
+				r.write(t, fmt.Sprintf(`{"type":"ack","seq":%d}`, seq))
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // a few pings
+		// Half the clients leave on their own, the rest are closed by the hub.
+		for _, r := range rs[:10] {
+			r.ws.Close(websocket.StatusNormalClosure, "bye")
+		}
+		stop()
+		for _, r := range rs {
+			<-r.done
+		}
+	}()
+	var now int
+	MustPoll(t, testTimeout, func() string {
+		if now = runtime.NumGoroutine(); now > base {
+			return fmt.Sprintf("goroutines: got %d, want ≤ %d as before the test", now, base)
+		}
+		return ""
+	})
+}
