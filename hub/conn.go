@@ -63,6 +63,7 @@ type Conn struct {
 
 	lastStart atomic.Pointer[delivery]
 	pinging   atomic.Bool
+	watchdog  *time.Timer // armed during each write: closes a socket whose write hangs
 
 	rttMu sync.Mutex
 	rtts  [rttSamples]time.Duration // ring of recent ping round trips
@@ -131,6 +132,10 @@ func (h *Hub) Serve(ctx context.Context, ws *websocket.Conn, client Client, hand
 		done:   make(chan struct{}),
 	}
 	ws.SetReadLimit(h.opts.ReadLimit)
+	// One timer per connection, reset per write, instead of a context per write: the
+	// writes of a start are the hot path.
+	c.watchdog = time.AfterFunc(time.Hour, func() { ws.CloseNow() })
+	c.watchdog.Stop()
 	if err := h.register(c); err != nil {
 		ws.Close(websocket.StatusGoingAway, "server shutting down")
 		return err
@@ -241,15 +246,15 @@ func (c *Conn) write(ctx context.Context) {
 	for {
 		select {
 		case d := <-c.start:
-			c.writeStart(ctx, d)
+			c.writeStart(d)
 			continue
 		default:
 		}
 		select {
 		case d := <-c.start:
-			c.writeStart(ctx, d)
+			c.writeStart(d)
 		case f := <-c.queue:
-			if err := c.writeFrame(ctx, f); err != nil {
+			if err := c.writeFrame(f); err != nil {
 				c.drop(websocket.StatusPolicyViolation, "too slow: write timed out", "write_failed")
 			}
 		case <-tick.C:
@@ -261,8 +266,8 @@ func (c *Conn) write(ctx context.Context) {
 	}
 }
 
-func (c *Conn) writeStart(ctx context.Context, d *delivery) {
-	err := c.writeFrame(ctx, d.rec.frame)
+func (c *Conn) writeStart(d *delivery) {
+	err := c.writeFrame(d.rec.frame)
 	if err != nil {
 		d.dropped.Store(true)
 		c.drop(websocket.StatusPolicyViolation, "too slow: write timed out", "write_failed")
@@ -274,10 +279,13 @@ func (c *Conn) writeStart(ctx context.Context, d *delivery) {
 	c.hub.m.startWrite.Observe((w - time.Duration(d.enqueued.Load())).Seconds())
 }
 
-func (c *Conn) writeFrame(ctx context.Context, f []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, c.hub.opts.WriteTimeout)
-	defer cancel()
-	return c.ws.Write(ctx, websocket.MessageText, f)
+// writeFrame writes one text frame; if it takes longer than the write timeout, the
+// watchdog closes the socket, which ends the write with an error.
+func (c *Conn) writeFrame(f []byte) error {
+	c.watchdog.Reset(c.hub.opts.WriteTimeout)
+	err := c.ws.Write(context.Background(), websocket.MessageText, f)
+	c.watchdog.Stop()
+	return err
 }
 
 func (c *Conn) closeSocket() {

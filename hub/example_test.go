@@ -67,7 +67,7 @@ func Example() {
 		ws.Close(websocket.StatusNormalClosure, "bye")
 	}
 	h.Shutdown(ctx)
-	st := h.Fairness("482913").Starts[0]
+	st := h.Fairness("482913", 0).Starts[0]
 	// The acks were read before the close handshakes above ended.
 	fmt.Printf("fairness: seq %d, %d recipients, %d acked, %d dropped\n", st.Seq, st.Recipients, st.Acked, st.Dropped)
 

@@ -113,8 +113,9 @@ var biasRule = "per start, a player's percentile is its rank among the recipient
 	"p-value of the worse of written and ack; flagged when p < 0.01/players (Bonferroni) after " +
 	"at least 5 starts"
 
-// Fairness returns the room's fairness report, newest start first.
-func (h *Hub) Fairness(roomName string) Report {
+// Fairness returns the room's fairness report: the newest limit starts (all kept, if limit
+// is not positive), newest first, and every player's bias over all kept starts.
+func (h *Hub) Fairness(roomName string, limit int) Report {
 	rep := Report{Room: roomName, Starts: []StartStats{}, Bias: []Bias{}, BiasRule: biasRule}
 	r := h.room(roomName, false)
 	if r == nil {
@@ -127,7 +128,9 @@ func (h *Hub) Fairness(roomName string) Report {
 	for i := len(starts) - 1; i >= 0; i-- {
 		st := starts[i].stats()
 		acc.add(st)
-		rep.Starts = append(rep.Starts, st)
+		if limit <= 0 || len(rep.Starts) < limit {
+			rep.Starts = append(rep.Starts, st)
+		}
 	}
 	rep.Bias = acc.result()
 	return rep

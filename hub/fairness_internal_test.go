@@ -232,7 +232,7 @@ func TestBias(t *testing.T) {
 			for s := range starts {
 				h.record("r", record(uint64(s+1), tt.order(s)))
 			}
-			rep := h.Fairness("r")
+			rep := h.Fairness("r", 0)
 			if len(rep.Starts) != starts || rep.Starts[0].Seq != starts {
 				t.Fatalf("starts: got %d, newest seq %d, want %d, newest %d", len(rep.Starts), rep.Starts[0].Seq, starts, starts)
 			}
@@ -268,7 +268,7 @@ func TestBias(t *testing.T) {
 	for s := range starts {
 		h.record("r", record(uint64(s+1), append([]string{"p0"}, rotate(ids[1:], s)...)))
 	}
-	b := h.Fairness("r").Bias
+	b := h.Fairness("r", 0).Bias
 	i := slices.IndexFunc(b, func(b Bias) bool { return b.PlayerID == "p0" })
 	wantZ := -0.5 / (math.Sqrt(starts*11.0/108) / starts)
 	if got := b[i]; got.MeanWrittenPct != 0 || math.Abs(got.ZWritten-wantZ) > 1e-9 || math.Abs(got.P-TwoSidedP(wantZ)) > 1e-15 {
@@ -288,7 +288,7 @@ func TestBiasGrowsWithStarts(t *testing.T) {
 			for s := range tt.starts {
 				h.record("r", record(uint64(s+1), []string{"p0", "p1"}))
 			}
-			for _, b := range h.Fairness("r").Bias {
+			for _, b := range h.Fairness("r", 0).Bias {
 				if b.Flagged != tt.flagged {
 					t.Errorf("%s after %d starts: got flagged %v (p %g), want %v", b.PlayerID, tt.starts, b.Flagged, b.P, tt.flagged)
 				}
@@ -331,13 +331,17 @@ func TestHistory(t *testing.T) {
 		h.record("r", record(uint64(s+1), []string{"a", "b"}))
 	}
 	var got []uint64
-	for _, st := range h.Fairness("r").Starts {
+	for _, st := range h.Fairness("r", 0).Starts {
 		got = append(got, st.Seq)
 	}
 	if want := []uint64{5, 4, 3}; !slices.Equal(got, want) {
 		t.Errorf("kept starts, newest first: got %v, want %v", got, want)
 	}
-	if rep := h.Fairness("nowhere"); len(rep.Starts) != 0 || len(rep.Bias) != 0 || rep.BiasRule == "" {
+	rep := h.Fairness("r", 2)
+	if len(rep.Starts) != 2 || rep.Starts[0].Seq != 5 || rep.Bias[0].Starts != 3 {
+		t.Errorf("limit 2: got %d starts, newest %d, bias over %d; want 2, 5 and all 3 kept", len(rep.Starts), rep.Starts[0].Seq, rep.Bias[0].Starts)
+	}
+	if rep := h.Fairness("nowhere", 0); len(rep.Starts) != 0 || len(rep.Bias) != 0 || rep.BiasRule == "" {
 		t.Errorf("unknown room: got %+v, want empty starts and bias and a rule", rep)
 	}
 }

@@ -23,7 +23,7 @@ type Options struct {
 	PingTimeout  time.Duration // for a pong to come back; default 15 s
 	ReadLimit    int64         // largest frame read, in bytes; default 64 KiB
 	Shards       int           // concurrent enqueuers of a start; default GOMAXPROCS
-	History      int           // starts kept per room for fairness; default 500
+	History      int           // starts kept per room for fairness; default 200
 	Logger       *slog.Logger  // default slog.Default()
 	Metrics      *Metrics      // default: unregistered metrics
 }
@@ -41,7 +41,7 @@ func (o Options) withDefaults() Options {
 	}
 	def(&o.QueueSize, 64)
 	def(&o.Shards, runtime.GOMAXPROCS(0))
-	def(&o.History, 500)
+	def(&o.History, 200)
 	defDur(&o.WriteTimeout, 5*time.Second)
 	defDur(&o.PingInterval, 5*time.Second)
 	defDur(&o.PingTimeout, 15*time.Second)

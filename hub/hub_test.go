@@ -419,7 +419,7 @@ func MustLatest(tb testing.TB, ts *testServer, room string, cond func(hub.StartS
 	tb.Helper()
 	var st hub.StartStats
 	MustPoll(tb, testTimeout, func() string {
-		rep := ts.h.Fairness(room)
+		rep := ts.h.Fairness(room, 0)
 		if len(rep.Starts) == 0 {
 			return "got no starts in Fairness, want at least one"
 		}
@@ -646,7 +646,7 @@ func TestStartOrderIsRandom(t *testing.T) {
 			}
 		}
 	}
-	rep := ts.h.Fairness("a")
+	rep := ts.h.Fairness("a", 0)
 	if len(rep.Starts) != starts {
 		t.Fatalf("starts in Fairness: got %d, want %d", len(rep.Starts), starts)
 	}

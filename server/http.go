@@ -21,6 +21,9 @@ import (
 	"github.com/bulbquiz/bulb/web"
 )
 
+// defaultFairnessStarts is how many starts a fairness report lists unless asked.
+const defaultFairnessStarts = 50
+
 // Body limits.
 const (
 	maxQuizBody = 1 << 20
@@ -408,5 +411,12 @@ func (s *server) fairness(c echo.Context) error {
 	if _, err := s.svc.Room(c.Request().Context(), code); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, s.hub.Fairness(code))
+	limit := defaultFairnessStarts
+	if v := c.QueryParam("limit"); v != "" {
+		var err error
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 {
+			return quiz.Errorf(quiz.Invalid, "limit must be a positive whole number")
+		}
+	}
+	return c.JSON(http.StatusOK, s.hub.Fairness(code, limit))
 }
