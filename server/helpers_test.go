@@ -232,37 +232,30 @@ func (w *wsClient) send(tb testing.TB, v any) {
 // next returns the next frame of the given type, skipping others, within 5 s.
 func (w *wsClient) next(tb testing.TB, typ string) received {
 	tb.Helper()
-	timeout := time.After(5 * time.Second)
-	for {
-		select {
-		case f, ok := <-w.frames:
-			if !ok {
-				tb.Fatalf("connection closed waiting for %q: %v", typ, <-w.closed)
-			}
-			if f.Type == typ {
-				return f
-			}
-		case <-timeout:
-			tb.Fatalf("no %q frame within 5 s", typ)
-		}
-	}
+	return w.await(tb, typ, func(f received) bool { return f.Type == typ })
 }
 
 // reply returns the next result or error frame: the answer to an answer frame.
 func (w *wsClient) reply(tb testing.TB) received {
+	tb.Helper()
+	return w.await(tb, "result or error", func(f received) bool { return f.Type == "result" || f.Type == "error" })
+}
+
+// await returns the next frame that matches, skipping others, within 5 s.
+func (w *wsClient) await(tb testing.TB, what string, match func(received) bool) received {
 	tb.Helper()
 	timeout := time.After(5 * time.Second)
 	for {
 		select {
 		case f, ok := <-w.frames:
 			if !ok {
-				tb.Fatalf("connection closed waiting for a reply: %v", <-w.closed)
+				tb.Fatalf("connection closed waiting for %s: %v", what, <-w.closed)
 			}
-			if f.Type == "result" || f.Type == "error" {
+			if match(f) {
 				return f
 			}
 		case <-timeout:
-			tb.Fatal("no reply within 5 s")
+			tb.Fatalf("no %s frame within 5 s", what)
 		}
 	}
 }

@@ -202,7 +202,11 @@ func (s *server) authorize(c echo.Context, roles ...quiz.Role) (quiz.Identity, e
 	return id, quiz.Errorf(quiz.Forbidden, "this token may not do that here")
 }
 
-func questionN(c echo.Context) (int, error) {
+// hostQuestion authorizes a host call about question :n and returns n.
+func (s *server) hostQuestion(c echo.Context) (int, error) {
+	if _, err := s.authorize(c, quiz.RoleHost); err != nil {
+		return 0, err
+	}
 	n, err := strconv.Atoi(c.Param("n"))
 	if err != nil || n < 1 {
 		return 0, quiz.Errorf(quiz.NotFound, "question %q not found: questions are numbered from 1", c.Param("n"))
@@ -318,10 +322,7 @@ func (s *server) join(c echo.Context) error {
 }
 
 func (s *server) open(c echo.Context) error {
-	if _, err := s.authorize(c, quiz.RoleHost); err != nil {
-		return err
-	}
-	n, err := questionN(c)
+	n, err := s.hostQuestion(c)
 	if err != nil {
 		return err
 	}
@@ -333,10 +334,7 @@ func (s *server) open(c echo.Context) error {
 }
 
 func (s *server) start(c echo.Context) error {
-	if _, err := s.authorize(c, quiz.RoleHost); err != nil {
-		return err
-	}
-	n, err := questionN(c)
+	n, err := s.hostQuestion(c)
 	if err != nil {
 		return err
 	}
@@ -363,10 +361,7 @@ func (s *server) start(c echo.Context) error {
 }
 
 func (s *server) close(c echo.Context) error {
-	if _, err := s.authorize(c, quiz.RoleHost); err != nil {
-		return err
-	}
-	n, err := questionN(c)
+	n, err := s.hostQuestion(c)
 	if err != nil {
 		return err
 	}
@@ -378,10 +373,7 @@ func (s *server) close(c echo.Context) error {
 }
 
 func (s *server) listAnswers(c echo.Context) error {
-	if _, err := s.authorize(c, quiz.RoleHost); err != nil {
-		return err
-	}
-	n, err := questionN(c)
+	n, err := s.hostQuestion(c)
 	if err != nil {
 		return err
 	}
