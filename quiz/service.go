@@ -36,8 +36,11 @@ type Broadcaster interface {
 	Connected(room, playerID string) bool
 }
 
-// MaxName is the longest player name, in characters.
-const MaxName = 32
+// Limits of a room.
+const (
+	MaxName    = 32     // the longest player name, in characters
+	MaxPlayers = 20_000 // players one room takes
+)
 
 // maxScheduleAhead is how far ahead a timed start may be.
 const maxScheduleAhead = 24 * time.Hour

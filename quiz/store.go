@@ -16,7 +16,8 @@ type Store interface {
 	Quiz(ctx context.Context, code string) (Quiz, error)
 	// Rooms returns copies of all rooms, newest first.
 	Rooms(ctx context.Context) ([]*Room, error)
-	// AddPlayer adds p to the room; Conflict if its name is taken (case-insensitively).
+	// AddPlayer adds p to the room; Conflict if its name is taken (case-insensitively) or
+	// the room has MaxPlayers.
 	AddPlayer(ctx context.Context, code string, p Player) error
 	// Identify returns who a host or player token belongs to; Unauthorized if nobody.
 	Identify(ctx context.Context, token string) (Identity, error)

@@ -110,6 +110,10 @@ func (s *MemoryStore) AddPlayer(_ context.Context, code string, p Player) error 
 		return err
 	}
 	r.mu.Lock()
+	if len(r.room.Players) >= MaxPlayers {
+		r.mu.Unlock()
+		return Errorf(Conflict, "room %s is full: %d players", code, MaxPlayers)
+	}
 	for _, q := range r.room.Players {
 		if strings.EqualFold(q.Name, p.Name) {
 			r.mu.Unlock()
