@@ -22,6 +22,8 @@ var _ Store = (*MemoryStore)(nil)
 type memRoom struct {
 	mu        sync.Mutex
 	room      Room
+	byID      map[string]int  // player ID → index in room.Players
+	names     map[string]bool // folded player names
 	answers   map[int][]Answer        // by question, in arrival order
 	answered  map[int]map[string]bool // by question, player IDs
 	correct   map[int]int             // by question, correct answers ranked so far
@@ -52,6 +54,8 @@ func (s *MemoryStore) CreateRoom(_ context.Context, r *Room) error {
 	}
 	s.rooms[r.Code] = &memRoom{
 		room:      *cloneRoom(r),
+		byID:      map[string]int{},
+		names:     map[string]bool{},
 		answers:   map[int][]Answer{},
 		answered:  map[int]map[string]bool{},
 		correct:   map[int]int{},
@@ -114,12 +118,12 @@ func (s *MemoryStore) AddPlayer(_ context.Context, code string, p Player) error 
 		r.mu.Unlock()
 		return Errorf(Conflict, "room %s is full: %d players", code, MaxPlayers)
 	}
-	for _, q := range r.room.Players {
-		if strings.EqualFold(q.Name, p.Name) {
-			r.mu.Unlock()
-			return Errorf(Conflict, "the name %q is taken in this room", p.Name)
-		}
+	if r.names[foldName(p.Name)] {
+		r.mu.Unlock()
+		return Errorf(Conflict, "the name %q is taken in this room", p.Name)
 	}
+	r.names[foldName(p.Name)] = true
+	r.byID[p.ID] = len(r.room.Players)
 	r.room.Players = append(r.room.Players, p)
 	r.room.Version++
 	r.mu.Unlock()
@@ -173,8 +177,8 @@ func (s *MemoryStore) Accept(_ context.Context, code string, a Answer, sc Scorin
 	if r.answered[a.N][a.PlayerID] {
 		return Answer{}, Errorf(AlreadyAnswered, "you have already answered question %d", a.N)
 	}
-	p := slices.IndexFunc(r.room.Players, func(p Player) bool { return p.ID == a.PlayerID })
-	if p < 0 {
+	p, ok := r.byID[a.PlayerID]
+	if !ok {
 		return Answer{}, Errorf(NotFound, "player %s is not in room %s", a.PlayerID, code)
 	}
 	a.Name = r.room.Players[p].Name
@@ -237,9 +241,7 @@ func (s *MemoryStore) Finalize(_ context.Context, code string, n int, ranked []A
 		}
 		a.Rank, a.Points, a.Pending, a.ReactionUs = f.Rank, f.Points, false, f.ReactionUs
 		r.answers[n][i] = a
-		if p := slices.IndexFunc(r.room.Players, func(p Player) bool { return p.ID == a.PlayerID }); p >= 0 {
-			r.room.Players[p].Score += a.Points
-		}
+		r.room.Players[r.byID[a.PlayerID]].Score += a.Points
 	}
 	return nil
 }
@@ -254,6 +256,9 @@ func (s *MemoryStore) Answers(_ context.Context, code string, n int) ([]Answer, 
 	defer r.mu.Unlock()
 	return slices.Clone(r.answers[n]), nil
 }
+
+// foldName is the form in which two player names that differ only in case are equal.
+func foldName(name string) string { return strings.ToLower(name) }
 
 // cloneRoom returns a deep copy of r, so callers never share memory with the store.
 func cloneRoom(r *Room) *Room {

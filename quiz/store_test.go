@@ -73,6 +73,19 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("a room takes MaxPlayers and no more", func(t *testing.T) {
+		s := newStore(t)
+		r := mustRoom(t, s, nil)
+		for i := range MaxPlayers {
+			if err := s.AddPlayer(ctx, r.Code, Player{ID: fmt.Sprint(i), Name: fmt.Sprint("p", i), Token: fmt.Sprint("t", i)}); err != nil {
+				t.Fatalf("player %d: %v", i, err)
+			}
+		}
+		if err := s.AddPlayer(ctx, r.Code, Player{ID: "x", Name: "one too many", Token: "tx"}); ErrorCode(err) != Conflict {
+			t.Fatalf("player %d: got %v, want conflict", MaxPlayers+1, err)
+		}
+	})
+
 	t.Run("update is atomic and refusals change nothing", func(t *testing.T) {
 		s := newStore(t)
 		r := mustRoom(t, s, nil)
