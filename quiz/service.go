@@ -199,6 +199,7 @@ func (s *Service) Start(ctx context.Context, code string, n int, at time.Time) (
 // by hand, closed or rescheduled), the firing is stale and changes nothing.
 func (s *Service) start(ctx context.Context, code string, n int, scheduled time.Time) (StartResult, error) {
 	ctx = context.WithoutCancel(ctx) // a start, once begun, reaches everyone even if the host hangs up
+	started := s.now()
 	_, err := s.store.Update(ctx, code, func(r *Room) error {
 		if err := checkCurrentOpen(r, n); err != nil {
 			return err
@@ -206,7 +207,7 @@ func (s *Service) start(ctx context.Context, code string, n int, scheduled time.
 		if !scheduled.IsZero() && !r.StartAt.Equal(scheduled) {
 			return errStale
 		}
-		r.Phase, r.StartedAt, r.StartAt = PhaseLive, s.now(), time.Time{}
+		r.Phase, r.StartedAt, r.StartAt = PhaseLive, started, time.Time{}
 		return nil
 	})
 	if err != nil {
@@ -216,6 +217,21 @@ func (s *Service) start(ctx context.Context, code string, n int, scheduled time.
 		s.cancelTimer(code)
 	}
 	seq, recipients, err := s.bc.Start(ctx, code, n)
+	if err != nil && seq == 0 {
+		// Nothing was sent: back to open, so that nobody can answer a question whose
+		// bulb they never saw, and the host can try again.
+		if _, rerr := s.store.Update(ctx, code, func(r *Room) error {
+			if r.Current != n || r.Phase != PhaseLive || !r.StartedAt.Equal(started) {
+				return errStale
+			}
+			r.Phase, r.StartedAt = PhaseOpen, time.Time{}
+			return nil
+		}); rerr != nil && !errors.Is(rerr, errStale) {
+			s.log.Error("undoing a start that was not sent", "room", code, "n", n, "err", rerr)
+		}
+		s.log.Error("start not sent", "room", code, "n", n, "err", err)
+		return StartResult{}, Errorf(Unavailable, "the start signal could not be sent, try again")
+	}
 	if err != nil {
 		return StartResult{}, fmt.Errorf("start fan-out: %w", err)
 	}

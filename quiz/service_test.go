@@ -3,6 +3,7 @@ package quiz
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -14,6 +15,7 @@ import (
 // of the rules; the hub itself is tested with real sockets.
 type fakeBroadcaster struct {
 	mu       sync.Mutex
+	startErr error // Start fails with it, sending nothing
 	frames   []string // every frame sent to anyone
 	toPlayer map[string][]string
 	starts   int
@@ -39,6 +41,9 @@ func (f *fakeBroadcaster) SendPlayer(_, id string, frame []byte) {
 func (f *fakeBroadcaster) Start(context.Context, string, int) (uint64, int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.startErr != nil {
+		return 0, 0, f.startErr
+	}
 	f.starts++
 	return uint64(f.starts), 0, nil
 }
@@ -346,5 +351,35 @@ func TestJoinNames(t *testing.T) {
 	room, _ := s.Room(ctx, r.Code)
 	if len(room.Players) != 1 || room.Players[0].Name != "ada lovelace" {
 		t.Fatalf("got players %+v, want only \"ada lovelace\"", room.Players)
+	}
+}
+
+func TestStartNotSentIsUndone(t *testing.T) {
+	ctx := context.Background()
+	s, bc := newTestService(t)
+	r := mustCreate(t, s, validQuiz())
+	p, _ := s.Join(ctx, r.Code, "uma")
+	if _, err := s.Open(ctx, r.Code, 1); err != nil {
+		t.Fatal(err)
+	}
+	bc.mu.Lock()
+	bc.startErr = errors.New("bus down")
+	bc.mu.Unlock()
+	if _, err := s.Start(ctx, r.Code, 1, time.Time{}); ErrorCode(err) != Unavailable {
+		t.Fatalf("start with the bus down: got %v, want unavailable", err)
+	}
+	room, _ := s.Room(ctx, r.Code)
+	if room.Phase != PhaseOpen {
+		t.Fatalf("got phase %s, want open again", room.Phase)
+	}
+	id := Identity{Room: r.Code, Role: RolePlayer, PlayerID: p.ID}
+	if _, err := s.Answer(ctx, id, 1, Submission{Choice: intp(2)}, time.Now()); ErrorCode(err) != NotStarted {
+		t.Fatalf("answer after a failed start: got %v, want not_started", err)
+	}
+	bc.mu.Lock()
+	bc.startErr = nil
+	bc.mu.Unlock()
+	if _, err := s.Start(ctx, r.Code, 1, time.Time{}); err != nil {
+		t.Fatalf("start again: %v", err)
 	}
 }
