@@ -15,7 +15,7 @@ import (
 // of the rules; the hub itself is tested with real sockets.
 type fakeBroadcaster struct {
 	mu       sync.Mutex
-	startErr error // Start fails with it, sending nothing
+	startErr error    // Start fails with it, sending nothing
 	frames   []string // every frame sent to anyone
 	toPlayer map[string][]string
 	starts   int
