@@ -22,8 +22,8 @@ var _ Store = (*MemoryStore)(nil)
 type memRoom struct {
 	mu        sync.Mutex
 	room      Room
-	byID      map[string]int  // player ID → index in room.Players
-	names     map[string]bool // folded player names
+	byID      map[string]int          // player ID → index in room.Players
+	names     map[string]bool         // folded player names
 	answers   map[int][]Answer        // by question, in arrival order
 	answered  map[int]map[string]bool // by question, player IDs
 	correct   map[int]int             // by question, correct answers ranked so far
