@@ -23,7 +23,8 @@ type Store interface {
 	Identify(ctx context.Context, token string) (Identity, error)
 	// Update applies fn to the room atomically and bumps its version. fn may refuse by
 	// returning an error, which Update returns unchanged, changing nothing. fn must not add
-	// or remove players: AddPlayer does that.
+	// or remove players (AddPlayer does that), and may be called more than once (optimistic
+	// retries), so it must have no side effects.
 	Update(ctx context.Context, code string, fn func(*Room) error) (*Room, error)
 	// Accept records a judged answer atomically: it checks the question is current and live
 	// (NotStarted, Closed), that the player has not answered it (AlreadyAnswered), stamps the

@@ -171,7 +171,7 @@ func (s *MemoryStore) Accept(_ context.Context, code string, a Answer, sc Scorin
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := s.now()
-	if err := checkAcceptable(&r.room, a.N, now); err != nil {
+	if err := checkAcceptable(&r.room, a.N); err != nil {
 		return Answer{}, err
 	}
 	if r.answered[a.N][a.PlayerID] {
@@ -182,8 +182,9 @@ func (s *MemoryStore) Accept(_ context.Context, code string, a Answer, sc Scorin
 		return Answer{}, Errorf(NotFound, "player %s is not in room %s", a.PlayerID, code)
 	}
 	a.Name = r.room.Players[p].Name
+	elapsed := max(now.Sub(r.room.StartedAt), 0) // another node's clock may be behind
 	a.ReceivedAt = now
-	a.ElapsedUs = now.Sub(r.room.StartedAt).Microseconds()
+	a.ElapsedUs = elapsed.Microseconds()
 	a.ArrivalRank = len(r.answers[a.N]) + 1
 	a.Rank, a.Points, a.Pending = 0, 0, false
 	switch {
@@ -192,7 +193,7 @@ func (s *MemoryStore) Accept(_ context.Context, code string, a Answer, sc Scorin
 	case a.Correct:
 		r.correct[a.N]++
 		a.Rank = r.correct[a.N]
-		a.Points = sc.Award(a.Rank, now.Sub(r.room.StartedAt))
+		a.Points = sc.Award(a.Rank, elapsed)
 		r.room.Players[p].Score += a.Points
 	}
 	if r.answered[a.N] == nil {
@@ -203,8 +204,10 @@ func (s *MemoryStore) Accept(_ context.Context, code string, a Answer, sc Scorin
 	return a, nil
 }
 
-// checkAcceptable says whether question n of r takes answers at now.
-func checkAcceptable(r *Room, n int, now time.Time) error {
+// checkAcceptable says whether question n of r takes answers. The phase alone decides: a
+// question goes live when its start fires, and comparing the clocks of different machines
+// must not refuse answers. accept.lua makes the same checks for the Redis engine.
+func checkAcceptable(r *Room, n int) error {
 	switch {
 	case n < 1 || n > len(r.Quiz.Questions):
 		return Errorf(NotFound, "question %d not found", n)
@@ -212,8 +215,6 @@ func checkAcceptable(r *Room, n int, now time.Time) error {
 		return Errorf(NotStarted, "question %d has not started", n)
 	case n < r.Current || r.Phase == PhaseClosed:
 		return Errorf(Closed, "question %d is closed", n)
-	case now.Before(r.StartedAt):
-		return Errorf(NotStarted, "question %d has not started", n)
 	}
 	return nil
 }

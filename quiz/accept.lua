@@ -1,0 +1,72 @@
+-- Accept one judged answer, atomically (award.lua is prepended: it defines award).
+--
+-- KEYS[1] room hash      KEYS[2] players hash   KEYS[3] scores hash
+-- KEYS[4] answers list   KEYS[5] answered hash  KEYS[6] correct counter   (of question n)
+-- ARGV[1] n   ARGV[2] player ID   ARGV[3] "1" if the answer is correct
+-- ARGV[4] the answer's head: a JSON object with the fields the caller knows
+-- ARGV[5] the scoring rule, JSON (see award.lua)
+--
+-- Returns {status, record}. status is "ok", and record the stored answer: the head with
+-- name, rank, arrivalRank, points, pending, receivedUs and elapsedUs added. Otherwise status
+-- is why the answer is refused (no_room, not_started, closed, already_answered, no_player)
+-- and nothing was written.
+
+local room = redis.call('HMGET', KEYS[1], 'current', 'phase', 'startedAt')
+local current, phase, started = tonumber(room[1]), room[2], room[3]
+if not phase then
+  return {'no_room', ''}
+end
+
+-- The phase alone decides, as checkAcceptable does in store_memory.go.
+local n = tonumber(ARGV[1])
+if n > current or (n == current and (phase == 'open' or phase == 'lobby')) then
+  return {'not_started', ''}
+end
+if n < current or phase ~= 'live' then
+  return {'closed', ''}
+end
+
+local player = ARGV[2]
+if redis.call('HEXISTS', KEYS[5], player) == 1 then
+  return {'already_answered', ''}
+end
+local pjson = redis.call('HGET', KEYS[2], player)
+if not pjson then
+  return {'no_player', ''}
+end
+
+-- One clock for every node: the Redis server's.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2]) -- µs, exact in a double until 2255
+local elapsed = 0
+if started and started ~= '' then
+  elapsed = math.max(now - tonumber(started), 0)
+end
+
+local sc = cjson.decode(ARGV[5])
+local arrival = redis.call('LLEN', KEYS[4]) + 1
+local rank, points, pending = 0, 0, 'false'
+if ARGV[3] == '1' then
+  if sc.deferred then
+    pending = 'true'
+  else
+    rank = redis.call('INCR', KEYS[6])
+    points = award(sc, rank, elapsed)
+    if points ~= 0 then
+      redis.call('HINCRBY', KEYS[3], player, points)
+    end
+  end
+end
+
+-- Numbers are formatted by hand: Lua's tostring keeps only 14 significant digits.
+local record = string.sub(ARGV[4], 1, -2) ..
+  ',"name":' .. cjson.encode(cjson.decode(pjson).name) ..
+  ',"rank":' .. string.format('%d', rank) ..
+  ',"arrivalRank":' .. string.format('%d', arrival) ..
+  ',"points":' .. string.format('%d', points) ..
+  ',"pending":' .. pending ..
+  ',"receivedUs":' .. t[1] .. string.format('%06d', tonumber(t[2])) ..
+  ',"elapsedUs":' .. string.format('%.0f', elapsed) .. '}'
+redis.call('RPUSH', KEYS[4], record)
+redis.call('HSET', KEYS[5], player, arrival)
+return {'ok', record}

@@ -1,0 +1,342 @@
+package quiz
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/bulbquiz/bulb/internal/redistest"
+)
+
+func TestRedisStore(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	var stores atomic.Int64
+	testStore(t, func(*testing.T) Store {
+		// a prefix of its own: a fresh, empty store on the same server
+		return NewRedisStore(rdb, fmt.Sprintf("test%d:", stores.Add(1)))
+	})
+}
+
+// TestRedisAward checks that award.lua gives the points of Scoring.Award, to the point.
+func TestRedisAward(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	ctx := context.Background()
+	script := redis.NewScript(awardLua + "return award(cjson.decode(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))")
+	lua := func(t *testing.T, sc Scoring, rank int, elapsedUs int64) int {
+		t.Helper()
+		b := mustJSON(t, redisScoringOf(sc))
+		got, err := script.Run(ctx, rdb, nil, b, rank, elapsedUs).Int()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	firstCome := Scoring{Winners: []int{100, 60, 30}}
+	speed := func(points int, limit time.Duration) Scoring {
+		return Scoring{Speed: true, Points: points, TimeLimit: limit}
+	}
+	for _, tc := range []struct {
+		name string
+		sc   Scoring
+		rank int
+		t    time.Duration
+		want int
+	}{
+		{"first-come rank 1", firstCome, 1, time.Second, 100},
+		{"first-come rank 3", firstCome, 3, time.Second, 30},
+		{"first-come past the winners", firstCome, 4, 0, 0},
+		{"first-come rank 0", firstCome, 0, 0, 0},
+		{"first-come no winners", Scoring{}, 1, 0, 0},
+		{"speed at once", speed(100, 20*time.Second), 7, 0, 100},
+		{"speed just under 0.5 s", speed(100, 20*time.Second), 1, 500*time.Millisecond - time.Microsecond, 100},
+		{"speed at 0.5 s", speed(100, 20*time.Second), 1, 500 * time.Millisecond, 99}, // 98.75
+		{"speed at 0.5 s, T 1 s", speed(100, time.Second), 1, 500 * time.Millisecond, 75},
+		{"speed at T/2", speed(100, 20*time.Second), 1, 10 * time.Second, 75},
+		{"speed just under T", speed(100, 20*time.Second), 1, 20*time.Second - time.Microsecond, 50},
+		{"speed at T", speed(100, 20*time.Second), 1, 20 * time.Second, 50},
+		{"speed past T", speed(100, 20*time.Second), 1, 25 * time.Second, 50},
+		{"speed an hour past T", speed(100, time.Second), 1, time.Hour, 50},
+		{"half rounds up: 0.5", speed(1, time.Second), 1, time.Second, 1},
+		{"half rounds up: 1.5", speed(3, time.Second), 1, time.Second, 2},
+		{"half rounds up: 50.5", speed(101, time.Second), 1, 2 * time.Second, 51},
+		{"half rounds up: 1.5 at T/2", speed(2, 4*time.Second), 1, 2 * time.Second, 2},
+		{"half rounds up: 499999.5", speed(999_999, time.Second), 1, time.Second, 500_000},
+		{"quarter rounds down: 5.25", speed(7, 2*time.Second), 1, time.Second, 5},
+		{"largest P and T", speed(1_000_000, time.Hour), 1, time.Hour/3 + time.Microsecond, 833_333},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.sc.Award(tc.rank, tc.t); got != tc.want {
+				t.Errorf("Go: got %d points, want %d", got, tc.want)
+			}
+			if got := lua(t, tc.sc, tc.rank, tc.t.Microseconds()); got != tc.want {
+				t.Errorf("Lua: got %d points, want %d", got, tc.want)
+			}
+		})
+	}
+
+	t.Run("random speed cases", func(t *testing.T) {
+		type sample struct {
+			sc  Scoring
+			t   time.Duration
+			cmd *redis.Cmd
+		}
+		rng := rand.New(rand.NewPCG(1, 2))
+		samples := make([]sample, 2000)
+		_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i := range samples {
+				sc := speed(1+rng.IntN(maxPoints), time.Duration(minTimeLimitMs+rng.IntN(maxTimeLimitMs-minTimeLimitMs+1))*time.Millisecond)
+				us := rng.Int64N(int64(sc.TimeLimit/time.Microsecond) * 5 / 4)
+				samples[i] = sample{sc: sc, t: time.Duration(us) * time.Microsecond, cmd: script.Run(ctx, p, nil, mustJSON(t, redisScoringOf(sc)), 1, us)}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range samples {
+			got, err := s.cmd.Int()
+			if want := s.sc.Award(1, s.t); err != nil || got != want {
+				t.Fatalf("P %d, T %s, t %s: Lua got %d (%v), Go %d", s.sc.Points, s.sc.TimeLimit, s.t, got, err, want)
+			}
+		}
+	})
+}
+
+func mustJSON(tb testing.TB, v any) string {
+	tb.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestRedisStoreUnavailable checks that with Redis gone every call fails fast with
+// Unavailable. The client here gives up after one retry of one quick dial; the server
+// should configure its client in the same spirit: DialTimeout and Read/WriteTimeout about
+// 1 s, MaxRetries 1, DialerRetries 1, PoolTimeout 1 s, so that a request never waits on a
+// dead Redis for more than a few seconds.
+func TestRedisStoreUnavailable(t *testing.T) {
+	srv := redistest.Start(t)
+	opt, err := redis.ParseURL(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout = 200*time.Millisecond, 500*time.Millisecond, 500*time.Millisecond, 500*time.Millisecond
+	opt.MaxRetries, opt.DialerRetries = 1, 1
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+
+	ctx := context.Background()
+	s := NewRedisStore(rdb, "")
+	qz := validQuiz()
+	if err := qz.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	r := &Room{Code: "123456", HostToken: Token(), Quiz: qz, Phase: PhaseLobby, CreatedAt: time.Now()}
+	if err := s.CreateRoom(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	p := Player{ID: "p1", Name: "alice", Token: Token()}
+	if err := s.AddPlayer(ctx, r.Code, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Quiz(ctx, r.Code); err != nil { // cached from now on: the rest must still fail
+		t.Fatal(err)
+	}
+	srv.Stop()
+
+	cold := NewRedisStore(rdb, "") // nothing cached
+	a := Answer{N: 1, PlayerID: p.ID, Correct: true}
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"CreateRoom", func() error {
+			return s.CreateRoom(ctx, &Room{Code: "654321", HostToken: Token(), Quiz: qz, Phase: PhaseLobby})
+		}},
+		{"Room", func() error { _, err := s.Room(ctx, r.Code); return err }},
+		{"Quiz", func() error { _, err := cold.Quiz(ctx, r.Code); return err }},
+		{"Rooms", func() error { _, err := s.Rooms(ctx); return err }},
+		{"AddPlayer", func() error { return s.AddPlayer(ctx, r.Code, Player{ID: "p2", Name: "bob", Token: Token()}) }},
+		{"Identify", func() error { _, err := s.Identify(ctx, p.Token); return err }},
+		{"Update", func() error {
+			_, err := s.Update(ctx, r.Code, func(r *Room) error { r.Current++; return nil })
+			return err
+		}},
+		{"Accept", func() error { _, err := s.Accept(ctx, r.Code, a, ScoringFor(qz, 1)); return err }},
+		{"Finalize", func() error { return s.Finalize(ctx, r.Code, 1, nil) }},
+		{"Answers", func() error { _, err := s.Answers(ctx, r.Code, 1); return err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			err := tc.call()
+			took := time.Since(start)
+			if ErrorCode(err) != Unavailable || ErrorMessage(err) != "storage unavailable" {
+				t.Fatalf("got %v, want an unavailable error", err)
+			}
+			if took > 2*time.Second {
+				t.Fatalf("took %s, want at most 2s", took)
+			}
+			t.Logf("%s in %s", err, took.Round(time.Millisecond))
+		})
+	}
+}
+
+// TestRedisStoreTwoNodes checks first-come ranking across nodes: two stores with clients
+// of their own ("two servers") on one Redis accept 500 concurrent answers to one question.
+func TestRedisStoreTwoNodes(t *testing.T) {
+	srv := redistest.Start(t)
+	nodes := []Store{NewRedisStore(srv.Client(t), ""), NewRedisStore(srv.Client(t), "")}
+	ctx := context.Background()
+	qz := validQuiz()
+	qz.Winners = []int{100, 60, 30}
+	if err := qz.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	r := &Room{Code: "482913", HostToken: Token(), Quiz: qz, Phase: PhaseLobby, CreatedAt: time.Now()}
+	if err := nodes[0].CreateRoom(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	const players = 500
+	ps := make([]Player, players)
+	for i := range ps {
+		ps[i] = Player{ID: fmt.Sprintf("id%04d", i), Name: fmt.Sprintf("p%04d", i), Token: Token()}
+		if err := nodes[i%2].AddPlayer(ctx, r.Code, ps[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := nodes[1].Update(ctx, r.Code, func(r *Room) error {
+		r.Current, r.Phase, r.StartedAt = 1, PhaseLive, time.Now()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	sc := ScoringFor(qz, 1)
+	results := make([]Answer, players)
+	errs := make([]error, players)
+	ready := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range ps {
+		wg.Go(func() {
+			<-ready
+			a := Answer{N: 1, PlayerID: ps[i].ID, Correct: i%3 != 0}
+			results[i], errs[i] = nodes[i%2].Accept(ctx, r.Code, a, sc)
+			// the other node must refuse the same player's second answer
+			if _, err := nodes[(i+1)%2].Accept(ctx, r.Code, a, sc); ErrorCode(err) != AlreadyAnswered {
+				t.Errorf("second answer of %s: got %v, want already_answered", ps[i].Name, err)
+			}
+		})
+	}
+	close(ready)
+	wg.Wait()
+
+	arrivals, ranks := map[int]bool{}, map[int]Answer{}
+	total := 0
+	for i, a := range results {
+		if errs[i] != nil {
+			t.Fatalf("answer %d: %v", i, errs[i])
+		}
+		if arrivals[a.ArrivalRank] {
+			t.Fatalf("arrival rank %d given twice", a.ArrivalRank)
+		}
+		arrivals[a.ArrivalRank] = true
+		total += a.Points
+		if a.Correct {
+			if _, dup := ranks[a.Rank]; dup {
+				t.Fatalf("rank %d given twice", a.Rank)
+			}
+			ranks[a.Rank] = a
+		}
+	}
+	for rank := 1; rank <= len(ranks); rank++ {
+		a, ok := ranks[rank]
+		if !ok {
+			t.Fatalf("rank %d missing: ranks must be 1..%d", rank, len(ranks))
+		}
+		if prev := ranks[rank-1]; rank > 1 && (a.ArrivalRank < prev.ArrivalRank || a.ReceivedAt.Before(prev.ReceivedAt)) {
+			t.Fatalf("rank %d arrived before rank %d", rank, rank-1)
+		}
+	}
+	for rank, want := range map[int]int{1: 100, 2: 60, 3: 30, 4: 0} {
+		if got := ranks[rank].Points; got != want {
+			t.Errorf("rank %d: got %d points, want %d", rank, got, want)
+		}
+	}
+	for i, node := range nodes {
+		room, err := node.Room(ctx, r.Code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scores := 0
+		for _, p := range room.Players {
+			scores += p.Score
+		}
+		answers, err := node.Answers(ctx, r.Code, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total != 190 || scores != 190 || len(answers) != players || len(room.Players) != players {
+			t.Fatalf("node %d: got %d points awarded, %d in scores, %d answers, %d players; want 190, 190, %d, %d",
+				i, total, scores, len(answers), len(room.Players), players, players)
+		}
+	}
+}
+
+// TestRedisStoreRestart checks that a room, its players and answers survive a restart of
+// Redis with the append-only file on, and that a store keeps working across it.
+func TestRedisStoreRestart(t *testing.T) {
+	srv := redistest.Start(t, redistest.WithAOF())
+	s := NewRedisStore(srv.Client(t), "")
+	ctx := context.Background()
+	qz := validQuiz()
+	if err := qz.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	r := &Room{Code: "100200", HostToken: Token(), Quiz: qz, Phase: PhaseLobby, CreatedAt: time.Now()}
+	if err := s.CreateRoom(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	p := Player{ID: "p1", Name: "alice", Token: Token(), JoinedAt: time.Now()}
+	if err := s.AddPlayer(ctx, r.Code, p); err != nil {
+		t.Fatal(err)
+	}
+	startedAt := time.Now()
+	if _, err := s.Update(ctx, r.Code, func(r *Room) error {
+		r.Current, r.Phase, r.StartedAt = 1, PhaseLive, startedAt
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want, err := s.Accept(ctx, r.Code, Answer{N: 1, PlayerID: p.ID, Submission: Submission{Choice: intp(2)}, Correct: true}, ScoringFor(qz, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Restart(t)
+
+	room, err := s.Room(ctx, r.Code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if room.Phase != PhaseLive || room.Current != 1 || !room.StartedAt.Equal(startedAt.Truncate(time.Microsecond)) ||
+		len(room.Players) != 1 || room.Players[0].Score != 100 || room.Version != 2 {
+		t.Fatalf("after a restart: got room %+v, want question 1 live, alice with 100 points, version 2", room)
+	}
+	answers, err := s.Answers(ctx, r.Code, 1)
+	if err != nil || len(answers) != 1 || answers[0].Rank != 1 || !answers[0].ReceivedAt.Equal(want.ReceivedAt) || *answers[0].Submission.Choice != 2 {
+		t.Fatalf("after a restart: got answers %+v %v, want %+v", answers, err, want)
+	}
+	if id, err := s.Identify(ctx, p.Token); err != nil || id.PlayerID != p.ID {
+		t.Fatalf("after a restart: got identity %+v %v, want player %s", id, err, p.ID)
+	}
+}
