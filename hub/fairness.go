@@ -14,7 +14,9 @@ type startRecord struct {
 	Seq        uint64
 	N          int
 	At         time.Time
-	t0         time.Time // At with its monotonic reading
+	Node       string
+	BusDelay   time.Duration // from publish to this node's fan-out; 0 without a bus
+	t0         time.Time     // At with its monotonic reading
 	frame      []byte
 	deliveries []delivery // in send order
 }
@@ -68,6 +70,8 @@ type StartStats struct {
 	Seq         uint64           `json:"seq"`
 	N           int              `json:"n"`
 	At          time.Time        `json:"at"`
+	Node        string           `json:"node"`
+	BusUs       int64            `json:"busUs"` // from publish to this node's fan-out; 0 on one node
 	Recipients  int              `json:"recipients"`
 	Acked       int              `json:"acked"`
 	Dropped     int              `json:"dropped"`
@@ -137,7 +141,7 @@ func (h *Hub) Fairness(roomName string, limit int) Report {
 }
 
 func (r *startRecord) stats() StartStats {
-	st := StartStats{Seq: r.Seq, N: r.N, At: r.At, Players: make([]PlayerDelivery, len(r.deliveries))}
+	st := StartStats{Seq: r.Seq, N: r.N, At: r.At, Node: r.Node, BusUs: r.BusDelay.Microseconds(), Players: make([]PlayerDelivery, len(r.deliveries))}
 	var enq, wr, ack []int64
 	for i := range r.deliveries {
 		d := &r.deliveries[i]

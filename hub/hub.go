@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -26,6 +27,8 @@ type Options struct {
 	History      int           // starts kept per room for fairness; default 200
 	Logger       *slog.Logger  // default slog.Default()
 	Metrics      *Metrics      // default: unregistered metrics
+	Bus          Bus           // other nodes; nil for a single node
+	Node         string        // this node's name, in fairness records; default the host name
 }
 
 func (o Options) withDefaults() Options {
@@ -54,6 +57,9 @@ func (o Options) withDefaults() Options {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics()
 	}
+	if o.Node == "" {
+		o.Node, _ = os.Hostname()
+	}
 	return o
 }
 
@@ -62,6 +68,7 @@ type Hub struct {
 	opts Options
 	log  *slog.Logger
 	m    *Metrics
+	bus  Bus
 
 	mu      sync.RWMutex
 	rooms   map[string]*room
@@ -82,7 +89,7 @@ type room struct {
 // New returns an empty Hub.
 func New(opts Options) *Hub {
 	opts = opts.withDefaults()
-	return &Hub{opts: opts, log: opts.Logger.With("component", "hub"), m: opts.Metrics, rooms: map[string]*room{}}
+	return &Hub{opts: opts, log: opts.Logger.With("component", "hub"), m: opts.Metrics, bus: opts.Bus, rooms: map[string]*room{}}
 }
 
 // room returns the named room, creating it if create is set.
@@ -102,23 +109,42 @@ func (h *Hub) room(name string, create bool) *room {
 	return r
 }
 
-// Send queues frame for every connection of the room.
-func (h *Hub) Send(roomName string, frame []byte) {
-	for _, c := range h.conns(roomName, true, true) {
-		c.Send(frame)
-	}
-}
+// Send queues frame for every connection of the room, on every node.
+func (h *Hub) Send(roomName string, frame []byte) { h.send(roomName, toAll, "", frame) }
 
-// SendHosts queues frame for the room's host connections.
-func (h *Hub) SendHosts(roomName string, frame []byte) {
-	for _, c := range h.conns(roomName, false, true) {
-		c.Send(frame)
-	}
-}
+// SendHosts queues frame for the room's host connections, on every node.
+func (h *Hub) SendHosts(roomName string, frame []byte) { h.send(roomName, toHosts, "", frame) }
 
-// SendPlayer queues frame for one player's connection, if it has one.
+// SendPlayer queues frame for one player's connection, on whichever node holds it.
 func (h *Hub) SendPlayer(roomName, playerID string, frame []byte) {
-	if c := h.player(roomName, playerID); c != nil {
+	h.send(roomName, toPlayer, playerID, frame)
+}
+
+// Audiences of a frame.
+const (
+	toAll    = "all"
+	toHosts  = "hosts"
+	toPlayer = "player"
+)
+
+// send delivers a frame here, or publishes it to every node when there is a bus.
+func (h *Hub) send(roomName, to, playerID string, frame []byte) {
+	if h.bus == nil {
+		h.local(roomName, to, playerID, frame)
+		return
+	}
+	h.publish(message{Kind: to, Room: roomName, Player: playerID, Frame: frame})
+}
+
+// local queues frame for this node's connections of the room in the audience.
+func (h *Hub) local(roomName, to, playerID string, frame []byte) {
+	if to == toPlayer {
+		if c := h.player(roomName, playerID); c != nil {
+			c.Send(frame)
+		}
+		return
+	}
+	for _, c := range h.conns(roomName, to == toAll, true) {
 		c.Send(frame)
 	}
 }
@@ -164,13 +190,27 @@ func (h *Hub) conns(roomName string, players, hosts bool) []*Conn {
 // frame is dropped, without holding up the others. Start returns the start's sequence
 // number and the number of players it was enqueued for; hosts get the frame afterwards,
 // outside the measured fan-out.
+//
+// With a Bus, the start is published once and every node, this one included, fans out to
+// its own players when the message reaches it; the recipients are the sum over the nodes.
 func (h *Hub) Start(ctx context.Context, roomName string, n int) (uint64, int, error) {
+	if h.bus == nil {
+		seq := h.nextSeq()
+		recipients, err := h.fanout(ctx, roomName, n, seq, 0)
+		return seq, recipients, err
+	}
+	return h.startOnBus(ctx, roomName, n)
+}
+
+// fanout enqueues the start frame of seq for every local player of the room and records
+// the deliveries; busDelay is how long the start took to reach this node, if it came over
+// the bus.
+func (h *Hub) fanout(ctx context.Context, roomName string, n int, seq uint64, busDelay time.Duration) (int, error) {
 	players := h.conns(roomName, true, false)
-	seq := h.nextSeq()
 	frame := startFrame(n, seq)
 	rand.Shuffle(len(players), func(i, j int) { players[i], players[j] = players[j], players[i] })
 
-	rec := &startRecord{Seq: seq, N: n, At: time.Now(), frame: frame, deliveries: make([]delivery, len(players))}
+	rec := &startRecord{Seq: seq, N: n, At: time.Now(), Node: h.opts.Node, BusDelay: busDelay, frame: frame, deliveries: make([]delivery, len(players))}
 	rec.t0 = rec.At
 	shards := min(h.opts.Shards, len(players))
 	var g errgroup.Group // no WithContext: one client's failure must not cancel the others
@@ -196,13 +236,11 @@ func (h *Hub) Start(ctx context.Context, roomName string, n int) (uint64, int, e
 	h.m.fanout.Observe(time.Since(rec.t0).Seconds())
 	h.m.starts.Inc()
 	h.record(roomName, rec)
-	for _, c := range h.conns(roomName, false, true) {
-		c.Send(frame)
-	}
+	h.local(roomName, toHosts, "", frame)
 	if err != nil {
-		return seq, 0, err
+		return 0, err
 	}
-	return seq, len(players) - rec.droppedCount(), nil
+	return len(players) - rec.droppedCount(), nil
 }
 
 func (h *Hub) nextSeq() uint64 {

@@ -9,6 +9,7 @@ type Metrics struct {
 	starts      prometheus.Counter
 	fanout      prometheus.Histogram
 	startWrite  prometheus.Histogram
+	busDelay    prometheus.Histogram
 }
 
 // NewMetrics returns the hub's metrics, not yet registered.
@@ -30,12 +31,15 @@ func NewMetrics() *Metrics {
 		startWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "bulb_hub_start_write_seconds", Help: "Per recipient, from enqueueing a start frame to its write returning.", Buckets: latency,
 		}),
+		busDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "bulb_hub_bus_delay_seconds", Help: "From a start's publish on the bus to this node's fan-out.", Buckets: latency,
+		}),
 	}
 }
 
 // Register registers the metrics with reg.
 func (m *Metrics) Register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.connections, m.dropped, m.starts, m.fanout, m.startWrite} {
+	for _, c := range []prometheus.Collector{m.connections, m.dropped, m.starts, m.fanout, m.startWrite, m.busDelay} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

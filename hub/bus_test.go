@@ -1,0 +1,252 @@
+package hub_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bulbquiz/bulb/hub"
+	"github.com/bulbquiz/bulb/internal/redistest"
+)
+
+// busEngines are the Bus implementations; each returns a constructor of the buses of
+// several nodes sharing one medium.
+var busEngines = map[string]func(t *testing.T) func(node string) hub.Bus{
+	"memory": func(t *testing.T) func(string) hub.Bus {
+		b := hub.NewMemoryBus()
+		return func(string) hub.Bus { return b }
+	},
+	"redis": func(t *testing.T) func(string) hub.Bus {
+		srv := redistest.Start(t)
+		prefix := fmt.Sprintf("test%d:", time.Now().UnixNano())
+		return func(node string) hub.Bus { return hub.NewRedisBus(srv.Client(t), prefix, node) }
+	},
+}
+
+// runNode runs bus as a node until the test ends, delivering to deliver.
+func runNode(t *testing.T, bus hub.Bus, deliver func([]byte)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- bus.Run(ctx, deliver) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: got %v, want nil", err)
+		}
+	})
+}
+
+// inbox collects a node's messages.
+type inbox struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (in *inbox) deliver(m []byte) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.msgs = append(in.msgs, string(m))
+}
+
+func (in *inbox) all() []string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return append([]string(nil), in.msgs...)
+}
+
+// mustLive publishes probes until every inbox has one, so that the nodes are subscribed.
+func mustLive(t *testing.T, bus hub.Bus, boxes ...*inbox) {
+	t.Helper()
+	MustPoll(t, testTimeout, func() string {
+		if err := bus.Publish(context.Background(), []byte("probe")); err != nil {
+			return err.Error()
+		}
+		time.Sleep(5 * time.Millisecond)
+		for i, b := range boxes {
+			if len(b.all()) == 0 {
+				return fmt.Sprintf("node %d got no probe", i)
+			}
+		}
+		return ""
+	})
+}
+
+func TestBus(t *testing.T) {
+	for name, engine := range busEngines {
+		t.Run(name, func(t *testing.T) {
+			newBus := engine(t)
+			a, b := newBus("a"), newBus("b")
+			var boxA, boxB inbox
+			runNode(t, a, boxA.deliver)
+			runNode(t, b, boxB.deliver)
+			mustLive(t, a, &boxA, &boxB)
+			ctx := context.Background()
+
+			t.Run("every node gets every message in order", func(t *testing.T) {
+				skipA, skipB := len(boxA.all()), len(boxB.all())
+				var want []string
+				for i := range 100 {
+					m := fmt.Sprintf("m%03d", i)
+					want = append(want, m)
+					from := a
+					if i%2 == 1 {
+						from = b
+					}
+					if err := from.Publish(ctx, []byte(m)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				MustPoll(t, testTimeout, func() string {
+					for name, got := range map[string][]string{"a": boxA.all()[skipA:], "b": boxB.all()[skipB:]} {
+						got = withoutProbes(got)
+						if len(got) < len(want) {
+							return fmt.Sprintf("node %s got %d messages, want %d", name, len(got), len(want))
+						}
+						for i := range want {
+							if got[i] != want[i] {
+								return fmt.Sprintf("node %s message %d: got %s, want %s", name, i, got[i], want[i])
+							}
+						}
+					}
+					return ""
+				})
+			})
+
+			t.Run("start numbers are unique and increase", func(t *testing.T) {
+				seen := map[uint64]bool{}
+				var mu sync.Mutex
+				var wg sync.WaitGroup
+				for i := range 100 {
+					bus := a
+					if i%2 == 1 {
+						bus = b
+					}
+					wg.Go(func() {
+						seq, err := bus.NextSeq(ctx)
+						mu.Lock()
+						defer mu.Unlock()
+						if err != nil || seen[seq] || seq == 0 {
+							t.Errorf("NextSeq: got %d, %v; want a new number", seq, err)
+						}
+						seen[seq] = true
+					})
+				}
+				wg.Wait()
+				s1, _ := a.NextSeq(ctx)
+				s2, _ := b.NextSeq(ctx)
+				if s2 <= s1 {
+					t.Fatalf("got %d then %d, want increasing", s1, s2)
+				}
+			})
+
+			t.Run("recipients sum every live node's report", func(t *testing.T) {
+				seq, _ := a.NextSeq(ctx)
+				if err := a.Report(ctx, seq, 3); err != nil {
+					t.Fatal(err)
+				}
+				wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+				defer cancel()
+				got, err := a.Recipients(wctx, seq)
+				if got != 3 || !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("one of two reports: got %d, %v; want 3 and a deadline error", got, err)
+				}
+				seq, _ = a.NextSeq(ctx)
+				go func() {
+					time.Sleep(20 * time.Millisecond)
+					b.Report(ctx, seq, 4)
+				}()
+				if err := a.Report(ctx, seq, 3); err != nil {
+					t.Fatal(err)
+				}
+				wctx, cancel = context.WithTimeout(ctx, testTimeout)
+				defer cancel()
+				if got, err := a.Recipients(wctx, seq); got != 7 || err != nil {
+					t.Fatalf("both reports: got %d, %v; want 7", got, err)
+				}
+			})
+		})
+	}
+}
+
+func withoutProbes(ms []string) []string {
+	out := ms[:0:0]
+	for _, m := range ms {
+		if m != "probe" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestStartAcrossNodes runs two hubs as two nodes on one bus: a start on one reaches the
+// players of both, frames sent on one reach the other's connections.
+func TestStartAcrossNodes(t *testing.T) {
+	for name, engine := range busEngines {
+		t.Run(name, func(t *testing.T) {
+			newBus := engine(t)
+			na := MustServer(t, hub.Options{Bus: newBus("a"), Node: "a"})
+			nb := MustServer(t, hub.Options{Bus: newBus("b"), Node: "b"})
+			for _, n := range []*testServer{na, nb} {
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- n.h.Run(ctx) }()
+				t.Cleanup(func() { cancel(); <-done })
+			}
+			onA := MustDialMany(t, na, "r", "a", 20, hub.Player)
+			onB := MustDialMany(t, nb, "r", "b", 20, hub.Player)
+			hostB := MustDial(t, nb, "r", "", hub.Host)
+			all := append(append([]*reader{}, onA...), onB...)
+
+			// frames published before a node subscribed are lost; wait until b hears a
+			MustPoll(t, testTimeout, func() string {
+				na.h.SendHosts("r", []byte(`{"type":"probe"}`))
+				if f, err := hostB.next(20 * time.Millisecond); err != nil || f.data != `{"type":"probe"}` {
+					return "node b does not hear node a yet"
+				}
+				return ""
+			})
+			for {
+				if _, err := hostB.next(50 * time.Millisecond); err != nil {
+					break // drained the extra probes
+				}
+			}
+
+			seq, recipients, err := na.h.Start(context.Background(), "r", 1)
+			if err != nil || recipients != 40 {
+				t.Fatalf("Start: got %d recipients, %v; want 40", recipients, err)
+			}
+			frames, err := nextAll(all, testTimeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, f := range frames {
+				if f.data != startFrame(1, seq) {
+					t.Fatalf("client %d: got %s, want %s", i, f.data, startFrame(1, seq))
+				}
+			}
+			MustFrame(t, hostB, startFrame(1, seq))
+
+			nb.h.Send("r", []byte(`{"type":"close","n":1}`))
+			if _, err := nextAll(all, testTimeout); err != nil {
+				t.Fatalf("a frame sent on b: %v", err)
+			}
+			nb.h.SendPlayer("r", "a007", []byte(`{"type":"result"}`))
+			MustFrame(t, onA[7], `{"type":"result"}`)
+
+			for _, n := range []*testServer{na, nb} {
+				st := MustLatest(t, n, "r", func(st hub.StartStats) string {
+					if st.Seq != seq || st.Recipients != 20 || st.BusUs <= 0 {
+						return fmt.Sprintf("got seq %d recipients %d busUs %d, want %d, 20 and a bus delay", st.Seq, st.Recipients, st.BusUs, seq)
+					}
+					return ""
+				})
+				if st.Node == "" {
+					t.Errorf("got no node name in the start record")
+				}
+			}
+		})
+	}
+}
