@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strconv"
 	"time"
+
+	"github.com/bulbquiz/bulb/quiz"
 )
 
 // config is the server's configuration. Every field has a flag and an environment
@@ -18,6 +21,8 @@ type config struct {
 	QueueSize    int
 	WriteTimeout time.Duration
 	PingInterval time.Duration
+	Redis        string // Redis URL; empty for the in-memory engine
+	Node         string // this node's name among the nodes on one Redis
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -31,6 +36,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if v := getenv("BULB_ADDR"); v != "" {
 		cfg.Addr = v
 	}
+	cfg.Redis = getenv("BULB_REDIS_URL")
+	cfg.Node = getenv("BULB_NODE")
 	var err error
 	env := func(name string, parse func(string) error) {
 		if v := getenv(name); v != "" && err == nil {
@@ -54,6 +61,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&cfg.QueueSize, "queue-size", cfg.QueueSize, "frames queued per connection before it is dropped as too slow (BULB_QUEUE_SIZE)")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "longest write to one socket before it is dropped (BULB_WRITE_TIMEOUT)")
 	fs.DurationVar(&cfg.PingInterval, "ping-interval", cfg.PingInterval, "time between RTT pings (BULB_PING_INTERVAL)")
+	fs.StringVar(&cfg.Redis, "redis", cfg.Redis, "Redis URL, e.g. redis://localhost:6379/0: run as one node of many on it (BULB_REDIS_URL)")
+	fs.StringVar(&cfg.Node, "node", cfg.Node, "this node's name, unique among the nodes on one Redis; default host name and a random suffix (BULB_NODE)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -62,6 +71,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if cfg.QueueSize < 1 || cfg.WriteTimeout <= 0 || cfg.PingInterval <= 0 {
 		return cfg, fmt.Errorf("queue size, write timeout and ping interval must be positive")
+	}
+	if cfg.Node == "" {
+		host, _ := os.Hostname()
+		cfg.Node = host + "-" + quiz.Token()[:6]
 	}
 	return cfg, nil
 }

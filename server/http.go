@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -34,14 +35,15 @@ const (
 type server struct {
 	svc        *quiz.Service
 	hub        *hub.Hub
+	health     func(context.Context) error
 	adminToken string
 	log        *slog.Logger
 	answers    *prometheus.CounterVec
 }
 
 // newServer returns the echo router of a Bulb node.
-func newServer(svc *quiz.Service, h *hub.Hub, adminToken string, reg *prometheus.Registry, log *slog.Logger) (*echo.Echo, error) {
-	s := &server{svc: svc, hub: h, adminToken: adminToken, log: log.With("component", "server"),
+func newServer(svc *quiz.Service, h *hub.Hub, health func(context.Context) error, adminToken string, reg *prometheus.Registry, log *slog.Logger) (*echo.Echo, error) {
+	s := &server{svc: svc, hub: h, health: health, adminToken: adminToken, log: log.With("component", "server"),
 		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bulb_answers_total", Help: "Answer frames by outcome: accepted or the error code.",
 		}, []string{"outcome"}),
@@ -66,7 +68,7 @@ func newServer(svc *quiz.Service, h *hub.Hub, adminToken string, reg *prometheus
 	api.GET("/rooms/:code/leaderboard", s.leaderboard)
 	api.GET("/rooms/:code/fairness", s.fairness)
 	e.GET("/ws", s.websocket)
-	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/healthz", s.healthz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 
 	e.FileFS("/", "index.html", web.FS)
@@ -393,6 +395,17 @@ func (s *server) leaderboard(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{"entries": entries})
+}
+
+// healthz says whether this node can serve: 200 {"status":"ok"}, or 503 with the reason.
+func (s *server) healthz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	if err := s.health(ctx); err != nil {
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable",
+			"error": map[string]string{"code": quiz.Unavailable, "message": err.Error()}})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
 func (s *server) fairness(c echo.Context) error {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bulbquiz/bulb/hub"
@@ -48,6 +49,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := hubMetrics.Register(reg); err != nil {
 		return err
 	}
+	eng, err := newEngine(cfg)
+	if err != nil {
+		return err
+	}
+	defer eng.close()
 	h := hub.New(hub.Options{
 		QueueSize:    cfg.QueueSize,
 		WriteTimeout: cfg.WriteTimeout,
@@ -55,15 +61,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		PingTimeout:  3 * cfg.PingInterval,
 		Logger:       log,
 		Metrics:      hubMetrics,
+		Bus:          eng.bus,
+		Node:         cfg.Node,
 	})
-	svc := quiz.NewService(quiz.NewMemoryStore(), h, log)
+	svc := quiz.NewService(eng.store, h, log)
 
 	adminToken := cfg.AdminToken
 	if adminToken == "" {
 		adminToken = quiz.Token()
 		fmt.Fprintf(stdout, "admin token: %s\n", adminToken)
 	}
-	srv, err := newServer(svc, h, adminToken, reg, log)
+	srv, err := newServer(svc, h, eng.health, adminToken, reg, log)
 	if err != nil {
 		return err
 	}
@@ -72,11 +80,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Bulb listening on %s (in-memory engine)\n", baseURL(ln.Addr()))
+	fmt.Fprintf(stdout, "Bulb listening on %s (%s)\n", baseURL(ln.Addr()), eng.name)
 
 	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return svc.Run(ctx) })
+	g.Go(func() error { return h.Run(ctx) })
 	g.Go(func() error {
 		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -102,4 +111,43 @@ func baseURL(addr net.Addr) string {
 		return fmt.Sprintf("http://localhost:%d/", tcp.Port)
 	}
 	return "http://" + tcp.String() + "/"
+}
+
+// engine is where state lives and how nodes reach each other: the in-memory engine (one
+// process) or Redis (one node of many).
+type engine struct {
+	name   string
+	store  quiz.Store
+	bus    hub.Bus                         // nil on one node
+	health func(ctx context.Context) error // why the engine cannot serve, or nil
+	close  func()
+}
+
+// Timeouts of every Redis call: Redis down must fail calls fast, not hang them.
+const redisTimeout = time.Second
+
+func newEngine(cfg config) (*engine, error) {
+	if cfg.Redis == "" {
+		return &engine{name: "in-memory engine", store: quiz.NewMemoryStore(),
+			health: func(context.Context) error { return nil }, close: func() {}}, nil
+	}
+	opt, err := redis.ParseURL(cfg.Redis)
+	if err != nil {
+		return nil, fmt.Errorf("--redis: %w", err)
+	}
+	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout = redisTimeout, redisTimeout, redisTimeout, redisTimeout
+	opt.MaxRetries, opt.DialerRetries = 1, 1
+	rdb := redis.NewClient(opt)
+	return &engine{
+		name:  "Redis engine, node " + cfg.Node,
+		store: quiz.NewRedisStore(rdb, quiz.DefaultRedisPrefix),
+		bus:   hub.NewRedisBus(rdb, quiz.DefaultRedisPrefix, cfg.Node),
+		health: func(ctx context.Context) error {
+			if err := rdb.Ping(ctx).Err(); err != nil {
+				return fmt.Errorf("redis: %w", err)
+			}
+			return nil
+		},
+		close: func() { rdb.Close() },
+	}, nil
 }

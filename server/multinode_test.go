@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bulbquiz/bulb/internal/redistest"
+)
+
+// The server binary, built once for the tests that run real processes.
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+	binDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// MustBinary builds the server once and returns the path of the binary.
+func MustBinary(tb testing.TB) string {
+	tb.Helper()
+	binOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "bulb-bin"); binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "bulb")
+		out, err := exec.Command("go", "build", "-race", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		tb.Fatal(binErr)
+	}
+	return binPath
+}
+
+// node is a Bulb server running as its own process.
+type node struct {
+	testServer
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// MustStartNode runs a Bulb process on redisURL until the test ends or kill.
+func MustStartNode(tb testing.TB, redisURL, name string) *node {
+	tb.Helper()
+	cmd := exec.Command(MustBinary(tb), "--addr", "127.0.0.1:0", "--redis", redisURL, "--node", name, "--ping-interval", "200ms")
+	cmd.Env = append(os.Environ(), "BULB_ADMIN_TOKEN="+testAdmin)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	n := &node{testServer: testServer{Admin: testAdmin}, cmd: cmd, done: make(chan error, 1)}
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+				urls <- m[1]
+			}
+		}
+		io.Copy(io.Discard, stdout)
+		n.done <- cmd.Wait()
+	}()
+	select {
+	case n.URL = <-urls:
+	case err := <-n.done:
+		tb.Fatalf("node %s exited: %v", name, err)
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		tb.Fatalf("node %s did not start within 20 s", name)
+	}
+	n.stop = func() {
+		if cmd.ProcessState != nil {
+			return
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-n.done:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			tb.Errorf("node %s did not stop on SIGTERM within 15 s", name)
+		}
+	}
+	tb.Cleanup(func() { n.stop() })
+	return n
+}
+
+// kill ends the node at once, as a crash would.
+func (n *node) kill(tb testing.TB) {
+	tb.Helper()
+	n.cmd.Process.Kill()
+	<-n.done
+}
+
+// TestNodesShareOneQuiz runs three server processes on one Redis with 300 players spread
+// over them: a start on one node reaches everyone, answers racing on three nodes get
+// unique ranks and one winner set, and a player whose node dies keeps its score on another.
+func TestNodesShareOneQuiz(t *testing.T) {
+	const players = 300
+	srv := redistest.Start(t)
+	nodes := []*node{MustStartNode(t, srv.URL(), "n1"), MustStartNode(t, srv.URL(), "n2"), MustStartNode(t, srv.URL(), "n3")}
+	quiz := `{"winners":[100,60,30],"questions":[{"kind":"choice","text":"a","choices":["x","y"],"answer":0}]}`
+	code, host := nodes[0].MustRoom(t, quiz)
+	room := "/api/rooms/" + code
+	clients := make([]*wsClient, players)
+	tokens := make([]string, players)
+	ids := make([]string, players)
+	for i := range clients {
+		n := nodes[i%3]
+		ids[i], tokens[i] = n.MustJoin(t, code, fmt.Sprintf("p%03d", i)) // joined on its own node
+		clients[i] = n.MustDial(t, tokens[i])
+	}
+	for _, c := range clients {
+		c.next(t, "welcome")
+	}
+
+	nodes[1].mustCall(t, 200, "POST", room+"/questions/1/open", host, nil, nil)
+	for _, c := range clients {
+		if q := c.next(t, "question"); q.N != 1 {
+			t.Fatalf("got question %d, want 1", q.N)
+		}
+	}
+	var st struct {
+		Seq        uint64
+		Recipients int
+	}
+	nodes[2].mustCall(t, 200, "POST", room+"/questions/1/start", host, nil, &st)
+	if st.Recipients != players {
+		t.Fatalf("got %d recipients over three nodes, want %d", st.Recipients, players)
+	}
+	for i, c := range clients {
+		if f := c.next(t, "start"); f.Seq != st.Seq {
+			t.Fatalf("client %d on node %d: got start %s, want seq %d", i, i%3+1, f.raw, st.Seq)
+		}
+	}
+
+	// answers race on three nodes
+	ranks := make([]int, players)
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Go(func() {
+			c.send(t, map[string]any{"type": "answer", "n": 1, "choice": i % 2})
+			r := c.reply(t)
+			if r.Type != "result" {
+				t.Errorf("client %d: got %s, want a result", i, r.raw)
+			}
+			ranks[i] = r.Rank
+		})
+	}
+	wg.Wait()
+	var got []int
+	for i, r := range ranks {
+		if i%2 == 0 {
+			got = append(got, r)
+		}
+	}
+	slices.Sort(got)
+	for i, r := range got {
+		if r != i+1 {
+			t.Fatalf("ranks over three nodes: got %v, want 1..%d each once", got, players/2)
+		}
+	}
+	type answers struct {
+		Answers []struct {
+			PlayerID string
+			Rank     int
+			Points   int
+		}
+	}
+	var first answers
+	nodes[0].mustCall(t, 200, "GET", room+"/questions/1/answers", host, nil, &first)
+	for _, n := range nodes[1:] {
+		var a answers
+		n.mustCall(t, 200, "GET", room+"/questions/1/answers", host, nil, &a)
+		if fmt.Sprint(a) != fmt.Sprint(first) {
+			t.Fatalf("nodes disagree on the answers:\n%v\n%v", first, a)
+		}
+	}
+	if len(first.Answers) != players || first.Answers[0].Points != 100 || first.Answers[2].Points != 30 || first.Answers[3].Points != 0 {
+		t.Fatalf("got %d answers, top points %v, want %d and 100, 60, 30 then 0", len(first.Answers), first.Answers[:4], players)
+	}
+	winner := first.Answers[0].PlayerID
+	w := slices.Index(ids, winner)
+
+	// the winner's node dies; the winner reconnects to another node and keeps its score
+	dead := nodes[w%3]
+	dead.kill(t)
+	other := nodes[(w+1)%3]
+	c := other.MustDial(t, tokens[w])
+	welcome := c.next(t, "welcome")
+	var wf struct {
+		PlayerID string
+		Score    int
+	}
+	if err := json.Unmarshal(welcome.raw, &wf); err != nil || wf.PlayerID != winner || wf.Score != 100 {
+		t.Fatalf("reconnected on another node: got %s, want player %s with score 100", welcome.raw, winner)
+	}
+	other.mustCall(t, 200, "POST", room+"/questions/1/close", host, nil, nil)
+	if f := c.next(t, "close"); f.N != 1 {
+		t.Fatalf("got close %d, want 1", f.N)
+	}
+}
