@@ -36,10 +36,35 @@ type message struct {
 	Frame  json.RawMessage `json:"f,omitempty"`
 	N      int             `json:"n,omitempty"`
 	Seq    uint64          `json:"s,omitempty"`
-	At     int64           `json:"t,omitempty"` // when a start was published, Unix ns
+	At     int64           `json:"t,omitempty"` // Unix ns: when a start was published, or a scheduled start's time
 }
 
-const kindStart = "start"
+// Kinds of bus messages besides the audiences of a frame.
+const (
+	kindStart    = "start"
+	kindSchedule = "schedule"
+)
+
+// Schedule tells every node, this one included, that question n of the room is to start
+// at the given time, so that any node can fire it should the one that scheduled it die.
+// Each node hands it to the function set with OnSchedule.
+func (h *Hub) Schedule(roomName string, n int, at time.Time) {
+	if h.bus == nil {
+		h.scheduled(roomName, n, at.UnixNano())
+		return
+	}
+	h.publish(message{Kind: kindSchedule, Room: roomName, N: n, At: at.UnixNano()})
+}
+
+// OnSchedule sets what this node does when a start is scheduled on any node. Set it before
+// Run.
+func (h *Hub) OnSchedule(fn func(room string, n int, at time.Time)) { h.onSchedule.Store(&fn) }
+
+func (h *Hub) scheduled(roomName string, n int, at int64) {
+	if fn := h.onSchedule.Load(); fn != nil {
+		(*fn)(roomName, n, time.Unix(0, at))
+	}
+}
 
 // Run delivers what other nodes publish to this node's connections until ctx is done. It
 // returns at once without a bus.
@@ -56,7 +81,12 @@ func (h *Hub) deliver(ctx context.Context, raw []byte) {
 		h.log.Error("undecodable bus message", "err", err)
 		return
 	}
-	if m.Kind != kindStart {
+	switch m.Kind {
+	case kindStart:
+	case kindSchedule:
+		h.scheduled(m.Room, m.N, m.At)
+		return
+	default:
 		h.local(m.Room, m.Kind, m.Player, m.Frame)
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -69,6 +70,8 @@ type Hub struct {
 	log  *slog.Logger
 	m    *Metrics
 	bus  Bus
+
+	onSchedule atomic.Pointer[func(room string, n int, at time.Time)]
 
 	mu      sync.RWMutex
 	rooms   map[string]*room

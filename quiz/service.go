@@ -34,6 +34,9 @@ type Broadcaster interface {
 	Delivery(room, playerID string, n int) (written time.Time, rtt time.Duration, ok bool)
 	// Connected reports whether the player has a connection.
 	Connected(room, playerID string) bool
+	// Schedule tells every node that question n of the room is to start at the given time,
+	// so that any of them can fire it. Each node passes it on to its Service's Scheduled.
+	Schedule(room string, n int, at time.Time)
 }
 
 // Limits of a room.
@@ -48,10 +51,11 @@ const maxScheduleAhead = 24 * time.Hour
 // Service runs rooms: it is what the server's handlers call. Create one with NewService and
 // run its Run method for timed starts.
 type Service struct {
-	store Store
-	bc    Broadcaster
-	log   *slog.Logger
-	now   func() time.Time
+	store  Store
+	bc     Broadcaster
+	locker Locker
+	log    *slog.Logger
+	now    func() time.Time
 
 	mu     sync.Mutex
 	ctx    context.Context // Run's, for timed starts; nil until Run
@@ -59,17 +63,27 @@ type Service struct {
 	wg     sync.WaitGroup
 }
 
-// NewService returns a Service on the given store and broadcaster.
-func NewService(store Store, bc Broadcaster, log *slog.Logger) *Service {
-	return &Service{store: store, bc: bc, log: log.With("component", "quiz"), now: time.Now, timers: map[string]*time.Timer{}}
+// NewService returns a Service on the given store, broadcaster and locker.
+func NewService(store Store, bc Broadcaster, locker Locker, log *slog.Logger) *Service {
+	return &Service{store: store, bc: bc, locker: locker, log: log.With("component", "quiz"), now: time.Now, timers: map[string]*time.Timer{}}
 }
 
 // Run serves timed starts until ctx is done, then stops the pending timers and waits for
-// a start that is firing to finish.
+// a start that is firing to finish. It first picks up the starts already scheduled in the
+// store, so that a node that (re)starts fires them too.
 func (s *Service) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.ctx = ctx
 	s.mu.Unlock()
+	rooms, err := s.store.Rooms(ctx)
+	if err != nil {
+		s.log.Error("reading the scheduled starts", "err", err)
+	}
+	for _, r := range rooms {
+		if r.Phase == PhaseOpen && !r.StartAt.IsZero() {
+			s.Scheduled(r.Code, r.Current, r.StartAt)
+		}
+	}
 	<-ctx.Done()
 	s.mu.Lock()
 	for k, t := range s.timers {
@@ -189,7 +203,8 @@ func (s *Service) Start(ctx context.Context, code string, n int, at time.Time) (
 	if err != nil {
 		return StartResult{}, err
 	}
-	s.schedule(code, n, at)
+	s.Scheduled(code, n, at)
+	s.bc.Schedule(code, n, at)
 	s.bc.Send(code, mustFrame(questionFrameOf(r)))
 	return StartResult{At: at}, nil
 }
@@ -258,7 +273,9 @@ func checkCurrentOpen(r *Room, n int) error {
 	return nil
 }
 
-func (s *Service) schedule(code string, n int, at time.Time) {
+// Scheduled sets this node's timer for a start scheduled on any node. Every node keeps
+// one, so the start fires even if the node that scheduled it dies.
+func (s *Service) Scheduled(code string, n int, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t := s.timers[code]; t != nil {
@@ -275,10 +292,71 @@ func (s *Service) schedule(code string, n int, at time.Time) {
 		s.wg.Add(1)
 		s.mu.Unlock()
 		defer s.wg.Done()
-		if _, err := s.start(ctx, code, n, at); err != nil && !errors.Is(err, errStale) {
-			s.log.Warn("timed start failed", "room", code, "n", n, "err", err)
+		s.fire(ctx, code, n, at)
+	})
+}
+
+// leaseTTL is how long a node may hold the right to fire a timed start before others may
+// try: a crashed holder delays the start by at most this much.
+const leaseTTL = 3 * time.Second
+
+// fire fires a timed start exactly once among the nodes: the node that takes the start's
+// lease fires it, as a compare-and-set on the room's schedule, so a late or duplicate
+// firing changes nothing. The others wait out the lease and try again while the start has
+// not happened, which covers a holder that dies.
+func (s *Service) fire(ctx context.Context, code string, n int, at time.Time) {
+	key := fmt.Sprintf("start:%s:%d:%d", code, n, at.UnixNano())
+	for {
+		lease, ok, err := s.locker.Acquire(ctx, key, leaseTTL)
+		if ok {
+			err = s.fireHeld(ctx, lease, code, n, at)
+			if err == nil || errors.Is(err, errStale) {
+				return // the lease stays taken until it expires: nobody else need try
+			}
+			if rerr := lease.Release(ctx); rerr != nil {
+				s.log.Warn("releasing a start lease", "room", code, "err", rerr)
+			}
+		}
+		if err != nil {
+			s.log.Warn("timed start failed; retrying", "room", code, "n", n, "err", err)
+		}
+		select {
+		case <-time.After(leaseTTL):
+		case <-ctx.Done():
+			return
+		}
+		r, err := s.store.Room(ctx, code)
+		if err == nil && (r.Current != n || r.Phase != PhaseOpen || !r.StartAt.Equal(at)) {
+			return // it started, or was cancelled or moved
+		}
+	}
+}
+
+// fireHeld fires a timed start under its lease, extending the lease while it works.
+func (s *Service) fireHeld(ctx context.Context, lease Lease, code string, n int, at time.Time) error {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(leaseTTL / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				if ok, err := lease.Extend(ctx, leaseTTL); !ok || err != nil {
+					s.log.Warn("lost the lease of a start being fired", "room", code, "err", err)
+				}
+			case <-done:
+				return
+			}
 		}
 	})
+	_, err := s.start(ctx, code, n, at)
+	close(done)
+	wg.Wait()
+	if ErrorCode(err) == Conflict {
+		err = errStale // it started, or closed, by other means
+	}
+	return err
 }
 
 func (s *Service) cancelTimer(code string) {

@@ -53,7 +53,8 @@ func (f *fakeBroadcaster) Delivery(_, id string, _ int) (time.Time, time.Duratio
 	w, ok := f.written[id]
 	return w, f.rtt[id], ok
 }
-func (f *fakeBroadcaster) Connected(string, string) bool { return false }
+func (f *fakeBroadcaster) Connected(string, string) bool   { return false }
+func (f *fakeBroadcaster) Schedule(string, int, time.Time) {}
 
 func (f *fakeBroadcaster) startCount() int {
 	f.mu.Lock()
@@ -64,7 +65,7 @@ func (f *fakeBroadcaster) startCount() int {
 func newTestService(t *testing.T) (*Service, *fakeBroadcaster) {
 	t.Helper()
 	bc := newFake()
-	s := NewService(NewMemoryStore(), bc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := NewService(NewMemoryStore(), bc, NewMemoryLocker(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()

@@ -64,7 +64,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Bus:          eng.bus,
 		Node:         cfg.Node,
 	})
-	svc := quiz.NewService(eng.store, h, log)
+	svc := quiz.NewService(eng.store, h, eng.locker, log)
+	h.OnSchedule(svc.Scheduled)
 
 	adminToken := cfg.AdminToken
 	if adminToken == "" {
@@ -118,7 +119,8 @@ func baseURL(addr net.Addr) string {
 type engine struct {
 	name   string
 	store  quiz.Store
-	bus    hub.Bus                         // nil on one node
+	bus    hub.Bus // nil on one node
+	locker quiz.Locker
 	health func(ctx context.Context) error // why the engine cannot serve, or nil
 	close  func()
 }
@@ -128,7 +130,7 @@ const redisTimeout = time.Second
 
 func newEngine(cfg config) (*engine, error) {
 	if cfg.Redis == "" {
-		return &engine{name: "in-memory engine", store: quiz.NewMemoryStore(),
+		return &engine{name: "in-memory engine", store: quiz.NewMemoryStore(), locker: quiz.NewMemoryLocker(),
 			health: func(context.Context) error { return nil }, close: func() {}}, nil
 	}
 	opt, err := redis.ParseURL(cfg.Redis)
@@ -139,9 +141,10 @@ func newEngine(cfg config) (*engine, error) {
 	opt.MaxRetries, opt.DialerRetries = 1, 1
 	rdb := redis.NewClient(opt)
 	return &engine{
-		name:  "Redis engine, node " + cfg.Node,
-		store: quiz.NewRedisStore(rdb, quiz.DefaultRedisPrefix),
-		bus:   hub.NewRedisBus(rdb, quiz.DefaultRedisPrefix, cfg.Node),
+		name:   "Redis engine, node " + cfg.Node,
+		store:  quiz.NewRedisStore(rdb, quiz.DefaultRedisPrefix),
+		bus:    hub.NewRedisBus(rdb, quiz.DefaultRedisPrefix, cfg.Node),
+		locker: quiz.NewRedisLocker(rdb, quiz.DefaultRedisPrefix),
 		health: func(ctx context.Context) error {
 			if err := rdb.Ping(ctx).Err(); err != nil {
 				return fmt.Errorf("redis: %w", err)

@@ -223,3 +223,66 @@ func TestNodesShareOneQuiz(t *testing.T) {
 		t.Fatalf("got close %d, want 1", f.N)
 	}
 }
+
+// TestTimedStartFiresOnce schedules starts on one of three nodes: every node keeps a timer
+// and races for the start's lease, and the start still fires exactly once, on time, when
+// the node that scheduled it is killed before its time.
+func TestTimedStartFiresOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	nodes := []*node{MustStartNode(t, srv.URL(), "n1"), MustStartNode(t, srv.URL(), "n2"), MustStartNode(t, srv.URL(), "n3")}
+	quiz := `{"questions":[{"kind":"choice","text":"a","choices":["x","y"],"answer":0},{"kind":"choice","text":"b","choices":["x","y"],"answer":1}]}`
+	code, host := nodes[0].MustRoom(t, quiz)
+	room := "/api/rooms/" + code
+	var clients []*wsClient // on nodes 2 and 3, which live through the test
+	for i := range 20 {
+		n := nodes[1+i%2]
+		_, token := n.MustJoin(t, code, fmt.Sprintf("t%02d", i))
+		c := n.MustDial(t, token)
+		c.next(t, "welcome")
+		clients = append(clients, c)
+	}
+
+	// onlyStart checks every client gets exactly one start of question q, not before at.
+	onlyStart := func(q int, at time.Time) {
+		t.Helper()
+		var seq uint64
+		for i, c := range clients {
+			f := c.next(t, "start")
+			if f.N != q || f.at.Before(at) || (seq != 0 && f.Seq != seq) {
+				t.Fatalf("client %d: got %s at %v, want question %d's one start after %v", i, f.raw, f.at, q, at)
+			}
+			seq = f.Seq
+		}
+		time.Sleep(time.Second) // a second firing would come within this
+		for i, c := range clients {
+			select {
+			case f := <-c.frames:
+				if f.Type == "start" {
+					t.Fatalf("client %d got a second start: %s", i, f.raw)
+				}
+			default:
+			}
+		}
+	}
+	schedule := func(n *node, q int) time.Time {
+		t.Helper()
+		n.mustCall(t, 200, "POST", fmt.Sprintf("%s/questions/%d/open", room, q), host, nil, nil)
+		at := time.Now().Add(1500 * time.Millisecond).UTC()
+		n.mustCall(t, 202, "POST", fmt.Sprintf("%s/questions/%d/start", room, q), host, fmt.Sprintf(`{"at":%q}`, at.Format(time.RFC3339Nano)), nil)
+		return at
+	}
+
+	// three live nodes race for question 1's start
+	onlyStart(1, schedule(nodes[0], 1))
+	nodes[1].mustCall(t, 200, "POST", room+"/questions/1/close", host, nil, nil)
+
+	// question 2 is scheduled on node 1, which dies before the time
+	at := schedule(nodes[0], 2)
+	nodes[0].kill(t)
+	onlyStart(2, at)
+	var state struct{ Phase string }
+	nodes[2].mustCall(t, 200, "GET", room, host, nil, &state)
+	if state.Phase != "live" {
+		t.Fatalf("got phase %s, want live", state.Phase)
+	}
+}
