@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
 	"time"
 )
 
@@ -18,15 +21,16 @@ type Bus interface {
 	Run(ctx context.Context, deliver func(msg []byte)) error
 	// NextSeq returns a start sequence number, unique and increasing across the nodes.
 	NextSeq(ctx context.Context) (uint64, error)
-	// Report records that this node fanned start seq out to recipients players.
-	Report(ctx context.Context, seq uint64, recipients int) error
-	// Recipients waits until every live node has reported start seq, or ctx is done, and
-	// returns the sum of the reports so far.
-	Recipients(ctx context.Context, seq uint64) (int, error)
+	// Reply adds this node's answer to the request with the given id: its recipients of a
+	// start, its fairness records.
+	Reply(ctx context.Context, id string, data []byte) error
+	// Gather waits until every live node has replied to request id, or ctx is done, and
+	// returns the replies so far.
+	Gather(ctx context.Context, id string) ([][]byte, error)
 }
 
-// recipientsWait bounds how long a start waits for the other nodes' reports.
-const recipientsWait = 2 * time.Second
+// gatherWait bounds how long a node waits for the other nodes' replies.
+const gatherWait = 2 * time.Second
 
 // message is what travels on the bus.
 type message struct {
@@ -43,6 +47,7 @@ type message struct {
 const (
 	kindStart    = "start"
 	kindSchedule = "schedule"
+	kindFairness = "fairness" // Player is the request id
 )
 
 // Schedule tells every node, this one included, that question n of the room is to start
@@ -86,6 +91,15 @@ func (h *Hub) deliver(ctx context.Context, raw []byte) {
 	case kindSchedule:
 		h.scheduled(m.Room, m.N, m.At)
 		return
+	case kindFairness:
+		data, err := json.Marshal(h.localStarts(m.Room))
+		if err == nil {
+			err = h.bus.Reply(ctx, m.Player, data)
+		}
+		if err != nil {
+			h.log.Warn("replying with fairness records", "room", m.Room, "err", err)
+		}
+		return
 	default:
 		h.local(m.Room, m.Kind, m.Player, m.Frame)
 		return
@@ -94,7 +108,7 @@ func (h *Hub) deliver(ctx context.Context, raw []byte) {
 	h.m.busDelay.Observe(delay.Seconds())
 	recipients, err := h.fanout(ctx, m.Room, m.N, m.Seq, delay)
 	if err == nil {
-		err = h.bus.Report(ctx, m.Seq, recipients)
+		err = h.bus.Reply(ctx, startReplies(m.Seq), []byte(strconv.Itoa(recipients)))
 	}
 	if err != nil {
 		h.log.Warn("start from the bus", "room", m.Room, "seq", m.Seq, "err", err)
@@ -114,14 +128,58 @@ func (h *Hub) startOnBus(ctx context.Context, roomName string, n int) (uint64, i
 	if err := h.bus.Publish(ctx, msg); err != nil {
 		return 0, 0, err
 	}
-	wctx, cancel := context.WithTimeout(ctx, recipientsWait)
-	defer cancel()
-	recipients, err := h.bus.Recipients(wctx, seq)
-	if errors.Is(err, context.DeadlineExceeded) {
-		h.log.Warn("not every node reported its recipients in time", "room", roomName, "seq", seq, "recipients", recipients)
-		err = nil
+	replies, err := h.gather(ctx, startReplies(seq))
+	recipients := 0
+	for _, r := range replies {
+		n, perr := strconv.Atoi(string(r))
+		if perr != nil {
+			return seq, recipients, fmt.Errorf("a node's recipients %q: %w", r, perr)
+		}
+		recipients += n
 	}
 	return seq, recipients, err
+}
+
+func startReplies(seq uint64) string { return "start:" + strconv.FormatUint(seq, 10) }
+
+// gather waits up to gatherWait for every live node's reply to request id. Nodes that do
+// not reply in time are left out, with a warning.
+func (h *Hub) gather(ctx context.Context, id string) ([][]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, gatherWait)
+	defer cancel()
+	replies, err := h.bus.Gather(ctx, id)
+	if errors.Is(err, context.DeadlineExceeded) {
+		h.log.Warn("not every node replied in time", "request", id, "replies", len(replies))
+		err = nil
+	}
+	return replies, err
+}
+
+// ClusterFairness is Fairness over every node: each node's records of the room's starts,
+// merged. Without a bus it is this node's.
+func (h *Hub) ClusterFairness(ctx context.Context, roomName string, limit int) (Report, error) {
+	if h.bus == nil {
+		return h.Fairness(roomName, limit), nil
+	}
+	id := "fairness:" + strconv.FormatUint(rand.Uint64(), 36)
+	msg, err := json.Marshal(message{Kind: kindFairness, Room: roomName, Player: id})
+	if err != nil {
+		return Report{}, err
+	}
+	if err := h.bus.Publish(ctx, msg); err != nil {
+		return Report{}, err
+	}
+	replies, err := h.gather(ctx, id)
+	if err != nil {
+		return Report{}, err
+	}
+	parts := make([][]StartStats, len(replies))
+	for i, r := range replies {
+		if err := json.Unmarshal(r, &parts[i]); err != nil {
+			return Report{}, fmt.Errorf("a node's fairness records: %w", err)
+		}
+	}
+	return report(roomName, mergeStarts(parts...), limit), nil
 }
 
 // publish sends a frame message to every node; frames are notifications, so a failure is

@@ -11,15 +11,15 @@ type MemoryBus struct {
 	mu      sync.Mutex
 	subs    map[chan []byte]struct{}
 	seq     uint64
-	reports map[uint64][]int
-	changed chan struct{} // closed and replaced whenever reports or subs change
+	replies map[string][][]byte
+	changed chan struct{} // closed and replaced whenever replies or subs change
 }
 
 var _ Bus = (*MemoryBus)(nil)
 
 // NewMemoryBus returns a bus with no nodes.
 func NewMemoryBus() *MemoryBus {
-	return &MemoryBus{subs: map[chan []byte]struct{}{}, reports: map[uint64][]int{}, changed: make(chan struct{})}
+	return &MemoryBus{subs: map[chan []byte]struct{}{}, replies: map[string][][]byte{}, changed: make(chan struct{})}
 }
 
 func (b *MemoryBus) notifyLocked() {
@@ -76,33 +76,36 @@ func (b *MemoryBus) NextSeq(context.Context) (uint64, error) {
 	return b.seq, nil
 }
 
-// Report implements Bus.
-func (b *MemoryBus) Report(_ context.Context, seq uint64, recipients int) error {
+// Reply implements Bus.
+func (b *MemoryBus) Reply(_ context.Context, id string, data []byte) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.reports[seq] = append(b.reports[seq], recipients)
+	b.replies[id] = append(b.replies[id], data)
 	b.notifyLocked()
 	return nil
 }
 
-// Recipients implements Bus.
-func (b *MemoryBus) Recipients(ctx context.Context, seq uint64) (int, error) {
+// Gather implements Bus. It takes the replies it returns, as BLPOP does on Redis.
+func (b *MemoryBus) Gather(ctx context.Context, id string) ([][]byte, error) {
 	for {
 		b.mu.Lock()
-		sum := 0
-		for _, r := range b.reports[seq] {
-			sum += r
+		replies := b.replies[id]
+		done := len(replies) >= len(b.subs)
+		if done {
+			delete(b.replies, id)
 		}
-		done := len(b.reports[seq]) >= len(b.subs)
 		changed := b.changed
 		b.mu.Unlock()
 		if done {
-			return sum, nil
+			return replies, nil
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return sum, ctx.Err()
+			b.mu.Lock()
+			delete(b.replies, id) // a late reply is left, a few bytes
+			b.mu.Unlock()
+			return replies, ctx.Err()
 		}
 	}
 }

@@ -10,12 +10,12 @@ import (
 )
 
 // RedisBus joins Bulb nodes through one Redis: messages go over pub/sub on one channel,
-// start numbers come from INCR, and each node reports its recipients of a start on a list
-// that the starting node reads with BLPOP. A node is live while its heartbeat in a sorted
-// set is fresh.
+// start numbers come from INCR, and each node replies to a request (its recipients of a
+// start, its fairness records) on a list that the asking node reads with BLPOP. A node is
+// live while its heartbeat in a sorted set is fresh.
 //
 // Keys: PREFIX bus (channel), PREFIX seq, PREFIX nodes (zset node → heartbeat ms),
-// PREFIX start:SEQ (list of recipient counts, expiring).
+// PREFIX reply:ID (list of replies, expiring).
 type RedisBus struct {
 	rdb    redis.UniversalClient
 	prefix string
@@ -28,7 +28,7 @@ var _ Bus = (*RedisBus)(nil)
 const (
 	heartbeatEvery = time.Second
 	liveFor        = 3 * time.Second
-	reportsKeepFor = time.Minute
+	repliesKeepFor = time.Minute
 )
 
 // NewRedisBus returns a bus on rdb for the node with the given name, unique among the
@@ -37,11 +37,9 @@ func NewRedisBus(rdb redis.UniversalClient, prefix, node string) *RedisBus {
 	return &RedisBus{rdb: rdb, prefix: prefix, node: node}
 }
 
-func (b *RedisBus) channel() string { return b.prefix + "bus" }
-func (b *RedisBus) nodes() string   { return b.prefix + "nodes" }
-func (b *RedisBus) reports(seq uint64) string {
-	return b.prefix + "start:" + strconv.FormatUint(seq, 10)
-}
+func (b *RedisBus) channel() string          { return b.prefix + "bus" }
+func (b *RedisBus) nodes() string            { return b.prefix + "nodes" }
+func (b *RedisBus) replies(id string) string { return b.prefix + "reply:" + id }
 
 // Publish implements Bus.
 func (b *RedisBus) Publish(ctx context.Context, msg []byte) error {
@@ -90,43 +88,39 @@ func (b *RedisBus) NextSeq(ctx context.Context) (uint64, error) {
 	return uint64(v), err
 }
 
-// Report implements Bus.
-func (b *RedisBus) Report(ctx context.Context, seq uint64, recipients int) error {
+// Reply implements Bus.
+func (b *RedisBus) Reply(ctx context.Context, id string, data []byte) error {
 	pipe := b.rdb.TxPipeline()
-	pipe.RPush(ctx, b.reports(seq), recipients)
-	pipe.Expire(ctx, b.reports(seq), reportsKeepFor)
+	pipe.RPush(ctx, b.replies(id), data)
+	pipe.Expire(ctx, b.replies(id), repliesKeepFor)
 	_, err := pipe.Exec(ctx)
 	return err
 }
 
-// Recipients implements Bus. It blocks on the reports list rather than polling.
-func (b *RedisBus) Recipients(ctx context.Context, seq uint64) (int, error) {
+// Gather implements Bus. It blocks on the replies list rather than polling.
+func (b *RedisBus) Gather(ctx context.Context, id string) ([][]byte, error) {
 	live, err := b.rdb.ZCount(ctx, b.nodes(), strconv.FormatInt(time.Now().Add(-liveFor).UnixMilli(), 10), "+inf").Result()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	sum := 0
+	var out [][]byte
 	for range live {
 		// BLPOP takes whole seconds here (go-redis rounds); ctx's deadline cuts it shorter.
-		wait := recipientsWait
+		wait := gatherWait
 		if dl, ok := ctx.Deadline(); ok {
 			wait = max(time.Until(dl).Round(time.Second), time.Second)
 		}
-		kv, err := b.rdb.BLPop(ctx, wait, b.reports(seq)).Result()
+		kv, err := b.rdb.BLPop(ctx, wait, b.replies(id)).Result()
 		if ctx.Err() != nil {
-			return sum, ctx.Err()
+			return out, ctx.Err()
 		}
 		if err == redis.Nil {
-			return sum, context.DeadlineExceeded
+			return out, context.DeadlineExceeded
 		}
 		if err != nil {
-			return sum, err
+			return out, err
 		}
-		n, err := strconv.Atoi(kv[1])
-		if err != nil {
-			return sum, fmt.Errorf("recipients report %q: %w", kv[1], err)
-		}
-		sum += n
+		out = append(out, []byte(kv[1]))
 	}
-	return sum, nil
+	return out, nil
 }

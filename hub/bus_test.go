@@ -1,9 +1,11 @@
 package hub_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -142,29 +144,29 @@ func TestBus(t *testing.T) {
 				}
 			})
 
-			t.Run("recipients sum every live node's report", func(t *testing.T) {
-				seq, _ := a.NextSeq(ctx)
-				if err := a.Report(ctx, seq, 3); err != nil {
+			t.Run("gather waits for every live node's reply", func(t *testing.T) {
+				if err := a.Reply(ctx, "q1", []byte("3")); err != nil {
 					t.Fatal(err)
 				}
 				wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 				defer cancel()
-				got, err := a.Recipients(wctx, seq)
-				if got != 3 || !errors.Is(err, context.DeadlineExceeded) {
-					t.Fatalf("one of two reports: got %d, %v; want 3 and a deadline error", got, err)
+				got, err := a.Gather(wctx, "q1")
+				if len(got) != 1 || string(got[0]) != "3" || !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("one of two replies: got %q, %v; want [3] and a deadline error", got, err)
 				}
-				seq, _ = a.NextSeq(ctx)
 				go func() {
 					time.Sleep(20 * time.Millisecond)
-					b.Report(ctx, seq, 4)
+					b.Reply(ctx, "q2", []byte("4"))
 				}()
-				if err := a.Report(ctx, seq, 3); err != nil {
+				if err := a.Reply(ctx, "q2", []byte("3")); err != nil {
 					t.Fatal(err)
 				}
 				wctx, cancel = context.WithTimeout(ctx, testTimeout)
 				defer cancel()
-				if got, err := a.Recipients(wctx, seq); got != 7 || err != nil {
-					t.Fatalf("both reports: got %d, %v; want 7", got, err)
+				got, err = b.Gather(wctx, "q2")
+				slices.SortFunc(got, bytes.Compare)
+				if len(got) != 2 || string(got[0]) != "3" || string(got[1]) != "4" || err != nil {
+					t.Fatalf("both replies: got %q, %v; want 3 and 4", got, err)
 				}
 			})
 		})
@@ -238,14 +240,33 @@ func TestStartAcrossNodes(t *testing.T) {
 
 			for _, n := range []*testServer{na, nb} {
 				st := MustLatest(t, n, "r", func(st hub.StartStats) string {
-					if st.Seq != seq || st.Recipients != 20 || st.BusUs <= 0 {
-						return fmt.Sprintf("got seq %d recipients %d busUs %d, want %d, 20 and a bus delay", st.Seq, st.Recipients, st.BusUs, seq)
+					if st.Seq != seq || st.Recipients != 20 || len(st.Nodes) != 1 || st.Nodes[0].BusUs <= 0 {
+						return fmt.Sprintf("got seq %d recipients %d nodes %+v, want %d, 20 and this node's bus delay", st.Seq, st.Recipients, st.Nodes, seq)
 					}
 					return ""
 				})
-				if st.Node == "" {
-					t.Errorf("got no node name in the start record")
+				for _, p := range st.Players {
+					if p.EnqueueUs < st.Nodes[0].BusUs {
+						t.Fatalf("player %s enqueued at %d µs, before its node got the start at %d µs", p.PlayerID, p.EnqueueUs, st.Nodes[0].BusUs)
+					}
 				}
+			}
+			// both nodes' records, merged, from either node
+			for _, n := range []*testServer{na, nb} {
+				MustPoll(t, testTimeout, func() string {
+					rep, err := n.h.ClusterFairness(context.Background(), "r", 0)
+					if err != nil || len(rep.Starts) != 1 {
+						return fmt.Sprintf("got %d starts, %v; want 1", len(rep.Starts), err)
+					}
+					st := rep.Starts[0]
+					if st.Seq != seq || st.Recipients != 40 || st.Acked != 0 || len(st.Nodes) != 2 || st.Nodes[0].Node != "a" || st.Nodes[1].Recipients != 20 || len(rep.Bias) != 40 {
+						return fmt.Sprintf("got seq %d, %d recipients, nodes %+v, %d bias rows; want %d, 40, a and b with 20 each, 40", st.Seq, st.Recipients, st.Nodes, len(rep.Bias), seq)
+					}
+					if st.WrittenUs.Max == 0 || st.SpreadUs < 0 {
+						return fmt.Sprintf("got written %+v spread %d, want write times over both nodes", st.WrittenUs, st.SpreadUs)
+					}
+					return ""
+				})
 			}
 		})
 	}

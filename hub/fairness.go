@@ -45,6 +45,13 @@ func (r *startRecord) droppedCount() int {
 	return n
 }
 
+// NodeDelivery is one node's part of a start.
+type NodeDelivery struct {
+	Node       string `json:"node"`
+	BusUs      int64  `json:"busUs"` // from the publish to this node's fan-out; 0 on one node
+	Recipients int    `json:"recipients"`
+}
+
 // Quantiles are latency quantiles in microseconds.
 type Quantiles struct {
 	P50 int64 `json:"p50"`
@@ -52,11 +59,13 @@ type Quantiles struct {
 	Max int64 `json:"max"`
 }
 
-// PlayerDelivery is one player's delivery of one start, in microseconds after the fan-out
-// began. AckUs is nil until the ack came.
+// PlayerDelivery is one player's delivery of one start, in microseconds after the start was
+// sent (the fan-out began, or, with a bus, the start was published). Order is the place in
+// its node's send order. AckUs is nil until the ack came.
 type PlayerDelivery struct {
 	PlayerID  string `json:"playerId"`
 	Name      string `json:"name"`
+	Node      string `json:"node"`
 	Order     int    `json:"order"`
 	EnqueueUs int64  `json:"enqueueUs"`
 	WrittenUs *int64 `json:"writtenUs"`
@@ -69,9 +78,8 @@ type PlayerDelivery struct {
 type StartStats struct {
 	Seq         uint64           `json:"seq"`
 	N           int              `json:"n"`
-	At          time.Time        `json:"at"`
-	Node        string           `json:"node"`
-	BusUs       int64            `json:"busUs"` // from publish to this node's fan-out; 0 on one node
+	At          time.Time        `json:"at"` // when the start was sent: published, with a bus
+	Nodes       []NodeDelivery   `json:"nodes"`
 	Recipients  int              `json:"recipients"`
 	Acked       int              `json:"acked"`
 	Dropped     int              `json:"dropped"`
@@ -117,20 +125,34 @@ var biasRule = "per start, a player's percentile is its rank among the recipient
 	"p-value of the worse of written and ack; flagged when p < 0.01/players (Bonferroni) after " +
 	"at least 5 starts"
 
-// Fairness returns the room's fairness report: the newest limit starts (all kept, if limit
-// is not positive), newest first, and every player's bias over all kept starts.
+// Fairness returns this node's fairness report of the room: the newest limit starts (all
+// kept, if limit is not positive), newest first, and every player's bias over all kept
+// starts. ClusterFairness merges the reports of every node.
 func (h *Hub) Fairness(roomName string, limit int) Report {
-	rep := Report{Room: roomName, Starts: []StartStats{}, Bias: []Bias{}, BiasRule: biasRule}
+	return report(roomName, h.localStarts(roomName), limit)
+}
+
+// localStarts returns this node's records of the room's starts, newest first.
+func (h *Hub) localStarts(roomName string) []StartStats {
 	r := h.room(roomName, false)
 	if r == nil {
-		return rep
+		return nil
 	}
 	r.mu.RLock()
 	starts := slices.Clone(r.starts)
 	r.mu.RUnlock()
-	acc := newBiasAcc()
+	out := make([]StartStats, 0, len(starts))
 	for i := len(starts) - 1; i >= 0; i-- {
-		st := starts[i].stats()
+		out = append(out, starts[i].stats())
+	}
+	return out
+}
+
+// report builds a report from starts, newest first.
+func report(roomName string, starts []StartStats, limit int) Report {
+	rep := Report{Room: roomName, Starts: []StartStats{}, Bias: []Bias{}, BiasRule: biasRule}
+	acc := newBiasAcc()
+	for _, st := range starts {
 		acc.add(st)
 		if limit <= 0 || len(rep.Starts) < limit {
 			rep.Starts = append(rep.Starts, st)
@@ -140,30 +162,79 @@ func (h *Hub) Fairness(roomName string, limit int) Report {
 	return rep
 }
 
+// mergeStarts joins the records that several nodes keep of the same starts and returns
+// them newest first, with their statistics over all the nodes' players.
+func mergeStarts(parts ...[]StartStats) []StartStats {
+	bySeq := map[uint64]*StartStats{}
+	for _, part := range parts {
+		for _, st := range part {
+			m := bySeq[st.Seq]
+			if m == nil {
+				c := st
+				c.Nodes, c.Players = slices.Clone(st.Nodes), slices.Clone(st.Players)
+				bySeq[st.Seq] = &c
+				continue
+			}
+			if st.At.Before(m.At) {
+				m.At = st.At
+			}
+			m.Nodes = append(m.Nodes, st.Nodes...)
+			m.Players = append(m.Players, st.Players...)
+		}
+	}
+	out := make([]StartStats, 0, len(bySeq))
+	for _, st := range bySeq {
+		slices.SortFunc(st.Nodes, func(a, b NodeDelivery) int { return cmp.Compare(a.Node, b.Node) })
+		out = append(out, summarize(*st))
+	}
+	slices.SortFunc(out, func(a, b StartStats) int { return cmp.Compare(b.Seq, a.Seq) })
+	return out
+}
+
+// stats is the record as a StartStats, its times moved back to the publish if it came over
+// the bus, so that records of different nodes share one origin.
 func (r *startRecord) stats() StartStats {
-	st := StartStats{Seq: r.Seq, N: r.N, At: r.At, Node: r.Node, BusUs: r.BusDelay.Microseconds(), Players: make([]PlayerDelivery, len(r.deliveries))}
-	var enq, wr, ack []int64
+	bus := r.BusDelay.Microseconds()
+	players := make([]PlayerDelivery, len(r.deliveries))
+	recipients := 0
 	for i := range r.deliveries {
 		d := &r.deliveries[i]
-		p := PlayerDelivery{PlayerID: d.player, Name: d.name, Order: d.order, RTTUs: d.rtt.Load() / 1e3,
-			EnqueueUs: d.enqueued.Load() / 1e3, Dropped: d.dropped.Load()}
+		p := PlayerDelivery{PlayerID: d.player, Name: d.name, Node: r.Node, Order: d.order, RTTUs: d.rtt.Load() / 1e3,
+			EnqueueUs: d.enqueued.Load()/1e3 + bus, Dropped: d.dropped.Load()}
+		if !p.Dropped {
+			recipients++
+		}
+		if v := d.written.Load(); v > 0 {
+			us := v/1e3 + bus
+			p.WrittenUs = &us
+		}
+		if v := d.acked.Load(); v > 0 {
+			us := v/1e3 + bus
+			p.AckUs = &us
+		}
+		players[i] = p
+	}
+	return summarize(StartStats{Seq: r.Seq, N: r.N, At: r.At.Add(-r.BusDelay),
+		Nodes: []NodeDelivery{{Node: r.Node, BusUs: bus, Recipients: recipients}}, Players: players})
+}
+
+// summarize fills in a start's counts and quantiles from its players.
+func summarize(st StartStats) StartStats {
+	var enq, wr, ack []int64
+	st.Recipients, st.Dropped = 0, 0
+	for _, p := range st.Players {
 		enq = append(enq, p.EnqueueUs)
 		if p.Dropped {
 			st.Dropped++
 		} else {
 			st.Recipients++
 		}
-		if v := d.written.Load(); v > 0 {
-			us := v / 1e3
-			p.WrittenUs = &us
-			wr = append(wr, us)
+		if p.WrittenUs != nil {
+			wr = append(wr, *p.WrittenUs)
 		}
-		if v := d.acked.Load(); v > 0 {
-			us := v / 1e3
-			p.AckUs = &us
-			ack = append(ack, us)
+		if p.AckUs != nil {
+			ack = append(ack, *p.AckUs)
 		}
-		st.Players[i] = p
 	}
 	st.Acked = len(ack)
 	st.EnqueueUs, st.WrittenUs, st.AckUs = quantiles(enq), quantiles(wr), quantiles(ack)

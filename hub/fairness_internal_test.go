@@ -345,3 +345,27 @@ func TestHistory(t *testing.T) {
 		t.Errorf("unknown room: got %+v, want empty starts and bias and a rule", rep)
 	}
 }
+
+func TestMergeStarts(t *testing.T) {
+	us := func(v int64) *int64 { return &v }
+	at := time.Date(2026, 11, 23, 7, 0, 0, 0, time.UTC)
+	a := []StartStats{summarize(StartStats{Seq: 9, N: 1, At: at.Add(time.Millisecond), Nodes: []NodeDelivery{{Node: "b", BusUs: 300, Recipients: 2}},
+		Players: []PlayerDelivery{{PlayerID: "b1", WrittenUs: us(400), AckUs: us(900)}, {PlayerID: "b2", WrittenUs: us(500)}}})}
+	b := []StartStats{
+		summarize(StartStats{Seq: 9, N: 1, At: at, Nodes: []NodeDelivery{{Node: "a", BusUs: 100, Recipients: 1}},
+			Players: []PlayerDelivery{{PlayerID: "a1", WrittenUs: us(150), AckUs: us(700)}}}),
+		summarize(StartStats{Seq: 8, N: 1, At: at.Add(-time.Minute), Nodes: []NodeDelivery{{Node: "a"}},
+			Players: []PlayerDelivery{{PlayerID: "a1", WrittenUs: us(10)}}}),
+	}
+	got := mergeStarts(a, b)
+	if len(got) != 2 || got[0].Seq != 9 || got[1].Seq != 8 {
+		t.Fatalf("got %d starts, want seq 9 then 8", len(got))
+	}
+	m := got[0]
+	if m.Recipients != 3 || m.Acked != 2 || !m.At.Equal(at) || len(m.Nodes) != 2 || m.Nodes[0].Node != "a" {
+		t.Errorf("got recipients %d acked %d at %v nodes %+v, want 3, 2, the earliest, a then b", m.Recipients, m.Acked, m.At, m.Nodes)
+	}
+	if m.SpreadUs != 350 || m.WrittenUs.Max != 500 || m.AckSpreadUs != 200 {
+		t.Errorf("got spread %d, written max %d, ack spread %d; want 350, 500, 200 over both nodes", m.SpreadUs, m.WrittenUs.Max, m.AckSpreadUs)
+	}
+}

@@ -423,5 +423,9 @@ func (s *server) fairness(c echo.Context) error {
 			return quiz.Errorf(quiz.Invalid, "limit must be a positive whole number")
 		}
 	}
-	return c.JSON(http.StatusOK, s.hub.Fairness(code, limit))
+	rep, err := s.hub.ClusterFairness(c.Request().Context(), code, limit)
+	if err != nil {
+		return quiz.Errorf(quiz.Unavailable, "the other nodes' fairness records could not be read: %v", err)
+	}
+	return c.JSON(http.StatusOK, rep)
 }

@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		QueueSize:    cfg.QueueSize,
 		WriteTimeout: cfg.WriteTimeout,
 		PingInterval: cfg.PingInterval,
-		PingTimeout:  3 * cfg.PingInterval,
+		PingTimeout:  max(3*cfg.PingInterval, 10*time.Second), // a busy client or machine is not a dead one
 		Logger:       log,
 		Metrics:      hubMetrics,
 		Bus:          eng.bus,
