@@ -48,6 +48,7 @@ const (
 	kindStart    = "start"
 	kindSchedule = "schedule"
 	kindFairness = "fairness" // Player is the request id
+	kindOnline   = "online"   // Player is the request id
 )
 
 // Schedule tells every node, this one included, that question n of the room is to start
@@ -91,13 +92,19 @@ func (h *Hub) deliver(ctx context.Context, raw []byte) {
 	case kindSchedule:
 		h.scheduled(m.Room, m.N, m.At)
 		return
-	case kindFairness:
-		data, err := json.Marshal(h.localStarts(m.Room))
+	case kindFairness, kindOnline:
+		var data []byte
+		var err error
+		if m.Kind == kindFairness {
+			data, err = json.Marshal(h.localStarts(m.Room))
+		} else {
+			data, err = json.Marshal(h.online(m.Room))
+		}
 		if err == nil {
 			err = h.bus.Reply(ctx, m.Player, data)
 		}
 		if err != nil {
-			h.log.Warn("replying with fairness records", "room", m.Room, "err", err)
+			h.log.Warn("replying to a request", "kind", m.Kind, "room", m.Room, "err", err)
 		}
 		return
 	default:
@@ -161,25 +168,53 @@ func (h *Hub) ClusterFairness(ctx context.Context, roomName string, limit int) (
 	if h.bus == nil {
 		return h.Fairness(roomName, limit), nil
 	}
-	id := "fairness:" + strconv.FormatUint(rand.Uint64(), 36)
-	msg, err := json.Marshal(message{Kind: kindFairness, Room: roomName, Player: id})
+	parts, err := ask[[]StartStats](ctx, h, kindFairness, roomName)
 	if err != nil {
 		return Report{}, err
-	}
-	if err := h.bus.Publish(ctx, msg); err != nil {
-		return Report{}, err
-	}
-	replies, err := h.gather(ctx, id)
-	if err != nil {
-		return Report{}, err
-	}
-	parts := make([][]StartStats, len(replies))
-	for i, r := range replies {
-		if err := json.Unmarshal(r, &parts[i]); err != nil {
-			return Report{}, fmt.Errorf("a node's fairness records: %w", err)
-		}
 	}
 	return report(roomName, mergeStarts(parts...), limit), nil
+}
+
+// Online returns the IDs of the room's players that have a connection, on any node.
+func (h *Hub) Online(ctx context.Context, roomName string) (map[string]bool, error) {
+	parts := [][]string{h.online(roomName)}
+	if h.bus != nil {
+		var err error
+		if parts, err = ask[[]string](ctx, h, kindOnline, roomName); err != nil {
+			return nil, err
+		}
+	}
+	out := map[string]bool{}
+	for _, ids := range parts {
+		for _, id := range ids {
+			out[id] = true
+		}
+	}
+	return out, nil
+}
+
+// ask publishes a request about the room to every node and returns their JSON replies,
+// decoded.
+func ask[T any](ctx context.Context, h *Hub, kind, roomName string) ([]T, error) {
+	id := kind + ":" + strconv.FormatUint(rand.Uint64(), 36)
+	msg, err := json.Marshal(message{Kind: kind, Room: roomName, Player: id})
+	if err != nil {
+		return nil, err
+	}
+	if err := h.bus.Publish(ctx, msg); err != nil {
+		return nil, err
+	}
+	raw, err := h.gather(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, len(raw))
+	for i, r := range raw {
+		if err := json.Unmarshal(r, &out[i]); err != nil {
+			return nil, fmt.Errorf("a node's reply to %s: %w", kind, err)
+		}
+	}
+	return out, nil
 }
 
 // publish sends a frame message to every node; frames are notifications, so a failure is

@@ -152,8 +152,15 @@ func (h *Hub) local(roomName, to, playerID string, frame []byte) {
 	}
 }
 
-// Connected reports whether the player has a connection on this node.
-func (h *Hub) Connected(roomName, playerID string) bool { return h.player(roomName, playerID) != nil }
+// online returns the IDs of the room's players connected to this node.
+func (h *Hub) online(roomName string) []string {
+	conns := h.conns(roomName, true, false)
+	ids := make([]string, len(conns))
+	for i, c := range conns {
+		ids[i] = c.client.ID
+	}
+	return ids
+}
 
 func (h *Hub) player(roomName, playerID string) *Conn {
 	r := h.room(roomName, false)

@@ -718,7 +718,7 @@ func TestSlowClientDoesNotDelayOthers(t *testing.T) {
 	rs := MustDialMany(t, ts, "a", "p", others, hub.Player)
 	MustDialRaw(t, ts, "a", "slow", hub.Player) // never reads, not even the welcome
 	MustPoll(t, testTimeout, func() string {
-		if !ts.h.Connected("a", "slow") {
+		if !connected(t, ts, "a", "slow") {
 			return "slow client: got not connected, want connected"
 		}
 		return ""
@@ -774,7 +774,7 @@ func TestSlowClientDoesNotDelayOthers(t *testing.T) {
 	}
 	// Its write times out and the hub lets go of it.
 	MustPoll(t, writeTimeout+testTimeout, func() string {
-		if ts.h.Connected("a", "slow") {
+		if connected(t, ts, "a", "slow") {
 			return "slow client: got still connected, want closed"
 		}
 		return ""
@@ -810,7 +810,7 @@ func TestStartNotStuckBehindBacklog(t *testing.T) {
 	}
 	t.Cleanup(func() { ws.CloseNow() })
 	MustPoll(t, testTimeout, func() string {
-		if !ts.h.Connected("a", "p1") {
+		if !connected(t, ts, "a", "p1") {
 			return "got not connected, want connected"
 		}
 		return ""
@@ -869,7 +869,7 @@ func TestReplaced(t *testing.T) {
 		}
 		return ""
 	})
-	if !ts.h.Connected("a", "p1") {
+	if !connected(t, ts, "a", "p1") {
 		t.Errorf("p1 connected: got false, want true")
 	}
 }
@@ -1008,7 +1008,7 @@ func TestShutdown(t *testing.T) {
 	for _, r := range rs {
 		MustClose(t, r, websocket.StatusGoingAway)
 	}
-	if ts.h.Connected("a", "p000") {
+	if connected(t, ts, "a", "p000") {
 		t.Errorf("connected after Shutdown: got true, want false")
 	}
 
@@ -1159,4 +1159,14 @@ func TestNoGoroutineLeak(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// connected reports whether the player has a connection, by the hub's Online.
+func connected(tb testing.TB, ts *testServer, room, player string) bool {
+	tb.Helper()
+	online, err := ts.h.Online(context.Background(), room)
+	if err != nil {
+		tb.Fatalf("Online: got %v, want nil", err)
+	}
+	return online[player]
 }

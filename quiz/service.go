@@ -32,8 +32,6 @@ type Broadcaster interface {
 	// Delivery tells when the write of question n's start frame to the player returned and
 	// the player's lowest recent ping round trip.
 	Delivery(room, playerID string, n int) (written time.Time, rtt time.Duration, ok bool)
-	// Connected reports whether the player has a connection.
-	Connected(room, playerID string) bool
 	// Schedule tells every node that question n of the room is to start at the given time,
 	// so that any of them can fire it. Each node passes it on to its Service's Scheduled.
 	Schedule(room string, n int, at time.Time)

@@ -303,8 +303,12 @@ func (s *server) getRoom(c echo.Context) error {
 	for i, q := range r.Quiz.Questions {
 		v.Questions[i] = questionView{N: i + 1, Question: q}
 	}
+	online, err := s.hub.Online(c.Request().Context(), r.Code)
+	if err != nil {
+		return quiz.Errorf(quiz.Unavailable, "who is connected could not be read: %v", err)
+	}
 	for i, p := range r.Players {
-		v.Players[i] = playerView{Player: p, Connected: s.hub.Connected(r.Code, p.ID)}
+		v.Players[i] = playerView{Player: p, Connected: online[p.ID]}
 	}
 	return c.JSON(http.StatusOK, v)
 }

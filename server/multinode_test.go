@@ -152,8 +152,53 @@ func TestNodesShareOneQuiz(t *testing.T) {
 		t.Fatalf("got %d recipients over three nodes, want %d", st.Recipients, players)
 	}
 	for i, c := range clients {
-		if f := c.next(t, "start"); f.Seq != st.Seq {
+		f := c.next(t, "start")
+		if f.Seq != st.Seq {
 			t.Fatalf("client %d on node %d: got start %s, want seq %d", i, i%3+1, f.raw, st.Seq)
+		}
+		c.send(t, map[string]any{"type": "ack", "seq": f.Seq})
+	}
+
+	// any node sees who is connected anywhere, and the whole start's fairness
+	var state struct {
+		Players []struct{ Connected bool }
+	}
+	nodes[0].mustCall(t, 200, "GET", room, host, nil, &state)
+	online := 0
+	for _, p := range state.Players {
+		if p.Connected {
+			online++
+		}
+	}
+	if online != players {
+		t.Fatalf("node 1 sees %d of %d players connected, want all", online, players)
+	}
+	var fair struct {
+		Starts []struct {
+			Seq        uint64
+			Recipients int
+			Acked      int
+			Nodes      []struct {
+				Node       string
+				BusUs      int64
+				Recipients int
+			}
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		nodes[1].mustCall(t, 200, "GET", room+"/fairness", host, nil, &fair)
+		if len(fair.Starts) == 1 && fair.Starts[0].Acked == players || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(fair.Starts) != 1 || fair.Starts[0].Recipients != players || fair.Starts[0].Acked != players || len(fair.Starts[0].Nodes) != 3 {
+		t.Fatalf("got fairness %+v, want one start to %d players on 3 nodes, all acked", fair.Starts, players)
+	}
+	for _, n := range fair.Starts[0].Nodes {
+		if n.Recipients != players/3 || n.BusUs <= 0 {
+			t.Fatalf("node %s: got %d recipients, bus delay %d µs; want %d and a delay", n.Node, n.Recipients, n.BusUs, players/3)
 		}
 	}
 
