@@ -5,16 +5,20 @@
 -- ARGV[1] n   ARGV[2] player ID   ARGV[3] "1" if the answer is correct
 -- ARGV[4] the answer's head: a JSON object with the fields the caller knows
 -- ARGV[5] the scoring rule, JSON (see award.lua)
+-- ARGV[6] the version of the quiz the answer was judged by
 --
 -- Returns {status, record}. status is "ok", and record the stored answer: the head with
 -- name, rank, arrivalRank, points, pending, receivedUs and elapsedUs added. Otherwise status
--- is why the answer is refused (no_room, not_started, closed, already_answered, no_player)
--- and nothing was written.
+-- is why the answer is refused (no_room, stale_quiz, not_started, closed, already_answered,
+-- no_player) and nothing was written.
 
-local room = redis.call('HMGET', KEYS[1], 'current', 'phase', 'startedAt')
+local room = redis.call('HMGET', KEYS[1], 'current', 'phase', 'startedAt', 'quizVersion')
 local current, phase, started = tonumber(room[1]), room[2], room[3]
 if not phase then
   return {'no_room', ''}
+end
+if (room[4] or '0') ~= ARGV[6] then
+  return {'stale_quiz', ''}
 end
 
 -- The phase alone decides, as checkAcceptable does in store_memory.go.

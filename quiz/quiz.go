@@ -1,6 +1,7 @@
 package quiz
 
 import (
+	"errors"
 	"math"
 	"strings"
 	"time"
@@ -47,6 +48,7 @@ const (
 
 // Quiz is what a host creates a room from.
 type Quiz struct {
+	Version   int64      `json:"-"` // bumped by every edit; the base of optimistic edits
 	Title     string     `json:"title"`
 	Ranking   string     `json:"ranking"`
 	Winners   []int      `json:"winners,omitempty"`
@@ -225,7 +227,14 @@ type Scoring struct {
 	Points    int           // speed: the question's points P
 	TimeLimit time.Duration // speed: T
 	Deferred  bool          // compensated timing: ranks and points are decided at close
+	// QuizVersion is the version of the quiz the answer was judged by: a store refuses the
+	// answer with ErrStaleQuiz if the quiz has been edited since.
+	QuizVersion int64
 }
+
+// ErrStaleQuiz says an answer was judged by a quiz that has been edited since: judge it
+// again by the current quiz.
+var ErrStaleQuiz = errors.New("quiz: the quiz changed while the answer was judged")
 
 // ScoringFor returns the scoring rule of question n (1-based) of qz.
 func ScoringFor(qz Quiz, n int) Scoring {
@@ -236,6 +245,8 @@ func ScoringFor(qz Quiz, n int) Scoring {
 		Points:    q.Points,
 		TimeLimit: q.TimeLimit(),
 		Deferred:  qz.Timing == Compensated,
+
+		QuizVersion: qz.Version,
 	}
 	if len(s.Winners) == 0 {
 		s.Winners = []int{q.Points}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -450,6 +451,17 @@ func reaction(a Answer) int64 {
 // instant. Invalid submissions and answers out of phase are refused with an *Error and
 // change nothing.
 func (s *Service) Answer(ctx context.Context, id Identity, n int, sub Submission, received time.Time) (Answer, error) {
+	for range 3 {
+		a, err := s.answer(ctx, id, n, sub, received)
+		if !errors.Is(err, ErrStaleQuiz) {
+			return a, err
+		}
+		// the host edited the quiz meanwhile: judge again by the new one
+	}
+	return Answer{}, Errorf(Conflict, "the quiz keeps changing: answer again")
+}
+
+func (s *Service) answer(ctx context.Context, id Identity, n int, sub Submission, received time.Time) (Answer, error) {
 	qz, err := s.store.Quiz(ctx, id.Room)
 	if err != nil {
 		return Answer{}, err
@@ -472,6 +484,36 @@ func (s *Service) Answer(ctx context.Context, id Identity, n int, sub Submission
 	}
 	s.bc.SendHosts(id.Room, mustFrame(answeredFrame{Type: "answered", Answer: a}))
 	return a, nil
+}
+
+// EditQuiz replaces the room's quiz with qz, if the quiz is still at the version the host
+// edited (else Conflict: a stale edit never overwrites a newer one). Questions already
+// asked cannot change, and no question may be open or live.
+func (s *Service) EditQuiz(ctx context.Context, code string, version int64, qz Quiz) (*Room, error) {
+	if err := qz.Normalize(); err != nil {
+		return nil, err
+	}
+	return s.store.Update(ctx, code, func(r *Room) error {
+		switch {
+		case r.Quiz.Version != version:
+			return Errorf(Conflict, "the quiz was edited meanwhile (version %d, not %d): reload it and edit again", r.Quiz.Version, version)
+		case r.Phase == PhaseOpen || r.Phase == PhaseLive:
+			return Errorf(Conflict, "question %d is %s: close it before editing the quiz", r.Current, r.Phase)
+		case len(qz.Questions) < r.Current:
+			return Errorf(Conflict, "the quiz must keep the %d questions already asked", r.Current)
+		}
+		for i := range r.Current {
+			if !reflect.DeepEqual(qz.Questions[i], r.Quiz.Questions[i]) {
+				return Errorf(Conflict, "question %d was already asked and cannot change", i+1)
+			}
+		}
+		if r.Current > 0 && (qz.Ranking != r.Quiz.Ranking || qz.Timing != r.Quiz.Timing || !slices.Equal(qz.Winners, r.Quiz.Winners)) {
+			return Errorf(Conflict, "ranking, timing and winners cannot change once a question was asked")
+		}
+		qz.Version = r.Quiz.Version + 1
+		r.Quiz = qz
+		return nil
+	})
 }
 
 // reaction is a player's reaction time: from when its start frame was written, less what

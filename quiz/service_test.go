@@ -384,3 +384,51 @@ func TestStartNotSentIsUndone(t *testing.T) {
 		t.Fatalf("start again: %v", err)
 	}
 }
+
+func TestEditQuiz(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestService(t)
+	r := mustCreate(t, s, validQuiz())
+	p, _ := s.Join(ctx, r.Code, "edd")
+	edit := func(version int64, change func(*Quiz)) error {
+		qz := validQuiz()
+		change(&qz)
+		_, err := s.EditQuiz(ctx, r.Code, version, qz)
+		return err
+	}
+	if err := edit(0, func(q *Quiz) { q.Questions = nil }); ErrorCode(err) != Invalid {
+		t.Fatalf("an invalid quiz: got %v, want invalid", err)
+	}
+	if err := edit(0, func(q *Quiz) { q.Questions[0].Answer = intp(1) }); err != nil {
+		t.Fatalf("a valid edit: %v", err)
+	}
+	if err := edit(0, func(q *Quiz) { q.Title = "late" }); ErrorCode(err) != Conflict {
+		t.Fatalf("a stale edit (version 0, now 1): got %v, want conflict", err)
+	}
+	if _, err := s.Open(ctx, r.Code, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := edit(1, func(q *Quiz) { q.Questions[0].Answer = intp(1) }); ErrorCode(err) != Conflict {
+		t.Fatalf("an edit while a question is open: got %v, want conflict", err)
+	}
+	if _, err := s.Start(ctx, r.Code, 1, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Answer(ctx, Identity{Room: r.Code, Role: RolePlayer, PlayerID: p.ID}, 1, Submission{Choice: intp(1)}, time.Now())
+	if err != nil || !a.Correct {
+		t.Fatalf("answer 1 after the edit made it right: got %+v, %v", a, err)
+	}
+	if _, err := s.Close(ctx, r.Code, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := edit(1, func(q *Quiz) { q.Questions[0].Text = "changed" }); ErrorCode(err) != Conflict {
+		t.Fatalf("changing a question already asked: got %v, want conflict", err)
+	}
+	if err := edit(1, func(q *Quiz) { q.Questions[0].Answer = intp(1); q.Questions[1].Text = "next one, new" }); err != nil {
+		t.Fatalf("changing a question not yet asked: %v", err)
+	}
+	room, _ := s.Room(ctx, r.Code)
+	if room.Quiz.Version != 2 || room.Quiz.Questions[1].Text != "next one, new" {
+		t.Fatalf("got quiz v%d %q, want v2 with the new question 2", room.Quiz.Version, room.Quiz.Questions[1].Text)
+	}
+}

@@ -26,8 +26,8 @@ type Store interface {
 	// or remove players (AddPlayer does that), and may be called more than once (optimistic
 	// retries), so it must have no side effects.
 	Update(ctx context.Context, code string, fn func(*Room) error) (*Room, error)
-	// Accept records a judged answer atomically: it checks the question is current and live
-	// (NotStarted, Closed), that the player has not answered it (AlreadyAnswered), stamps the
+	// Accept records a judged answer atomically: it checks the answer was judged by the
+	// current quiz (ErrStaleQuiz), that the question is current and live (NotStarted, Closed), that the player has not answered it (AlreadyAnswered), stamps the
 	// receive time, assigns the arrival rank and, for a correct answer under non-deferred
 	// scoring, the next rank and its points, which it adds to the player's score.
 	Accept(ctx context.Context, code string, a Answer, s Scoring) (Answer, error)

@@ -171,6 +171,9 @@ func (s *MemoryStore) Accept(_ context.Context, code string, a Answer, sc Scorin
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := s.now()
+	if sc.QuizVersion != r.room.Quiz.Version {
+		return Answer{}, ErrStaleQuiz
+	}
 	if err := checkAcceptable(&r.room, a.N); err != nil {
 		return Answer{}, err
 	}

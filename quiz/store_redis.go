@@ -57,7 +57,9 @@ type RedisStore struct {
 	prefix string
 
 	// quizzes caches each room's decoded Quiz (code → Quiz): Quiz is on the path of every
-	// answer, and a room's quiz never changes after CreateRoom, so no entry goes stale.
+	// answer. An entry may go stale when another node edits the quiz: accept.lua refuses an
+	// answer judged by an old version (ErrStaleQuiz), and reads of the room compare the
+	// version they read with the cached one.
 	quizzes sync.Map
 }
 
@@ -213,19 +215,35 @@ func (s *RedisStore) Quiz(ctx context.Context, code string) (Quiz, error) {
 	if qz, ok := s.quizzes.Load(code); ok {
 		return qz.(Quiz), nil
 	}
-	b, err := s.rdb.HGet(ctx, s.key(code, "room"), "quiz").Bytes()
-	if errors.Is(err, redis.Nil) {
-		return Quiz{}, roomNotFound(code)
-	}
+	f, err := s.rdb.HMGet(ctx, s.key(code, "room"), "quiz", "quizVersion").Result()
 	if err != nil {
 		return Quiz{}, fail("reading a quiz", err)
 	}
+	b, ok := f[0].(string)
+	if !ok {
+		return Quiz{}, roomNotFound(code)
+	}
 	var qz Quiz
-	if err := json.Unmarshal(b, &qz); err != nil {
+	if err := json.Unmarshal([]byte(b), &qz); err != nil {
 		return Quiz{}, fmt.Errorf("decoding the quiz of room %s: %w", code, err)
 	}
-	cached, _ := s.quizzes.LoadOrStore(code, qz)
-	return cached.(Quiz), nil
+	if v, ok := f[1].(string); ok {
+		if qz.Version, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return Quiz{}, fmt.Errorf("the quiz version of room %s: %w", code, err)
+		}
+	}
+	s.quizzes.Store(code, qz)
+	return qz, nil
+}
+
+// freshQuiz returns the room's quiz of the given version, from the cache if it has that
+// one, else read anew: another node may have edited it.
+func (s *RedisStore) freshQuiz(ctx context.Context, code string, version int64) (Quiz, error) {
+	if qz, ok := s.quizzes.Load(code); ok && qz.(Quiz).Version == version {
+		return qz.(Quiz), nil
+	}
+	s.quizzes.Delete(code)
+	return s.Quiz(ctx, code)
 }
 
 func roomNotFound(code string) error { return Errorf(NotFound, "room %s not found", code) }
@@ -240,7 +258,7 @@ type roomReads struct {
 
 func (s *RedisStore) queueRoomReads(ctx context.Context, p redis.Pipeliner, code string) roomReads {
 	return roomReads{
-		fields:  p.HMGet(ctx, s.key(code, "room"), "hostToken", "current", "phase", "startAt", "startedAt", "createdAt"),
+		fields:  p.HMGet(ctx, s.key(code, "room"), "hostToken", "current", "phase", "startAt", "startedAt", "createdAt", "quizVersion"),
 		version: p.Get(ctx, s.key(code, "version")),
 		players: p.HGetAll(ctx, s.key(code, "players")),
 		scores:  p.HGetAll(ctx, s.key(code, "scores")),
@@ -279,6 +297,11 @@ func (rr roomReads) room(code string, qz Quiz) (*Room, error) {
 	errs = append(errs, err)
 	r.Version, err = strconv.ParseInt(rr.version.Val(), 10, 64)
 	errs = append(errs, err)
+	if v := str(f[6]); v != "" && v != strconv.FormatInt(qz.Version, 10) {
+		return nil, ErrStaleQuiz
+	} else if v == "" && qz.Version != 0 {
+		return nil, ErrStaleQuiz
+	}
 
 	scores := rr.scores.Val()
 	stored := make([]redisPlayer, 0, len(rr.players.Val()))
@@ -305,19 +328,38 @@ func (rr roomReads) room(code string, qz Quiz) (*Room, error) {
 // Room implements Store. Its fields, players and scores are read in one MULTI, so they
 // are of one instant.
 func (s *RedisStore) Room(ctx context.Context, code string) (*Room, error) {
-	qz, err := s.Quiz(ctx, code)
-	if err != nil {
-		return nil, err
-	}
-	var rr roomReads
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		rr = s.queueRoomReads(ctx, p, code)
-		return nil
+	var r *Room
+	err := s.withFreshQuiz(code, func() error {
+		qz, err := s.Quiz(ctx, code)
+		if err != nil {
+			return err
+		}
+		var rr roomReads
+		_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			rr = s.queueRoomReads(ctx, p, code)
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return fail("reading a room", err)
+		}
+		r, err = rr.room(code, qz)
+		return err
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fail("reading a room", err)
+	return r, err
+}
+
+// withFreshQuiz runs read, which reads a room with the cached quiz, and, if that quiz was
+// stale (ErrStaleQuiz: another node edited it), again with the quiz read anew.
+func (s *RedisStore) withFreshQuiz(code string, read func() error) error {
+	err := read()
+	for i := 0; errors.Is(err, ErrStaleQuiz) && i < 3; i++ {
+		s.quizzes.Delete(code)
+		err = read()
 	}
-	return rr.room(code, qz)
+	if errors.Is(err, ErrStaleQuiz) {
+		return Errorf(Conflict, "the quiz of room %s keeps changing: try again", code)
+	}
+	return err
 }
 
 // Rooms implements Store.
@@ -344,7 +386,11 @@ func (s *RedisStore) Rooms(ctx context.Context) ([]*Room, error) {
 	}
 	out := make([]*Room, len(codes))
 	for i, code := range codes {
-		if out[i], err = reads[i].room(code, quizzes[i]); err != nil {
+		out[i], err = reads[i].room(code, quizzes[i])
+		if errors.Is(err, ErrStaleQuiz) {
+			out[i], err = s.Room(ctx, code)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -403,15 +449,15 @@ func (s *RedisStore) Identify(ctx context.Context, token string) (Identity, erro
 // most maxUpdateAttempts times (then Conflict). fn may therefore run more than once, each
 // time on a fresh copy. Only Current, Phase, StartAt and StartedAt are written back.
 func (s *RedisStore) Update(ctx context.Context, code string, fn func(*Room) error) (*Room, error) {
-	qz, err := s.Quiz(ctx, code)
-	if err != nil {
-		return nil, err
-	}
 	roomKey := s.key(code, "room")
 	for attempt := range maxUpdateAttempts {
+		qz, err := s.Quiz(ctx, code)
+		if err != nil {
+			return nil, err
+		}
 		var next *Room
 		var final error // fn's refusal, or a failure to read the room, already as returned
-		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			var rr roomReads
 			_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error { // not MULTI: EXEC would end the WATCH
 				rr = s.queueRoomReads(ctx, p, code)
@@ -429,9 +475,17 @@ func (s *RedisStore) Update(ctx context.Context, code string, fn func(*Room) err
 				final = err
 				return nil
 			}
+			fields := roomFields(r)
+			if r.Quiz.Version != qz.Version { // an edit
+				b, err := json.Marshal(r.Quiz)
+				if err != nil {
+					return fmt.Errorf("encoding the quiz of room %s: %w", code, err)
+				}
+				fields = append(fields, "quiz", b, "quizVersion", r.Quiz.Version)
+			}
 			var version *redis.IntCmd
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				p.HSet(ctx, roomKey, roomFields(r)...)
+				p.HSet(ctx, roomKey, fields...)
 				version = p.Incr(ctx, s.key(code, "version"))
 				return nil
 			})
@@ -443,9 +497,15 @@ func (s *RedisStore) Update(ctx context.Context, code string, fn func(*Room) err
 			return nil
 		}, roomKey)
 		switch {
+		case errors.Is(final, ErrStaleQuiz):
+			s.quizzes.Delete(code) // read it anew and try again
+			continue
 		case final != nil:
 			return nil, final
 		case err == nil:
+			if next.Quiz.Version != qz.Version {
+				s.quizzes.Store(code, next.Quiz)
+			}
 			return cloneRoom(next), nil
 		case !errors.Is(err, redis.TxFailedErr):
 			return nil, fail("updating a room", err)
@@ -484,7 +544,7 @@ func (s *RedisStore) Accept(ctx context.Context, code string, a Answer, sc Scori
 		s.key(code, "room"), s.key(code, "players"), s.key(code, "scores"),
 		s.qkey(code, a.N, "answers"), s.qkey(code, a.N, "answered"), s.qkey(code, a.N, "correct"),
 	}
-	res, err := acceptScript.Run(ctx, s.rdb, keys, a.N, a.PlayerID, correct, head, scoring).StringSlice()
+	res, err := acceptScript.Run(ctx, s.rdb, keys, a.N, a.PlayerID, correct, head, scoring, sc.QuizVersion).StringSlice()
 	if err != nil {
 		return Answer{}, fail("accepting an answer", err)
 	}
@@ -493,6 +553,9 @@ func (s *RedisStore) Accept(ctx context.Context, code string, a Answer, sc Scori
 	}
 	switch res[0] {
 	case "ok":
+	case "stale_quiz":
+		s.quizzes.Delete(code)
+		return Answer{}, ErrStaleQuiz
 	case "no_room":
 		return Answer{}, roomNotFound(code)
 	case "not_started":

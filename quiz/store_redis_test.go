@@ -3,6 +3,7 @@ package quiz
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -338,5 +339,48 @@ func TestRedisStoreRestart(t *testing.T) {
 	}
 	if id, err := s.Identify(ctx, p.Token); err != nil || id.PlayerID != p.ID {
 		t.Fatalf("after a restart: got identity %+v %v, want player %s", id, err, p.ID)
+	}
+}
+
+// TestRedisStoreQuizEditAcrossNodes edits a quiz on one node while another has the old
+// one cached: the other's answers judged by the old quiz are refused, and it reads the new.
+func TestRedisStoreQuizEditAcrossNodes(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := NewRedisStore(srv.Client(t), ""), NewRedisStore(srv.Client(t), "")
+	ctx := context.Background()
+	qz := validQuiz()
+	if err := qz.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	r := &Room{Code: "123456", HostToken: Token(), Quiz: qz, Phase: PhaseLobby, CreatedAt: time.Now()}
+	if err := a.CreateRoom(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	p := Player{ID: "p1", Name: "pat", Token: Token()}
+	if err := a.AddPlayer(ctx, r.Code, p); err != nil {
+		t.Fatal(err)
+	}
+	cached, err := b.Quiz(ctx, r.Code) // b caches version 0
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Update(ctx, r.Code, func(r *Room) error {
+		r.Quiz.Questions[0].Answer = intp(0) // the right choice is now 0
+		r.Quiz.Version++
+		r.Current, r.Phase, r.StartedAt = 1, PhaseLive, time.Now()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Accept(ctx, r.Code, Answer{N: 1, PlayerID: p.ID, Correct: true}, ScoringFor(cached, 1)); !errors.Is(err, ErrStaleQuiz) {
+		t.Fatalf("b's answer judged by its cached quiz: got %v, want ErrStaleQuiz", err)
+	}
+	fresh, err := b.Quiz(ctx, r.Code)
+	if err != nil || fresh.Version != 1 || *fresh.Questions[0].Answer != 0 {
+		t.Fatalf("b's quiz after the refusal: got v%d answer %v, %v; want v1 with answer 0", fresh.Version, fresh.Questions[0].Answer, err)
+	}
+	room, err := b.Room(ctx, r.Code)
+	if err != nil || room.Quiz.Version != 1 {
+		t.Fatalf("b's room: got quiz v%d, %v; want v1", room.Quiz.Version, err)
 	}
 }

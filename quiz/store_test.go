@@ -2,7 +2,9 @@ package quiz
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -232,6 +234,38 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		answers, _ := s.Answers(ctx, r.Code, 1)
 		if len(answers) != players {
 			t.Fatalf("got %d stored answers, want %d", len(answers), players)
+		}
+	})
+
+	t.Run("a quiz edit is kept and answers judged by the old quiz are refused", func(t *testing.T) {
+		s := newStore(t)
+		r := mustRoom(t, s, nil)
+		p := mustPlayer(t, s, r.Code, "quinn")
+		old, err := s.Quiz(ctx, r.Code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		edited := old
+		edited.Title = "edited"
+		edited.Questions = append(slices.Clone(old.Questions), old.Questions[0])
+		edited.Version = old.Version + 1
+		if _, err := s.Update(ctx, r.Code, func(r *Room) error { r.Quiz = edited; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Quiz(ctx, r.Code)
+		room, _ := s.Room(ctx, r.Code)
+		if err != nil || got.Title != "edited" || got.Version != edited.Version || len(got.Questions) != 3 ||
+			room.Quiz.Title != "edited" || room.Quiz.Version != edited.Version {
+			t.Fatalf("after the edit: got quiz %q v%d with %d questions, room quiz %q v%d; want edited v%d with 3",
+				got.Title, got.Version, len(got.Questions), room.Quiz.Title, room.Quiz.Version, edited.Version)
+		}
+		goLive(t, s, r.Code, 3)
+		a := Answer{N: 3, PlayerID: p.ID, Correct: true}
+		if _, err := s.Accept(ctx, r.Code, a, ScoringFor(old, 1)); !errors.Is(err, ErrStaleQuiz) {
+			t.Fatalf("an answer judged by the old quiz: got %v, want ErrStaleQuiz", err)
+		}
+		if _, err := s.Accept(ctx, r.Code, a, ScoringFor(got, 3)); err != nil {
+			t.Fatalf("an answer judged by the new quiz: %v", err)
 		}
 	})
 

@@ -232,3 +232,43 @@ func TestPagesServed(t *testing.T) {
 		}
 	}
 }
+
+func TestEditQuizAPI(t *testing.T) {
+	s := MustStartServer(t, nil)
+	code, host := s.MustRoom(t, sampleQuiz)
+	path := "/api/rooms/" + code + "/quiz"
+	_, player := s.MustJoin(t, code, "ivy")
+	edited := `{"quizVersion":0,"quiz":{"title":"Edited","questions":[{"kind":"choice","text":"q","choices":["a","b"],"answer":0}]}}`
+	for _, tt := range []struct {
+		name, token, body string
+		status            int
+		code              string
+	}{
+		{"as player", player, edited, 403, "forbidden"},
+		{"without a version", host, `{"quiz":{}}`, 400, "invalid"},
+		{"an invalid quiz", host, `{"quizVersion":0,"quiz":{"questions":[]}}`, 400, "invalid"},
+	} {
+		var e apiError
+		if status, raw := s.call(t, "PUT", path, tt.token, tt.body, &e); status != tt.status || e.Error.Code != tt.code {
+			t.Errorf("%s: got %d %s, want %d %s", tt.name, status, raw, tt.status, tt.code)
+		}
+	}
+	var ok struct{ QuizVersion int64 }
+	s.mustCall(t, 200, "PUT", path, host, edited, &ok)
+	if ok.QuizVersion != 1 {
+		t.Fatalf("got quiz version %d, want 1", ok.QuizVersion)
+	}
+	var e apiError
+	if status, raw := s.call(t, "PUT", path, host, edited, &e); status != 409 || e.Error.Code != "conflict" {
+		t.Fatalf("the same edit again, now stale: got %d %s, want 409 conflict", status, raw)
+	}
+	var state struct {
+		Title       string
+		QuizVersion int64
+		Questions   []struct{ Text string }
+	}
+	s.mustCall(t, 200, "GET", "/api/rooms/"+code, host, nil, &state)
+	if state.Title != "Edited" || state.QuizVersion != 1 || len(state.Questions) != 1 {
+		t.Fatalf("got %+v, want the edited quiz at version 1", state)
+	}
+}

@@ -60,6 +60,7 @@ func newServer(svc *quiz.Service, h *hub.Hub, health func(context.Context) error
 	api.POST("/rooms", s.createRoom)
 	api.GET("/rooms", s.listRooms)
 	api.GET("/rooms/:code", s.getRoom)
+	api.PUT("/rooms/:code/quiz", s.editQuiz)
 	api.POST("/rooms/:code/players", s.join)
 	api.POST("/rooms/:code/questions/:n/open", s.open)
 	api.POST("/rooms/:code/questions/:n/start", s.start)
@@ -282,6 +283,7 @@ type roomView struct {
 	Phase     quiz.Phase     `json:"phase"`
 	StartAt   *time.Time     `json:"startAt,omitempty"`
 	Version   int64          `json:"version"`
+	QuizVer   int64          `json:"quizVersion"`
 	Questions []questionView `json:"questions"`
 	Players   []playerView   `json:"players"`
 }
@@ -295,7 +297,7 @@ func (s *server) getRoom(c echo.Context) error {
 		return err
 	}
 	v := roomView{Code: r.Code, Title: r.Quiz.Title, Ranking: r.Quiz.Ranking, Timing: r.Quiz.Timing,
-		Winners: quiz.ScoringFor(r.Quiz, 1).Winners, Current: r.Current, Phase: r.Phase, Version: r.Version,
+		Winners: quiz.ScoringFor(r.Quiz, 1).Winners, Current: r.Current, Phase: r.Phase, Version: r.Version, QuizVer: r.Quiz.Version,
 		Questions: make([]questionView, len(r.Quiz.Questions)), Players: make([]playerView, len(r.Players))}
 	if !r.StartAt.IsZero() {
 		v.StartAt = &r.StartAt
@@ -311,6 +313,29 @@ func (s *server) getRoom(c echo.Context) error {
 		v.Players[i] = playerView{Player: p, Connected: online[p.ID]}
 	}
 	return c.JSON(http.StatusOK, v)
+}
+
+// editQuiz replaces a room's quiz: {"quizVersion":V,"quiz":{…}}, V being the version the
+// host edited; a stale V gets 409.
+func (s *server) editQuiz(c echo.Context) error {
+	if _, err := s.authorize(c, quiz.RoleHost); err != nil {
+		return err
+	}
+	var body struct {
+		QuizVersion *int64     `json:"quizVersion"`
+		Quiz        *quiz.Quiz `json:"quiz"`
+	}
+	if err := decode(c, maxQuizBody, &body, false); err != nil {
+		return err
+	}
+	if body.QuizVersion == nil || body.Quiz == nil {
+		return quiz.Errorf(quiz.Invalid, `send {"quizVersion": the version you edited, "quiz": the new quiz}`)
+	}
+	r, err := s.svc.EditQuiz(c.Request().Context(), c.Param("code"), *body.QuizVersion, *body.Quiz)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"quizVersion": r.Quiz.Version})
 }
 
 func (s *server) join(c echo.Context) error {
