@@ -39,6 +39,7 @@ type message struct {
 	Player string          `json:"p,omitempty"`
 	Frame  json.RawMessage `json:"f,omitempty"`
 	N      int             `json:"n,omitempty"`
+	Action string          `json:"a,omitempty"` // of a schedule
 	Seq    uint64          `json:"s,omitempty"`
 	At     int64           `json:"t,omitempty"` // Unix ns: when a start was published, or a scheduled start's time
 }
@@ -52,23 +53,26 @@ const (
 )
 
 // Schedule tells every node, this one included, that question n of the room is to start
-// at the given time, so that any node can fire it should the one that scheduled it die.
-// Each node hands it to the function set with OnSchedule.
-func (h *Hub) Schedule(roomName string, n int, at time.Time) {
+// or close (action) at the given time, so that any node can fire it should the one that
+// scheduled it die. Each node hands it to the function set with OnSchedule.
+func (h *Hub) Schedule(roomName string, n int, action string, at time.Time) {
+	m := message{Kind: kindSchedule, Room: roomName, N: n, Action: action, At: at.UnixNano()}
 	if h.bus == nil {
-		h.scheduled(roomName, n, at.UnixNano())
+		h.scheduled(m)
 		return
 	}
-	h.publish(message{Kind: kindSchedule, Room: roomName, N: n, At: at.UnixNano()})
+	h.publish(m)
 }
 
-// OnSchedule sets what this node does when a start is scheduled on any node. Set it before
-// Run.
-func (h *Hub) OnSchedule(fn func(room string, n int, at time.Time)) { h.onSchedule.Store(&fn) }
+// OnSchedule sets what this node does when something is scheduled on any node. Set it
+// before Run.
+func (h *Hub) OnSchedule(fn func(room string, n int, action string, at time.Time)) {
+	h.onSchedule.Store(&fn)
+}
 
-func (h *Hub) scheduled(roomName string, n int, at int64) {
+func (h *Hub) scheduled(m message) {
 	if fn := h.onSchedule.Load(); fn != nil {
-		(*fn)(roomName, n, time.Unix(0, at))
+		(*fn)(m.Room, m.N, m.Action, time.Unix(0, m.At))
 	}
 }
 
@@ -90,7 +94,7 @@ func (h *Hub) deliver(ctx context.Context, raw []byte) {
 	switch m.Kind {
 	case kindStart:
 	case kindSchedule:
-		h.scheduled(m.Room, m.N, m.At)
+		h.scheduled(m)
 		return
 	case kindFairness, kindOnline:
 		var data []byte

@@ -71,7 +71,7 @@ type Hub struct {
 	m    *Metrics
 	bus  Bus
 
-	onSchedule atomic.Pointer[func(room string, n int, at time.Time)]
+	onSchedule atomic.Pointer[func(room string, n int, action string, at time.Time)]
 
 	mu      sync.RWMutex
 	rooms   map[string]*room

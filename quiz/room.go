@@ -33,6 +33,7 @@ type Room struct {
 	Current   int       // the current question, 1-based; 0 in the lobby
 	Phase     Phase     // of the current question
 	StartAt   time.Time // a scheduled timed start of the current question, if any
+	CloseAt   time.Time // a scheduled timed close of the current question, if any
 	StartedAt time.Time // when the current question went live
 	CreatedAt time.Time
 	Players   []Player // in join order

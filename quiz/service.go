@@ -33,9 +33,10 @@ type Broadcaster interface {
 	// Delivery tells when the write of question n's start frame to the player returned and
 	// the player's lowest recent ping round trip.
 	Delivery(room, playerID string, n int) (written time.Time, rtt time.Duration, ok bool)
-	// Schedule tells every node that question n of the room is to start at the given time,
-	// so that any of them can fire it. Each node passes it on to its Service's Scheduled.
-	Schedule(room string, n int, at time.Time)
+	// Schedule tells every node that question n of the room is to start or close (action)
+	// at the given time, so that any of them can fire it. Each node passes it on to its
+	// Service's Scheduled.
+	Schedule(room string, n int, action string, at time.Time)
 }
 
 // Limits of a room.
@@ -80,7 +81,10 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	for _, r := range rooms {
 		if r.Phase == PhaseOpen && !r.StartAt.IsZero() {
-			s.Scheduled(r.Code, r.Current, r.StartAt)
+			s.Scheduled(r.Code, r.Current, ActionStart, r.StartAt)
+		}
+		if (r.Phase == PhaseOpen || r.Phase == PhaseLive) && !r.CloseAt.IsZero() {
+			s.Scheduled(r.Code, r.Current, ActionClose, r.CloseAt)
 		}
 	}
 	<-ctx.Done()
@@ -161,13 +165,14 @@ func (s *Service) Open(ctx context.Context, code string, n int) (*Room, error) {
 		case r.Phase == PhaseClosed && r.Current == n:
 			return Errorf(Conflict, "question %d is already closed", n)
 		}
-		r.Current, r.Phase, r.StartAt, r.StartedAt = n, PhaseOpen, time.Time{}, time.Time{}
+		r.Current, r.Phase, r.StartAt, r.StartedAt, r.CloseAt = n, PhaseOpen, time.Time{}, time.Time{}, time.Time{}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.cancelTimer(code)
+	s.cancelTimer(code, ActionStart)
+	s.cancelTimer(code, ActionClose)
 	s.bc.Send(code, mustFrame(questionFrameOf(r)))
 	return r, nil
 }
@@ -185,16 +190,15 @@ func (s *Service) Start(ctx context.Context, code string, n int, at time.Time) (
 	if at.IsZero() {
 		return s.start(ctx, code, n, time.Time{})
 	}
-	now := s.now()
-	if !at.After(now) {
-		return StartResult{}, Errorf(Invalid, "start time %s is not in the future", at.Format(time.RFC3339Nano))
-	}
-	if at.Sub(now) > maxScheduleAhead {
-		return StartResult{}, Errorf(Invalid, "start time is more than %s ahead", maxScheduleAhead)
+	if err := s.checkSchedule(at); err != nil {
+		return StartResult{}, err
 	}
 	r, err := s.store.Update(ctx, code, func(r *Room) error {
 		if err := checkCurrentOpen(r, n); err != nil {
 			return err
+		}
+		if !r.CloseAt.IsZero() && !at.Before(r.CloseAt) {
+			return Errorf(Invalid, "the start must come before the scheduled close")
 		}
 		r.StartAt = at
 		return nil
@@ -202,10 +206,33 @@ func (s *Service) Start(ctx context.Context, code string, n int, at time.Time) (
 	if err != nil {
 		return StartResult{}, err
 	}
-	s.Scheduled(code, n, at)
-	s.bc.Schedule(code, n, at)
+	s.scheduleEverywhere(code, n, ActionStart, at)
 	s.bc.Send(code, mustFrame(questionFrameOf(r)))
 	return StartResult{At: at}, nil
+}
+
+// Scheduled actions.
+const (
+	ActionStart = "start"
+	ActionClose = "close"
+)
+
+// checkSchedule checks the time of a timed start or close.
+func (s *Service) checkSchedule(at time.Time) error {
+	now := s.now()
+	if !at.After(now) {
+		return Errorf(Invalid, "time %s is not in the future", at.Format(time.RFC3339Nano))
+	}
+	if at.Sub(now) > maxScheduleAhead {
+		return Errorf(Invalid, "time is more than %s ahead", maxScheduleAhead)
+	}
+	return nil
+}
+
+// scheduleEverywhere sets the timer here and tells the other nodes.
+func (s *Service) scheduleEverywhere(code string, n int, action string, at time.Time) {
+	s.Scheduled(code, n, action, at)
+	s.bc.Schedule(code, n, action, at)
 }
 
 // start moves question n from open to live and fans the start out. A timed start passes
@@ -228,7 +255,7 @@ func (s *Service) start(ctx context.Context, code string, n int, scheduled time.
 		return StartResult{}, err
 	}
 	if scheduled.IsZero() {
-		s.cancelTimer(code)
+		s.cancelTimer(code, ActionStart)
 	}
 	seq, recipients, err := s.bc.Start(ctx, code, n)
 	if err != nil && seq == 0 {
@@ -272,26 +299,27 @@ func checkCurrentOpen(r *Room, n int) error {
 	return nil
 }
 
-// Scheduled sets this node's timer for a start scheduled on any node. Every node keeps
-// one, so the start fires even if the node that scheduled it dies.
-func (s *Service) Scheduled(code string, n int, at time.Time) {
+// Scheduled sets this node's timer for a start or close (action) scheduled on any node.
+// Every node keeps one, so it fires even if the node that scheduled it dies.
+func (s *Service) Scheduled(code string, n int, action string, at time.Time) {
+	key := code + "/" + action
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if t := s.timers[code]; t != nil {
+	if t := s.timers[key]; t != nil {
 		t.Stop()
 	}
-	s.timers[code] = time.AfterFunc(time.Until(at), func() {
+	s.timers[key] = time.AfterFunc(time.Until(at), func() {
 		s.mu.Lock()
 		ctx := s.ctx
 		if ctx == nil || ctx.Err() != nil {
 			s.mu.Unlock()
 			return
 		}
-		delete(s.timers, code)
+		delete(s.timers, key)
 		s.wg.Add(1)
 		s.mu.Unlock()
 		defer s.wg.Done()
-		s.fire(ctx, code, n, at)
+		s.fire(ctx, code, n, action, at)
 	})
 }
 
@@ -299,16 +327,16 @@ func (s *Service) Scheduled(code string, n int, at time.Time) {
 // try: a crashed holder delays the start by at most this much.
 const leaseTTL = 3 * time.Second
 
-// fire fires a timed start exactly once among the nodes: the node that takes the start's
+// fire fires a timed start or close exactly once among the nodes: the node that takes its
 // lease fires it, as a compare-and-set on the room's schedule, so a late or duplicate
-// firing changes nothing. The others wait out the lease and try again while the start has
-// not happened, which covers a holder that dies.
-func (s *Service) fire(ctx context.Context, code string, n int, at time.Time) {
-	key := fmt.Sprintf("start:%s:%d:%d", code, n, at.UnixNano())
+// firing changes nothing. The others wait out the lease and try again while it has not
+// happened, which covers a holder that dies.
+func (s *Service) fire(ctx context.Context, code string, n int, action string, at time.Time) {
+	key := fmt.Sprintf("%s:%s:%d:%d", action, code, n, at.UnixNano())
 	for {
 		lease, ok, err := s.locker.Acquire(ctx, key, leaseTTL)
 		if ok {
-			err = s.fireHeld(ctx, lease, code, n, at)
+			err = s.fireHeld(ctx, lease, code, n, action, at)
 			if err == nil || errors.Is(err, errStale) {
 				return // the lease stays taken until it expires: nobody else need try
 			}
@@ -317,7 +345,7 @@ func (s *Service) fire(ctx context.Context, code string, n int, at time.Time) {
 			}
 		}
 		if err != nil {
-			s.log.Warn("timed start failed; retrying", "room", code, "n", n, "err", err)
+			s.log.Warn("timed "+action+" failed; retrying", "room", code, "n", n, "err", err)
 		}
 		select {
 		case <-time.After(leaseTTL):
@@ -325,14 +353,22 @@ func (s *Service) fire(ctx context.Context, code string, n int, at time.Time) {
 			return
 		}
 		r, err := s.store.Room(ctx, code)
-		if err == nil && (r.Current != n || r.Phase != PhaseOpen || !r.StartAt.Equal(at)) {
-			return // it started, or was cancelled or moved
+		if err == nil && (r.Current != n || !pending(r, action, at)) {
+			return // it happened, or was cancelled or moved
 		}
 	}
 }
 
-// fireHeld fires a timed start under its lease, extending the lease while it works.
-func (s *Service) fireHeld(ctx context.Context, lease Lease, code string, n int, at time.Time) error {
+// pending says whether the room still has the action scheduled at that time.
+func pending(r *Room, action string, at time.Time) bool {
+	if action == ActionStart {
+		return r.Phase == PhaseOpen && r.StartAt.Equal(at)
+	}
+	return (r.Phase == PhaseOpen || r.Phase == PhaseLive) && r.CloseAt.Equal(at)
+}
+
+// fireHeld fires a timed start or close under its lease, extending the lease while it works.
+func (s *Service) fireHeld(ctx context.Context, lease Lease, code string, n int, action string, at time.Time) error {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -349,43 +385,88 @@ func (s *Service) fireHeld(ctx context.Context, lease Lease, code string, n int,
 			}
 		}
 	})
-	_, err := s.start(ctx, code, n, at)
+	var err error
+	if action == ActionStart {
+		_, err = s.start(ctx, code, n, at)
+	} else {
+		_, err = s.close(ctx, code, n, at)
+	}
 	close(done)
 	wg.Wait()
 	if ErrorCode(err) == Conflict {
-		err = errStale // it started, or closed, by other means
+		err = errStale // it happened by other means
 	}
 	return err
 }
 
-func (s *Service) cancelTimer(code string) {
+func (s *Service) cancelTimer(code, action string) {
+	key := code + "/" + action
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if t := s.timers[code]; t != nil {
+	if t := s.timers[key]; t != nil {
 		t.Stop()
-		delete(s.timers, code)
+		delete(s.timers, key)
 	}
 }
 
-// Close ends question n: no more answers. Under compensated timing it ranks the answers by
-// reaction time and sends every player its final result. Everyone then gets close and the
-// leaderboard.
-func (s *Service) Close(ctx context.Context, code string, n int) (*Room, error) {
-	ctx = context.WithoutCancel(ctx) // a close, once begun, finalizes and tells everyone
+// Close ends question n now: no more answers; or, if at is not zero, schedules that for
+// at. Under compensated timing it ranks the answers by reaction time and sends every player
+// its final result. Everyone then gets close and the leaderboard.
+func (s *Service) Close(ctx context.Context, code string, n int, at time.Time) (*Room, error) {
+	if at.IsZero() {
+		return s.close(ctx, code, n, time.Time{})
+	}
+	if err := s.checkSchedule(at); err != nil {
+		return nil, err
+	}
 	r, err := s.store.Update(ctx, code, func(r *Room) error {
-		if err := checkQuestion(r.Quiz, n); err != nil {
+		if err := checkOpenOrLive(r, n); err != nil {
 			return err
 		}
-		if r.Current != n || (r.Phase != PhaseLive && r.Phase != PhaseOpen) {
-			return Errorf(Conflict, "question %d is not open or live (current %d is %s)", n, r.Current, r.Phase)
+		if !r.StartAt.IsZero() && !at.After(r.StartAt) {
+			return Errorf(Invalid, "the close must come after the scheduled start")
 		}
-		r.Phase, r.StartAt = PhaseClosed, time.Time{}
+		r.CloseAt = at
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.cancelTimer(code)
+	s.scheduleEverywhere(code, n, ActionClose, at)
+	return r, nil
+}
+
+func checkOpenOrLive(r *Room, n int) error {
+	if err := checkQuestion(r.Quiz, n); err != nil {
+		return err
+	}
+	if r.Current != n || (r.Phase != PhaseLive && r.Phase != PhaseOpen) {
+		return Errorf(Conflict, "question %d is not open or live (current %d is %s)", n, r.Current, r.Phase)
+	}
+	return nil
+}
+
+// close closes question n. A timed close passes the time it was scheduled for: if the room
+// no longer has that schedule, the firing is stale and changes nothing.
+func (s *Service) close(ctx context.Context, code string, n int, scheduled time.Time) (*Room, error) {
+	ctx = context.WithoutCancel(ctx) // a close, once begun, finalizes and tells everyone
+	r, err := s.store.Update(ctx, code, func(r *Room) error {
+		if err := checkOpenOrLive(r, n); err != nil {
+			return err
+		}
+		if !scheduled.IsZero() && !r.CloseAt.Equal(scheduled) {
+			return errStale
+		}
+		r.Phase, r.StartAt, r.CloseAt = PhaseClosed, time.Time{}, time.Time{}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.cancelTimer(code, ActionStart)
+	if scheduled.IsZero() {
+		s.cancelTimer(code, ActionClose)
+	}
 	if sc := ScoringFor(r.Quiz, n); sc.Deferred {
 		if err := s.finalize(ctx, code, n, sc); err != nil {
 			return nil, err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -53,8 +54,8 @@ func (f *fakeBroadcaster) Delivery(_, id string, _ int) (time.Time, time.Duratio
 	w, ok := f.written[id]
 	return w, f.rtt[id], ok
 }
-func (f *fakeBroadcaster) Connected(string, string) bool   { return false }
-func (f *fakeBroadcaster) Schedule(string, int, time.Time) {}
+func (f *fakeBroadcaster) Connected(string, string) bool           { return false }
+func (f *fakeBroadcaster) Schedule(string, int, string, time.Time) {}
 
 func (f *fakeBroadcaster) startCount() int {
 	f.mu.Lock()
@@ -92,7 +93,7 @@ func TestTransitions(t *testing.T) {
 		want string // error code, "" for success
 	}{
 		{"start before open", func() error { _, err := s.Start(ctx, r.Code, 1, time.Time{}); return err }, Conflict},
-		{"close in lobby", func() error { _, err := s.Close(ctx, r.Code, 1); return err }, Conflict},
+		{"close in lobby", func() error { _, err := s.Close(ctx, r.Code, 1, time.Time{}); return err }, Conflict},
 		{"open 0", func() error { _, err := s.Open(ctx, r.Code, 0); return err }, NotFound},
 		{"open 3 of 2", func() error { _, err := s.Open(ctx, r.Code, 3); return err }, NotFound},
 		{"open 1", func() error { _, err := s.Open(ctx, r.Code, 1); return err }, ""},
@@ -101,11 +102,11 @@ func TestTransitions(t *testing.T) {
 		{"start 1", func() error { _, err := s.Start(ctx, r.Code, 1, time.Time{}); return err }, ""},
 		{"start 1 twice", func() error { _, err := s.Start(ctx, r.Code, 1, time.Time{}); return err }, Conflict},
 		{"open 2 while 1 is live", func() error { _, err := s.Open(ctx, r.Code, 2); return err }, Conflict},
-		{"close 1", func() error { _, err := s.Close(ctx, r.Code, 1); return err }, ""},
-		{"close 1 twice", func() error { _, err := s.Close(ctx, r.Code, 1); return err }, Conflict},
+		{"close 1", func() error { _, err := s.Close(ctx, r.Code, 1, time.Time{}); return err }, ""},
+		{"close 1 twice", func() error { _, err := s.Close(ctx, r.Code, 1, time.Time{}); return err }, Conflict},
 		{"reopen 1", func() error { _, err := s.Open(ctx, r.Code, 1); return err }, Conflict},
 		{"open 2", func() error { _, err := s.Open(ctx, r.Code, 2); return err }, ""},
-		{"close 2 from open", func() error { _, err := s.Close(ctx, r.Code, 2); return err }, ""},
+		{"close 2 from open", func() error { _, err := s.Close(ctx, r.Code, 2, time.Time{}); return err }, ""},
 		{"unknown room", func() error { _, err := s.Open(ctx, "999999x", 1); return err }, NotFound},
 	}
 	for _, st := range steps {
@@ -181,7 +182,7 @@ func TestTimedStart(t *testing.T) {
 		if _, err := s.Start(ctx, r.Code, 1, time.Now().Add(30*time.Millisecond)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Close(ctx, r.Code, 1); err != nil {
+		if _, err := s.Close(ctx, r.Code, 1, time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(80 * time.Millisecond)
@@ -261,7 +262,7 @@ func TestCompensatedTiming(t *testing.T) {
 	answer(far, 400*time.Millisecond)   // reaction 400 − 100 − 120 = 180 ms, arrived first
 	answer(cheat, 390*time.Millisecond) // reaction 390 − 150 = 240 ms
 	answer(near, 300*time.Millisecond)  // reaction 300 − 2 = 298 ms
-	if _, err := s.Close(ctx, r.Code, 1); err != nil {
+	if _, err := s.Close(ctx, r.Code, 1, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	answers, _ := s.Answers(ctx, r.Code, 1)
@@ -418,7 +419,7 @@ func TestEditQuiz(t *testing.T) {
 	if err != nil || !a.Correct {
 		t.Fatalf("answer 1 after the edit made it right: got %+v, %v", a, err)
 	}
-	if _, err := s.Close(ctx, r.Code, 1); err != nil {
+	if _, err := s.Close(ctx, r.Code, 1, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := edit(1, func(q *Quiz) { q.Questions[0].Text = "changed" }); ErrorCode(err) != Conflict {
@@ -430,5 +431,62 @@ func TestEditQuiz(t *testing.T) {
 	room, _ := s.Room(ctx, r.Code)
 	if room.Quiz.Version != 2 || room.Quiz.Questions[1].Text != "next one, new" {
 		t.Fatalf("got quiz v%d %q, want v2 with the new question 2", room.Quiz.Version, room.Quiz.Questions[1].Text)
+	}
+}
+
+func TestTimedClose(t *testing.T) {
+	ctx := context.Background()
+	s, bc := newTestService(t)
+	r := mustCreate(t, s, validQuiz())
+	closes := func() int {
+		bc.mu.Lock()
+		defer bc.mu.Unlock()
+		n := 0
+		for _, f := range bc.frames {
+			if strings.HasPrefix(f, `{"type":"close"`) {
+				n++
+			}
+		}
+		return n
+	}
+	if _, err := s.Close(ctx, r.Code, 1, time.Now().Add(time.Second)); ErrorCode(err) != Conflict {
+		t.Fatalf("a timed close in the lobby: got %v, want conflict", err)
+	}
+	if _, err := s.Open(ctx, r.Code, 1); err != nil {
+		t.Fatal(err)
+	}
+	startAt := time.Now().Add(50 * time.Millisecond)
+	if _, err := s.Start(ctx, r.Code, 1, startAt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Close(ctx, r.Code, 1, startAt.Add(-time.Millisecond)); ErrorCode(err) != Invalid {
+		t.Fatalf("a close before the scheduled start: got %v, want invalid", err)
+	}
+	closeAt := startAt.Add(100 * time.Millisecond)
+	if _, err := s.Close(ctx, r.Code, 1, closeAt); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return closes() == 1 })
+	room, _ := s.Room(ctx, r.Code)
+	if time.Now().Before(closeAt) || room.Phase != PhaseClosed || bc.startCount() != 1 {
+		t.Fatalf("got phase %s, %d starts, closed at %v; want closed after one start, not before %v", room.Phase, bc.startCount(), time.Now(), closeAt)
+	}
+	if _, err := s.close(ctx, r.Code, 1, closeAt); err == nil {
+		t.Fatal("a duplicate firing of the close succeeded")
+	}
+
+	// a manual close wins over a scheduled one
+	if _, err := s.Open(ctx, r.Code, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Close(ctx, r.Code, 2, time.Now().Add(30*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Close(ctx, r.Code, 2, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(80 * time.Millisecond)
+	if got := closes(); got != 2 {
+		t.Fatalf("got %d close frames, want 2: the scheduled close must not fire after a manual one", got)
 	}
 }

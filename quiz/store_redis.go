@@ -24,7 +24,8 @@ import (
 // tag: all of a room's keys live in one slot, so its scripts and transactions may touch
 // them together):
 //
-//	bulb:{CODE}:room             hash: quiz (JSON), hostToken, current, phase, startAt and
+//	bulb:{CODE}:room             hash: quiz (JSON), quizVersion, hostToken, current, phase,
+//	                             closeAt, startAt and
 //	                             createdAt (RFC 3339, "" for none), startedAt (µs since the
 //	                             epoch, "" for none)
 //	bulb:{CODE}:version          integer: Room.Version, bumped by Update and AddPlayer
@@ -207,7 +208,8 @@ func roomFields(r *Room) []any {
 	if !r.StartedAt.IsZero() {
 		started = strconv.FormatInt(r.StartedAt.UnixMicro(), 10)
 	}
-	return []any{"current", r.Current, "phase", string(r.Phase), "startAt", formatTime(r.StartAt), "startedAt", started}
+	return []any{"current", r.Current, "phase", string(r.Phase), "startAt", formatTime(r.StartAt), "startedAt", started,
+		"closeAt", formatTime(r.CloseAt)}
 }
 
 // Quiz implements Store. The quiz comes from the process's cache after the first call.
@@ -258,7 +260,7 @@ type roomReads struct {
 
 func (s *RedisStore) queueRoomReads(ctx context.Context, p redis.Pipeliner, code string) roomReads {
 	return roomReads{
-		fields:  p.HMGet(ctx, s.key(code, "room"), "hostToken", "current", "phase", "startAt", "startedAt", "createdAt", "quizVersion"),
+		fields:  p.HMGet(ctx, s.key(code, "room"), "hostToken", "current", "phase", "startAt", "startedAt", "createdAt", "quizVersion", "closeAt"),
 		version: p.Get(ctx, s.key(code, "version")),
 		players: p.HGetAll(ctx, s.key(code, "players")),
 		scores:  p.HGetAll(ctx, s.key(code, "scores")),
@@ -287,6 +289,8 @@ func (rr roomReads) room(code string, qz Quiz) (*Room, error) {
 	r.Current, err = strconv.Atoi(str(f[1]))
 	errs = append(errs, err)
 	r.StartAt, err = parseTime(str(f[3]))
+	errs = append(errs, err)
+	r.CloseAt, err = parseTime(str(f[7]))
 	errs = append(errs, err)
 	if us := str(f[4]); us != "" {
 		v, err := strconv.ParseInt(us, 10, 64)
@@ -447,7 +451,8 @@ func (s *RedisStore) Identify(ctx context.Context, token string) (Identity, erro
 // room, applies fn and writes the room's fields back in one MULTI, which Redis refuses if
 // the room hash changed meanwhile; then it starts again, with a short random pause, at
 // most maxUpdateAttempts times (then Conflict). fn may therefore run more than once, each
-// time on a fresh copy. Only Current, Phase, StartAt and StartedAt are written back.
+// time on a fresh copy. Only Current, Phase, StartAt, StartedAt, CloseAt and an edited
+// quiz are written back.
 func (s *RedisStore) Update(ctx context.Context, code string, fn func(*Room) error) (*Room, error) {
 	roomKey := s.key(code, "room")
 	for attempt := range maxUpdateAttempts {

@@ -282,6 +282,7 @@ type roomView struct {
 	Current   int            `json:"current"`
 	Phase     quiz.Phase     `json:"phase"`
 	StartAt   *time.Time     `json:"startAt,omitempty"`
+	CloseAt   *time.Time     `json:"closeAt,omitempty"`
 	Version   int64          `json:"version"`
 	QuizVer   int64          `json:"quizVersion"`
 	Questions []questionView `json:"questions"`
@@ -301,6 +302,9 @@ func (s *server) getRoom(c echo.Context) error {
 		Questions: make([]questionView, len(r.Quiz.Questions)), Players: make([]playerView, len(r.Players))}
 	if !r.StartAt.IsZero() {
 		v.StartAt = &r.StartAt
+	}
+	if !r.CloseAt.IsZero() {
+		v.CloseAt = &r.CloseAt
 	}
 	for i, q := range r.Quiz.Questions {
 		v.Questions[i] = questionView{N: i + 1, Question: q}
@@ -364,29 +368,41 @@ func (s *server) open(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"n": n, "phase": r.Phase})
 }
 
+// scheduledAt reads the optional {"at":"RFC 3339"} body of a start or close.
+func scheduledAt(c echo.Context) (time.Time, error) {
+	var body struct {
+		At string `json:"at"`
+	}
+	if err := decode(c, maxBody, &body, true); err != nil || body.At == "" {
+		return time.Time{}, err
+	}
+	at, err := time.Parse(time.RFC3339Nano, body.At)
+	if err != nil {
+		return time.Time{}, quiz.Errorf(quiz.Invalid, "at must be an RFC 3339 time, like 2026-11-23T18:00:00Z")
+	}
+	return at, nil
+}
+
+// scheduled is the answer to a timed start or close.
+func scheduled(c echo.Context, n int, at time.Time) error {
+	return c.JSON(http.StatusAccepted, map[string]any{"n": n, "at": at.UTC(), "scheduled": true})
+}
+
 func (s *server) start(c echo.Context) error {
 	n, err := s.hostQuestion(c)
 	if err != nil {
 		return err
 	}
-	var body struct {
-		At string `json:"at"`
-	}
-	if err := decode(c, maxBody, &body, true); err != nil {
+	at, err := scheduledAt(c)
+	if err != nil {
 		return err
-	}
-	var at time.Time
-	if body.At != "" {
-		if at, err = time.Parse(time.RFC3339Nano, body.At); err != nil {
-			return quiz.Errorf(quiz.Invalid, "at must be an RFC 3339 time, like 2026-11-23T18:00:00Z")
-		}
 	}
 	res, err := s.svc.Start(c.Request().Context(), c.Param("code"), n, at)
 	if err != nil {
 		return err
 	}
-	if !res.At.IsZero() {
-		return c.JSON(http.StatusAccepted, map[string]any{"n": n, "at": res.At.UTC(), "scheduled": true})
+	if !at.IsZero() {
+		return scheduled(c, n, at)
 	}
 	return c.JSON(http.StatusOK, map[string]any{"seq": res.Seq, "recipients": res.Recipients})
 }
@@ -396,9 +412,16 @@ func (s *server) close(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := s.svc.Close(c.Request().Context(), c.Param("code"), n)
+	at, err := scheduledAt(c)
 	if err != nil {
 		return err
+	}
+	r, err := s.svc.Close(c.Request().Context(), c.Param("code"), n, at)
+	if err != nil {
+		return err
+	}
+	if !at.IsZero() {
+		return scheduled(c, n, at)
 	}
 	return c.JSON(http.StatusOK, map[string]any{"n": n, "phase": r.Phase})
 }

@@ -269,8 +269,8 @@ func TestNodesShareOneQuiz(t *testing.T) {
 	}
 }
 
-// TestTimedStartFiresOnce schedules starts on one of three nodes: every node keeps a timer
-// and races for the start's lease, and the start still fires exactly once, on time, when
+// TestTimedStartFiresOnce schedules starts and closes on one of three nodes: every node
+// keeps a timer and races for the lease, and each still fires exactly once, on time, when
 // the node that scheduled it is killed before its time.
 func TestTimedStartFiresOnce(t *testing.T) {
 	srv := redistest.Start(t)
@@ -287,25 +287,24 @@ func TestTimedStartFiresOnce(t *testing.T) {
 		clients = append(clients, c)
 	}
 
-	// onlyStart checks every client gets exactly one start of question q, not before at.
-	onlyStart := func(q int, at time.Time) {
+	// onlyOne checks every client gets exactly one frame of the type for question q, not
+	// before at.
+	onlyOne := func(typ string, q int, at time.Time) {
 		t.Helper()
 		var seq uint64
 		for i, c := range clients {
-			f := c.next(t, "start")
+			f := c.next(t, typ)
 			if f.N != q || f.at.Before(at) || (seq != 0 && f.Seq != seq) {
-				t.Fatalf("client %d: got %s at %v, want question %d's one start after %v", i, f.raw, f.at, q, at)
+				t.Fatalf("client %d: got %s at %v, want question %d's one %s after %v", i, f.raw, f.at, q, typ, at)
 			}
 			seq = f.Seq
 		}
 		time.Sleep(time.Second) // a second firing would come within this
 		for i, c := range clients {
-			select {
-			case f := <-c.frames:
-				if f.Type == "start" {
-					t.Fatalf("client %d got a second start: %s", i, f.raw)
+			for len(c.frames) > 0 {
+				if f := <-c.frames; f.Type == typ {
+					t.Fatalf("client %d got a second %s: %s", i, typ, f.raw)
 				}
-			default:
 			}
 		}
 	}
@@ -317,17 +316,27 @@ func TestTimedStartFiresOnce(t *testing.T) {
 		return at
 	}
 
-	// three live nodes race for question 1's start
-	onlyStart(1, schedule(nodes[0], 1))
-	nodes[1].mustCall(t, 200, "POST", room+"/questions/1/close", host, nil, nil)
+	closeAt := func(n *node, q int, at time.Time) time.Time {
+		t.Helper()
+		n.mustCall(t, 202, "POST", fmt.Sprintf("%s/questions/%d/close", room, q), host, fmt.Sprintf(`{"at":%q}`, at.Format(time.RFC3339Nano)), nil)
+		return at
+	}
 
-	// question 2 is scheduled on node 1, which dies before the time
-	at := schedule(nodes[0], 2)
+	// three live nodes race for question 1's start and close
+	at := schedule(nodes[0], 1)
+	end := closeAt(nodes[0], 1, at.Add(3*time.Second)) // after onlyOne("start") has drained
+	onlyOne("start", 1, at)
+	onlyOne("close", 1, end)
+
+	// question 2's start and close are scheduled on node 1, which dies before either
+	at = schedule(nodes[0], 2)
+	end = closeAt(nodes[0], 2, at.Add(3*time.Second))
 	nodes[0].kill(t)
-	onlyStart(2, at)
+	onlyOne("start", 2, at)
+	onlyOne("close", 2, end)
 	var state struct{ Phase string }
 	nodes[2].mustCall(t, 200, "GET", room, host, nil, &state)
-	if state.Phase != "live" {
-		t.Fatalf("got phase %s, want live", state.Phase)
+	if state.Phase != "closed" {
+		t.Fatalf("got phase %s, want closed", state.Phase)
 	}
 }
