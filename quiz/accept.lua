@@ -6,9 +6,12 @@
 -- ARGV[4] the answer's head: a JSON object with the fields the caller knows
 -- ARGV[5] the scoring rule, JSON (see award.lua)
 -- ARGV[6] the version of the quiz the answer was judged by
+-- ARGV[7] the submission's key: the same answer sent again has the same key
 --
 -- Returns {status, record}. status is "ok", and record the stored answer: the head with
--- name, rank, arrivalRank, points, pending, receivedUs and elapsedUs added. Otherwise status
+-- name, rank, arrivalRank, points, pending, receivedUs and elapsedUs added; or "replay"
+-- and the record stored before, when the player sends the very same answer again (a
+-- retry after a lost reply changes nothing and learns the outcome). Otherwise status
 -- is why the answer is refused (no_room, stale_quiz, not_started, closed, already_answered,
 -- no_player) and nothing was written.
 
@@ -31,7 +34,12 @@ if n < current or phase ~= 'live' then
 end
 
 local player = ARGV[2]
-if redis.call('HEXISTS', KEYS[5], player) == 1 then
+local prior = redis.call('HGET', KEYS[5], player) -- "arrival key"
+if prior then
+  local sp = string.find(prior, ' ', 1, true)
+  if sp and string.sub(prior, sp + 1) == ARGV[7] then
+    return {'replay', redis.call('LINDEX', KEYS[4], tonumber(string.sub(prior, 1, sp - 1)) - 1)}
+  end
   return {'already_answered', ''}
 end
 local pjson = redis.call('HGET', KEYS[2], player)
@@ -72,5 +80,5 @@ local record = string.sub(ARGV[4], 1, -2) ..
   ',"receivedUs":' .. t[1] .. string.format('%06d', tonumber(t[2])) ..
   ',"elapsedUs":' .. string.format('%.0f', elapsed) .. '}'
 redis.call('RPUSH', KEYS[4], record)
-redis.call('HSET', KEYS[5], player, arrival)
+redis.call('HSET', KEYS[5], player, string.format('%d', arrival) .. ' ' .. ARGV[7])
 return {'ok', record}

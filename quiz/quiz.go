@@ -1,6 +1,7 @@
 package quiz
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"strings"
@@ -181,6 +182,12 @@ func (q *Question) normalize() error {
 type Submission struct {
 	Choice *int   `json:"choice,omitempty"`
 	Text   string `json:"text,omitempty"`
+}
+
+// key identifies a submission: the same answer sent again has the same key.
+func (s Submission) key() string {
+	b, _ := json.Marshal(s) // a struct of a pointer to an int and a string: cannot fail
+	return string(b)
 }
 
 // Judge checks s against q: whether it is well-formed for the question's kind (an Invalid

@@ -70,4 +70,5 @@ type Answer struct {
 	ReceivedAt  time.Time  `json:"receivedAt"`
 	ElapsedUs   int64      `json:"elapsedUs"`            // since the question went live
 	ReactionUs  *int64     `json:"reactionUs,omitempty"` // compensated timing: what ranks it
+	Replayed    bool       `json:"-"`                    // the same answer sent again: this is the stored one
 }

@@ -563,7 +563,9 @@ func (s *Service) answer(ctx context.Context, id Identity, n int, sub Submission
 	if err != nil {
 		return Answer{}, err
 	}
-	s.bc.SendHosts(id.Room, mustFrame(answeredFrame{Type: "answered", Answer: a}))
+	if !a.Replayed {
+		s.bc.SendHosts(id.Room, mustFrame(answeredFrame{Type: "answered", Answer: a}))
+	}
 	return a, nil
 }
 

@@ -27,9 +27,12 @@ type Store interface {
 	// retries), so it must have no side effects.
 	Update(ctx context.Context, code string, fn func(*Room) error) (*Room, error)
 	// Accept records a judged answer atomically: it checks the answer was judged by the
-	// current quiz (ErrStaleQuiz), that the question is current and live (NotStarted, Closed), that the player has not answered it (AlreadyAnswered), stamps the
+	// current quiz (ErrStaleQuiz), that the question is current and live (NotStarted,
+	// Closed), and that the player has not answered it (AlreadyAnswered), stamps the
 	// receive time, assigns the arrival rank and, for a correct answer under non-deferred
-	// scoring, the next rank and its points, which it adds to the player's score.
+	// scoring, the next rank and its points, which it adds to the player's score. The very
+	// same submission sent again returns the stored answer with Replayed set and changes
+	// nothing: a retry after a lost reply learns the outcome.
 	Accept(ctx context.Context, code string, a Answer, s Scoring) (Answer, error)
 	// Finalize applies the ranks and points of a deferred (compensated) question once,
 	// adding the points to the scores; later calls for the same question change nothing.

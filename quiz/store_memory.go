@@ -22,12 +22,19 @@ var _ Store = (*MemoryStore)(nil)
 type memRoom struct {
 	mu        sync.Mutex
 	room      Room
-	byID      map[string]int          // player ID → index in room.Players
-	names     map[string]bool         // folded player names
-	answers   map[int][]Answer        // by question, in arrival order
-	answered  map[int]map[string]bool // by question, player IDs
-	correct   map[int]int             // by question, correct answers ranked so far
+	byID      map[string]int                 // player ID → index in room.Players
+	names     map[string]bool                // folded player names
+	answers   map[int][]Answer               // by question, in arrival order
+	answered  map[int]map[string]memAnswered // by question and player
+	correct   map[int]int                    // by question, correct answers ranked so far
 	finalized map[int]bool
+}
+
+// memAnswered is a player's answer to a question: where it is stored, and its submission's
+// key.
+type memAnswered struct {
+	index int
+	key   string
 }
 
 // NewMemoryStore returns an empty MemoryStore.
@@ -57,7 +64,7 @@ func (s *MemoryStore) CreateRoom(_ context.Context, r *Room) error {
 		byID:      map[string]int{},
 		names:     map[string]bool{},
 		answers:   map[int][]Answer{},
-		answered:  map[int]map[string]bool{},
+		answered:  map[int]map[string]memAnswered{},
 		correct:   map[int]int{},
 		finalized: map[int]bool{},
 	}
@@ -177,7 +184,12 @@ func (s *MemoryStore) Accept(_ context.Context, code string, a Answer, sc Scorin
 	if err := checkAcceptable(&r.room, a.N); err != nil {
 		return Answer{}, err
 	}
-	if r.answered[a.N][a.PlayerID] {
+	if prior, ok := r.answered[a.N][a.PlayerID]; ok {
+		if prior.key == a.Submission.key() { // the same answer again: a retry
+			replay := r.answers[a.N][prior.index]
+			replay.Replayed = true
+			return replay, nil
+		}
 		return Answer{}, Errorf(AlreadyAnswered, "you have already answered question %d", a.N)
 	}
 	p, ok := r.byID[a.PlayerID]
@@ -200,9 +212,9 @@ func (s *MemoryStore) Accept(_ context.Context, code string, a Answer, sc Scorin
 		r.room.Players[p].Score += a.Points
 	}
 	if r.answered[a.N] == nil {
-		r.answered[a.N] = map[string]bool{}
+		r.answered[a.N] = map[string]memAnswered{}
 	}
-	r.answered[a.N][a.PlayerID] = true
+	r.answered[a.N][a.PlayerID] = memAnswered{index: len(r.answers[a.N]), key: a.Submission.key()}
 	r.answers[a.N] = append(r.answers[a.N], a)
 	return a, nil
 }

@@ -549,15 +549,18 @@ func (s *RedisStore) Accept(ctx context.Context, code string, a Answer, sc Scori
 		s.key(code, "room"), s.key(code, "players"), s.key(code, "scores"),
 		s.qkey(code, a.N, "answers"), s.qkey(code, a.N, "answered"), s.qkey(code, a.N, "correct"),
 	}
-	res, err := acceptScript.Run(ctx, s.rdb, keys, a.N, a.PlayerID, correct, head, scoring, sc.QuizVersion).StringSlice()
+	res, err := acceptScript.Run(ctx, s.rdb, keys, a.N, a.PlayerID, correct, head, scoring, sc.QuizVersion, a.Submission.key()).StringSlice()
 	if err != nil {
 		return Answer{}, fail("accepting an answer", err)
 	}
 	if len(res) != 2 {
 		return Answer{}, fmt.Errorf("accept.lua: got %d values, want 2", len(res))
 	}
+	replay := false
 	switch res[0] {
 	case "ok":
+	case "replay":
+		replay = true
 	case "stale_quiz":
 		s.quizzes.Delete(code)
 		return Answer{}, ErrStaleQuiz
@@ -578,7 +581,9 @@ func (s *RedisStore) Accept(ctx context.Context, code string, a Answer, sc Scori
 	if err := json.Unmarshal([]byte(res[1]), &stored); err != nil {
 		return Answer{}, fmt.Errorf("decoding an accepted answer: %w", err)
 	}
-	return stored.answer(), nil
+	got := stored.answer()
+	got.Replayed = replay
+	return got, nil
 }
 
 // Finalize implements Store. It reads the answers, and one script, finalize.lua, writes

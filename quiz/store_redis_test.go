@@ -230,9 +230,10 @@ func TestRedisStoreTwoNodes(t *testing.T) {
 	for i := range ps {
 		wg.Go(func() {
 			<-ready
-			a := Answer{N: 1, PlayerID: ps[i].ID, Correct: i%3 != 0}
+			a := Answer{N: 1, PlayerID: ps[i].ID, Correct: i%3 != 0, Submission: Submission{Choice: intp(i % 3)}}
 			results[i], errs[i] = nodes[i%2].Accept(ctx, r.Code, a, sc)
-			// the other node must refuse the same player's second answer
+			// the other node must refuse the same player's second, different answer
+			a.Submission = Submission{Text: "second"}
 			if _, err := nodes[(i+1)%2].Accept(ctx, r.Code, a, sc); ErrorCode(err) != AlreadyAnswered {
 				t.Errorf("second answer of %s: got %v, want already_answered", ps[i].Name, err)
 			}

@@ -133,8 +133,14 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		if err != nil || got.Rank != 1 || got.Points != 100 || got.ArrivalRank != 1 || got.Name != "bob" {
 			t.Fatalf("got %+v %v, want rank 1 with 100 points", got, err)
 		}
-		if _, err := s.Accept(ctx, r.Code, a, sc); ErrorCode(err) != AlreadyAnswered {
-			t.Fatalf("second answer: got %v, want already_answered", err)
+		again, err := s.Accept(ctx, r.Code, a, sc)
+		if err != nil || !again.Replayed || again.Rank != 1 || again.Points != 100 || !again.ReceivedAt.Equal(got.ReceivedAt) {
+			t.Fatalf("the same answer again: got %+v, %v; want the stored one, replayed", again, err)
+		}
+		other := a
+		other.Submission, other.Correct = Submission{Choice: intp(0)}, false
+		if _, err := s.Accept(ctx, r.Code, other, sc); ErrorCode(err) != AlreadyAnswered {
+			t.Fatalf("another answer: got %v, want already_answered", err)
 		}
 		if _, err := s.Update(ctx, r.Code, func(r *Room) error { r.Phase = PhaseClosed; return nil }); err != nil {
 			t.Fatal(err)
@@ -170,9 +176,10 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		for i := range ps {
 			wg.Go(func() {
 				<-ready
-				a := Answer{N: 1, PlayerID: ps[i].ID, Correct: i%3 != 0} // two in three are right
+				a := Answer{N: 1, PlayerID: ps[i].ID, Correct: i%3 != 0, Submission: Submission{Choice: intp(i % 3)}}
 				results[i], errs[i] = s.Accept(ctx, r.Code, a, sc)
-				// every player tries twice: the second must always be refused
+				// every player tries again with another answer: it must always be refused
+				a.Submission = Submission{Text: "second"}
 				if _, err := s.Accept(ctx, r.Code, a, sc); ErrorCode(err) != AlreadyAnswered {
 					t.Errorf("second answer of %s: got %v, want already_answered", ps[i].Name, err)
 				}

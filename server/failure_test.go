@@ -154,8 +154,12 @@ func TestFailureRedisDown(t *testing.T) {
 		t.Fatalf("bob's answer again with Redis back: got %s, want a result with rank 2", r.raw)
 	}
 	bob.send(t, map[string]any{"type": "answer", "n": 1, "choice": 2})
+	if r := bob.reply(t); r.Type != "result" || r.Rank != 2 {
+		t.Fatalf("bob's same answer a third time: got %s, want the same result, rank 2", r.raw)
+	}
+	bob.send(t, map[string]any{"type": "answer", "n": 1, "choice": 0})
 	if r := bob.reply(t); r.Type != "error" || r.Code != "already_answered" {
-		t.Fatalf("bob's third answer: got %s, want already_answered", r.raw)
+		t.Fatalf("bob's other answer: got %s, want already_answered", r.raw)
 	}
 	var answers struct {
 		Answers []struct {

@@ -163,8 +163,12 @@ func TestReconnectKeepsIdentity(t *testing.T) {
 		t.Fatalf("got welcome %s, want player %s, score 100, live question 1 answered with rank 1", w.raw, id)
 	}
 	second.send(t, map[string]any{"type": "answer", "n": 1, "choice": 2})
+	if r := second.reply(t); r.Type != "result" || r.Rank != 1 {
+		t.Fatalf("the same answer again after reconnecting: got %s, want its result again, rank 1", r.raw)
+	}
+	second.send(t, map[string]any{"type": "answer", "n": 1, "choice": 0})
 	if r := second.reply(t); r.Code != "already_answered" {
-		t.Fatalf("answer again after reconnecting: got %s, want already_answered", r.raw)
+		t.Fatalf("another answer after reconnecting: got %s, want already_answered", r.raw)
 	}
 }
 
