@@ -97,13 +97,11 @@ func (h *Hub) deliver(ctx context.Context, raw []byte) {
 		h.scheduled(m)
 		return
 	case kindFairness, kindOnline:
-		var data []byte
-		var err error
+		var local any = h.online(m.Room)
 		if m.Kind == kindFairness {
-			data, err = json.Marshal(h.localStarts(m.Room))
-		} else {
-			data, err = json.Marshal(h.online(m.Room))
+			local = h.localStarts(m.Room)
 		}
+		data, err := json.Marshal(reply[any]{Node: h.opts.Node, Data: local})
 		if err == nil {
 			err = h.bus.Reply(ctx, m.Player, data)
 		}
@@ -172,7 +170,7 @@ func (h *Hub) ClusterFairness(ctx context.Context, roomName string, limit int) (
 	if h.bus == nil {
 		return h.Fairness(roomName, limit), nil
 	}
-	parts, err := ask[[]StartStats](ctx, h, kindFairness, roomName)
+	parts, err := ask(ctx, h, kindFairness, roomName, h.localStarts(roomName))
 	if err != nil {
 		return Report{}, err
 	}
@@ -184,7 +182,7 @@ func (h *Hub) Online(ctx context.Context, roomName string) (map[string]bool, err
 	parts := [][]string{h.online(roomName)}
 	if h.bus != nil {
 		var err error
-		if parts, err = ask[[]string](ctx, h, kindOnline, roomName); err != nil {
+		if parts, err = ask(ctx, h, kindOnline, roomName, parts[0]); err != nil {
 			return nil, err
 		}
 	}
@@ -197,9 +195,17 @@ func (h *Hub) Online(ctx context.Context, roomName string) (map[string]bool, err
 	return out, nil
 }
 
-// ask publishes a request about the room to every node and returns their JSON replies,
-// decoded.
-func ask[T any](ctx context.Context, h *Hub, kind, roomName string) ([]T, error) {
+// reply is a node's answer to a request.
+type reply[T any] struct {
+	Node string `json:"node"`
+	Data T      `json:"data"`
+}
+
+// ask publishes a request about the room to every node and returns this node's answer,
+// local, with the other nodes' JSON replies, decoded. This node's own is taken directly,
+// not over the bus, so that it is there even while the bus is catching up (just after
+// Redis restarted, say).
+func ask[T any](ctx context.Context, h *Hub, kind, roomName string, local T) ([]T, error) {
 	id := kind + ":" + strconv.FormatUint(rand.Uint64(), 36)
 	msg, err := json.Marshal(message{Kind: kind, Room: roomName, Player: id})
 	if err != nil {
@@ -212,10 +218,14 @@ func ask[T any](ctx context.Context, h *Hub, kind, roomName string) ([]T, error)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]T, len(raw))
-	for i, r := range raw {
-		if err := json.Unmarshal(r, &out[i]); err != nil {
+	out := []T{local}
+	for _, r := range raw {
+		var rep reply[T]
+		if err := json.Unmarshal(r, &rep); err != nil {
 			return nil, fmt.Errorf("a node's reply to %s: %w", kind, err)
+		}
+		if rep.Node != h.opts.Node {
+			out = append(out, rep.Data)
 		}
 	}
 	return out, nil

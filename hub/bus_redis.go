@@ -2,7 +2,9 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"time"
 
@@ -114,7 +116,8 @@ func (b *RedisBus) Gather(ctx context.Context, id string) ([][]byte, error) {
 		if ctx.Err() != nil {
 			return out, ctx.Err()
 		}
-		if err == redis.Nil {
+		var ne net.Error
+		if err == redis.Nil || errors.As(err, &ne) && ne.Timeout() { // ctx's deadline cut the read
 			return out, context.DeadlineExceeded
 		}
 		if err != nil {
