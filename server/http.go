@@ -56,7 +56,7 @@ func newServer(svc *quiz.Service, h *hub.Hub, health func(context.Context) error
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.recoverPanics)
 
-	api := e.Group("/api")
+	api := e.Group("/api", requestDeadline)
 	api.POST("/rooms", s.createRoom)
 	api.GET("/rooms", s.listRooms)
 	api.GET("/rooms/:code", s.getRoom)
@@ -128,6 +128,18 @@ func (s *server) handleError(err error, c echo.Context) {
 	body := map[string]any{"error": map[string]string{"code": code, "message": quiz.ErrorMessage(err)}}
 	if err := c.JSON(status, body); err != nil {
 		s.log.Debug("writing error response", "err", err)
+	}
+}
+
+// apiDeadline bounds an API call, so that a hung engine fails it rather than holding it.
+const apiDeadline = 3 * time.Second
+
+func requestDeadline(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), apiDeadline)
+		defer cancel()
+		c.SetRequest(c.Request().WithContext(ctx))
+		return next(c)
 	}
 }
 

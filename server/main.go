@@ -42,6 +42,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	redis.SetLogger(redisLogger{log.With("component", "redis")})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -138,7 +139,8 @@ func newEngine(cfg config) (*engine, error) {
 		return nil, fmt.Errorf("--redis: %w", err)
 	}
 	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout = redisTimeout, redisTimeout, redisTimeout, redisTimeout
-	opt.MaxRetries, opt.DialerRetries = 1, 1
+	opt.MaxRetries, opt.DialerRetries = -1, 1 // no retries: a script must not run twice; callers see unavailable
+	opt.ContextTimeoutEnabled = true          // a request's deadline bounds its Redis calls
 	rdb := redis.NewClient(opt)
 	return &engine{
 		name:   "Redis engine, node " + cfg.Node,
@@ -153,4 +155,11 @@ func newEngine(cfg config) (*engine, error) {
 		},
 		close: func() { rdb.Close() },
 	}, nil
+}
+
+// redisLogger sends go-redis's own messages (failed dials, say) to slog.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
 }
