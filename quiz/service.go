@@ -251,6 +251,9 @@ func (s *Service) start(ctx context.Context, code string, n int, scheduled time.
 		r.Phase, r.StartedAt, r.StartAt = PhaseLive, started, time.Time{}
 		return nil
 	})
+	if ErrorCode(err) == Unavailable && s.wentLive(ctx, code, n, started) {
+		err = nil // the change was made, only its reply was lost: send the start
+	}
 	if err != nil {
 		return StartResult{}, err
 	}
@@ -281,6 +284,23 @@ func (s *Service) start(ctx context.Context, code string, n int, scheduled time.
 }
 
 var errStale = errors.New("stale timed start")
+
+// wentLive looks, a few times, whether question n went live at started after all: an
+// engine that goes away may make a change and lose only its reply. Without it, the room
+// would be live with no start signal sent.
+func (s *Service) wentLive(ctx context.Context, code string, n int, started time.Time) bool {
+	for try := range 3 {
+		if try > 0 {
+			time.Sleep(300 * time.Millisecond)
+		}
+		r, err := s.store.Room(ctx, code)
+		if err == nil {
+			return r.Current == n && r.Phase == PhaseLive && r.StartedAt.UnixMicro() == started.UnixMicro()
+		}
+	}
+	s.log.Error("cannot tell whether a start was made: the room may be live without a start signal", "room", code, "n", n)
+	return false
+}
 
 func checkQuestion(qz Quiz, n int) error {
 	if n < 1 || n > len(qz.Questions) {

@@ -490,3 +490,37 @@ func TestTimedClose(t *testing.T) {
 		t.Fatalf("got %d close frames, want 2: the scheduled close must not fire after a manual one", got)
 	}
 }
+
+// lostReply is a store whose first Update is made but reported as unavailable, as when the
+// engine goes away between doing a change and replying.
+type lostReply struct {
+	Store
+	lost bool
+}
+
+func (l *lostReply) Update(ctx context.Context, code string, fn func(*Room) error) (*Room, error) {
+	r, err := l.Store.Update(ctx, code, fn)
+	if err == nil && !l.lost {
+		l.lost = true
+		return nil, Errorf(Unavailable, "storage unavailable")
+	}
+	return r, err
+}
+
+func TestStartWhoseReplyWasLost(t *testing.T) {
+	ctx := context.Background()
+	bc := newFake()
+	store := &lostReply{Store: NewMemoryStore(), lost: true}
+	s := NewService(store, bc, NewMemoryLocker(), slog.New(slog.DiscardHandler))
+	r := mustCreate(t, s, validQuiz())
+	if _, err := s.Open(ctx, r.Code, 1); err != nil {
+		t.Fatal(err)
+	}
+	store.lost = false // the start's Update is made, its reply lost
+	if _, err := s.Start(ctx, r.Code, 1, time.Time{}); err != nil {
+		t.Fatalf("start whose reply was lost: got %v, want the start sent", err)
+	}
+	if bc.startCount() != 1 {
+		t.Fatalf("got %d starts sent, want 1: the room went live", bc.startCount())
+	}
+}
