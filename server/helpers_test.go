@@ -9,7 +9,9 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -256,6 +258,40 @@ func (w *wsClient) await(tb testing.TB, what string, match func(received) bool) 
 			}
 		case <-timeout:
 			tb.Fatalf("no %s frame within 5 s", what)
+		}
+	}
+}
+
+// MustRaceAnswers has every client answer question q at once, choice i%2 for client i
+// (right for the even ones, when choice 0 is right), and checks every one gets a result:
+// the right answers ranks 1..k each once, the wrong ones rank 0.
+func MustRaceAnswers(tb testing.TB, clients []*wsClient, q int) {
+	tb.Helper()
+	ranks := make([]int, len(clients))
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Go(func() {
+			c.send(tb, map[string]any{"type": "answer", "n": q, "choice": i % 2})
+			r := c.reply(tb)
+			if r.Type != "result" {
+				tb.Errorf("client %d: got %s, want a result", i, r.raw)
+			}
+			ranks[i] = r.Rank
+		})
+	}
+	wg.Wait()
+	var got []int
+	for i, r := range ranks {
+		if i%2 == 0 {
+			got = append(got, r)
+		} else if r != 0 {
+			tb.Fatalf("wrong answer of client %d got rank %d, want 0", i, r)
+		}
+	}
+	slices.Sort(got)
+	for i, r := range got {
+		if r != i+1 {
+			tb.Fatalf("right answers got ranks %v, want 1..%d each once", got, len(got))
 		}
 	}
 }

@@ -203,32 +203,7 @@ func TestNodesShareOneQuiz(t *testing.T) {
 		t.Logf("node %s: publish to fan-out %d µs", n.Node, n.BusUs) // the cross-node part, for the record
 	}
 
-	// answers race on three nodes
-	ranks := make([]int, players)
-	var wg sync.WaitGroup
-	for i, c := range clients {
-		wg.Go(func() {
-			c.send(t, map[string]any{"type": "answer", "n": 1, "choice": i % 2})
-			r := c.reply(t)
-			if r.Type != "result" {
-				t.Errorf("client %d: got %s, want a result", i, r.raw)
-			}
-			ranks[i] = r.Rank
-		})
-	}
-	wg.Wait()
-	var got []int
-	for i, r := range ranks {
-		if i%2 == 0 {
-			got = append(got, r)
-		}
-	}
-	slices.Sort(got)
-	for i, r := range got {
-		if r != i+1 {
-			t.Fatalf("ranks over three nodes: got %v, want 1..%d each once", got, players/2)
-		}
-	}
+	MustRaceAnswers(t, clients, 1) // on three nodes
 	type answers struct {
 		Answers []struct {
 			PlayerID string

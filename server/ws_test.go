@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -220,33 +219,7 @@ func TestManyClients(t *testing.T) {
 
 	// question 1: everyone at once
 	startAll(1)
-	ranks := make([]int, n)
-	var wg sync.WaitGroup
-	for i, c := range clients {
-		wg.Go(func() {
-			c.send(t, map[string]any{"type": "answer", "n": 1, "choice": i % 2})
-			r := c.reply(t)
-			if r.Type != "result" {
-				t.Errorf("client %d: got %s, want a result", i, r.raw)
-			}
-			ranks[i] = r.Rank
-		})
-	}
-	wg.Wait()
-	var got []int
-	for i, r := range ranks {
-		if i%2 == 0 {
-			got = append(got, r)
-		} else if r != 0 {
-			t.Fatalf("wrong answer of client %d got rank %d", i, r)
-		}
-	}
-	slices.Sort(got)
-	for i, r := range got {
-		if r != i+1 {
-			t.Fatalf("correct answers got ranks %v, want 1..%d each once", got, n/2)
-		}
-	}
+	MustRaceAnswers(t, clients, 1)
 	s.mustCall(t, 200, "POST", room+"/questions/1/close", host, nil, nil)
 
 	// question 2: answers in a known order, each after the previous one's result
