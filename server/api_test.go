@@ -271,4 +271,17 @@ func TestEditQuizAPI(t *testing.T) {
 	if state.Title != "Edited" || state.QuizVersion != 1 || len(state.Questions) != 1 {
 		t.Fatalf("got %+v, want the edited quiz at version 1", state)
 	}
+
+	// after a question was asked, the room state's quiz, sent back as it is, is a valid edit
+	room := "/api/rooms/" + code
+	s.mustCall(t, 200, "POST", room+"/questions/1/open", host, nil, nil)
+	s.mustCall(t, 200, "POST", room+"/questions/1/close", host, nil, nil)
+	var full map[string]any
+	s.mustCall(t, 200, "GET", room, host, nil, &full)
+	roundTrip := map[string]any{"quizVersion": full["quizVersion"], "quiz": map[string]any{
+		"title": full["title"], "ranking": full["ranking"], "timing": full["timing"], "winners": full["winners"], "questions": full["questions"]}}
+	s.mustCall(t, 200, "PUT", path, host, roundTrip, &ok)
+	if ok.QuizVersion != 2 {
+		t.Fatalf("got quiz version %d, want 2", ok.QuizVersion)
+	}
 }

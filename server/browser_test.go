@@ -125,8 +125,12 @@ func TestBrowserQuiz(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#room-code"), code),
 		chromedp.Click(chromedp.CSS("#refresh")),
 	)
-	// question | recipients | acked | dropped
-	admin.waitEqual("#starts", jsRows("#starts", 1, 3, 4, 5), "1|2|2|0")
+	// question | recipients | acked | dropped | nodes
+	admin.waitEqual("#starts", jsRows("#starts", 1, 3, 4, 5, 6), "1|2|2|0|1")
+	// One node, so no bus: recipients | busUs
+	admin.waitEqual("#start-nodes", jsRows("#start-nodes", 1, 2), "2|0")
+	node := evalOn[string](admin, "the node", `document.querySelector('#start-nodes tbody td').textContent`)
+	admin.checkEqual("nodes of the players", jsRows("#start-players", 0), node+"\n"+node)
 	admin.waitEqual("#bias names", jsRows("#bias", 0)+`.split('\n').sort().join(',')`, "alice,bob")
 	admin.checkEqual("#error", jsText("#error"), "")
 
@@ -144,6 +148,36 @@ func TestBrowserQuiz(t *testing.T) {
 	if got, want := fmt.Sprint(room.Players), "[{alice} {bob}]"; got != want {
 		t.Fatalf("players after bob's reload: got %s, want %s", got, want)
 	}
+
+	b.step("host adds a question through the quiz editor")
+	host.do("click Edit quiz", chromedp.Click(chromedp.CSS("#edit-quiz")), chromedp.WaitVisible(chromedp.CSS("#edit-json")))
+	host.waitEqual("#edit-version", jsText("#edit-version"), "version 0")
+	var edited map[string]any
+	if err := json.Unmarshal([]byte(evalOn[string](host, "#edit-json", `document.getElementById('edit-json').value`)), &edited); err != nil {
+		t.Fatalf("#edit-json: %v", err)
+	}
+	qs, _ := edited["questions"].([]any)
+	if got, want := fmt.Sprint(edited["title"], " ", len(qs), " ", qs[0]), "Browser quiz 1 "+
+		"map[answer:1 choices:[Network Transport] kind:choice points:100 text:Which layer is TCP? timeLimitMs:20000]"; got != want {
+		t.Fatalf("#edit-json: got %s, want %s", got, want)
+	}
+	edited["questions"] = append(qs, map[string]any{"kind": "short", "text": "What does UDP stand for?", "answers": []string{"user datagram protocol"}})
+	text, _ := json.MarshalIndent(edited, "", "  ")
+	host.do("add a question and save",
+		chromedp.SetValue(chromedp.CSS("#edit-json"), string(text)),
+		chromedp.Click(chromedp.CSS("#save-quiz")),
+	)
+	host.waitEqual("#edit-status", jsText("#edit-status"), "saved (version 1)")
+	host.waitEqual("#questions", jsQuestions, "1. Which layer is TCP?\n2. What does UDP stand for?")
+
+	// Someone else edits meanwhile: the page's save is refused, and it offers to reload.
+	edited["title"] = "Browser quiz, edited elsewhere"
+	s.mustCall(t, http.StatusOK, "PUT", "/api/rooms/"+code+"/quiz", hostToken, map[string]any{"quizVersion": 1, "quiz": edited}, nil)
+	host.do("save again", chromedp.Click(chromedp.CSS("#save-quiz")))
+	host.waitMatch("#edit-status", jsText("#edit-status"), regexp.MustCompile(`edited meanwhile.*reload`))
+	host.do("reload the quiz", chromedp.Click(chromedp.CSS("#reload-quiz")))
+	host.waitEqual("#edit-version", jsText("#edit-version"), "version 2")
+	host.checkEqual("#edit-json title", `JSON.parse(document.getElementById('edit-json').value).title`, "Browser quiz, edited elsewhere")
 	b.step("")
 }
 
@@ -399,6 +433,10 @@ func jsRows(sel string, cells ...int) string {
 	return fmt.Sprintf(`[...document.querySelectorAll(%s)].map((r) => %s.map((i) => r.cells[i]?.textContent.trim()).join('|')).join('\n')`,
 		jsString(sel+" tbody tr"), idx)
 }
+
+// jsQuestions gives the host's questions, one a line, as "n. text".
+const jsQuestions = `[...document.querySelectorAll('#questions tbody tr')]
+  .map((r) => r.cells[0].textContent.trim() + '. ' + r.cells[2].firstChild.textContent.trim()).join('\n')`
 
 // jsStudentState sums up the student's bulb and answer buttons.
 const jsStudentState = `(() => {

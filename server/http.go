@@ -290,7 +290,7 @@ type roomView struct {
 	Title     string         `json:"title"`
 	Ranking   string         `json:"ranking"`
 	Timing    string         `json:"timing"`
-	Winners   []int          `json:"winners"`
+	Winners   []int          `json:"winners,omitempty"`
 	Current   int            `json:"current"`
 	Phase     quiz.Phase     `json:"phase"`
 	StartAt   *time.Time     `json:"startAt,omitempty"`
@@ -310,7 +310,7 @@ func (s *server) getRoom(c echo.Context) error {
 		return err
 	}
 	v := roomView{Code: r.Code, Title: r.Quiz.Title, Ranking: r.Quiz.Ranking, Timing: r.Quiz.Timing,
-		Winners: quiz.ScoringFor(r.Quiz, 1).Winners, Current: r.Current, Phase: r.Phase, Version: r.Version, QuizVer: r.Quiz.Version,
+		Winners: r.Quiz.Winners, Current: r.Current, Phase: r.Phase, Version: r.Version, QuizVer: r.Quiz.Version,
 		Questions: make([]questionView, len(r.Quiz.Questions)), Players: make([]playerView, len(r.Players))}
 	if !r.StartAt.IsZero() {
 		v.StartAt = &r.StartAt

@@ -43,7 +43,7 @@ async function load() {
   if (!/^\d{6}$/.test(code)) throw new Error('Type or pick a 6-digit room code.');
   busy = true;
   try {
-    report = await api('GET', `/api/rooms/${code}/fairness`, { token: token() });
+    report = await api('GET', `/api/rooms/${code}/fairness?limit=50`, { token: token() });
   } finally {
     busy = false;
   }
@@ -59,20 +59,20 @@ function render() {
 
   $('starts').innerHTML =
     `<thead><tr><th>Seq</th><th>Q</th><th>At</th><th class="num">Recipients</th><th class="num">Acked</th><th class="num">Dropped</th>
-      <th class="num">Written p50</th><th class="num">p99</th><th class="num">max</th><th class="num">Spread</th>
+      <th class="num">Nodes</th><th class="num">Written p50</th><th class="num">p99</th><th class="num">max</th><th class="num">Spread</th>
       <th class="num">Ack p50</th><th class="num">Ack p99</th><th class="num">Ack spread</th></tr></thead><tbody>` +
     starts
       .map(
         (s) => `<tr${s.seq === selected ? ' class="selected"' : ''}>
           <td><button type="button" class="pick" data-seq="${s.seq}">#${s.seq}</button></td><td>${s.n}</td><td>${esc(clock(s.at))}</td>
           <td class="num">${s.recipients}</td><td class="num">${s.acked}</td><td class="num${s.dropped ? ' bad' : ''}">${s.dropped}</td>
-          <td class="num">${us(s.writtenUs?.p50)}</td><td class="num">${us(s.writtenUs?.p99)}</td><td class="num">${us(s.writtenUs?.max)}</td>
+          <td class="num" title="${esc(nodesTitle(s))}">${(s.nodes ?? []).length}</td><td class="num">${us(s.writtenUs?.p50)}</td><td class="num">${us(s.writtenUs?.p99)}</td><td class="num">${us(s.writtenUs?.max)}</td>
           <td class="num">${us(s.spreadUs)}</td><td class="num">${us(s.ackUs?.p50)}</td><td class="num">${us(s.ackUs?.p99)}</td>
           <td class="num">${us(s.ackSpreadUs)}</td>
         </tr>`,
       )
       .join('') +
-    (starts.length ? '' : '<tr><td colspan="13" class="muted">No start yet.</td></tr>') +
+    (starts.length ? '' : '<tr><td colspan="14" class="muted">No start yet.</td></tr>') +
     '</tbody>';
 
   renderDetail(starts.find((s) => s.seq === selected));
@@ -94,18 +94,29 @@ function render() {
     '</tbody>';
 }
 
+// nodesTitle lists a start's nodes, one a line, for a tooltip.
+const nodesTitle = (s) =>
+  (s.nodes ?? []).map((n) => `${n.node}: busUs ${us(n.busUs)} · ${n.recipients} recipients`).join('\n');
+
 function renderDetail(s) {
   $('detail').hidden = !s;
   if (!s) return;
   $('detail-title').textContent = `Start #${s.seq} · question ${s.n} · ${clock(s.at)} · ${s.players.length} players`;
   renderChart(s);
-  const players = [...s.players].sort((a, b) => a.order - b.order);
+  $('start-nodes').innerHTML =
+    '<thead><tr><th>Node</th><th class="num">Recipients</th><th class="num">Bus µs (publish → fan-out)</th></tr></thead><tbody>' +
+    (s.nodes ?? [])
+      .map((n) => `<tr><td>${esc(n.node)}</td><td class="num">${us(n.recipients)}</td><td class="num">${us(n.busUs)}</td></tr>`)
+      .join('') +
+    '</tbody>';
+  // Each node sends in its own order: group the players by node.
+  const players = [...s.players].sort((a, b) => String(a.node ?? '').localeCompare(String(b.node ?? '')) || a.order - b.order);
   $('start-players').innerHTML =
-    `<thead><tr><th class="num">Send order</th><th>Name</th><th class="num">Enqueue µs</th><th class="num">Written µs</th>
+    `<thead><tr><th>Node</th><th class="num">Send order</th><th>Name</th><th class="num">Enqueue µs</th><th class="num">Written µs</th>
       <th class="num">Ack µs</th><th class="num">RTT µs</th></tr></thead><tbody>` +
     players
       .map(
-        (p) => `<tr><td class="num">${p.order}</td><td>${esc(p.name)}</td><td class="num">${us(p.enqueueUs)}</td>
+        (p) => `<tr><td>${esc(p.node)}</td><td class="num">${p.order}</td><td>${esc(p.name)}</td><td class="num">${us(p.enqueueUs)}</td>
           <td class="num">${us(p.writtenUs)}</td><td class="num${p.ackUs == null ? ' bad' : ''}">${us(p.ackUs)}</td>
           <td class="num">${us(p.rttUs)}</td></tr>`,
       )

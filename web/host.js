@@ -32,6 +32,7 @@ let host = store.get(HOST);
 let room = null; // the last GET /api/rooms/{code}
 let answers = { n: 0, list: [] }; // answers to question n, in rank order
 let conn = null;
+let edit = null; // {version}: the quizVersion the open editor's text is based on
 
 const call = (method, path, body) => api(method, `/api/rooms/${host.code}${path}`, { token: host.hostToken, body });
 const showError = (text) => ($('error').textContent = text);
@@ -128,7 +129,9 @@ function render() {
   let phase = room.phase;
   if (room.current) phase += ` · question ${room.current}`;
   if (room.startAt && room.phase === 'open') phase += ` · bulb lights at ${clock(room.startAt)}`;
+  if (room.closeAt && (room.phase === 'open' || room.phase === 'live')) phase += ` · closes at ${clock(room.closeAt)}`;
   $('phase').textContent = phase;
+  renderEditVersion();
 
   const delay = $('delay').value;
   $('questions').innerHTML =
@@ -142,9 +145,10 @@ function render() {
                 .join('')}</ol>`
             : `<div class="muted">accepts: ${esc((q.answers ?? []).join(' | '))}</div>`;
         const btn = (cls, label) => `<button type="button" class="${cls}" data-act="${cls}" data-n="${q.n}">${label}</button>`;
+        const later = (cls, label) => btn(cls, `${label} in ${esc(delay)} s`);
         return `<tr${q.n === room.current ? ' class="current"' : ''}>
           <td>${q.n}</td><td>${esc(q.kind)}</td><td>${esc(q.text)}${detail}</td>
-          <td class="actions">${btn('open', 'Open')}${btn('start', 'Start')}${btn('start-at', `Start in ${esc(delay)} s`)}${btn('close', 'Close')}</td>
+          <td class="actions">${btn('open', 'Open')}${btn('start', 'Start')}${later('start-at', 'Start')}${later('close-at', 'Close')}${btn('close', 'Close')}</td>
         </tr>`;
       })
       .join('') +
@@ -184,16 +188,88 @@ function renderAnswers() {
 
 // ---- actions ------------------------------------------------------------
 
+// act runs a question button: open, start, close, or start-at and close-at,
+// which schedule a start or close after the delay.
 async function act(what, n) {
+  const timed = what.endsWith('-at');
   let body;
-  if (what === 'start-at') {
+  if (timed) {
     const secs = Number($('delay').value);
-    if (!(secs > 0)) throw new Error('The start-at delay must be a positive number of seconds.');
+    if (!(secs > 0)) throw new Error('The delay must be a positive number of seconds.');
     body = { at: new Date(Date.now() + secs * 1000).toISOString() };
   }
-  const r = await call('POST', `/questions/${n}/${what === 'start-at' ? 'start' : what}`, body);
+  const r = await call('POST', `/questions/${n}/${timed ? what.slice(0, -3) : what}`, body);
   $('notice').textContent = what === 'start' ? `started: seq ${r.seq}, sent to ${r.recipients}` : '';
   await refresh();
+}
+
+// ---- quiz editor --------------------------------------------------------
+
+// quizOf is the quiz of a room state, as a host writes it.
+function quizOf(r) {
+  const { title, ranking, timing, winners, questions } = r;
+  return { title, ranking, timing, winners, questions: questions.map(({ n, ...q }) => q) };
+}
+
+function editStatus(text, kind = '') {
+  $('edit-status').textContent = text;
+  $('edit-status').className = kind;
+}
+
+// renderEditVersion says which quiz version the editor holds, and whether
+// the room has moved on since.
+function renderEditVersion() {
+  if (!edit || !room) return;
+  const stale = room.quizVersion !== edit.version;
+  $('edit-version').textContent =
+    `version ${edit.version}` + (stale ? ` · the room is at version ${room.quizVersion} now: reload before saving` : '');
+  if (stale) $('reload-quiz').hidden = false;
+}
+
+// loadEditor puts the room's current quiz into the editor.
+async function loadEditor() {
+  await refresh();
+  edit = { version: room.quizVersion };
+  $('edit-json').value = JSON.stringify(quizOf(room), null, 2);
+  $('editor').hidden = false;
+  $('reload-quiz').hidden = true;
+  editStatus('');
+  renderEditVersion();
+}
+
+function closeEditor() {
+  edit = null;
+  $('editor').hidden = true;
+  $('edit-json').value = '';
+  editStatus('');
+}
+
+// saveQuiz sends the editor's quiz, based on the version it was loaded at.
+async function saveQuiz() {
+  let quiz;
+  try {
+    quiz = JSON.parse($('edit-json').value);
+  } catch (err) {
+    return editStatus(`The quiz is not valid JSON: ${err.message}`, 'error');
+  }
+  if (quiz === null || typeof quiz !== 'object' || Array.isArray(quiz)) {
+    return editStatus('The quiz must be a JSON object: {"title": …, "questions": [ … ]}', 'error');
+  }
+  editStatus('saving…');
+  $('save-quiz').disabled = true;
+  try {
+    const r = await call('PUT', '/quiz', { quizVersion: edit.version, quiz });
+    edit.version = r.quizVersion;
+    $('reload-quiz').hidden = true;
+    editStatus(`saved (version ${r.quizVersion})`, 'ok');
+    bg(refresh());
+  } catch (err) {
+    editStatus(err.message, 'error');
+    // A conflict: someone else edited, or a question is open. Offer to start again from the room's quiz.
+    if (err.status === 409) $('reload-quiz').hidden = false;
+  } finally {
+    $('save-quiz').disabled = false;
+  }
 }
 
 async function enter(h) {
@@ -229,6 +305,7 @@ function forget() {
   store.del(HOST);
   host = room = null;
   answers = { n: 0, list: [] };
+  closeEditor();
   $('notice').textContent = '';
   $('room').hidden = true;
   $('setup').hidden = false;
@@ -274,6 +351,11 @@ $('questions').onclick = (e) => {
 };
 
 $('delay').oninput = () => room && render();
+
+$('edit-quiz').onclick = () => run(loadEditor);
+$('reload-quiz').onclick = () => run(loadEditor);
+$('save-quiz').onclick = () => saveQuiz();
+$('cancel-edit').onclick = closeEditor;
 
 $('refresh').onclick = () =>
   run(async () => {

@@ -6,8 +6,13 @@ const KEY = 'bulb.player'; // {code, playerId, token, name}
 let session = store.get(KEY);
 let conn = null;
 // What the page knows of the current question. phase is "open", "live" or
-// "closed"; sending is true while an answer awaits its result or error.
-let st = { q: null, phase: 'open', answered: false, sending: false, online: false };
+// "closed"; sending is true while an answer awaits its result or error;
+// sent is that answer frame, and retried whether it was sent again already.
+let st = { q: null, phase: 'open', answered: false, sending: false, online: false, sent: null, retried: false };
+
+// retryDelay is how long the page waits before it sends an answer again
+// that the server refused as unavailable.
+const retryDelay = 1000;
 
 // ---- frames -------------------------------------------------------------
 
@@ -41,6 +46,7 @@ function onFrame(m, ws) {
       break;
     case 'result':
       if (m.n !== st.q?.n) break;
+      if (st.retried) showError('');
       st.answered = true;
       st.sending = false;
       $('score').textContent = Number($('score').textContent) + m.points;
@@ -48,6 +54,10 @@ function onFrame(m, ws) {
       update();
       break;
     case 'error':
+      if (m.code === 'unavailable' && st.sending && !st.retried && (m.n === undefined || m.n === st.q?.n)) {
+        retry(st.sent);
+        break;
+      }
       showError(m.message);
       if (m.n === undefined || m.n === st.q?.n) {
         st.sending = false;
@@ -70,7 +80,7 @@ function setBulb(lit) {
 }
 
 function setQuestion(q, phase, answered) {
-  st = { ...st, q, phase, answered, sending: false };
+  st = { ...st, q, phase, answered, sending: false, sent: null, retried: false };
   $('question').textContent = q ? `${q.n}. ${q.text}` : 'Waiting for the host to open a question…';
   const buttons = (q?.kind === 'choice' ? q.choices : []).map((text, i) => {
     const b = document.createElement('button');
@@ -122,14 +132,31 @@ function showLeaderboard(entries) {
 // ---- actions ------------------------------------------------------------
 
 function sendAnswer(fields) {
-  if (!conn.send({ type: 'answer', n: st.q.n, ...fields })) {
+  const frame = { type: 'answer', n: st.q.n, ...fields };
+  if (!conn.send(frame)) {
     showError('Not connected: wait for the connection to come back.');
     return false;
   }
   showError('');
-  st.sending = true;
+  st = { ...st, sending: true, sent: frame, retried: false };
   update();
   return true;
+}
+
+// retry sends an answer frame the server could not serve once more, after a
+// pause. Answers are idempotent: if the first one was stored after all, the
+// server gives its result again.
+function retry(frame) {
+  st.retried = true;
+  showError('server busy, retrying…');
+  setTimeout(() => {
+    if (!st.sending || st.sent !== frame) return; // a new question or a new connection meanwhile
+    if (!conn?.send(frame)) {
+      showError('Not connected: wait for the connection to come back.');
+      st.sending = false;
+      update();
+    }
+  }, retryDelay);
 }
 
 async function loadLeaderboard() {
@@ -169,7 +196,7 @@ function leave() {
   conn = null;
   store.del(KEY);
   session = null;
-  st = { q: null, phase: 'open', answered: false, sending: false, online: false };
+  st = { q: null, phase: 'open', answered: false, sending: false, online: false, sent: null, retried: false };
   $('game').hidden = true;
   $('join-form').hidden = false;
   $('status').textContent = 'not connected';

@@ -29,8 +29,8 @@ func TestPagesLoadEmbeddedFiles(t *testing.T) {
 func TestPagesHaveIDs(t *testing.T) {
 	ids := map[string]string{
 		"index.html": "code name join status question bulb choices text-answer submit-text result leaderboard leave",
-		"host.html":  "admin-token quiz-json create room-code questions phase players answers leaderboard error",
-		"admin.html": "admin-token room-code refresh starts chart bias error",
+		"host.html":  "admin-token quiz-json create room-code questions phase players answers leaderboard error edit-quiz edit-json save-quiz edit-status",
+		"admin.html": "admin-token room-code refresh starts chart start-nodes start-players bias error",
 	}
 	for page, list := range ids {
 		b, err := fs.ReadFile(FS, page)
