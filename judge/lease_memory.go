@@ -1,0 +1,47 @@
+package judge
+
+import (
+	"context"
+	"sync"
+)
+
+// MemoryBoxes leases the boxes of one process: a buffered channel of free box ids, so a
+// waiting run wakes the moment a box is released.
+type MemoryBoxes struct {
+	free chan int
+}
+
+var _ Boxes = (*MemoryBoxes)(nil)
+
+// NewMemoryBoxes returns n free boxes, ids 0 to n−1.
+func NewMemoryBoxes(n int) *MemoryBoxes {
+	b := &MemoryBoxes{free: make(chan int, n)}
+	for id := range n {
+		b.free <- id
+	}
+	return b
+}
+
+// Lease implements Boxes.
+func (b *MemoryBoxes) Lease(ctx context.Context) (BoxLease, error) {
+	select {
+	case id := <-b.free:
+		return &memoryLease{boxes: b, id: id}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+type memoryLease struct {
+	boxes *MemoryBoxes
+	id    int
+	once  sync.Once
+}
+
+func (l *memoryLease) ID() int { return l.id }
+
+// Release implements BoxLease; a second release does nothing.
+func (l *memoryLease) Release(context.Context) error {
+	l.once.Do(func() { l.boxes.free <- l.id })
+	return nil
+}
