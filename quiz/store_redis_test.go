@@ -242,38 +242,7 @@ func TestRedisStoreTwoNodes(t *testing.T) {
 	close(ready)
 	wg.Wait()
 
-	arrivals, ranks := map[int]bool{}, map[int]Answer{}
-	total := 0
-	for i, a := range results {
-		if errs[i] != nil {
-			t.Fatalf("answer %d: %v", i, errs[i])
-		}
-		if arrivals[a.ArrivalRank] {
-			t.Fatalf("arrival rank %d given twice", a.ArrivalRank)
-		}
-		arrivals[a.ArrivalRank] = true
-		total += a.Points
-		if a.Correct {
-			if _, dup := ranks[a.Rank]; dup {
-				t.Fatalf("rank %d given twice", a.Rank)
-			}
-			ranks[a.Rank] = a
-		}
-	}
-	for rank := 1; rank <= len(ranks); rank++ {
-		a, ok := ranks[rank]
-		if !ok {
-			t.Fatalf("rank %d missing: ranks must be 1..%d", rank, len(ranks))
-		}
-		if prev := ranks[rank-1]; rank > 1 && (a.ArrivalRank < prev.ArrivalRank || a.ReceivedAt.Before(prev.ReceivedAt)) {
-			t.Fatalf("rank %d arrived before rank %d", rank, rank-1)
-		}
-	}
-	for rank, want := range map[int]int{1: 100, 2: 60, 3: 30, 4: 0} {
-		if got := ranks[rank].Points; got != want {
-			t.Errorf("rank %d: got %d points, want %d", rank, got, want)
-		}
-	}
+	total := mustRaceRanks(t, results, errs)
 	for i, node := range nodes {
 		room, err := node.Room(ctx, r.Code)
 		if err != nil {

@@ -188,48 +188,7 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		close(ready)
 		wg.Wait()
 
-		ranks := map[int]bool{}
-		arrivals := map[int]bool{}
-		correct, total := 0, 0
-		byRank := map[int]Answer{}
-		for i, a := range results {
-			if errs[i] != nil {
-				t.Fatalf("answer %d: %v", i, errs[i])
-			}
-			if arrivals[a.ArrivalRank] {
-				t.Fatalf("arrival rank %d given twice", a.ArrivalRank)
-			}
-			arrivals[a.ArrivalRank] = true
-			total += a.Points
-			if !a.Correct {
-				if a.Rank != 0 || a.Points != 0 {
-					t.Fatalf("wrong answer got rank %d points %d, want 0 and 0", a.Rank, a.Points)
-				}
-				continue
-			}
-			correct++
-			if ranks[a.Rank] {
-				t.Fatalf("rank %d given twice", a.Rank)
-			}
-			ranks[a.Rank] = true
-			byRank[a.Rank] = a
-		}
-		for rank := 1; rank <= correct; rank++ {
-			if !ranks[rank] {
-				t.Fatalf("rank %d missing: ranks must be 1..%d", rank, correct)
-			}
-		}
-		for rank, want := range map[int]int{1: 100, 2: 60, 3: 30, 4: 0} {
-			if got := byRank[rank].Points; got != want {
-				t.Errorf("rank %d: got %d points, want %d", rank, got, want)
-			}
-		}
-		// ranks follow the accept order: a higher rank was accepted no earlier
-		for rank := 2; rank <= correct; rank++ {
-			if byRank[rank].ArrivalRank < byRank[rank-1].ArrivalRank || byRank[rank].ReceivedAt.Before(byRank[rank-1].ReceivedAt) {
-				t.Fatalf("rank %d arrived before rank %d", rank, rank-1)
-			}
-		}
+		total := mustRaceRanks(t, results, errs)
 		room, _ := s.Room(ctx, r.Code)
 		scores := 0
 		for _, p := range room.Players {
@@ -304,4 +263,49 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 
 func TestMemoryStore(t *testing.T) {
 	testStore(t, func(*testing.T) Store { return NewMemoryStore() })
+}
+
+// mustRaceRanks checks the answers of a race with winners [100, 60, 30]: each accepted
+// once with a unique arrival rank; right ones ranked 1..k each once, in accept order, the
+// first three with 100, 60 and 30 points, wrong ones unranked. It returns the points given.
+func mustRaceRanks(t *testing.T, results []Answer, errs []error) int {
+	t.Helper()
+	arrivals, byRank := map[int]bool{}, map[int]Answer{}
+	total := 0
+	for i, a := range results {
+		if errs[i] != nil {
+			t.Fatalf("answer %d: %v", i, errs[i])
+		}
+		if arrivals[a.ArrivalRank] {
+			t.Fatalf("arrival rank %d given twice", a.ArrivalRank)
+		}
+		arrivals[a.ArrivalRank] = true
+		total += a.Points
+		if !a.Correct {
+			if a.Rank != 0 || a.Points != 0 {
+				t.Fatalf("wrong answer got rank %d points %d, want 0 and 0", a.Rank, a.Points)
+			}
+			continue
+		}
+		if _, dup := byRank[a.Rank]; dup {
+			t.Fatalf("rank %d given twice", a.Rank)
+		}
+		byRank[a.Rank] = a
+	}
+	for rank := 1; rank <= len(byRank); rank++ {
+		a, ok := byRank[rank]
+		if !ok {
+			t.Fatalf("rank %d missing: ranks must be 1..%d", rank, len(byRank))
+		}
+		// ranks follow the accept order: a higher rank was accepted no earlier
+		if prev := byRank[rank-1]; rank > 1 && (a.ArrivalRank < prev.ArrivalRank || a.ReceivedAt.Before(prev.ReceivedAt)) {
+			t.Fatalf("rank %d arrived before rank %d", rank, rank-1)
+		}
+	}
+	for rank, want := range map[int]int{1: 100, 2: 60, 3: 30, 4: 0} {
+		if got := byRank[rank].Points; got != want {
+			t.Errorf("rank %d: got %d points, want %d", rank, got, want)
+		}
+	}
+	return total
 }
