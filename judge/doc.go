@@ -1,4 +1,26 @@
-// Package judge will judge code answers in a sandbox: a queue of submissions, a pool of
-// workers, leased sandbox boxes and verdicts. It comes with the issue on code answers;
-// until then the quiz package refuses quizzes with code questions.
+// Package judge judges code answers: it compiles and runs a submission in a sandbox box
+// on each test and gives a verdict (AC, WA, TLE, MLE, RE, OLE, CE or IE).
+//
+// The parts:
+//
+//   - Sandbox runs one command in a Box under Limits and reports a RunResult (exit status,
+//     signal, CPU and wall time, peak memory, which limit killed it, bounded output, and
+//     how memory was limited). Bwrap is the bubblewrap backend: no network, read-only
+//     system, only /box writable, one uid per box, CPU, wall, memory (cgroup v1 or v2,
+//     else RLIMIT_AS), process, output and file-size limits, and a clean box before and
+//     after each run.
+//   - Languages is the table of languages: source name, compile and run commands and
+//     compile limits. Add a language by adding a row.
+//   - Check compares outputs with the exact, lines, tokens and float:EPS checkers.
+//   - Judge compiles a Submission (in the sandbox, with its own limits) and runs it on
+//     each Test; the first failing test decides.
+//   - Boxes lease a host's boxes so that no two runs share one: MemoryBoxes in one
+//     process, RedisBoxes for judge processes sharing a host (BLMOVE, no polling, and a
+//     reaper that cleans and returns the boxes of dead workers).
+//   - Queue holds submissions waiting for a worker, bounded and fair across players.
+//
+// Concurrency: Check is pure. Bwrap.Run and Judge are safe to call concurrently on
+// different boxes; one box must not be used by two runs at once (the caller holds it
+// through a lease). Boxes and Queue are safe for concurrent use. Languages and the Default* limits are read without locking:
+// change them only before the first run.
 package judge

@@ -14,7 +14,7 @@ fi
 command -v go >/dev/null || { echo "test.sh: Go 1.26 or newer is required (https://go.dev/dl/)" >&2; exit 1; }
 
 # Debian package for each program the tests drive.
-declare -A packages=([chromium]=chromium [redis-server]=redis-server [docker-compose]=docker-compose)
+declare -A packages=([chromium]=chromium [redis-server]=redis-server [docker-compose]=docker-compose [bwrap]=bubblewrap)
 missing=()
 for prog in "${!packages[@]}"; do
   command -v "$prog" >/dev/null || missing+=("${packages[$prog]}")

@@ -1,0 +1,129 @@
+package judge
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sums is the task every language solves in these tests: print the sum of two integers.
+var sums = []Test{
+	{Input: []byte("1 2\n"), Output: []byte("3\n")},
+	{Input: []byte("40 2\n"), Output: []byte("42\n")},
+}
+
+var sources = map[string]struct{ ac, wa, ce, re string }{
+	"python3": {
+		ac: "a, b = map(int, input().split())\nprint(a + b)\n",
+		wa: "a, b = map(int, input().split())\nprint(a - b)\n",
+		ce: "", // no compile step: a syntax error is a runtime error
+		re: "raise SystemExit(3)\n",
+	},
+	"c": {
+		ac: "#include <stdio.h>\nint main(void){long a,b;scanf(\"%ld %ld\",&a,&b);printf(\"%ld\\n\",a+b);return 0;}\n",
+		wa: "#include <stdio.h>\nint main(void){puts(\"0\");return 0;}\n",
+		ce: "int main(void){ return x; }\n",
+		re: "#include <stddef.h>\nint main(void){volatile int *p = NULL; *p = 1; return 0;}\n",
+	},
+	"cpp": {
+		ac: "#include <iostream>\nint main(){long a,b;std::cin>>a>>b;std::cout<<a+b<<\"\\n\";}\n",
+		wa: "#include <iostream>\nint main(){std::cout<<\"0\\n\";}\n",
+		ce: "#include <vector>\nint main(){ std::vector<int> v = 3; }\n",
+		re: "#include <stdexcept>\nint main(){ throw std::runtime_error(\"boom\"); }\n",
+	},
+}
+
+func TestJudgeLanguages(t *testing.T) {
+	sb, root := MustBwrap(t)
+	opts := Options{Checker: "tokens", Limits: testLimits}
+	id := 20
+	for lang, src := range sources {
+		for _, tt := range []struct{ kind, src, want string }{
+			{"AC", src.ac, AC}, {"WA", src.wa, WA}, {"CE", src.ce, CE}, {"RE", src.re, RE},
+		} {
+			if tt.src == "" {
+				continue
+			}
+			box := MustBox(t, root, id)
+			id++
+			t.Run(lang+"/"+tt.kind, func(t *testing.T) {
+				t.Parallel()
+				v := Judge(context.Background(), sb, box, Submission{Language: lang, Source: []byte(tt.src)}, sums, opts)
+				if v.Verdict != tt.want {
+					t.Fatalf("got %s (%s), want %s", v.Verdict, v.Message, tt.want)
+				}
+				if v.Total != len(sums) {
+					t.Errorf("got total %d, want %d", v.Total, len(sums))
+				}
+				switch tt.want {
+				case AC:
+					if v.Passed != len(sums) || v.MemoryKB <= 0 {
+						t.Errorf("got passed %d, memory %d KB, want %d and > 0", v.Passed, v.MemoryKB, len(sums))
+					}
+				case CE:
+					if !strings.Contains(v.Message, "error") {
+						t.Errorf("got message %q, want the compiler's error", v.Message)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestJudgeHostile(t *testing.T) {
+	sb, root := MustBwrap(t)
+	opts := Options{Checker: "tokens", Limits: testLimits}
+	quickCompile := Limits{CPU: 3 * time.Second, Wall: 5 * time.Second}
+	tests := []struct {
+		name, lang, src string
+		compile         Limits
+		want            string
+	}{
+		{"infinite loop", "c", "int main(void){for(;;);}", Limits{}, TLE},
+		{"sleeping forever", "python3", "import time\ntime.sleep(1000)\n", Limits{}, TLE},
+		{"memory hog", "cpp", "#include <vector>\n#include <cstdio>\nint main(){std::vector<char*> v; for(;;){char*p=new char[1<<20]; for(int i=0;i<(1<<20);i+=4096)p[i]=1; v.push_back(p);} }", Limits{}, MLE},
+		{"printing gigabytes", "c", "#include <stdio.h>\nint main(void){for(;;)puts(\"spam spam spam spam\");}", Limits{}, OLE},
+		{"fork bomb", "c", "#include <unistd.h>\nint main(void){for(;;)fork();}", Limits{}, TLE},
+		{"include /dev/random", "c", "#include </dev/random>\nint main(void){}", quickCompile, CE},
+		{"template recursion", "cpp", "template<int N> struct F { enum { v = F<N-1>::v + F<N-2>::v }; };\nint main(){ return F<100000>::v; }", quickCompile, CE},
+	}
+	for i, tt := range tests {
+		box := MustBox(t, root, 40+i)
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			o := opts
+			o.Compile = tt.compile
+			start := time.Now()
+			v := Judge(context.Background(), sb, box, Submission{Language: tt.lang, Source: []byte(tt.src)}, sums, o)
+			if v.Verdict != tt.want {
+				t.Errorf("got %s (%s), want %s", v.Verdict, v.Message, tt.want)
+			}
+			if d := time.Since(start); d > 15*time.Second {
+				t.Errorf("took %v, want the limits to end it sooner", d)
+			}
+			if pids := uidProcesses(box.UID); len(pids) != 0 {
+				t.Errorf("processes of uid %d left: %v", box.UID, pids)
+			}
+		})
+	}
+}
+
+func TestJudgeErrors(t *testing.T) {
+	sb, root := MustBwrap(t)
+	box := MustBox(t, root, 60)
+	for _, tt := range []struct {
+		name string
+		sub  Submission
+		opts Options
+	}{
+		{"unknown language", Submission{Language: "cobol"}, Options{Checker: "exact"}},
+		{"unknown checker", Submission{Language: "python3", Source: []byte("print(3)")}, Options{Checker: "magic"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if v := Judge(context.Background(), sb, box, tt.sub, sums, tt.opts); v.Verdict != IE {
+				t.Errorf("got %s, want IE", v.Verdict)
+			}
+		})
+	}
+}

@@ -1,0 +1,319 @@
+package judge
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bulbquiz/bulb/internal/testenv"
+)
+
+// testLimits are small limits that keep the hostile tests quick.
+var testLimits = Limits{
+	CPU:       time.Second,
+	Wall:      2 * time.Second,
+	Memory:    128 << 20,
+	Processes: 16,
+	Output:    64 << 10,
+	FileSize:  1 << 20,
+}
+
+// MustBwrap returns the real bubblewrap sandbox and a root directory for boxes, or skips
+// without bwrap (fails under BULB_REQUIRE_DEPS=1) or without root.
+func MustBwrap(tb testing.TB) (*Bwrap, string) {
+	tb.Helper()
+	testenv.Program(tb, "bwrap")
+	testenv.Program(tb, "prlimit")
+	if os.Geteuid() != 0 {
+		tb.Skip("the bwrap sandbox gives each box its own uid, which needs root")
+	}
+	sb, err := NewBwrap(BwrapConfig{})
+	if err != nil {
+		tb.Fatalf("NewBwrap: %v", err)
+	}
+	// Box uids must traverse to their box: open the temp dir and its parent to others.
+	root := tb.TempDir()
+	for _, d := range []string{filepath.Dir(root), root} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return sb, root
+}
+
+// MustBox returns box id under root.
+func MustBox(tb testing.TB, root string, id int) Box {
+	tb.Helper()
+	b, err := NewBox(root, id)
+	if err != nil {
+		tb.Fatalf("NewBox: %v", err)
+	}
+	return b
+}
+
+// uidProcesses lists the pids whose real uid is uid.
+func uidProcesses(uid int) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "Uid:" && f[1] == strconv.Itoa(uid) {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+func python(src string) RunSpec {
+	return RunSpec{Args: []string{"/usr/bin/python3", "-S", "main.py"}, Files: map[string][]byte{"main.py": []byte(src)}, Limits: testLimits}
+}
+
+func sh(script string) RunSpec {
+	return RunSpec{Args: []string{"/bin/sh", "-c", script}, Limits: testLimits}
+}
+
+func TestBwrapRun(t *testing.T) {
+	sb, root := MustBwrap(t)
+	box := MustBox(t, root, 1)
+	ctx := context.Background()
+
+	tests := []struct {
+		name   string
+		spec   RunSpec
+		check  func(t *testing.T, res RunResult)
+		killed KillReason
+	}{
+		{"echo and exit code", sh("echo hello; echo oops >&2; exit 3"), func(t *testing.T, res RunResult) {
+			if string(res.Stdout) != "hello\n" || string(res.Stderr) != "oops\n" || res.ExitCode != 3 {
+				t.Errorf("got stdout %q stderr %q exit %d, want hello, oops, 3", res.Stdout, res.Stderr, res.ExitCode)
+			}
+		}, KilledNone},
+		{"stdin", RunSpec{Args: []string{"/bin/cat"}, Stdin: []byte("in put"), Limits: testLimits}, func(t *testing.T, res RunResult) {
+			if string(res.Stdout) != "in put" {
+				t.Errorf("got %q, want %q", res.Stdout, "in put")
+			}
+		}, KilledNone},
+		{"own uid", sh("id -u; id -g"), func(t *testing.T, res RunResult) {
+			want := fmt.Sprintf("%d\n%d\n", box.UID, box.UID)
+			if string(res.Stdout) != want {
+				t.Errorf("got %q, want %q", res.Stdout, want)
+			}
+		}, KilledNone},
+		{"killed by signal", sh("kill -SEGV $$"), func(t *testing.T, res RunResult) {
+			if res.Signal != 11 {
+				t.Errorf("got signal %d (exit %d), want 11", res.Signal, res.ExitCode)
+			}
+		}, KilledNone},
+		{"collect and clean box", RunSpec{Args: []string{"/bin/sh", "-c", "cat in > out; echo x > junk; ln -s /etc/shadow link"},
+			Files: map[string][]byte{"in": []byte("data")}, Collect: []string{"out", "link", "missing"}, Limits: testLimits},
+			func(t *testing.T, res RunResult) {
+				if string(res.Files["out"]) != "data" {
+					t.Errorf("got out %q, want %q", res.Files["out"], "data")
+				}
+				if _, ok := res.Files["link"]; ok {
+					t.Errorf("a symlink was collected: %q", res.Files["link"])
+				}
+				if entries, _ := os.ReadDir(box.Dir); len(entries) != 0 {
+					t.Errorf("box not empty after the run: %v", entries)
+				}
+			}, KilledNone},
+		{"infinite loop", sh("while :; do :; done"), func(t *testing.T, res RunResult) {
+			if res.CPUTime < 900*time.Millisecond {
+				t.Errorf("got CPU time %v, want about 1s", res.CPUTime)
+			}
+		}, KilledCPU},
+		{"sleep forever", sh("sleep 1000"), func(t *testing.T, res RunResult) {
+			if res.WallTime > 3*time.Second {
+				t.Errorf("got wall time %v, want about 2s", res.WallTime)
+			}
+		}, KilledWall},
+		{"memory hog", python("b = []\nwhile True:\n    b.append(bytearray(1 << 20))\n"), func(t *testing.T, res RunResult) {
+			if res.PeakMemoryKB < 64<<10 {
+				t.Errorf("got peak %d KB, want near the 128 MB limit", res.PeakMemoryKB)
+			}
+		}, KilledMemory},
+		{"prints gigabytes", sh("yes"), func(t *testing.T, res RunResult) {
+			if int64(len(res.Stdout)+len(res.Stderr)) > testLimits.Output {
+				t.Errorf("got %d bytes of output, want at most %d", len(res.Stdout)+len(res.Stderr), testLimits.Output)
+			}
+		}, KilledOutput},
+		{"file size limit", sh("head -c 5000000 /dev/zero > big; echo $?; ls -l big"), func(t *testing.T, res RunResult) {
+			if !bytes.Contains(res.Stdout, []byte(" 1048576 ")) {
+				t.Errorf("got %q, want the file cut at 1 MiB", res.Stdout)
+			}
+		}, KilledNone},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := sb.Run(ctx, box, tt.spec)
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if res.Killed != tt.killed {
+				t.Errorf("got killed %q, want %q (exit %d, signal %d, cpu %v, wall %v, stderr %q)", res.Killed, tt.killed, res.ExitCode, res.Signal, res.CPUTime, res.WallTime, res.Stderr)
+			}
+			if res.Message != sb.MemoryLimiter() || res.Message == "" {
+				t.Errorf("got message %q, want %q", res.Message, sb.MemoryLimiter())
+			}
+			tt.check(t, res)
+			if pids := uidProcesses(box.UID); len(pids) != 0 {
+				t.Errorf("processes of uid %d left: %v", box.UID, pids)
+			}
+		})
+	}
+}
+
+func TestBwrapHostile(t *testing.T) {
+	sb, root := MustBwrap(t)
+	box1, box2 := MustBox(t, root, 1), MustBox(t, root, 2)
+	ctx := context.Background()
+
+	t.Run("writing outside the box", func(t *testing.T) {
+		name := fmt.Sprintf("bulb-escape-%d", os.Getpid())
+		targets := []string{"/tmp/" + name, "/usr/" + name, "/" + name, "../box-2/" + name, "../" + name, root + "/" + name, box2.Dir + "/" + name, "/etc/" + name}
+		src := "import sys\nfor p in sys.argv[1:]:\n    try:\n        open(p, 'w').write('x')\n    except OSError as e:\n        print(p, e)\n"
+		spec := python(src)
+		spec.Args = append(spec.Args, targets...)
+		if _, err := sb.Run(ctx, box1, spec); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"/tmp/" + name, "/usr/" + name, "/" + name, filepath.Join(root, name), filepath.Join(box2.Dir, name), "/etc/" + name} {
+			if _, err := os.Stat(p); err == nil {
+				os.Remove(p)
+				t.Errorf("the program wrote %s on the host", p)
+			}
+		}
+	})
+
+	t.Run("reading another box", func(t *testing.T) {
+		secret := "secret-" + strconv.Itoa(os.Getpid())
+		if err := os.WriteFile(filepath.Join(box2.Dir, "secret"), []byte(secret), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(filepath.Join(box2.Dir, "secret"))
+		res, err := sb.Run(ctx, box1, sh("cat ../box-2/secret "+box2.Dir+"/secret /proc/1/root"+box2.Dir+"/secret; find / -name secret 2>/dev/null"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(res.Stdout, []byte(secret)) {
+			t.Errorf("box 1 read box 2's secret: %q", res.Stdout)
+		}
+	})
+
+	t.Run("opening a socket", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		accepted := make(chan struct{}, 1)
+		go func() {
+			if c, err := ln.Accept(); err == nil {
+				accepted <- struct{}{}
+				c.Close()
+			}
+		}()
+		port := ln.Addr().(*net.TCPAddr).Port
+		res, err := sb.Run(ctx, box1, python(fmt.Sprintf("import socket\ntry:\n    socket.create_connection(('127.0.0.1', %d), timeout=1)\n    print('connected')\nexcept OSError as e:\n    print('blocked', e)\n", port)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(res.Stdout, []byte("blocked")) {
+			t.Errorf("got %q, want the connection blocked", res.Stdout)
+		}
+		select {
+		case <-accepted:
+			t.Error("the listener on the host accepted a connection from the box")
+		case <-time.After(100 * time.Millisecond):
+		}
+	})
+
+	t.Run("fork bomb", func(t *testing.T) {
+		res, err := sb.Run(ctx, box1, python("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Killed != KilledCPU && res.Killed != KilledWall {
+			t.Errorf("got killed %q, want cpu or wall", res.Killed)
+		}
+		if pids := uidProcesses(box1.UID); len(pids) != 0 {
+			t.Errorf("processes of uid %d left: %v", box1.UID, pids)
+		}
+	})
+
+	t.Run("many threads", func(t *testing.T) {
+		res, err := sb.Run(ctx, box1, python("import threading, time\nn = 0\ntry:\n    for i in range(1000):\n        threading.Thread(target=time.sleep, args=(5,), daemon=True).start()\n        n += 1\nexcept RuntimeError:\n    pass\nprint(n)\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := strconv.Atoi(strings.TrimSpace(string(res.Stdout)))
+		if n >= testLimits.Processes {
+			t.Errorf("started %d threads, want fewer than %d (stderr %q)", n, testLimits.Processes, res.Stderr)
+		}
+	})
+}
+
+func TestBwrapParallelBoxes(t *testing.T) {
+	sb, root := MustBwrap(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	results := make([]RunResult, 4)
+	errs := make([]error, 4)
+	start := time.Now()
+	for i := range results {
+		box := MustBox(t, root, 10+i)
+		wg.Go(func() {
+			script := fmt.Sprintf("echo %d > mine; sleep 1; ls; cat mine", i)
+			results[i], errs[i] = sb.Run(ctx, box, sh(script))
+		})
+	}
+	wg.Wait()
+	if d := time.Since(start); d > 1900*time.Millisecond {
+		t.Errorf("four 1 s runs took %v, want them in parallel", d)
+	}
+	for i, res := range results {
+		if errs[i] != nil {
+			t.Fatalf("box %d: %v", i, errs[i])
+		}
+		want := fmt.Sprintf("mine\n%d\n", i)
+		if string(res.Stdout) != want {
+			t.Errorf("box %d: got %q, want %q", i, res.Stdout, want)
+		}
+	}
+}
+
+func TestBwrapRlimitAS(t *testing.T) {
+	_, root := MustBwrap(t)
+	sb, err := NewBwrap(BwrapConfig{NoCgroup: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	box := MustBox(t, root, 3)
+	res, err := sb.Run(context.Background(), box, python("b = []\nwhile True:\n    b.append(bytearray(1 << 20))\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Message != "RLIMIT_AS" {
+		t.Errorf("got message %q, want RLIMIT_AS", res.Message)
+	}
+	if res.ExitCode == 0 || !bytes.Contains(res.Stderr, []byte("MemoryError")) {
+		t.Errorf("got exit %d, stderr %q, want a MemoryError", res.ExitCode, res.Stderr)
+	}
+}
