@@ -45,9 +45,6 @@ const (
 	MaxPlayers = 20_000 // players one room takes
 )
 
-// maxScheduleAhead is how far ahead a timed start may be.
-const maxScheduleAhead = 24 * time.Hour
-
 // Service runs rooms: it is what the server's handlers call. Create one with NewService and
 // run its Run method for timed starts.
 type Service struct {
@@ -211,30 +208,6 @@ func (s *Service) Start(ctx context.Context, code string, n int, at time.Time) (
 	return StartResult{At: at}, nil
 }
 
-// Scheduled actions.
-const (
-	ActionStart = "start"
-	ActionClose = "close"
-)
-
-// checkSchedule checks the time of a timed start or close.
-func (s *Service) checkSchedule(at time.Time) error {
-	now := s.now()
-	if !at.After(now) {
-		return Errorf(Invalid, "time %s is not in the future", at.Format(time.RFC3339Nano))
-	}
-	if at.Sub(now) > maxScheduleAhead {
-		return Errorf(Invalid, "time is more than %s ahead", maxScheduleAhead)
-	}
-	return nil
-}
-
-// scheduleEverywhere sets the timer here and tells the other nodes.
-func (s *Service) scheduleEverywhere(code string, n int, action string, at time.Time) {
-	s.Scheduled(code, n, action, at)
-	s.bc.Schedule(code, n, action, at)
-}
-
 // start moves question n from open to live and fans the start out. A timed start passes
 // the time it was scheduled for: if the room no longer has that schedule (the host started
 // by hand, closed or rescheduled), the firing is stale and changes nothing.
@@ -317,116 +290,6 @@ func checkCurrentOpen(r *Room, n int) error {
 		return Errorf(Conflict, "question %d is not open (current %d is %s)", n, r.Current, r.Phase)
 	}
 	return nil
-}
-
-// Scheduled sets this node's timer for a start or close (action) scheduled on any node.
-// Every node keeps one, so it fires even if the node that scheduled it dies.
-func (s *Service) Scheduled(code string, n int, action string, at time.Time) {
-	key := code + "/" + action
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if t := s.timers[key]; t != nil {
-		t.Stop()
-	}
-	s.timers[key] = time.AfterFunc(time.Until(at), func() {
-		s.mu.Lock()
-		ctx := s.ctx
-		if ctx == nil || ctx.Err() != nil {
-			s.mu.Unlock()
-			return
-		}
-		delete(s.timers, key)
-		s.wg.Add(1)
-		s.mu.Unlock()
-		defer s.wg.Done()
-		s.fire(ctx, code, n, action, at)
-	})
-}
-
-// leaseTTL is how long a node may hold the right to fire a timed start before others may
-// try: a crashed holder delays the start by at most this much.
-const leaseTTL = 3 * time.Second
-
-// fire fires a timed start or close exactly once among the nodes: the node that takes its
-// lease fires it, as a compare-and-set on the room's schedule, so a late or duplicate
-// firing changes nothing. The others wait out the lease and try again while it has not
-// happened, which covers a holder that dies.
-func (s *Service) fire(ctx context.Context, code string, n int, action string, at time.Time) {
-	key := fmt.Sprintf("%s:%s:%d:%d", action, code, n, at.UnixNano())
-	for {
-		lease, ok, err := s.locker.Acquire(ctx, key, leaseTTL)
-		if ok {
-			err = s.fireHeld(ctx, lease, code, n, action, at)
-			if err == nil || errors.Is(err, errStale) {
-				return // the lease stays taken until it expires: nobody else need try
-			}
-			if rerr := lease.Release(ctx); rerr != nil {
-				s.log.Warn("releasing a start lease", "room", code, "err", rerr)
-			}
-		}
-		if err != nil {
-			s.log.Warn("timed "+action+" failed; retrying", "room", code, "n", n, "err", err)
-		}
-		select {
-		case <-time.After(leaseTTL):
-		case <-ctx.Done():
-			return
-		}
-		r, err := s.store.Room(ctx, code)
-		if err == nil && (r.Current != n || !pending(r, action, at)) {
-			return // it happened, or was cancelled or moved
-		}
-	}
-}
-
-// pending says whether the room still has the action scheduled at that time.
-func pending(r *Room, action string, at time.Time) bool {
-	if action == ActionStart {
-		return r.Phase == PhaseOpen && r.StartAt.Equal(at)
-	}
-	return (r.Phase == PhaseOpen || r.Phase == PhaseLive) && r.CloseAt.Equal(at)
-}
-
-// fireHeld fires a timed start or close under its lease, extending the lease while it works.
-func (s *Service) fireHeld(ctx context.Context, lease Lease, code string, n int, action string, at time.Time) error {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tick := time.NewTicker(leaseTTL / 3)
-		defer tick.Stop()
-		for {
-			select {
-			case <-tick.C:
-				if ok, err := lease.Extend(ctx, leaseTTL); !ok || err != nil {
-					s.log.Warn("lost the lease of a start being fired", "room", code, "err", err)
-				}
-			case <-done:
-				return
-			}
-		}
-	})
-	var err error
-	if action == ActionStart {
-		_, err = s.start(ctx, code, n, at)
-	} else {
-		_, err = s.close(ctx, code, n, at)
-	}
-	close(done)
-	wg.Wait()
-	if ErrorCode(err) == Conflict {
-		err = errStale // it happened by other means
-	}
-	return err
-}
-
-func (s *Service) cancelTimer(code, action string) {
-	key := code + "/" + action
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if t := s.timers[key]; t != nil {
-		t.Stop()
-		delete(s.timers, key)
-	}
 }
 
 // Close ends question n now: no more answers; or, if at is not zero, schedules that for
