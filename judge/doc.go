@@ -18,9 +18,15 @@
 //     process, RedisBoxes for judge processes sharing a host (BLMOVE, no polling, and a
 //     reaper that cleans and returns the boxes of dead workers).
 //   - Queue holds submissions waiting for a worker, bounded and fair across players.
+//   - Pool judges in the process: Submit puts a Job on a fair Queue (a *BusyError when
+//     full), and Run's workers each take a job, lease a box, Judge in it, release it and
+//     hand the verdict to OnVerdict, one verdict per job. When Run's context ends, the
+//     runs in progress are killed and their jobs, like those still queued, get no verdict
+//     from the pool: with Redis another worker reclaims them, in memory they are lost.
 //
 // Concurrency: Check is pure. Bwrap.Run and Judge are safe to call concurrently on
 // different boxes; one box must not be used by two runs at once (the caller holds it
-// through a lease). Boxes and Queue are safe for concurrent use. Languages and the Default* limits are read without locking:
+// through a lease). Boxes, Queue and Pool.Submit are safe for concurrent use; Pool.Run
+// is called once. Languages and the Default* limits are read without locking:
 // change them only before the first run.
 package judge
