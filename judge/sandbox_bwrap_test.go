@@ -59,24 +59,11 @@ func MustBox(tb testing.TB, root string, id int) Box {
 	return b
 }
 
-// uidProcesses lists the pids whose real uid is uid.
+// uidProcesses lists the pids whose real uid is uid, zombies included.
 func uidProcesses(uid int) []int {
 	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		data, err := os.ReadFile("/proc/" + e.Name() + "/status")
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(data), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "Uid:" && f[1] == strconv.Itoa(uid) {
-				pids = append(pids, pid)
-			}
-		}
+	for _, p := range uidProcs(uid) {
+		pids = append(pids, p.pid)
 	}
 	return pids
 }
