@@ -23,6 +23,10 @@
 //     hand the verdict to OnVerdict, one verdict per job. When Run's context ends, the
 //     runs in progress are killed and their jobs, like those still queued, get no verdict
 //     from the pool: with Redis another worker reclaims them, in memory they are lost.
+//   - RedisJobs carries jobs between judge processes through a Redis Stream consumer
+//     group: Enqueue (XADD, a *BusyError past MaxJobs), Next (XREADGROUP, and XAUTOCLAIM
+//     of jobs that dead workers left idle for ClaimIdle, as a new attempt), and Complete,
+//     which writes a job's verdict once, from its current attempt only, and acknowledges it.
 //
 // Concurrency: Check is pure. Bwrap.Run and Judge are safe to call concurrently on
 // different boxes; one box must not be used by two runs at once (the caller holds it
