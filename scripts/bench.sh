@@ -7,18 +7,25 @@
 #   scripts/bench.sh engines    Store.Accept, memory engine against Redis engine (unix socket
 #                               and TCP loopback), with redis-benchmark of the same Lua
 #                               script on the same machine as the Redis engine's ceiling
+#   scripts/bench.sh fanout     one start frame to 1,000, 5,000 and 10,000 clients, strategy
+#                               after strategy in turn: sequential, pool-20, single-hub, bulb
+#                               (hub.Start) and a raw-TCP floor (scripts/fanout); the
+#                               no-argument run does a quick one: 1,000 clients, 3 rounds
 #
 #   BENCHTIME=50x scripts/bench.sh hub     iterations of each hub benchmark (default 20x)
 #   ACCEPTS=100000 COUNT=5 scripts/bench.sh engines
 #                               accepts per run (default 200000) and rounds of every run
 #                               (default 3; the table shows medians)
+#   CLIENTS=1000 ROUNDS=20 scripts/bench.sh fanout
+#                               sizes, comma-separated (default 1000,5000,10000), and starts
+#                               per strategy and size (default 10)
 #
 # engines needs redis-server, redis-cli and redis-benchmark (Debian: redis-server and
 # redis-tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { echo "usage: scripts/bench.sh [hub|engines]" >&2; exit 2; }
+usage() { echo "usage: scripts/bench.sh [hub|engines|fanout]" >&2; exit 2; }
 
 machine() {
   echo "machine: $(nproc) cores, $(uname -sr), $(go version | cut -d' ' -f3-)"
@@ -38,6 +45,17 @@ hub() {
   echo "== hub: broadcast of a start frame"
   echo "command: go test -run '^\$' -bench Broadcast -benchtime ${BENCHTIME:=20x} ./hub"
   go test -run '^$' -bench Broadcast -benchtime "$BENCHTIME" ./hub
+}
+
+# fanout [--quick]: scripts/fanout, which prints its own table, machine and command.
+fanout() {
+  echo
+  echo "== fanout: one start frame to every client, strategy after strategy in turn"
+  if [ "${1:-}" = --quick ]; then
+    show go run ./scripts/fanout --quick
+  else
+    show go run ./scripts/fanout --clients "${CLIENTS:-1000,5000,10000}" --rounds "${ROUNDS:-10}"
+  fi
 }
 
 # The throwaway redis-server of the engines part, stopped on any exit.
@@ -213,8 +231,9 @@ engines() {
 }
 
 case "${1:-all}" in
-all) machine; hub; engines ;;
+all) machine; hub; engines; fanout --quick ;;
 hub) machine; hub ;;
 engines) machine; engines ;;
+fanout) machine; fanout ;;
 *) usage ;;
 esac

@@ -1,0 +1,746 @@
+// Command fanout compares ways of delivering one start frame to N connected clients, in
+// one process, over the same loopback connections, strategy after strategy in turn
+// (A B C D E A B …), several rounds each:
+//
+//	sequential  one loop of blocking writes to every server-side *websocket.Conn, in Go
+//	            map order (the original service)
+//	pool-20     20 goroutines fed with those connections in map order; waits for all
+//	single-hub  one hub goroutine pushing the frame into per-client buffered channels in a
+//	            fixed order, with a writer goroutine per client (the gorilla chat hub's
+//	            shape, but over a slice: gorilla ranges over a map)
+//	bulb        the real hub.Hub: hub.Start on a room holding the same connections
+//	floor       the same bytes over plain TCP connections, written by GOMAXPROCS goroutines
+//	            (no WebSocket, no JSON): what this machine allows
+//
+// The four WebSocket strategies share one set of N WebSocket connections (coder/websocket
+// serialises writes per connection, and one broadcast finishes before the next begins);
+// floor has its own N TCP connections to the same client process, client i being the
+// same index in both sets.
+//
+// The clients run in a child process (this binary, re-executed with BULB_FANOUT_CHILD
+// set), each with a reader goroutine that stamps every receipt with the wall clock
+// (time.Now().UnixNano(), the one clock two processes of one machine share); the parent
+// stamps the start of each broadcast the same way. After a frame has reached every client,
+// the child reports "done" and the N receipt times on fd 3.
+//
+// Per strategy it prints: receipt latency (receipt − start) p50, p99 and max over every
+// client of every round; spread (last − first receipt), median over rounds; bias, the
+// p-value of Friedman's test of whether some clients are systematically served early or
+// late across the rounds; the CPU time of the server process (getrusage, user + system)
+// from the start until the child reports every receipt, median over rounds; and the
+// ratios of p99 and CPU to bulb's.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bulbquiz/bulb/hub"
+	"github.com/bulbquiz/bulb/scripts/loadgen/stats"
+)
+
+// childEnv, when set, makes this binary the client process: its value is
+// "WSURL TCPADDR N".
+const childEnv = "BULB_FANOUT_CHILD"
+
+// floorFrame is what floor writes: the bytes of a start frame, fixed in size so that the
+// TCP clients can read one message with io.ReadFull.
+var floorFrame = []byte(`{"type":"start","n":1,"seq":1}`)
+
+const welcome = `{"type":"welcome"}`
+
+func main() {
+	if v := os.Getenv(childEnv); v != "" {
+		if err := child(v); err != nil {
+			fmt.Fprintln(os.Stderr, "fanout client process:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "fanout:", err)
+		os.Exit(1)
+	}
+}
+
+// strategies, in the order they take turns.
+var strategyNames = []string{"sequential", "pool-20", "single-hub", "bulb", "floor"}
+
+func run(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("fanout", flag.ContinueOnError)
+	clientsFlag := fs.String("clients", "", "clients, or a comma-separated list of sizes run one after the other (default 1000,5000,10000; with --quick 1000)")
+	rounds := fs.Int("rounds", 0, "starts per strategy, interleaved A B C D E A B … (default 10; with --quick 3)")
+	quick := fs.Bool("quick", false, "a short run: 1000 clients, 3 rounds, unless given")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	sizes := "1000,5000,10000"
+	if *quick {
+		sizes = "1000"
+	}
+	if *clientsFlag != "" {
+		sizes = *clientsFlag
+	}
+	if *rounds <= 0 {
+		*rounds = 10
+		if *quick {
+			*rounds = 3
+		}
+	}
+	var ns []int
+	for _, s := range strings.Split(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 2 {
+			return fmt.Errorf("--clients: %q is not a number of clients ≥ 2", s)
+		}
+		ns = append(ns, n)
+	}
+
+	fmt.Fprintf(out, "machine: %d cores (GOMAXPROCS %d), Linux %s, %s %s/%s\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), kernel(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(out, "command: go run ./scripts/fanout%s\n", quoteArgs(args))
+	for _, n := range ns {
+		if err := runSize(n, *rounds, out); err != nil {
+			return fmt.Errorf("%d clients: %w", n, err)
+		}
+	}
+	return nil
+}
+
+func kernel() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func quoteArgs(args []string) string {
+	var b strings.Builder
+	for _, a := range args {
+		b.WriteByte(' ')
+		if a == "" || strings.ContainsAny(a, " \t\n'\"$\\*?;&|<>()") {
+			b.WriteString(strconv.Quote(a))
+		} else {
+			b.WriteString(a)
+		}
+	}
+	return b.String()
+}
+
+// raiseNoFile raises RLIMIT_NOFILE to at least need (the hard limit too, if allowed).
+func raiseNoFile(need uint64) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	if lim.Cur >= need {
+		return nil
+	}
+	was := lim
+	lim.Cur, lim.Max = need, max(lim.Max, need)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("needs %d open files; RLIMIT_NOFILE is %d (hard %d) and raising it failed: %w", need, was.Cur, was.Max, err)
+	}
+	return nil
+}
+
+func cpuNow() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// bench is the server side of one size: N WebSocket connections served by a hub, and N
+// TCP connections, to one client process.
+type bench struct {
+	n      int
+	floor  bool // floor's TCP connections are open
+	h      *hub.Hub
+	wsMap  map[string]*websocket.Conn // by client ID: ranged over by sequential and pool-20
+	wsList []*websocket.Conn          // by client index: single-hub's fixed order
+	tcp    []net.Conn                 // by client index
+	seq    atomic.Uint64              // frame numbers of the non-hub WebSocket strategies
+
+	hubIn   chan []byte   // single-hub's hub goroutine
+	hubOut  []chan []byte // single-hub's per-client channels
+	stopHub func()
+
+	report   *os.File
+	reportR  *bufio.Reader
+	receipts []byte
+	closers  []func()
+}
+
+type openHandler struct{}
+
+func (openHandler) Open(_ context.Context, c *hub.Conn)                 { c.Send([]byte(welcome)) }
+func (openHandler) Frame(context.Context, *hub.Conn, []byte, time.Time) {}
+
+func setup(n int) (*bench, error) {
+	withFloor := true
+	if err := raiseNoFile(uint64(2*n + 1000)); err != nil {
+		// floor's TCP connections double the sockets of both processes: without room for
+		// them, run the WebSocket strategies only.
+		if err2 := raiseNoFile(uint64(n + 1000)); err2 != nil {
+			return nil, err2
+		}
+		withFloor = false
+		fmt.Fprintf(os.Stderr, "fanout: %d clients: no floor: %v\n", n, err)
+	}
+	e := &bench{n: n, floor: withFloor, wsMap: map[string]*websocket.Conn{}, wsList: make([]*websocket.Conn, n), tcp: make([]net.Conn, n), receipts: make([]byte, 8*n)}
+	ok := false
+	defer func() {
+		if !ok {
+			e.close()
+		}
+	}()
+	e.h = hub.New(hub.Options{
+		Logger:       slog.New(slog.DiscardHandler),
+		PingInterval: time.Hour, // no pings during the measurements
+		WriteTimeout: time.Minute,
+		History:      8,
+		Node:         "fanout",
+	})
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("id")
+		i, err := strconv.Atoi(id)
+		if err != nil || i < 0 || i >= n {
+			http.Error(w, "bad id", http.StatusBadRequest)
+			return
+		}
+		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		e.wsMap[id], e.wsList[i] = ws, ws
+		mu.Unlock()
+		e.h.Serve(r.Context(), ws, hub.Client{Room: "fanout", ID: id, Name: id}, openHandler{})
+	}))
+	e.closers = append(e.closers, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		e.h.Shutdown(ctx)
+		srv.Close()
+	})
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	var accepting sync.WaitGroup
+	e.closers = append(e.closers, func() { ln.Close(); accepting.Wait() })
+	accepting.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			var idx [4]byte
+			c.SetReadDeadline(time.Now().Add(time.Minute))
+			if _, err := io.ReadFull(c, idx[:]); err != nil {
+				c.Close()
+				continue
+			}
+			c.SetReadDeadline(time.Time{})
+			i := int(binary.LittleEndian.Uint32(idx[:]))
+			mu.Lock()
+			if i < n && e.tcp[i] == nil {
+				e.tcp[i] = c
+			} else {
+				c.Close()
+			}
+			mu.Unlock()
+		}
+	})
+	e.closers = append(e.closers, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range e.tcp {
+			if c != nil {
+				c.Close()
+			}
+		}
+	})
+
+	// single-hub: one hub goroutine, a buffered channel and a writer goroutine per client.
+	e.hubIn = make(chan []byte)
+	e.hubOut = make([]chan []byte, n)
+	var writers sync.WaitGroup
+	for i := range e.hubOut {
+		e.hubOut[i] = make(chan []byte, 16)
+	}
+	writers.Go(func() {
+		for f := range e.hubIn {
+			for _, ch := range e.hubOut {
+				ch <- f
+			}
+		}
+		for _, ch := range e.hubOut {
+			close(ch)
+		}
+	})
+	e.stopHub = func() { close(e.hubIn); writers.Wait() }
+
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	report, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	e.report, e.reportR = report, bufio.NewReaderSize(report, 1<<16)
+	cmd := exec.Command(exe)
+	tcpAddr := "-" // no TCP clients
+	if withFloor {
+		tcpAddr = ln.Addr().String()
+	}
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d", childEnv, "ws"+strings.TrimPrefix(srv.URL, "http")+"/?id=", tcpAddr, n))
+	cmd.ExtraFiles = []*os.File{w} // fd 3 in the child
+	var childOut strings.Builder
+	var childMu sync.Mutex
+	cmd.Stdout = lockedWriter{&childMu, &childOut}
+	cmd.Stderr = cmd.Stdout
+	stdin, err := cmd.StdinPipe() // closing it tells the child to hang up
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start client process: %w", err)
+	}
+	w.Close()
+	// Closed first (closers run in reverse): the child hangs up before the servers stop.
+	e.closers = append(e.closers, func() {
+		stdin.Close()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				childMu.Lock()
+				fmt.Fprintf(os.Stderr, "fanout: client process: %v\n%s", err, childOut.String())
+				childMu.Unlock()
+			}
+		case <-time.After(time.Minute):
+			cmd.Process.Kill()
+			<-done
+		}
+		report.Close()
+	})
+	if err := e.expect("ready", 3*time.Minute); err != nil {
+		childMu.Lock()
+		defer childMu.Unlock()
+		return nil, fmt.Errorf("client process: %w; its output:\n%s", err, childOut.String())
+	}
+	// The child is ready once every WebSocket client has read its welcome (so the hub has
+	// registered it) and every TCP client has written its index; wait for the accepts.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		got := len(e.wsMap)
+		tcps := 0
+		for _, c := range e.tcp {
+			if c != nil {
+				tcps++
+			}
+		}
+		mu.Unlock()
+		if got == n && (tcps == n || !withFloor) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("connections: %d WebSocket and %d TCP, want %d each", got, tcps, n)
+		}
+	}
+	for i, ws := range e.wsList { // single-hub's writers, idle until it broadcasts
+		ch := e.hubOut[i]
+		writers.Go(func() {
+			for f := range ch {
+				ws.Write(context.Background(), websocket.MessageText, f)
+			}
+		})
+	}
+	fmt.Fprintf(os.Stderr, "fanout: %d clients connected (floor TCP too: %v) in %v\n", n, withFloor, time.Since(start).Round(time.Millisecond))
+	ok = true
+	return e, nil
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (e *bench) close() {
+	if e.stopHub != nil {
+		e.stopHub()
+		e.stopHub = nil
+	}
+	for i := len(e.closers) - 1; i >= 0; i-- {
+		e.closers[i]()
+	}
+	e.closers = nil
+}
+
+func (e *bench) expect(want string, within time.Duration) error {
+	e.report.SetReadDeadline(time.Now().Add(within))
+	line, err := e.reportR.ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("report: got %v, want %q", err, want)
+	}
+	if line = strings.TrimSuffix(line, "\n"); line != want {
+		return fmt.Errorf("report: got %q, want %q", line, want)
+	}
+	return nil
+}
+
+func (e *bench) frame() []byte {
+	return fmt.Appendf(nil, `{"type":"start","n":1,"seq":%d}`, e.seq.Add(1))
+}
+
+// broadcast begins (and for some strategies finishes) one delivery of a start frame.
+func (e *bench) broadcast(ctx context.Context, strategy string) error {
+	switch strategy {
+	case "sequential":
+		f := e.frame()
+		for _, ws := range e.wsMap {
+			if err := ws.Write(ctx, websocket.MessageText, f); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "pool-20":
+		f := e.frame()
+		feed := make(chan *websocket.Conn)
+		var g errgroup.Group
+		for range 20 {
+			g.Go(func() error {
+				var first error
+				for ws := range feed {
+					if err := ws.Write(ctx, websocket.MessageText, f); err != nil && first == nil {
+						first = err
+					}
+				}
+				return first
+			})
+		}
+		for _, ws := range e.wsMap {
+			feed <- ws
+		}
+		close(feed)
+		return g.Wait()
+	case "single-hub":
+		e.hubIn <- e.frame()
+		return nil
+	case "bulb":
+		_, got, err := e.h.Start(ctx, "fanout", 1)
+		if err == nil && got != e.n {
+			err = fmt.Errorf("hub.Start recipients: got %d, want %d", got, e.n)
+		}
+		return err
+	case "floor":
+		shards := min(runtime.GOMAXPROCS(0), e.n)
+		var g errgroup.Group
+		for s := range shards {
+			lo, hi := s*e.n/shards, (s+1)*e.n/shards
+			g.Go(func() error {
+				for _, c := range e.tcp[lo:hi] {
+					if _, err := c.Write(floorFrame); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		return g.Wait()
+	}
+	return fmt.Errorf("unknown strategy %q", strategy)
+}
+
+// result is what one strategy's rounds measured.
+type result struct {
+	lats    []float64   // receipt − start, µs, every client of every round
+	blocks  [][]float64 // per round, each client's receipt time (ns since the start)
+	spreads []float64   // µs, per round
+	cpus    []float64   // µs, per round
+	minN    int         // fewest receipts after the start in a round
+}
+
+// oneRound runs one broadcast of strategy and waits for every receipt.
+func (e *bench) oneRound(ctx context.Context, strategy string, r *result) error {
+	runtime.GC() // outside the measurement
+	cpu0 := cpuNow()
+	t0 := time.Now().UnixNano()
+	if err := e.broadcast(ctx, strategy); err != nil {
+		return fmt.Errorf("%s: %w", strategy, err)
+	}
+	if err := e.expect("done", 2*time.Minute); err != nil {
+		return fmt.Errorf("%s: %w", strategy, err)
+	}
+	cpu := cpuNow() - cpu0
+	e.report.SetReadDeadline(time.Now().Add(time.Minute))
+	if _, err := io.ReadFull(e.reportR, e.receipts); err != nil {
+		return fmt.Errorf("%s: receipts: got %v, want %d bytes", strategy, err, len(e.receipts))
+	}
+	if r == nil { // warm-up
+		return nil
+	}
+	block := make([]float64, e.n)
+	first, last := int64(math.MaxInt64), int64(math.MinInt64)
+	got := 0
+	for i := range e.n {
+		at := int64(binary.LittleEndian.Uint64(e.receipts[8*i:])) - t0
+		if at >= 0 {
+			got++
+		}
+		block[i] = float64(at)
+		first, last = min(first, at), max(last, at)
+		r.lats = append(r.lats, float64(at)/1e3)
+	}
+	if len(r.blocks) == 0 || got < r.minN {
+		r.minN = got
+	}
+	r.blocks = append(r.blocks, block)
+	r.spreads = append(r.spreads, float64(last-first)/1e3)
+	r.cpus = append(r.cpus, float64(cpu)/1e3)
+	return nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return stats.Percentile(s, 50)
+}
+
+func runSize(n, rounds int, out io.Writer) error {
+	e, err := setup(n)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	names := strategyNames
+	if !e.floor {
+		names = names[:len(names)-1]
+	}
+	for _, s := range names { // one warm-up start each, not counted
+		if err := e.oneRound(ctx, s, nil); err != nil {
+			return err
+		}
+	}
+	res := map[string]*result{}
+	for _, s := range strategyNames {
+		res[s] = &result{}
+	}
+	for range rounds {
+		for _, s := range names {
+			if err := e.oneRound(ctx, s, res[s]); err != nil {
+				return err
+			}
+		}
+	}
+
+	fmt.Fprintf(out, "\n== fanout: %d clients, %d rounds per strategy (interleaved, after 1 warm-up round)\n", n, rounds)
+	fmt.Fprintf(out, "%-11s %8s %9s %9s %9s %10s %9s %12s %9s %9s\n",
+		"strategy", "n/round", "p50-µs", "p99-µs", "max-µs", "spread-µs", "bias-p", "cpu-µs/start", "p99÷bulb", "cpu÷bulb")
+	b := res["bulb"]
+	bSum, bCPU := stats.Summarize(b.lats), median(b.cpus)
+	for _, s := range names {
+		r := res[s]
+		sum := stats.Summarize(r.lats)
+		_, _, p := stats.Friedman(r.blocks)
+		cpu := median(r.cpus)
+		fmt.Fprintf(out, "%-11s %8d %9.0f %9.0f %9.0f %10.0f %9.3g %12.0f %9.2f %9.2f\n",
+			s, r.minN, sum.P50, sum.P99, sum.Max, median(r.spreads), p, cpu, sum.P99/bSum.P99, cpu/bCPU)
+	}
+	if !e.floor {
+		fmt.Fprintf(out, "floor       not run: its %d TCP connections do not fit under RLIMIT_NOFILE beside the WebSocket ones\n", n)
+	} else {
+		f := stats.Summarize(res["floor"].lats)
+		fmt.Fprintf(out, "bulb ÷ floor: p50 %.2f, p99 %.2f, cpu %.2f\n", bSum.P50/f.P50, bSum.P99/f.P99, bCPU/median(res["floor"].cpus))
+	}
+	fmt.Fprintln(out, "(receipt = child's wall-clock receipt − parent's wall-clock start; p50/p99/max over every client of every round;")
+	fmt.Fprintln(out, " spread and cpu: medians over rounds; cpu = server process user+system from the start until every client has read;")
+	fmt.Fprintln(out, " bias-p: Friedman test of receipt ranks across rounds, small = some clients systematically first or last;")
+	fmt.Fprintln(out, " n/round: fewest clients that received after the start in a round)")
+	return nil
+}
+
+// child is the client process: it dials n WebSocket and n TCP clients, says "ready" on fd
+// 3, and after every frame that all n clients have read (on either connection) writes
+// "done" and their receipt times there. It hangs up when its stdin closes.
+func child(spec string) error {
+	parts := strings.Fields(spec)
+	if len(parts) != 3 {
+		return fmt.Errorf("%s=%q: want WSURL TCPADDR N", childEnv, spec)
+	}
+	wsURL, tcpAddr := parts[0], parts[1]
+	n, err := strconv.Atoi(parts[2])
+	if err != nil {
+		return err
+	}
+	need := uint64(2*n + 1000)
+	if tcpAddr == "-" {
+		need = uint64(n + 1000)
+	}
+	if err := raiseNoFile(need); err != nil {
+		return err
+	}
+	report := os.NewFile(3, "report")
+
+	wss := make([]*websocket.Conn, n)
+	tcps := make([]net.Conn, n)
+	defer func() {
+		for i := range n {
+			if wss[i] != nil {
+				wss[i].CloseNow()
+			}
+			if tcps[i] != nil {
+				tcps[i].Close()
+			}
+		}
+	}()
+	var g errgroup.Group
+	g.SetLimit(64)
+	for i := range n {
+		g.Go(func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			ws, _, err := websocket.Dial(ctx, wsURL+strconv.Itoa(i), &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled})
+			if err != nil {
+				return fmt.Errorf("dial client %d: %w", i, err)
+			}
+			wss[i] = ws
+			if _, got, err := ws.Read(ctx); err != nil || string(got) != welcome {
+				return fmt.Errorf("client %d welcome: got %q, %v, want %s", i, got, err, welcome)
+			}
+			if tcpAddr == "-" {
+				return nil
+			}
+			var d net.Dialer
+			c, err := d.DialContext(ctx, "tcp", tcpAddr)
+			if err != nil {
+				return fmt.Errorf("dial TCP client %d: %w", i, err)
+			}
+			tcps[i] = c
+			var idx [4]byte
+			binary.LittleEndian.PutUint32(idx[:], uint32(i))
+			_, err = c.Write(idx[:])
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+
+	recv := make([]atomic.Int64, n)
+	var pending atomic.Int64
+	pending.Store(int64(n))
+	all := make(chan struct{}, 1)
+	got := func(i int) {
+		recv[i].Store(time.Now().UnixNano())
+		if pending.Add(-1) == 0 {
+			all <- struct{}{}
+		}
+	}
+	var readers sync.WaitGroup
+	for i := range n {
+		ws, c := wss[i], tcps[i]
+		readers.Go(func() {
+			for {
+				_, r, err := ws.Reader(context.Background())
+				if err != nil {
+					return
+				}
+				if _, err := io.Copy(io.Discard, r); err != nil {
+					return
+				}
+				got(i)
+			}
+		})
+		if c == nil {
+			continue
+		}
+		readers.Go(func() {
+			buf := make([]byte, len(floorFrame))
+			for {
+				if _, err := io.ReadFull(c, buf); err != nil {
+					return
+				}
+				got(i)
+			}
+		})
+	}
+	reported := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 8*n)
+		for range all {
+			pending.Store(int64(n)) // before the parent can send the next frame
+			for i := range recv {
+				binary.LittleEndian.PutUint64(buf[8*i:], uint64(recv[i].Load()))
+			}
+			if _, err := io.WriteString(report, "done\n"); err != nil {
+				reported <- err
+				return
+			}
+			if _, err := report.Write(buf); err != nil {
+				reported <- err
+				return
+			}
+		}
+	}()
+	if _, err := io.WriteString(report, "ready\n"); err != nil {
+		return err
+	}
+	io.Copy(io.Discard, os.Stdin) // until the parent hangs up
+	for i := range n {
+		wss[i].CloseNow()
+		if tcps[i] != nil {
+			tcps[i].Close()
+		}
+	}
+	readers.Wait()
+	close(all)
+	select {
+	case err := <-reported:
+		if !errors.Is(err, syscall.EPIPE) {
+			return err
+		}
+	default:
+	}
+	return nil
+}
