@@ -224,8 +224,12 @@ func (s *Service) start(ctx context.Context, code string, n int, scheduled time.
 		r.Phase, r.StartedAt, r.StartAt = PhaseLive, started, time.Time{}
 		return nil
 	})
-	if ErrorCode(err) == Unavailable && s.wentLive(ctx, code, n, started) {
-		err = nil // the change was made, only its reply was lost: send the start
+	if ErrorCode(err) == Unavailable {
+		if _, made := s.afterLostReply(ctx, code, func(r *Room) bool {
+			return r.Current == n && r.Phase == PhaseLive && r.StartedAt.UnixMicro() == started.UnixMicro()
+		}); made {
+			err = nil // the room went live, only the reply was lost: send the start
+		}
 	}
 	if err != nil {
 		return StartResult{}, err
@@ -258,21 +262,21 @@ func (s *Service) start(ctx context.Context, code string, n int, scheduled time.
 
 var errStale = errors.New("stale timed start")
 
-// wentLive looks, a few times, whether question n went live at started after all: an
-// engine that goes away may make a change and lose only its reply. Without it, the room
-// would be live with no start signal sent.
-func (s *Service) wentLive(ctx context.Context, code string, n int, started time.Time) bool {
+// afterLostReply looks, a few times, whether a change the engine reported as unavailable
+// was made after all: an engine that goes away may make a change and lose only its reply.
+// It returns the room if made says the change is there.
+func (s *Service) afterLostReply(ctx context.Context, code string, made func(*Room) bool) (*Room, bool) {
 	for try := range 3 {
 		if try > 0 {
 			time.Sleep(300 * time.Millisecond)
 		}
 		r, err := s.store.Room(ctx, code)
 		if err == nil {
-			return r.Current == n && r.Phase == PhaseLive && r.StartedAt.UnixMicro() == started.UnixMicro()
+			return r, made(r)
 		}
 	}
-	s.log.Error("cannot tell whether a start was made: the room may be live without a start signal", "room", code, "n", n)
-	return false
+	s.log.Error("cannot tell whether a change whose reply was lost was made", "room", code)
+	return nil, false
 }
 
 func checkQuestion(qz Quiz, n int) error {
@@ -343,6 +347,15 @@ func (s *Service) close(ctx context.Context, code string, n int, scheduled time.
 		r.Phase, r.StartAt, r.CloseAt = PhaseClosed, time.Time{}, time.Time{}
 		return nil
 	})
+	if ErrorCode(err) == Unavailable {
+		// Closed, with only the reply lost: finish the close. Its announcements and the
+		// finalizing are idempotent, so doing them after another close harms nothing.
+		if closed, made := s.afterLostReply(ctx, code, func(r *Room) bool {
+			return r.Current == n && r.Phase == PhaseClosed
+		}); made {
+			r, err = closed, nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

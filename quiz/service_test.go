@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -507,7 +508,7 @@ func (l *lostReply) Update(ctx context.Context, code string, fn func(*Room) erro
 	return r, err
 }
 
-func TestStartWhoseReplyWasLost(t *testing.T) {
+func TestStartAndCloseWhoseReplyWasLost(t *testing.T) {
 	ctx := context.Background()
 	bc := newFake()
 	store := &lostReply{Store: NewMemoryStore(), lost: true}
@@ -522,5 +523,14 @@ func TestStartWhoseReplyWasLost(t *testing.T) {
 	}
 	if bc.startCount() != 1 {
 		t.Fatalf("got %d starts sent, want 1: the room went live", bc.startCount())
+	}
+	store.lost = false // the close's Update is made, its reply lost
+	if _, err := s.Close(ctx, r.Code, 1, time.Time{}); err != nil {
+		t.Fatalf("close whose reply was lost: got %v, want the close announced", err)
+	}
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	if !slices.ContainsFunc(bc.frames, func(f string) bool { return strings.HasPrefix(f, `{"type":"close","n":1}`) }) {
+		t.Fatalf("got frames %v, want a close of question 1", bc.frames)
 	}
 }
