@@ -127,7 +127,7 @@ func (h *Hub) Serve(ctx context.Context, ws *websocket.Conn, client Client, hand
 		hub:    h,
 		ws:     ws,
 		client: client,
-		queue:  make(chan []byte, h.opts.QueueSize),
+		queue:  make(chan []byte, queueSize(h.opts, client.Role)),
 		start:  make(chan *delivery, 4),
 		done:   make(chan struct{}),
 	}
@@ -153,6 +153,13 @@ func (h *Hub) Serve(ctx context.Context, ws *websocket.Conn, client Client, hand
 	cancel()
 	wg.Wait()
 	return err
+}
+
+func queueSize(o Options, r Role) int {
+	if r == Host {
+		return o.HostQueue
+	}
+	return o.QueueSize
 }
 
 func (h *Hub) register(c *Conn) error {

@@ -19,7 +19,8 @@ import (
 
 // Options configure a Hub. Zero fields take the defaults given.
 type Options struct {
-	QueueSize    int           // frames waiting per connection; default 64
+	QueueSize    int           // frames waiting per player connection; default 64
+	HostQueue    int           // frames waiting per host connection; default 4096: a host gets a frame per answer
 	WriteTimeout time.Duration // one write to one socket; default 5 s
 	PingInterval time.Duration // between RTT pings; default 5 s
 	PingTimeout  time.Duration // for a pong to come back; default 15 s
@@ -44,6 +45,7 @@ func (o Options) withDefaults() Options {
 		}
 	}
 	def(&o.QueueSize, 64)
+	def(&o.HostQueue, 4096)
 	def(&o.Shards, runtime.GOMAXPROCS(0))
 	def(&o.History, 200)
 	defDur(&o.WriteTimeout, 5*time.Second)

@@ -49,7 +49,8 @@ type closeFrame struct {
 
 type leaderboardFrame struct {
 	Type    string  `json:"type"`
-	Entries []Entry `json:"entries"`
+	Entries []Entry `json:"entries"` // the top LeaderboardTop
+	Players int     `json:"players"` // on the whole board
 }
 
 type joinedFrame struct {

@@ -41,8 +41,9 @@ type Broadcaster interface {
 
 // Limits of a room.
 const (
-	MaxName    = 32     // the longest player name, in characters
-	MaxPlayers = 20_000 // players one room takes
+	LeaderboardTop = 20     // entries in the leaderboard frame after each close
+	MaxName        = 32     // the longest player name, in characters
+	MaxPlayers     = 20_000 // players one room takes
 )
 
 // Service runs rooms: it is what the server's handlers call. Create one with NewService and
@@ -373,7 +374,10 @@ func (s *Service) close(ctx context.Context, code string, n int, scheduled time.
 	if err != nil {
 		return nil, err
 	}
-	s.bc.Send(code, mustFrame(leaderboardFrame{Type: "leaderboard", Entries: lb}))
+	// The frame goes to every player: with the whole board it would grow with the room
+	// squared (10,000 players: 600 KB to each of them). The top of it is what a screen
+	// shows; the full board is one GET away.
+	s.bc.Send(code, mustFrame(leaderboardFrame{Type: "leaderboard", Entries: lb[:min(len(lb), LeaderboardTop)], Players: len(lb)}))
 	return r, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -532,5 +533,35 @@ func TestStartAndCloseWhoseReplyWasLost(t *testing.T) {
 	defer bc.mu.Unlock()
 	if !slices.ContainsFunc(bc.frames, func(f string) bool { return strings.HasPrefix(f, `{"type":"close","n":1}`) }) {
 		t.Fatalf("got frames %v, want a close of question 1", bc.frames)
+	}
+}
+
+// TestLeaderboardFrameIsTheTop: the frame after a close carries the top of the board and
+// its size, not the whole board, which would grow with the room squared.
+func TestLeaderboardFrameIsTheTop(t *testing.T) {
+	ctx := context.Background()
+	s, bc := newTestService(t)
+	r := mustCreate(t, s, validQuiz())
+	for i := range LeaderboardTop + 5 {
+		if _, err := s.Join(ctx, r.Code, fmt.Sprint("p", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Open(ctx, r.Code, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Close(ctx, r.Code, 1, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	bc.mu.Lock()
+	last := bc.frames[len(bc.frames)-1]
+	bc.mu.Unlock()
+	var lb struct {
+		Type    string
+		Entries []Entry
+		Players int
+	}
+	if err := json.Unmarshal([]byte(last), &lb); err != nil || lb.Type != "leaderboard" || len(lb.Entries) != LeaderboardTop || lb.Players != LeaderboardTop+5 {
+		t.Fatalf("got %.200s, want a leaderboard of the top %d of %d players", last, LeaderboardTop, LeaderboardTop+5)
 	}
 }
