@@ -11,6 +11,13 @@
 #                               after strategy in turn: sequential, pool-20, single-hub, bulb
 #                               (hub.Start) and a raw-TCP floor (scripts/fanout); the
 #                               no-argument run does a quick one: 1,000 clients, 3 rounds
+#   scripts/bench.sh e2e        end to end: the real server (its binary, one process) and
+#                               scripts/loadgen (another process) on loopback, 10,000 clients
+#                               in one room, 30 starts: receipt p50/p99/max, spread and bias
+#                               as loadgen sees them, the server's fairness report of the last
+#                               start, server RSS and goroutines per connection, server CPU
+#                               per start; --quick (and the no-argument run): 1,000 clients,
+#                               5 starts
 #
 #   BENCHTIME=50x scripts/bench.sh hub     iterations of each hub benchmark (default 20x)
 #   ACCEPTS=100000 COUNT=5 scripts/bench.sh engines
@@ -19,13 +26,18 @@
 #   CLIENTS=1000 ROUNDS=20 scripts/bench.sh fanout
 #                               sizes, comma-separated (default 1000,5000,10000), and starts
 #                               per strategy and size (default 10)
+#   CLIENTS=10000 STARTS=30 RATE=1000 scripts/bench.sh e2e
+#                               clients, starts (one question each) and the loadgen's
+#                               connections per second (default 1000)
 #
+# e2e needs curl and jq (Debian: apt-get install curl jq) and an open-file hard limit above
+# the number of clients (the script raises the soft limit to the hard one).
 # engines needs redis-server, redis-cli and redis-benchmark (Debian: redis-server and
 # redis-tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { echo "usage: scripts/bench.sh [hub|engines|fanout]" >&2; exit 2; }
+usage() { echo "usage: scripts/bench.sh [hub|engines|fanout|e2e [--quick]]" >&2; exit 2; }
 
 machine() {
   echo "machine: $(nproc) cores, $(uname -sr), $(go version | cut -d' ' -f3-)"
@@ -58,8 +70,9 @@ fanout() {
   fi
 }
 
-# The throwaway redis-server of the engines part, stopped on any exit.
-tmp="" redis_pid=""
+# The throwaway redis-server of the engines part, and the server and loadgen of the e2e
+# part, stopped on any exit.
+tmp="" redis_pid="" server_pid="" loadgen_pid=""
 stop_redis() {
   if [ -n "$redis_pid" ]; then
     kill "$redis_pid" 2>/dev/null || true
@@ -69,6 +82,14 @@ stop_redis() {
 }
 cleanup() {
   stop_redis
+  local pid
+  for pid in "$loadgen_pid" "$server_pid"; do
+    if [ -n "$pid" ]; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
+  loadgen_pid="" server_pid=""
   if [ -n "$tmp" ]; then rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
@@ -230,10 +251,178 @@ engines() {
   echo " as its caller sees it, with the Go client, JSON and the benchmark on the same 2 cores)"
 }
 
+# e2e [--quick]: the server's binary and scripts/loadgen's, each in its own process, on
+# loopback; the script plays the host with curl. Server figures come from /proc/PID (the
+# binary runs directly, so PID is the server's) and from its /metrics.
+e2e() {
+  local clients=${CLIENTS:-10000} starts=${STARTS:-30} rate=${RATE:-1000}
+  if [ "${1:-}" = --quick ]; then clients=1000 starts=5; fi
+  local prog
+  for prog in curl jq; do
+    command -v "$prog" >/dev/null || {
+      echo "bench.sh e2e: $prog is missing (Debian: apt-get install curl jq)" >&2
+      exit 1
+    }
+  done
+  # Server and loadgen are separate processes: each needs one descriptor per client.
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  echo
+  echo "== e2e: the server and scripts/loadgen in separate processes on loopback:" \
+    "$clients clients in one room, $starts starts (open-file limit $(ulimit -n))"
+  tmp=$(mktemp -d /tmp/bulb-bench.XXXXXX)
+  show go build -o "$tmp/bulb" ./server
+  show go build -o "$tmp/loadgen" ./scripts/loadgen
+  local port token base
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+  base=http://127.0.0.1:$port
+  echo "\$ BULB_ADMIN_TOKEN=… BULB_ADDR=127.0.0.1:$port BULB_LOG_LEVEL=info $tmp/bulb &"
+  BULB_ADMIN_TOKEN=$token BULB_ADDR=127.0.0.1:$port BULB_LOG_LEVEL=info "$tmp/bulb" >"$tmp/server.log" 2>&1 &
+  server_pid=$!
+  local tries=0
+  until curl -fsS "$base/healthz" >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    if [ "$tries" -gt 200 ] || ! kill -0 "$server_pid" 2>/dev/null; then
+      echo "bench.sh e2e: the server did not start:" >&2
+      cat "$tmp/server.log" >&2
+      exit 1
+    fi
+    sleep 0.05
+  done
+
+  # metric NAME: the value of an unlabelled metric; rss: VmRSS in KiB; ticks: utime+stime.
+  metric() { curl -fsS "$base/metrics" | awk -v m="$1" '$1 == m && !done { print $2 + 0; done = 1 }'; }
+  rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$server_pid/status"; }
+  ticks() { awk '{ print $14 + $15 }' "/proc/$server_pid/stat"; } # comm is "bulb": no spaces
+  api() { # api METHOD PATH [BODY]
+    curl -fsS -X "$1" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+      ${3:+--data "$3"} "$base$2"
+  }
+  local hz rss0 gor0
+  hz=$(getconf CLK_TCK)
+  rss0=$(rss) gor0=$(metric go_goroutines)
+
+  # One choice question per start, all alike; every client answers choice 0, the right one.
+  local quiz code
+  quiz=$(jq -cn --argjson n "$starts" \
+    '{title: "bench e2e", questions: [range($n) | {kind: "choice", text: "Which?", choices: ["a", "b", "c", "d"], answer: 0}]}')
+  echo "\$ curl -X POST -H 'Authorization: Bearer …' --data '{\"title\":\"bench e2e\",\"questions\":[… $starts choice questions …]}' $base/api/rooms"
+  code=$(api POST /api/rooms "$quiz" | jq -r .code)
+  echo "room $code"
+
+  local lg=("$tmp/loadgen" --url "$base" --room "$code" --clients "$clients" --rate "$rate"
+    --starts "$starts" --reaction-ms 200,50 --choice 0 --json)
+  printf '$'; printf ' %q' "${lg[@]}"; printf ' > loadgen.json &\n'
+  "${lg[@]}" >"$tmp/loadgen.json" 2>"$tmp/loadgen.err" &
+  loadgen_pid=$!
+  local deadline=$((SECONDS + clients / rate + 60)) conns=0
+  while :; do
+    conns=$(metric bulb_hub_connections)
+    [ "${conns:-0}" -ge "$clients" ] && break
+    if [ "$SECONDS" -ge "$deadline" ] || ! kill -0 "$loadgen_pid" 2>/dev/null; then
+      echo "bench.sh e2e: $conns of $clients clients connected; loadgen said:" >&2
+      tail -n 20 "$tmp/loadgen.err" >&2
+      exit 1
+    fi
+    sleep 1
+  done
+  sleep 1 # let the last joins settle
+  local rss1 gor1 conns1
+  rss1=$(rss) gor1=$(metric go_goroutines) conns1=$(metric bulb_hub_connections)
+  echo "connected: $conns1 (server's bulb_hub_connections)"
+
+  # Per question: open, start (CPU ticks around the start call, which returns once the frame
+  # was sent to every recipient), ~1 s for acks and answers, close (CPU ticks from before
+  # the start to after the close: fan-out, acks, answers and close together).
+  local n t0 t1 t2 start_ticks=0 cycle_ticks=0 rss2="" gor2="" after=0 resp recips=""
+  for n in $(seq "$starts"); do
+    api POST "/api/rooms/$code/questions/$n/open" >/dev/null
+    sleep 0.2
+    t0=$(ticks)
+    resp=$(api POST "/api/rooms/$code/questions/$n/start")
+    t1=$(ticks)
+    recips="$recips $(echo "$resp" | jq -r .recipients)"
+    sleep 1
+    api POST "/api/rooms/$code/questions/$n/close" >/dev/null
+    t2=$(ticks)
+    start_ticks=$((start_ticks + t1 - t0)) cycle_ticks=$((cycle_ticks + t2 - t0))
+    # "after" is the last sample with every client still connected: loadgen leaves once it
+    # has seen the last start and answered it, often before that question's close.
+    if [ "$(metric bulb_hub_connections)" -ge "$clients" ]; then
+      rss2=$(rss) gor2=$(metric go_goroutines) after=$n
+    fi
+    sleep 0.2
+  done
+  echo "start calls' recipients:$recips"
+  echo "(waiting for loadgen to finish)"
+  # loadgen stops by itself --grace (3 s) after the last start; past a minute, interrupt
+  # it (SIGINT: it still prints its report), then give up on it.
+  local lg_rc=0 waited=0
+  while kill -0 "$loadgen_pid" 2>/dev/null && [ "$waited" -lt 60 ]; do sleep 1; waited=$((waited + 1)); done
+  if kill -0 "$loadgen_pid" 2>/dev/null; then
+    echo "bench.sh e2e: loadgen still running 60 s after the last close: interrupting it" >&2
+    kill -INT "$loadgen_pid" 2>/dev/null || true
+    waited=0
+    while kill -0 "$loadgen_pid" 2>/dev/null && [ "$waited" -lt 30 ]; do sleep 1; waited=$((waited + 1)); done
+    kill -KILL "$loadgen_pid" 2>/dev/null || true
+  fi
+  wait "$loadgen_pid" || lg_rc=$?
+  loadgen_pid=""
+  local rss3 gor3
+  rss3=$(rss) gor3=$(metric go_goroutines)
+  [ "$lg_rc" -eq 0 ] || { echo "bench.sh e2e: loadgen exited with $lg_rc:" >&2; tail -n 20 "$tmp/loadgen.err" >&2; }
+  if [ -s "$tmp/server.log" ]; then
+    echo "server log ($(wc -l <"$tmp/server.log") lines), by message, most frequent first:"
+    sed -E 's/.*(level=[A-Z]+) (msg=("[^"]*"|[^ ]*)).* ((reason|err)=("[^"]*"|[^ ]*)).*/\1 \2 \4/; t
+      s/.*(level=[A-Z]+) (msg=("[^"]*"|[^ ]*)).*/\1 \2/' "$tmp/server.log" | sort | uniq -c | sort -rn | head -n 8
+  fi
+  if [ ! -s "$tmp/loadgen.json" ]; then
+    echo "bench.sh e2e: loadgen printed no report" >&2
+    exit 1
+  fi
+
+  local j=$tmp/loadgen.json
+  echo
+  echo "== e2e: $clients clients, $starts starts; loadgen's view (receipt times from each start's first receipt, µs)"
+  jq -r '"connected \(.connected) of \(.clients), failed \(.failed), dropped \(.dropped); starts seen \(.startsSeen); acks \(.acks), answers \(.answers), results \(.results)" +
+    (if (.answerErrors // {}) == {} then "" else "; answer errors \(.answerErrors)" end) +
+    (if (.failures // {}) == {} then "" else "\nfailures: \(.failures)" end)' "$j"
+  jq -r 'def med: sort | if length == 0 then "n/a" else .[((length + 1) / 2 | floor) - 1] end;
+    def mx: if length == 0 then "n/a" else max end;
+    .starts as $s |
+    "receipt, median over starts (max over starts): p50 \([$s[].p50Us] | med) (\([$s[].p50Us] | mx)), p99 \([$s[].p99Us] | med) (\([$s[].p99Us] | mx)), max \([$s[].maxUs] | med) (\([$s[].maxUs] | mx)), spread \([$s[].spreadUs] | med) (\([$s[].spreadUs] | mx)); receivers per start: \([$s[].receivers] | map(tostring) | join(" "))"' "$j"
+  jq -r '"bias: \(.uniformity.verdict)", (.uniformity.tests[] | "  \(.name): " + (if .applied then "n \(.n), stat \(.stat * 1000 | round / 1000), p \(.p * 10000 | round / 10000)" else "not applied" end) + (if .note then " (\(.note))" else "" end)),
+    "  clients flagged: \([.clientBias[] | select(.flagged)] | length) of \(.clientBias | length)"' "$j"
+
+  echo
+  echo "== e2e: the server's view"
+  echo "\$ curl -H 'Authorization: Bearer …' '$base/api/rooms/$code/fairness?limit=1'"
+  api GET "/api/rooms/$code/fairness?limit=1" | jq -r '.starts[0] |
+    "last start (seq \(.seq), n \(.n)): recipients \(.recipients), acked \(.acked), dropped \(.dropped); writtenUs p50 \(.writtenUs.p50), p99 \(.writtenUs.p99), max \(.writtenUs.max); spreadUs \(.spreadUs); ackUs p50 \(.ackUs.p50), p99 \(.ackUs.p99); ackSpreadUs \(.ackSpreadUs)"'
+  awk -v c="$clients" -v r0="$rss0" -v r1="$rss1" -v r2="$rss2" -v r3="$rss3" -v g0="$gor0" -v g1="$gor1" -v g2="$gor2" -v g3="$gor3" -v a="$after" -v s="$starts" 'BEGIN {
+    printf "server RSS: %d KiB before clients, %d idle with %d clients, ", r0, r1, c
+    if (r2 != "") printf "%d after start %d of %d, ", r2, a, s
+    printf "%d once loadgen left\n", r3
+    printf "RSS per connection: idle %.1f KiB", (r1 - r0) / c
+    if (r2 != "") printf ", after the starts %.1f KiB", (r2 - r0) / c
+    printf "\n"
+    printf "goroutines: %d before, %d idle (%.2f per connection)", g0, g1, (g1 - g0) / c
+    if (g2 != "") printf ", %d after start %d (%.2f per connection)", g2, a, (g2 - g0) / c
+    printf ", %d once loadgen left\n", g3
+    if (r2 == "") print "(no sample after a start with every client still connected)"
+  }'
+  awk -v hz="$hz" -v st="$start_ticks" -v cy="$cycle_ticks" -v s="$starts" 'BEGIN {
+    printf "server CPU per start: %.0f ms in the start call (fan-out), %.0f ms from start to close (fan-out, acks, answers, close); ticks of %.0f ms\n",
+      st * 1000 / hz / s, cy * 1000 / hz / s, 1000 / hz
+  }'
+  echo "(server, loadgen and curl share the same $(nproc) cores; loadgen's receipt times include its own scheduling)"
+}
+
 case "${1:-all}" in
-all) machine; hub; engines; fanout --quick ;;
+all) machine; hub; engines; fanout --quick; e2e --quick ;;
 hub) machine; hub ;;
 engines) machine; engines ;;
 fanout) machine; fanout ;;
+e2e) machine; e2e "${2:-}" ;;
 *) usage ;;
 esac
