@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bulbquiz/bulb/hub"
+	"github.com/bulbquiz/bulb/internal/rlimit"
 )
 
 // BenchmarkBroadcast delivers one start frame to every client of a room over real
@@ -71,20 +72,10 @@ func BenchmarkBroadcast(b *testing.B) {
 	}
 }
 
-// raiseNoFile raises the soft RLIMIT_NOFILE to need, skipping tb if it cannot.
+// raiseNoFile raises the open-file limit to need, or skips the benchmark saying why.
 func raiseNoFile(tb testing.TB, need uint64) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		tb.Skipf("needs %d open files; cannot read RLIMIT_NOFILE: %v", need, err)
-	}
-	if lim.Cur >= need {
-		return
-	}
-	was := lim
-	lim.Cur = need
-	lim.Max = max(lim.Max, need)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		tb.Skipf("needs %d open files; RLIMIT_NOFILE is %d (hard %d) and raising it failed: %v", need, was.Cur, was.Max, err)
+	if err := rlimit.RaiseNoFile(need); err != nil {
+		tb.Skip(err)
 	}
 }
 

@@ -59,6 +59,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bulbquiz/bulb/hub"
+	"github.com/bulbquiz/bulb/internal/rlimit"
 	"github.com/bulbquiz/bulb/scripts/loadgen/stats"
 )
 
@@ -151,23 +152,6 @@ func quoteArgs(args []string) string {
 	return b.String()
 }
 
-// raiseNoFile raises RLIMIT_NOFILE to at least need (the hard limit too, if allowed).
-func raiseNoFile(need uint64) error {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return err
-	}
-	if lim.Cur >= need {
-		return nil
-	}
-	was := lim
-	lim.Cur, lim.Max = need, max(lim.Max, need)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return fmt.Errorf("needs %d open files; RLIMIT_NOFILE is %d (hard %d) and raising it failed: %w", need, was.Cur, was.Max, err)
-	}
-	return nil
-}
-
 func cpuNow() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
@@ -204,10 +188,10 @@ func (openHandler) Frame(context.Context, *hub.Conn, []byte, time.Time) {}
 
 func setup(n int) (*bench, error) {
 	withFloor := true
-	if err := raiseNoFile(uint64(2*n + 1000)); err != nil {
+	if err := rlimit.RaiseNoFile(uint64(2*n + 1000)); err != nil {
 		// floor's TCP connections double the sockets of both processes: without room for
 		// them, run the WebSocket strategies only.
-		if err2 := raiseNoFile(uint64(n + 1000)); err2 != nil {
+		if err2 := rlimit.RaiseNoFile(uint64(n + 1000)); err2 != nil {
 			return nil, err2
 		}
 		withFloor = false
@@ -617,7 +601,7 @@ func child(spec string) error {
 	if tcpAddr == "-" {
 		need = uint64(n + 1000)
 	}
-	if err := raiseNoFile(need); err != nil {
+	if err := rlimit.RaiseNoFile(need); err != nil {
 		return err
 	}
 	report := os.NewFile(3, "report")

@@ -144,7 +144,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if cur, max, err := raiseNoFile(); err != nil {
-		fmt.Fprintf(stderr, "loadgen: cannot raise the open-file limit (%v); it is %d\n", err, cur)
+		fmt.Fprintf(stderr, "loadgen: cannot raise the open-file limit: %v\n", err)
 	} else if uint64(cfg.clients)+64 > cur {
 		fmt.Fprintf(stderr, "loadgen: open-file limit %d (hard %d) is below %d clients + 64: expect failures\n", cur, max, cfg.clients)
 	}
