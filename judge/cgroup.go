@@ -124,9 +124,8 @@ type boxCgroup struct {
 	cpu     string   // the dir to read CPU time from, "" if none
 }
 
-// create makes the cgroup named name with the memory and process limits, first removing
-// a leftover of the same name (from a crashed run).
-func (c cgroups) create(name string, memory int64, procs int) (*boxCgroup, error) {
+// box returns the cgroup named name, which may or may not exist.
+func (c cgroups) box(name string) *boxCgroup {
 	b := &boxCgroup{version: c.version}
 	b.dirs = append(b.dirs, filepath.Join(c.memory, name))
 	if c.version == 1 && c.pids != "" {
@@ -139,6 +138,13 @@ func (c cgroups) create(name string, memory int64, procs int) (*boxCgroup, error
 		b.cpu = filepath.Join(c.cpuacct, name)
 		b.dirs = append(b.dirs, b.cpu)
 	}
+	return b
+}
+
+// create makes the cgroup named name with the memory and process limits, first removing
+// a leftover of the same name (from a crashed run).
+func (c cgroups) create(name string, memory int64, procs int) (*boxCgroup, error) {
+	b := c.box(name)
 	b.remove() // a leftover of a crashed run
 	for _, d := range b.dirs {
 		if err := os.Mkdir(d, 0o755); err != nil {

@@ -8,7 +8,9 @@
 //     how memory was limited). Bwrap is the bubblewrap backend: no network, read-only
 //     system, only /box writable, one uid per box, CPU, wall, memory (cgroup v1 or v2,
 //     else RLIMIT_AS), process, output and file-size limits, and a clean box before and
-//     after each run.
+//     after each run. Isolate is the backend on isolate (the IOI's sandbox), used where it
+//     is installed and chosen: its --box-id, --cg, --init/--run/--cleanup and --meta.
+//     Clean empties a box a dead worker left, for the reaper.
 //   - Languages is the table of languages: source name, compile and run commands and
 //     compile limits. Add a language by adding a row.
 //   - Check compares outputs with the exact, lines, tokens and float:EPS checkers.
@@ -27,10 +29,14 @@
 //     group: Enqueue (XADD, a *BusyError past MaxJobs), Next (XREADGROUP, and XAUTOCLAIM
 //     of jobs that dead workers left idle for ClaimIdle, as a new attempt), and Complete,
 //     which writes a job's verdict once, from its current attempt only, and acknowledges it.
+//     It is fair across players: one job per player in the stream, the rest waiting in
+//     the player's own list.
+//   - Workers judge a RedisJobs' jobs in a judge process, on boxes of Boxes, and record
+//     each verdict (OnVerdict) before completing the job.
 //
-// Concurrency: Check is pure. Bwrap.Run and Judge are safe to call concurrently on
+// Concurrency: Check is pure. The sandboxes' Run and Clean, and Judge, are safe to call concurrently on
 // different boxes; one box must not be used by two runs at once (the caller holds it
-// through a lease). Boxes, Queue and Pool.Submit are safe for concurrent use; Pool.Run
-// is called once. Languages and the Default* limits are read without locking:
+// through a lease). Boxes, Queue, RedisJobs and Pool.Submit are safe for concurrent use;
+// Pool.Run and Workers.Run are called once. Languages and the Default* limits are read without locking:
 // change them only before the first run.
 package judge

@@ -22,13 +22,20 @@ import (
 // job's current attempt only: a stale worker, whose job was claimed by another, gets
 // written=false from Complete and its verdict is dropped.
 //
+// Fair across players: a player has at most one job in the stream at a time; its other
+// jobs wait in a list of its own and enter the stream, at the end, as the one before is
+// completed. So one player's burst waits behind every other player's next job, and many
+// worker processes can serve one stream in order. (A player's jobs are judged one after
+// another, never two at once.)
+//
 // Delivery is at least once: a job may be judged more than once (a worker that was slow
 // rather than dead, or one that lost its connection mid-read), but gets one verdict.
 //
-// Keys, PREFIX judge:{jobs}: … the stream (field "job": the Job as JSON), and
-// PREFIX judge:{jobs}:verdict:ID (the Verdict as JSON, kept VerdictTTL), where ID is the
-// job's stream entry id, as Enqueue returns it. One hash tag keeps a job's entry and its
-// verdict in one cluster slot, as the scripts need.
+// Keys, PREFIX judge:{jobs}: … the stream (fields id, player and job, the Job as JSON);
+// …:instream (hash: player → the entry id of its job in the stream); …:waiting (the number
+// of jobs waiting in players' lists); …:wait:PLAYER (list of job id, job pairs); and
+// …:verdict:ID (the Verdict as JSON, kept VerdictTTL), where ID is the Job's ID. One hash
+// tag keeps them in one cluster slot, as the scripts need.
 //
 // The attempt of a delivery is the job's delivery count in the group: 1 when first read,
 // raised by one by every claim. Complete's script writes only while the job is pending
@@ -70,7 +77,7 @@ type RedisJobsOptions struct {
 	// it as dead; default 30 s. It must exceed the longest judging of one job, or a slow
 	// worker's job is judged again (the first verdict still wins).
 	ClaimIdle time.Duration
-	// MaxJobs bounds the unfinished jobs in the stream; Enqueue returns a *BusyError
+	// MaxJobs bounds the unfinished jobs, in the stream or waiting; Enqueue returns a *BusyError
 	// beyond it. Default 10000: ten times a Pool's default queue, minutes of work for the
 	// workers of a few hosts, and at most a few hundred MB of jobs (their tests travel
 	// with them).
@@ -82,7 +89,7 @@ type RedisJobsOptions struct {
 
 // Delivery is one job handed to one worker by Next.
 type Delivery struct {
-	ID      string // the job's stream entry id, as Enqueue returned it
+	ID      string // the job's stream entry id
 	Job     Job
 	Attempt int64 // 1 for the first delivery, one more for each claim from a dead worker
 }
@@ -111,7 +118,10 @@ func NewRedisJobs(rdb redis.UniversalClient, opts RedisJobsOptions) *RedisJobs {
 	}
 }
 
-func (j *RedisJobs) verdictKey(id string) string { return j.stream + ":verdict:" + id }
+func (j *RedisJobs) verdictKey(jobID string) string { return j.stream + ":verdict:" + jobID }
+func (j *RedisJobs) inStreamKey() string            { return j.stream + ":instream" }
+func (j *RedisJobs) waitingKey() string             { return j.stream + ":waiting" }
+func (j *RedisJobs) waitKey(player string) string   { return j.stream + ":wait:" + player }
 
 // ensureGroup creates the group, from the stream's start, unless it is known to exist.
 func (j *RedisJobs) ensureGroup(ctx context.Context) error {
@@ -136,29 +146,29 @@ func (j *RedisJobs) noGroup(err error) bool {
 	return false
 }
 
-// Enqueue adds job for the workers and returns its id, or a *BusyError when MaxJobs jobs
-// are unfinished (the job was not added).
-func (j *RedisJobs) Enqueue(ctx context.Context, job Job) (string, error) {
+// Enqueue adds job for the workers, or returns a *BusyError when MaxJobs jobs are
+// unfinished (the job was not added). Job IDs must be unique: a verdict is kept by it.
+func (j *RedisJobs) Enqueue(ctx context.Context, job Job) error {
 	if err := j.ensureGroup(ctx); err != nil {
-		return "", err
+		return err
 	}
 	b, err := json.Marshal(job)
 	if err != nil {
-		return "", fmt.Errorf("encoding job %s: %w", job.ID, err)
+		return fmt.Errorf("encoding job %s: %w", job.ID, err)
 	}
-	r, err := jobsEnqueue.Run(ctx, j.rdb, []string{j.stream}, j.maxJobs, b).Slice()
+	r, err := jobsEnqueue.Run(ctx, j.rdb, []string{j.stream, j.inStreamKey(), j.waitingKey(), j.waitKey(job.Player)},
+		j.maxJobs, job.ID, job.Player, b).Slice()
 	if err != nil {
-		return "", fmt.Errorf("enqueueing job %s: %w", job.ID, err)
+		return fmt.Errorf("enqueueing job %s: %w", job.ID, err)
 	}
 	if len(r) != 2 {
-		return "", fmt.Errorf("enqueueing job %s: reply %v", job.ID, r)
+		return fmt.Errorf("enqueueing job %s: reply %v", job.ID, r)
 	}
 	if added, _ := r[0].(int64); added == 0 {
 		n, _ := r[1].(int64)
-		return "", &BusyError{Len: int(n)}
+		return &BusyError{Len: int(n)}
 	}
-	id, _ := r[1].(string)
-	return id, nil
+	return nil
 }
 
 // Next waits for a job for this worker, or for ctx to be done. It first claims a job that a
@@ -261,6 +271,8 @@ func (j *RedisJobs) read(ctx context.Context) (Delivery, bool, error) {
 // delivered: no worker could judge it.
 func (j *RedisJobs) delivery(ctx context.Context, id string, values map[string]any, attempt int64) (Delivery, bool) {
 	d := Delivery{ID: id, Attempt: attempt}
+	d.Job.ID, _ = values["id"].(string)
+	d.Job.Player, _ = values["player"].(string)
 	s, _ := values["job"].(string)
 	err := json.Unmarshal([]byte(s), &d.Job)
 	if err == nil {
@@ -282,8 +294,9 @@ func (j *RedisJobs) Complete(ctx context.Context, d Delivery, v Verdict) (writte
 	if err != nil {
 		return false, fmt.Errorf("encoding the verdict of %s: %w", d.ID, err)
 	}
-	n, err := jobsComplete.Run(ctx, j.rdb, []string{j.stream, j.verdictKey(d.ID)},
-		j.group, d.ID, j.consumer, d.Attempt, b, j.verdictTTL.Milliseconds()).Int()
+	keys := []string{j.stream, j.verdictKey(d.Job.ID), j.inStreamKey(), j.waitingKey(), j.waitKey(d.Job.Player)}
+	n, err := jobsComplete.Run(ctx, j.rdb, keys,
+		j.group, d.ID, j.consumer, d.Attempt, b, j.verdictTTL.Milliseconds(), d.Job.Player).Int()
 	if err != nil {
 		return false, fmt.Errorf("completing job %s: %w", d.ID, err)
 	}
@@ -293,18 +306,18 @@ func (j *RedisJobs) Complete(ctx context.Context, d Delivery, v Verdict) (writte
 	return n == 1, nil
 }
 
-// Verdict returns the verdict of the job with the id Enqueue returned; ok is false while
-// there is none (or after VerdictTTL).
-func (j *RedisJobs) Verdict(ctx context.Context, id string) (v Verdict, ok bool, err error) {
-	b, err := j.rdb.Get(ctx, j.verdictKey(id)).Bytes()
+// Verdict returns the verdict of the job with the given ID; ok is false while there is
+// none (or after VerdictTTL).
+func (j *RedisJobs) Verdict(ctx context.Context, jobID string) (v Verdict, ok bool, err error) {
+	b, err := j.rdb.Get(ctx, j.verdictKey(jobID)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return Verdict{}, false, nil
 	}
 	if err != nil {
-		return Verdict{}, false, fmt.Errorf("reading the verdict of %s: %w", id, err)
+		return Verdict{}, false, fmt.Errorf("reading the verdict of %s: %w", jobID, err)
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
-		return Verdict{}, false, fmt.Errorf("decoding the verdict of %s: %w", id, err)
+		return Verdict{}, false, fmt.Errorf("decoding the verdict of %s: %w", jobID, err)
 	}
 	return v, true, nil
 }

@@ -25,7 +25,7 @@ func mustRedisJobs(tb testing.TB, srv *redistest.Server, consumer string, claimI
 }
 
 func jobsJob(id string) Job {
-	return Job{ID: id, Player: "p-" + id, Submission: Submission{Language: "python3", Source: []byte("print(1)")},
+	return Job{ID: id, Player: "p-" + id, Submission: Submission{Language: "python", Source: []byte("print(1)")},
 		Tests: []Test{{Input: []byte("1\n"), Output: []byte("1\n")}}, Options: Options{Checker: "tokens"}}
 }
 
@@ -37,18 +37,14 @@ func TestRedisJobsTwoConsumers(t *testing.T) {
 	defer cancel()
 	const n = 30
 	producer := mustRedisJobs(t, srv, "", 0)
-	ids := map[string]string{} // stream id → Job.ID
 	for i := range n {
-		job := jobsJob(fmt.Sprint("job", i))
-		id, err := producer.Enqueue(ctx, job)
-		if err != nil {
+		if err := producer.Enqueue(ctx, jobsJob(fmt.Sprint("job", i))); err != nil {
 			t.Fatalf("Enqueue: %v", err)
 		}
-		ids[id] = job.ID
 	}
 
 	var mu sync.Mutex
-	took := map[string][]string{} // stream id → the consumers it was delivered to
+	took := map[string][]string{} // job ID → the consumers it was delivered to
 	perConsumer := map[string]int{}
 	var completed atomic.Int32
 	wctx, stop := context.WithCancel(ctx)
@@ -66,14 +62,14 @@ func TestRedisJobsTwoConsumers(t *testing.T) {
 					return
 				}
 				mu.Lock()
-				took[d.ID] = append(took[d.ID], name)
+				took[d.Job.ID] = append(took[d.Job.ID], name)
 				perConsumer[name]++
 				mu.Unlock()
 				if d.Attempt != 1 {
 					t.Errorf("%s: job %s attempt %d, want 1", name, d.ID, d.Attempt)
 				}
-				if want := ids[d.ID]; d.Job.ID != want || string(d.Job.Tests[0].Output) != "1\n" {
-					t.Errorf("%s: delivery %s carries job %+v, want job %s", name, d.ID, d.Job, want)
+				if d.Job.Player != "p-"+d.Job.ID || string(d.Job.Tests[0].Output) != "1\n" {
+					t.Errorf("%s: delivery %s carries job %+v", name, d.ID, d.Job)
 				}
 				time.Sleep(5 * time.Millisecond) // judging: lets the other worker take jobs too
 				written, err := jobs.Complete(ctx, d, Verdict{Verdict: AC, Message: name + " " + d.Job.ID})
@@ -91,14 +87,15 @@ func TestRedisJobsTwoConsumers(t *testing.T) {
 	if got := completed.Load(); got != n {
 		t.Fatalf("completed %d jobs, want %d", got, n)
 	}
-	for id, jobID := range ids {
-		if len(took[id]) != 1 {
-			t.Errorf("job %s delivered to %v, want exactly one consumer", jobID, took[id])
+	for i := range n {
+		jobID := fmt.Sprint("job", i)
+		if len(took[jobID]) != 1 {
+			t.Errorf("job %s delivered to %v, want exactly one consumer", jobID, took[jobID])
 			continue
 		}
-		v, ok, err := producer.Verdict(ctx, id)
-		if want := took[id][0] + " " + jobID; err != nil || !ok || v.Message != want || v.Verdict != AC {
-			t.Errorf("Verdict(%s) = %+v, %v, %v, want %q", id, v, ok, err, want)
+		v, ok, err := producer.Verdict(ctx, jobID)
+		if want := took[jobID][0] + " " + jobID; err != nil || !ok || v.Message != want || v.Verdict != AC {
+			t.Errorf("Verdict(%s) = %+v, %v, %v, want %q", jobID, v, ok, err, want)
 		}
 	}
 	if perConsumer["a"] == 0 || perConsumer["b"] == 0 {
@@ -119,17 +116,17 @@ func TestRedisJobsDeadConsumer(t *testing.T) {
 	defer cancel()
 	const idle = 300 * time.Millisecond
 	a, b := mustRedisJobs(t, srv, "a", idle), mustRedisJobs(t, srv, "b", idle)
-	id, err := a.Enqueue(ctx, jobsJob("j1"))
-	if err != nil {
+	if err := a.Enqueue(ctx, jobsJob("j1")); err != nil {
 		t.Fatalf("Enqueue: %v", err)
 	}
 	da, err := a.Next(ctx)
 	if err != nil {
 		t.Fatalf("a: Next: %v", err)
 	}
-	if da.ID != id || da.Attempt != 1 {
-		t.Fatalf("a: got delivery %s attempt %d, want %s attempt 1", da.ID, da.Attempt, id)
+	if da.Job.ID != "j1" || da.Attempt != 1 {
+		t.Fatalf("a: got delivery of %s attempt %d, want j1 attempt 1", da.Job.ID, da.Attempt)
 	}
+	id := da.ID
 	taken := time.Now()
 
 	db, err := b.Next(ctx)
@@ -164,7 +161,7 @@ func TestRedisJobsDeadConsumer(t *testing.T) {
 			t.Errorf("%s: Complete = %v, %v, want %v, nil", s.name, written, err, s.wantW)
 		}
 	}
-	v, ok, err := a.Verdict(ctx, id)
+	v, ok, err := a.Verdict(ctx, "j1")
 	if err != nil || !ok || v != vb {
 		t.Errorf("Verdict = %+v, %v, %v, want %+v", v, ok, err, vb)
 	}
@@ -177,11 +174,10 @@ func TestRedisJobsCompleteTwice(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	jobs := mustRedisJobs(t, srv, "a", 0)
-	if _, ok, err := jobs.Verdict(ctx, "0-1"); ok || err != nil {
+	if _, ok, err := jobs.Verdict(ctx, "j1"); ok || err != nil {
 		t.Fatalf("Verdict of an unknown job = %v, %v, want false, nil", ok, err)
 	}
-	id, err := jobs.Enqueue(ctx, jobsJob("j1"))
-	if err != nil {
+	if err := jobs.Enqueue(ctx, jobsJob("j1")); err != nil {
 		t.Fatalf("Enqueue: %v", err)
 	}
 	d, err := jobs.Next(ctx)
@@ -195,7 +191,7 @@ func TestRedisJobsCompleteTwice(t *testing.T) {
 			t.Errorf("Complete #%d = %v, %v, want %v, nil", i+1, written, err, want)
 		}
 	}
-	if v, ok, err := jobs.Verdict(ctx, id); err != nil || !ok || v != first {
+	if v, ok, err := jobs.Verdict(ctx, "j1"); err != nil || !ok || v != first {
 		t.Errorf("Verdict = %+v, %v, %v, want %+v", v, ok, err, first)
 	}
 }
@@ -227,11 +223,11 @@ func TestRedisJobsBusy(t *testing.T) {
 	jobs := NewRedisJobs(srv.Client(t), RedisJobsOptions{Prefix: "test:", Consumer: "a", MaxJobs: 2,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	for i := range 2 {
-		if _, err := jobs.Enqueue(ctx, jobsJob(fmt.Sprint("j", i))); err != nil {
+		if err := jobs.Enqueue(ctx, jobsJob(fmt.Sprint("j", i))); err != nil {
 			t.Fatalf("Enqueue %d: %v", i, err)
 		}
 	}
-	_, err := jobs.Enqueue(ctx, jobsJob("j2"))
+	err := jobs.Enqueue(ctx, jobsJob("j2"))
 	var busy *BusyError
 	if !errors.As(err, &busy) || busy.Len != 2 {
 		t.Fatalf("Enqueue past MaxJobs: got %v, want a *BusyError with Len 2", err)
@@ -243,7 +239,7 @@ func TestRedisJobsBusy(t *testing.T) {
 	if _, err := jobs.Complete(ctx, d, Verdict{Verdict: AC}); err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
-	if _, err := jobs.Enqueue(ctx, jobsJob("j2")); err != nil {
+	if err := jobs.Enqueue(ctx, jobsJob("j2")); err != nil {
 		t.Errorf("Enqueue after a job completed: %v", err)
 	}
 }
@@ -258,19 +254,70 @@ func TestRedisJobsUndecodable(t *testing.T) {
 	if err := jobs.ensureGroup(ctx); err != nil {
 		t.Fatal(err)
 	}
-	bad, err := jobs.rdb.XAdd(ctx, &redis.XAddArgs{Stream: jobs.stream, Values: []string{"job", "{not json"}}).Result()
-	if err != nil {
+	if err := jobs.rdb.XAdd(ctx, &redis.XAddArgs{Stream: jobs.stream, Values: []string{"id", "bad", "player", "p", "job", "{not json"}}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	good, err := jobs.Enqueue(ctx, jobsJob("j1"))
-	if err != nil {
+	if err := jobs.Enqueue(ctx, jobsJob("j1")); err != nil {
 		t.Fatal(err)
 	}
 	d, err := jobs.Next(ctx)
-	if err != nil || d.ID != good {
-		t.Fatalf("Next = %s, %v, want %s", d.ID, err, good)
+	if err != nil || d.Job.ID != "j1" {
+		t.Fatalf("Next = %s, %v, want j1", d.Job.ID, err)
 	}
-	if v, ok, err := jobs.Verdict(ctx, bad); err != nil || !ok || v.Verdict != IE {
+	if v, ok, err := jobs.Verdict(ctx, "bad"); err != nil || !ok || v.Verdict != IE {
 		t.Errorf("Verdict of the undecodable job = %+v, %v, %v, want IE", v, ok, err)
+	}
+}
+
+// TestRedisJobsFairAcrossPlayers: a player's burst of five jobs, then one job each from
+// three other players: the workers get the burst's first job, then the three newcomers',
+// then the rest of the burst, one at a time; the busy bound counts the waiting jobs.
+func TestRedisJobsFairAcrossPlayers(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	jobs := NewRedisJobs(srv.Client(t), RedisJobsOptions{Prefix: "test:", Consumer: "a", MaxJobs: 8,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	enqueue := func(id, player string) error {
+		job := jobsJob(id)
+		job.Player = player
+		return jobs.Enqueue(ctx, job)
+	}
+	for i := range 5 {
+		if err := enqueue(fmt.Sprint("burst", i), "greedy"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{"x", "y", "z"} {
+		if err := enqueue(p, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var busy *BusyError
+	if err := enqueue("one-too-many", "w"); !errors.As(err, &busy) || busy.Len != 8 {
+		t.Fatalf("Enqueue of a ninth job with MaxJobs 8: %v, want a *BusyError with Len 8", err)
+	}
+	var order []string
+	for range 8 {
+		d, err := jobs.Next(ctx)
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		order = append(order, d.Job.ID)
+		if _, err := jobs.Complete(ctx, d, Verdict{Verdict: AC}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"burst0", "x", "y", "z", "burst1", "burst2", "burst3", "burst4"}
+	if fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Errorf("judged in the order %v, want %v", order, want)
+	}
+	for _, k := range []string{jobs.inStreamKey(), jobs.waitKey("greedy")} {
+		if n := jobs.rdb.Exists(ctx, k).Val(); n != 0 {
+			t.Errorf("%s left behind after every job completed", k)
+		}
+	}
+	if w := jobs.rdb.Get(ctx, jobs.waitingKey()).Val(); w != "0" {
+		t.Errorf("waiting counter %q after every job completed, want 0", w)
 	}
 }

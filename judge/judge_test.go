@@ -14,7 +14,7 @@ var sums = []Test{
 }
 
 var sources = map[string]struct{ ac, wa, ce, re string }{
-	"python3": {
+	"python": {
 		ac: "a, b = map(int, input().split())\nprint(a + b)\n",
 		wa: "a, b = map(int, input().split())\nprint(a - b)\n",
 		ce: "", // no compile step: a syntax error is a runtime error
@@ -81,7 +81,7 @@ func TestJudgeHostile(t *testing.T) {
 		want            string
 	}{
 		{"infinite loop", "c", "int main(void){for(;;);}", Limits{}, TLE},
-		{"sleeping forever", "python3", "import time\ntime.sleep(1000)\n", Limits{}, TLE},
+		{"sleeping forever", "python", "import time\ntime.sleep(1000)\n", Limits{}, TLE},
 		{"memory hog", "cpp", "#include <vector>\n#include <cstdio>\nint main(){std::vector<char*> v; for(;;){char*p=new char[1<<20]; for(int i=0;i<(1<<20);i+=4096)p[i]=1; v.push_back(p);} }", Limits{}, MLE},
 		{"printing gigabytes", "c", "#include <stdio.h>\nint main(void){for(;;)puts(\"spam spam spam spam\");}", Limits{}, OLE},
 		{"fork bomb", "c", "#include <unistd.h>\nint main(void){for(;;)fork();}", Limits{}, TLE},
@@ -94,6 +94,11 @@ func TestJudgeHostile(t *testing.T) {
 			t.Parallel()
 			o := opts
 			o.Compile = tt.compile
+			if tt.want == MLE {
+				// The hog must reach the memory limit before the wall clock ends it, even on
+				// a loaded machine: its CPU time stays far below the limit.
+				o.Limits.Wall = 20 * time.Second
+			}
 			start := time.Now()
 			v := Judge(context.Background(), sb, box, Submission{Language: tt.lang, Source: []byte(tt.src)}, sums, o)
 			if v.Verdict != tt.want {
@@ -118,7 +123,7 @@ func TestJudgeErrors(t *testing.T) {
 		opts Options
 	}{
 		{"unknown language", Submission{Language: "cobol"}, Options{Checker: "exact"}},
-		{"unknown checker", Submission{Language: "python3", Source: []byte("print(3)")}, Options{Checker: "magic"}},
+		{"unknown checker", Submission{Language: "python", Source: []byte("print(3)")}, Options{Checker: "magic"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if v := Judge(context.Background(), sb, box, tt.sub, sums, tt.opts); v.Verdict != IE {

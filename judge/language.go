@@ -28,7 +28,7 @@ var DefaultCompileLimits = Limits{
 // Languages is the table of languages by key (the key a submission names). Add a
 // language by adding a row; its programs must be installed under /usr.
 var Languages = map[string]Language{
-	"python3": {
+	"python": {
 		Name:   "Python 3",
 		Source: "main.py",
 		Run:    []string{"/usr/bin/python3", "-S", "main.py"},

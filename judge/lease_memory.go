@@ -13,11 +13,13 @@ type MemoryBoxes struct {
 
 var _ Boxes = (*MemoryBoxes)(nil)
 
-// NewMemoryBoxes returns n free boxes, ids 0 to n−1.
-func NewMemoryBoxes(n int) *MemoryBoxes {
+// NewMemoryBoxes returns n free boxes, ids first to first+n−1. Box ids are host-wide
+// (uids and cgroups): processes sharing a host must lease disjoint ranges, or share a
+// RedisBoxes.
+func NewMemoryBoxes(first, n int) *MemoryBoxes {
 	b := &MemoryBoxes{free: make(chan int, n)}
 	for id := range n {
-		b.free <- id
+		b.free <- first + id
 	}
 	return b
 }

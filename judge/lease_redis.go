@@ -26,7 +26,7 @@ type RedisBoxes struct {
 	rdb          redis.UniversalClient
 	key          string // PREFIX boxes:{HOST}:
 	worker       string
-	n            int
+	first, n     int
 	ttl          time.Duration
 	log          *slog.Logger
 	clean        func(ctx context.Context, id int) error
@@ -50,7 +50,8 @@ type RedisBoxesOptions struct {
 	Prefix string        // key prefix, e.g. "bulb:"
 	Host   string        // the host whose boxes these are
 	Worker string        // this worker's name, unique on the host
-	Boxes  int           // boxes on the host
+	First  int           // the first box id (box ids are host-wide uids and cgroups)
+	Boxes  int           // boxes on the host: ids First to First+Boxes−1
 	TTL    time.Duration // a worker silent this long is dead; default 10 s
 	// Clean makes a dead worker's box clean again (kill what runs as its uid, wipe its
 	// directory) before the reaper returns it.
@@ -68,7 +69,7 @@ func NewRedisBoxes(rdb redis.UniversalClient, opts RedisBoxesOptions) *RedisBoxe
 		opts.Logger = slog.Default()
 	}
 	return &RedisBoxes{
-		rdb: rdb, key: opts.Prefix + "boxes:{" + opts.Host + "}:", worker: opts.Worker, n: opts.Boxes,
+		rdb: rdb, key: opts.Prefix + "boxes:{" + opts.Host + "}:", worker: opts.Worker, first: opts.First, n: opts.Boxes,
 		ttl: opts.TTL, log: opts.Logger.With("component", "boxes"), clean: opts.Clean, reapInterval: opts.TTL / 2,
 	}
 }
@@ -81,7 +82,7 @@ func (b *RedisBoxes) workers() string            { return b.key + "workers" }
 // Run fills the host's free list the first time any worker runs, keeps this worker alive,
 // and reaps dead workers' boxes, until ctx is done.
 func (b *RedisBoxes) Run(ctx context.Context) error {
-	if err := leaseInit.Run(ctx, b.rdb, []string{b.key + "init", b.free()}, b.n).Err(); err != nil {
+	if err := leaseInit.Run(ctx, b.rdb, []string{b.key + "init", b.free()}, b.n, b.first).Err(); err != nil {
 		return fmt.Errorf("filling the free boxes: %w", err)
 	}
 	beat := time.NewTicker(b.ttl / 3)

@@ -21,7 +21,7 @@ var boxEngines = map[string]func(t *testing.T) func(worker string, n int) Boxes{
 		var shared *MemoryBoxes
 		return func(_ string, n int) Boxes {
 			if shared == nil {
-				shared = NewMemoryBoxes(n)
+				shared = NewMemoryBoxes(0, n)
 			}
 			return shared
 		}
@@ -190,7 +190,7 @@ func benchWakeup(b *testing.B, wait func(), rdb *redis.Client) {
 }
 
 func ExampleMemoryBoxes() {
-	boxes := NewMemoryBoxes(2)
+	boxes := NewMemoryBoxes(0, 2)
 	a, _ := boxes.Lease(context.Background())
 	b, _ := boxes.Lease(context.Background())
 	fmt.Println(a.ID(), b.ID())

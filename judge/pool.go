@@ -48,10 +48,11 @@ type PoolOptions struct {
 // pending in its stream and another worker reclaims it later; in memory it is lost with
 // the process. A job that finished judging before the shutdown keeps its verdict.
 type Pool struct {
-	opts    PoolOptions
-	queue   *Queue[Job]
-	log     *slog.Logger
-	running atomic.Bool
+	opts     PoolOptions
+	queue    *Queue[Job]
+	boxJudge boxJudge
+	log      *slog.Logger
+	running  atomic.Bool
 }
 
 // releaseTimeout bounds giving a box back, which may happen after Run's context is done.
@@ -71,7 +72,11 @@ func NewPool(opts PoolOptions) (*Pool, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Pool{opts: opts, queue: NewQueue[Job](opts.QueueSize), log: opts.Logger.With("component", "judge.pool")}, nil
+	log := opts.Logger.With("component", "judge.pool")
+	return &Pool{
+		opts: opts, queue: NewQueue[Job](opts.QueueSize), log: log,
+		boxJudge: boxJudge{sandbox: opts.Sandbox, boxes: opts.Boxes, root: opts.Root, log: log},
+	}, nil
 }
 
 // Submit queues job for judging, or returns a *BusyError when the queue is full (the job
@@ -113,30 +118,36 @@ func (p *Pool) Run(ctx context.Context) error {
 // judge judges one job and delivers its verdict, unless ctx ended it first.
 func (p *Pool) judge(ctx context.Context, job Job) {
 	start := time.Now()
-	v, boxID, ok := p.judgeInBox(ctx, job)
+	v, boxID, ok := p.boxJudge.judge(ctx, job)
 	if !ok {
 		p.log.Warn("job cut short by shutdown, no verdict", "job", job.ID, "player", job.Player)
 		return
 	}
 	p.log.Debug("judged", "job", job.ID, "player", job.Player, "box", boxID, "verdict", v.Verdict, "took", time.Since(start))
-	if v.Verdict == IE {
-		p.log.Error("internal error judging", "job", job.ID, "box", boxID, "message", v.Message)
-	}
 	if p.opts.OnVerdict != nil {
 		p.opts.OnVerdict(job, v)
 	}
 }
 
-// judgeInBox leases a box, judges job in it and releases it. ok is false when ctx ended
-// before the job was judged (the verdict would only say so).
-func (p *Pool) judgeInBox(ctx context.Context, job Job) (v Verdict, boxID int, ok bool) {
+// boxJudge judges a job in a leased box: what the workers of a Pool and of a Workers do
+// with each job.
+type boxJudge struct {
+	sandbox Sandbox
+	boxes   Boxes
+	root    string
+	log     *slog.Logger
+}
+
+// judge leases a box, judges job in it and releases it. ok is false when ctx ended before
+// the job was judged (the verdict would only say so).
+func (b boxJudge) judge(ctx context.Context, job Job) (v Verdict, boxID int, ok bool) {
 	ie := func(format string, args ...any) (Verdict, int, bool) {
 		return Verdict{Verdict: IE, Total: len(job.Tests), Message: fmt.Sprintf(format, args...)}, -1, true
 	}
 	if ctx.Err() != nil {
 		return Verdict{}, -1, false
 	}
-	lease, err := p.opts.Boxes.Lease(ctx)
+	lease, err := b.boxes.Lease(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return Verdict{}, -1, false
@@ -147,19 +158,22 @@ func (p *Pool) judgeInBox(ctx context.Context, job Job) (v Verdict, boxID int, o
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 		defer cancel()
 		if err := lease.Release(rctx); err != nil {
-			p.log.Error("release box", "box", lease.ID(), "err", err)
+			b.log.Error("release box", "box", lease.ID(), "err", err)
 		}
 	}()
-	box, err := NewBox(p.opts.Root, lease.ID())
+	box, err := NewBox(b.root, lease.ID())
 	if err != nil {
 		v, _, _ = ie("box %d: %v", lease.ID(), err)
 		return v, lease.ID(), true
 	}
-	v = Judge(ctx, p.opts.Sandbox, box, job.Submission, job.Tests, job.Options)
+	v = Judge(ctx, b.sandbox, box, job.Submission, job.Tests, job.Options)
 	// A run canceled by ctx is a sandbox error, so Judge says IE; any other verdict was
 	// reached before the shutdown and stands.
 	if v.Verdict == IE && ctx.Err() != nil {
 		return Verdict{}, box.ID, false
+	}
+	if v.Verdict == IE {
+		b.log.Error("internal error judging", "job", job.ID, "box", box.ID, "message", v.Message)
 	}
 	return v, box.ID, true
 }

@@ -40,27 +40,6 @@ func (s *exclusiveSandbox) Run(ctx context.Context, box Box, spec RunSpec) (RunR
 // uids and cgroup names are host-wide, so tests elsewhere on the host may hold 0 to 69.
 const poolBox0 = 70
 
-// offsetBoxes shifts the ids of the boxes it leases by base.
-type offsetBoxes struct {
-	Boxes
-	base int
-}
-
-type offsetLease struct {
-	BoxLease
-	base int
-}
-
-func (b offsetBoxes) Lease(ctx context.Context) (BoxLease, error) {
-	l, err := b.Boxes.Lease(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return offsetLease{l, b.base}, nil
-}
-
-func (l offsetLease) ID() int { return l.BoxLease.ID() + l.base }
-
 // verdicts collects what OnVerdict hands over.
 type verdicts struct {
 	mu    sync.Mutex
@@ -95,14 +74,13 @@ func (v *verdicts) wait(tb testing.TB, n int, timeout time.Duration) {
 }
 
 // MustPool returns a pool on the real bwrap sandbox wrapped in an exclusiveSandbox, with
-// opts' Sandbox, Root, OnVerdict and Logger filled in, and its box ids from poolBox0.
+// opts' Sandbox, Root, OnVerdict and Logger filled in.
 func MustPool(tb testing.TB, opts PoolOptions) (*Pool, *exclusiveSandbox, *verdicts) {
 	tb.Helper()
 	sb, root := MustBwrap(tb)
 	ex := &exclusiveSandbox{Sandbox: sb, tb: tb}
 	vs := newVerdicts()
 	opts.Sandbox, opts.Root, opts.OnVerdict = ex, root, vs.on
-	opts.Boxes = offsetBoxes{opts.Boxes, poolBox0}
 	opts.Logger = slog.New(slog.NewTextHandler(tb.Output(), nil))
 	p, err := NewPool(opts)
 	if err != nil {
@@ -144,7 +122,7 @@ func sumJob(id, player, lang string, a, b int, sleep time.Duration, ac bool) Job
 	}
 	var src string
 	switch lang {
-	case "python3":
+	case "python":
 		src = fmt.Sprintf("import time\ntime.sleep(%g)\na, b = map(int, input().split())\nprint(a %s b)\n", sleep.Seconds(), op)
 	case "c":
 		src = fmt.Sprintf("#define _POSIX_C_SOURCE 200809L\n#include <stdio.h>\n#include <time.h>\n"+
@@ -161,11 +139,11 @@ func sumJob(id, player, lang string, a, b int, sleep time.Duration, ac bool) Job
 
 func TestPoolManySubmissions(t *testing.T) {
 	const jobs, players, boxes = 50, 10, 4
-	p, ex, vs := MustPool(t, PoolOptions{Boxes: NewMemoryBoxes(boxes), Workers: boxes, QueueSize: jobs})
+	p, ex, vs := MustPool(t, PoolOptions{Boxes: NewMemoryBoxes(poolBox0, boxes), Workers: boxes, QueueSize: jobs})
 	want := map[string]string{}
 	var all []Job
 	for i := range jobs {
-		lang := "python3"
+		lang := "python"
 		if i%3 == 0 {
 			lang = "c"
 		}
@@ -214,14 +192,14 @@ func TestPoolManySubmissions(t *testing.T) {
 }
 
 func TestPoolFairness(t *testing.T) {
-	p, _, vs := MustPool(t, PoolOptions{Boxes: NewMemoryBoxes(1), Workers: 1})
+	p, _, vs := MustPool(t, PoolOptions{Boxes: NewMemoryBoxes(poolBox0, 1), Workers: 1})
 	stop := startPool(t, p)
 	for i := range 20 {
-		if err := p.Submit(sumJob(fmt.Sprintf("greedy-%d", i), "greedy", "python3", i, 1, 0, true)); err != nil {
+		if err := p.Submit(sumJob(fmt.Sprintf("greedy-%d", i), "greedy", "python", i, 1, 0, true)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := p.Submit(sumJob("patient", "patient", "python3", 1, 1, 0, true)); err != nil {
+	if err := p.Submit(sumJob("patient", "patient", "python", 1, 1, 0, true)); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.After(30 * time.Second)
@@ -248,7 +226,7 @@ func TestPoolFairness(t *testing.T) {
 }
 
 func TestPoolBusy(t *testing.T) {
-	boxes := NewMemoryBoxes(1)
+	boxes := NewMemoryBoxes(poolBox0, 1)
 	p, _, vs := MustPool(t, PoolOptions{Boxes: boxes, Workers: 1, QueueSize: 5})
 	// Block the pool: the test holds its only box.
 	held, err := boxes.Lease(context.Background())
@@ -256,18 +234,18 @@ func TestPoolBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := startPool(t, p)
-	if err := p.Submit(sumJob("first", "p0", "python3", 1, 2, 0, true)); err != nil {
+	if err := p.Submit(sumJob("first", "p0", "python", 1, 2, 0, true)); err != nil {
 		t.Fatal(err)
 	}
 	for p.Len() != 0 { // the worker took it and waits for a box
 		time.Sleep(time.Millisecond)
 	}
 	for i := range 5 {
-		if err := p.Submit(sumJob(fmt.Sprintf("queued-%d", i), fmt.Sprintf("p%d", i), "python3", i, 2, 0, i != 3)); err != nil {
+		if err := p.Submit(sumJob(fmt.Sprintf("queued-%d", i), fmt.Sprintf("p%d", i), "python", i, 2, 0, i != 3)); err != nil {
 			t.Fatalf("Submit %d: %v", i, err)
 		}
 	}
-	err = p.Submit(sumJob("sixth", "p9", "python3", 1, 2, 0, true))
+	err = p.Submit(sumJob("sixth", "p9", "python", 1, 2, 0, true))
 	var busy *BusyError
 	if !errors.As(err, &busy) || busy.Len != 5 {
 		t.Fatalf("got %v, want a *BusyError with Len 5", err)
@@ -295,10 +273,10 @@ func TestPoolBusy(t *testing.T) {
 func TestPoolShutdown(t *testing.T) {
 	const boxes = 2
 	baseline := runtime.NumGoroutine()
-	p, ex, vs := MustPool(t, PoolOptions{Boxes: NewMemoryBoxes(boxes), Workers: boxes})
+	p, ex, vs := MustPool(t, PoolOptions{Boxes: NewMemoryBoxes(poolBox0, boxes), Workers: boxes})
 	stop := startPool(t, p)
 	for i := range 4 {
-		job := sumJob(fmt.Sprintf("slow-%d", i), fmt.Sprintf("p%d", i), "python3", i, 1, 30*time.Second, true)
+		job := sumJob(fmt.Sprintf("slow-%d", i), fmt.Sprintf("p%d", i), "python", i, 1, 30*time.Second, true)
 		job.Options.Limits.Wall = time.Minute
 		if err := p.Submit(job); err != nil {
 			t.Fatal(err)

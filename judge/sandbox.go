@@ -16,7 +16,11 @@ import (
 // start the command or clean up); whatever the program does, including being killed for a
 // limit, is reported in the RunResult.
 type Sandbox interface {
+	// Run runs spec in box.
 	Run(ctx context.Context, box Box, spec RunSpec) (RunResult, error)
+	// Clean makes box clean again: it kills whatever still runs in it and empties it. A
+	// reaper calls it before returning a dead worker's box to the pool.
+	Clean(ctx context.Context, box Box) error
 }
 
 // BaseUID is the host uid of box 0; box N runs as BaseUID+N, so that no two boxes share a

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -133,7 +134,7 @@ func (b *Bwrap) Run(ctx context.Context, box Box, spec RunSpec) (RunResult, erro
 	var cg *boxCgroup
 	if b.cg.version != 0 {
 		var err error
-		cg, err = b.cg.create(fmt.Sprintf("bulb-box-%d", box.ID), lim.Memory, lim.Processes+overheadProcs)
+		cg, err = b.cg.create(cgroupName(box), lim.Memory, lim.Processes+overheadProcs)
 		if err != nil {
 			return res, fmt.Errorf("judge: box %d: %w", box.ID, err)
 		}
@@ -279,6 +280,28 @@ func (b *Bwrap) Run(ctx context.Context, box Box, spec RunSpec) (RunResult, erro
 	return res, nil
 }
 
+// cgroupName is the name of box's cgroup.
+func cgroupName(box Box) string { return fmt.Sprintf("bulb-box-%d", box.ID) }
+
+// Clean implements Sandbox: it kills whatever still runs as the box's uid, removes the
+// box's cgroup and empties its directory.
+func (b *Bwrap) Clean(_ context.Context, box Box) error {
+	if box.UID < BaseUID || box.Dir == "" || !filepath.IsAbs(box.Dir) {
+		return fmt.Errorf("%w: box %+v", ErrBadSpec, box)
+	}
+	if err := emptyUID(box.ID, box.UID); err != nil {
+		return err
+	}
+	var errs []error
+	if b.cg.version != 0 {
+		errs = append(errs, b.cg.box(cgroupName(box)).remove())
+	}
+	if err := wipe(box.Dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("judge: empty box %d: %w", box.ID, err))
+	}
+	return errors.Join(errs...)
+}
+
 // args builds the prlimit and bwrap command line that runs command in box.
 func (b *Bwrap) args(box Box, lim Limits, command []string) []string {
 	cpu := int64((lim.CPU + time.Second - 1) / time.Second) // RLIMIT_CPU has whole seconds
@@ -367,7 +390,31 @@ func killUID(uid, except int) {
 }
 
 // proc is a process seen in /proc.
-type proc struct{ pid, ppid int }
+type proc struct {
+	pid, ppid int
+	zombie    bool
+}
+
+// held reports whether p still holds anything of its box: it runs, or it is a zombie
+// this process must reap. A zombie of another parent (the orphan of a judge process that
+// died, under a parent that does not reap) holds nothing but its pid.
+func (p proc) held(self int) bool { return !p.zombie || p.ppid == self }
+
+// emptyUID kills every process of a box's uid and reaps those of this process; an error
+// says some would not go.
+func emptyUID(boxID, uid int) error {
+	reapUID(uid)
+	self, left := os.Getpid(), 0
+	for _, p := range uidProcs(uid) {
+		if p.held(self) {
+			left++
+		}
+	}
+	if left > 0 {
+		return fmt.Errorf("judge: box %d: %d processes of uid %d would not die", boxID, left, uid)
+	}
+	return nil
+}
 
 // uidProcs lists the processes (zombies included) whose real uid is uid.
 func uidProcs(uid int) []proc {
@@ -389,6 +436,8 @@ func uidProcs(uid int) []proc {
 			switch {
 			case len(f) >= 2 && f[0] == "PPid:":
 				p.ppid, _ = strconv.Atoi(f[1])
+			case len(f) >= 2 && f[0] == "State:":
+				p.zombie = f[1] == "Z"
 			case len(f) >= 2 && f[0] == "Uid:":
 				mine = f[1] == want
 			}
@@ -405,14 +454,14 @@ func uidProcs(uid int) []proc {
 // otherwise linger as a zombie of the host's init, counting against the box uid's
 // RLIMIT_NPROC. It returns the CPU time of what it reaped (bwrap's init has reaped the
 // program, so that is the program's CPU time), waiting at most two seconds for the uid
-// to have no process left.
+// to have no process left that it holds (see proc.held).
 func reapUID(uid int) time.Duration {
 	var cpu time.Duration
 	self := os.Getpid()
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		procs := uidProcs(uid)
-		if len(procs) == 0 || time.Now().After(deadline) {
+		if !slices.ContainsFunc(procs, func(p proc) bool { return p.held(self) }) || time.Now().After(deadline) {
 			return cpu
 		}
 		for _, p := range procs {
