@@ -7,13 +7,18 @@
 -- ARGV[5] the scoring rule, JSON (see award.lua)
 -- ARGV[6] the version of the quiz the answer was judged by
 -- ARGV[7] the submission's key: the same answer sent again has the same key
+-- ARGV[8] "1" for a code submission   ARGV[9] the most code submissions of a player
+-- KEYS[7] the code question's solved hash (player ID → 1 once a submission is accepted)
+--
+-- A code submission is one of many: the answered hash counts a player's submissions, and
+-- the submission is stored pending, with no rank, for the verdict to settle (store_redis.go).
 --
 -- Returns {status, record}. status is "ok", and record the stored answer: the head with
 -- name, rank, arrivalRank, points, pending, receivedUs and elapsedUs added; or "replay"
 -- and the record stored before, when the player sends the very same answer again (a
 -- retry after a lost reply changes nothing and learns the outcome). Otherwise status
 -- is why the answer is refused (no_room, stale_quiz, not_started, closed, already_answered,
--- no_player) and nothing was written.
+-- no_player, solved, too_many) and nothing was written.
 
 local room = redis.call('HMGET', KEYS[1], 'current', 'phase', 'startedAt', 'quizVersion')
 local current, phase, started = tonumber(room[1]), room[2], room[3]
@@ -34,8 +39,16 @@ if n < current or phase ~= 'live' then
 end
 
 local player = ARGV[2]
-local prior = redis.call('HGET', KEYS[5], player) -- "arrival key"
-if prior then
+local code = ARGV[8] == '1'
+local prior = redis.call('HGET', KEYS[5], player) -- "arrival key", or a code submission count
+if code then
+  if redis.call('HEXISTS', KEYS[7], player) == 1 then
+    return {'solved', ''}
+  end
+  if tonumber(prior or '0') >= tonumber(ARGV[9]) then
+    return {'too_many', ''}
+  end
+elseif prior then
   local sp = string.find(prior, ' ', 1, true)
   if sp and string.sub(prior, sp + 1) == ARGV[7] then
     return {'replay', redis.call('LINDEX', KEYS[4], tonumber(string.sub(prior, 1, sp - 1)) - 1)}
@@ -58,7 +71,9 @@ end
 local sc = cjson.decode(ARGV[5])
 local arrival = redis.call('LLEN', KEYS[4]) + 1
 local rank, points, pending = 0, 0, 'false'
-if ARGV[3] == '1' then
+if code then
+  pending = 'true'
+elseif ARGV[3] == '1' then
   if sc.deferred then
     pending = 'true'
   else
@@ -80,5 +95,9 @@ local record = string.sub(ARGV[4], 1, -2) ..
   ',"receivedUs":' .. t[1] .. string.format('%06d', tonumber(t[2])) ..
   ',"elapsedUs":' .. string.format('%.0f', elapsed) .. '}'
 redis.call('RPUSH', KEYS[4], record)
-redis.call('HSET', KEYS[5], player, string.format('%d', arrival) .. ' ' .. ARGV[7])
+if code then
+  redis.call('HINCRBY', KEYS[5], player, 1)
+else
+  redis.call('HSET', KEYS[5], player, string.format('%d', arrival) .. ' ' .. ARGV[7])
+end
 return {'ok', record}

@@ -16,7 +16,8 @@ const (
 	NotStarted      = "not_started"      // answer before the bulb is lit
 	Closed          = "closed"           // answer after close or to another question
 	AlreadyAnswered = "already_answered" // a second answer to one question
-	RateLimited     = "rate_limited"     // too many answer frames
+	RateLimited     = "rate_limited"     // too many answer frames, or code submissions
+	Busy            = "busy"             // the judge's queue is full: try again shortly
 	Unavailable     = "unavailable"      // the engine cannot serve now
 	Internal        = "internal"         // a bug; details are logged, never shown
 )

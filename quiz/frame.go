@@ -19,6 +19,7 @@ type welcomeFrame struct {
 	Score    int            `json:"score"`
 	Question *questionFrame `json:"question,omitempty"`
 	Answered *resultFrame   `json:"answered,omitempty"`
+	Verdicts []verdictFrame `json:"verdicts,omitempty"` // code: the player's judged submissions
 }
 
 type questionFrame struct {
@@ -30,11 +31,15 @@ type questionFrame struct {
 	TimeLimitMs int        `json:"timeLimitMs"`
 	Phase       Phase      `json:"phase"`
 	StartAt     *time.Time `json:"startAt,omitempty"`
+	// Code questions: never the tests.
+	Languages     []string `json:"languages,omitempty"`
+	MemoryLimitMB int      `json:"memoryLimitMB,omitempty"`
 }
 
 func questionFrameOf(r *Room) questionFrame {
 	q := r.Quiz.Questions[r.Current-1]
-	f := questionFrame{Type: "question", N: r.Current, Kind: q.Kind, Text: q.Text, Choices: q.Choices, TimeLimitMs: q.TimeLimitMs, Phase: r.Phase}
+	f := questionFrame{Type: "question", N: r.Current, Kind: q.Kind, Text: q.Text, Choices: q.Choices, TimeLimitMs: q.TimeLimitMs, Phase: r.Phase,
+		Languages: q.Languages, MemoryLimitMB: q.MemoryLimitMB}
 	if !r.StartAt.IsZero() {
 		at := r.StartAt.UTC()
 		f.StartAt = &at
@@ -65,17 +70,35 @@ type answeredFrame struct {
 }
 
 type resultFrame struct {
-	Type     string `json:"type"`
-	N        int    `json:"n"`
-	Accepted bool   `json:"accepted"`
-	Correct  bool   `json:"correct"`
-	Rank     int    `json:"rank"`
-	Points   int    `json:"points"`
-	Pending  bool   `json:"pending,omitempty"`
+	Type       string `json:"type"`
+	N          int    `json:"n"`
+	Accepted   bool   `json:"accepted"`
+	Correct    bool   `json:"correct"`
+	Rank       int    `json:"rank"`
+	Points     int    `json:"points"`
+	Pending    bool   `json:"pending,omitempty"`
+	Judging    bool   `json:"judging,omitempty"`    // code: the verdict is still to come
+	Submission int    `json:"submission,omitempty"` // code: the submission's number
 }
 
 func resultFrameOf(a Answer) resultFrame {
-	return resultFrame{Type: "result", N: a.N, Accepted: true, Correct: a.Correct, Rank: a.Rank, Points: a.Points, Pending: a.Pending}
+	f := resultFrame{Type: "result", N: a.N, Accepted: true, Correct: a.Correct, Rank: a.Rank, Points: a.Points, Pending: a.Pending}
+	if a.Submission.Language != "" { // a code submission
+		f.Submission, f.Judging = a.ArrivalRank, a.Verdict == nil
+	}
+	return f
+}
+
+type verdictFrame struct {
+	Type       string `json:"type"`
+	N          int    `json:"n"`
+	Submission int    `json:"submission"`
+	CodeVerdict
+}
+
+// verdictFrameOf returns the verdict frame of a code submission a that has its verdict.
+func verdictFrameOf(a Answer) verdictFrame {
+	return verdictFrame{Type: "verdict", N: a.N, Submission: a.ArrivalRank, CodeVerdict: *a.Verdict}
 }
 
 // ResultFrame returns the result frame that tells a player its answer a was accepted.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -25,7 +26,7 @@ const (
 const (
 	Choice = "choice" // pick one of Choices; Answer is the 0-based index of the right one
 	Short  = "short"  // free text compared with Answers, normalised
-	Code   = "code"   // a program judged in a sandbox (not available yet)
+	Code   = "code"   // a program judged against Tests in a sandbox, asynchronously
 )
 
 // Limits and defaults of a quiz.
@@ -45,6 +46,23 @@ const (
 	CompensationCap   = 150 * time.Millisecond // most a measured RTT may take off a reaction time
 	defaultQuizTitle  = "Quiz"
 	maxAnswersPerQues = 50
+
+	// Code questions.
+	MaxCode             = 64 << 10 // bytes of one code submission
+	MaxLanguages        = 10
+	MaxTests            = 50
+	MaxTestBytes        = 512 << 10 // of every test's input and output together
+	MaxSubmissions      = 50        // one player's submissions to one code question
+	DefaultChecker      = "tokens"
+	DefaultCodeTimeMs   = 1000 // a code question's CPU time limit per test
+	DefaultCodeMemoryMB = 256
+	minCodeTimeMs       = 100
+	maxCodeTimeMs       = 10_000
+	minCodeMemoryMB     = 16
+	maxCodeMemoryMB     = 1024
+	// CodeSpeedWindow is a code question's T under the speed rule: points fall from P to
+	// P/2 over the first five minutes after the start.
+	CodeSpeedWindow = 5 * time.Minute
 )
 
 // Quiz is what a host creates a room from.
@@ -59,17 +77,37 @@ type Quiz struct {
 
 // Question is one question of a quiz. Which fields apply depends on Kind.
 type Question struct {
-	Kind        string   `json:"kind"`
-	Text        string   `json:"text"`
-	Choices     []string `json:"choices,omitempty"`
-	Answer      *int     `json:"answer,omitempty"`
-	Answers     []string `json:"answers,omitempty"`
-	Points      int      `json:"points"`
-	TimeLimitMs int      `json:"timeLimitMs"`
+	Kind    string   `json:"kind"`
+	Text    string   `json:"text"`
+	Choices []string `json:"choices,omitempty"`
+	Answer  *int     `json:"answer,omitempty"`
+	Answers []string `json:"answers,omitempty"`
+	Points  int      `json:"points"`
+	// TimeLimitMs is T of the speed rule; for a code question, the CPU time limit of one
+	// test run.
+	TimeLimitMs int `json:"timeLimitMs"`
+
+	// Code questions: the languages a submission may use, the tests it must pass, its
+	// memory limit and how its output is compared (see the judge's checkers).
+	Languages     []string   `json:"languages,omitempty"`
+	Tests         []CodeTest `json:"tests,omitempty"`
+	MemoryLimitMB int        `json:"memoryLimitMB,omitempty"`
+	Checker       string     `json:"checker,omitempty"`
+}
+
+// CodeTest is one test of a code question: the program reads In and must print Out.
+type CodeTest struct {
+	In  string `json:"in"`
+	Out string `json:"out"`
 }
 
 // TimeLimit is the question's time limit T of the speed rule.
-func (q Question) TimeLimit() time.Duration { return time.Duration(q.TimeLimitMs) * time.Millisecond }
+func (q Question) TimeLimit() time.Duration {
+	if q.Kind == Code {
+		return CodeSpeedWindow
+	}
+	return time.Duration(q.TimeLimitMs) * time.Millisecond
+}
 
 // Normalize fills in defaults and checks q, returning an Invalid *Error that names the first
 // problem found. It changes q only by adding defaults and trimming text.
@@ -131,6 +169,12 @@ func (q *Question) normalize() error {
 	if q.Points < 0 || q.Points > maxPoints {
 		return Errorf(Invalid, "points must be between 1 and %d", maxPoints)
 	}
+	if q.Kind == Code {
+		return q.normalizeCode()
+	}
+	if len(q.Languages) > 0 || len(q.Tests) > 0 || q.MemoryLimitMB != 0 || q.Checker != "" {
+		return Errorf(Invalid, "languages, tests, memoryLimitMB and checker are for code questions")
+	}
 	if q.TimeLimitMs == 0 {
 		q.TimeLimitMs = int(DefaultTimeLimit / time.Millisecond)
 	}
@@ -169,19 +213,61 @@ func (q *Question) normalize() error {
 		if q.Answer != nil || len(q.Choices) > 0 {
 			return Errorf(Invalid, "a short question takes answers, not answer or choices")
 		}
-	case Code:
-		return Errorf(Invalid, "code questions need the judge, which this server does not have yet")
 	default:
-		return Errorf(Invalid, "kind must be %q or %q, got %q", Choice, Short, q.Kind)
+		return Errorf(Invalid, "kind must be %q, %q or %q, got %q", Choice, Short, Code, q.Kind)
+	}
+	return nil
+}
+
+// normalizeCode checks a code question's own fields. Which languages and checkers exist
+// is the judge's to say (Judge.Check).
+func (q *Question) normalizeCode() error {
+	if q.Answer != nil || len(q.Answers) > 0 || len(q.Choices) > 0 {
+		return Errorf(Invalid, "a code question takes tests, not answer, answers or choices")
+	}
+	if q.TimeLimitMs == 0 {
+		q.TimeLimitMs = DefaultCodeTimeMs
+	}
+	if q.TimeLimitMs < minCodeTimeMs || q.TimeLimitMs > maxCodeTimeMs {
+		return Errorf(Invalid, "a code question's timeLimitMs (per test) must be between %d and %d", minCodeTimeMs, maxCodeTimeMs)
+	}
+	if q.MemoryLimitMB == 0 {
+		q.MemoryLimitMB = DefaultCodeMemoryMB
+	}
+	if q.MemoryLimitMB < minCodeMemoryMB || q.MemoryLimitMB > maxCodeMemoryMB {
+		return Errorf(Invalid, "memoryLimitMB must be between %d and %d", minCodeMemoryMB, maxCodeMemoryMB)
+	}
+	if q.Checker == "" {
+		q.Checker = DefaultChecker
+	}
+	if len(q.Languages) == 0 || len(q.Languages) > MaxLanguages {
+		return Errorf(Invalid, "a code question needs 1 to %d languages", MaxLanguages)
+	}
+	for i, l := range q.Languages {
+		if l == "" || slices.Contains(q.Languages[:i], l) {
+			return Errorf(Invalid, "language %d is empty or repeated", i)
+		}
+	}
+	if len(q.Tests) == 0 || len(q.Tests) > MaxTests {
+		return Errorf(Invalid, "a code question needs 1 to %d tests", MaxTests)
+	}
+	size := 0
+	for _, t := range q.Tests {
+		size += len(t.In) + len(t.Out)
+	}
+	if size > MaxTestBytes {
+		return Errorf(Invalid, "the tests' inputs and outputs are over %d bytes", MaxTestBytes)
 	}
 	return nil
 }
 
 // Submission is what a player sends for one question: Choice for a choice question, Text
-// for a short one.
+// for a short one, Language and Code for a code question.
 type Submission struct {
-	Choice *int   `json:"choice,omitempty"`
-	Text   string `json:"text,omitempty"`
+	Choice   *int   `json:"choice,omitempty"`
+	Text     string `json:"text,omitempty"`
+	Language string `json:"language,omitempty"`
+	Code     string `json:"code,omitempty"`
 }
 
 // key identifies a submission: the same answer sent again has the same key.
@@ -191,9 +277,27 @@ func (s Submission) key() string {
 }
 
 // Judge checks s against q: whether it is well-formed for the question's kind (an Invalid
-// *Error if not) and whether it is correct.
+// *Error if not, TooLarge for code over MaxCode) and whether it is correct. A code
+// submission is never correct here: the judge decides later.
 func (q Question) Judge(s Submission) (bool, error) {
+	if q.Kind != Code && (s.Language != "" || s.Code != "") {
+		return false, Errorf(Invalid, "language and code are for code questions")
+	}
 	switch q.Kind {
+	case Code:
+		if s.Choice != nil || s.Text != "" {
+			return false, Errorf(Invalid, "a code question takes a language and code")
+		}
+		if !slices.Contains(q.Languages, s.Language) {
+			return false, Errorf(Invalid, "language %q is not one of %s", s.Language, strings.Join(q.Languages, ", "))
+		}
+		if len(s.Code) > MaxCode {
+			return false, Errorf(TooLarge, "code is %d bytes, over the limit of %d", len(s.Code), MaxCode)
+		}
+		if strings.TrimSpace(s.Code) == "" {
+			return false, Errorf(Invalid, "code is empty")
+		}
+		return false, nil
 	case Choice:
 		if s.Choice == nil || s.Text != "" {
 			return false, Errorf(Invalid, "a choice question takes a choice")
@@ -234,6 +338,9 @@ type Scoring struct {
 	Points    int           // speed: the question's points P
 	TimeLimit time.Duration // speed: T
 	Deferred  bool          // compensated timing: ranks and points are decided at close
+	// Code: a code question's submissions, several per player, ranked by arrival once
+	// judged (Store.Verdict); Accept gives them no rank.
+	Code bool
 	// QuizVersion is the version of the quiz the answer was judged by: a store refuses the
 	// answer with ErrStaleQuiz if the quiz has been edited since.
 	QuizVersion int64
@@ -251,7 +358,8 @@ func ScoringFor(qz Quiz, n int) Scoring {
 		Winners:   qz.Winners,
 		Points:    q.Points,
 		TimeLimit: q.TimeLimit(),
-		Deferred:  qz.Timing == Compensated,
+		Deferred:  qz.Timing == Compensated && q.Kind != Code,
+		Code:      q.Kind == Code,
 
 		QuizVersion: qz.Version,
 	}

@@ -15,6 +15,12 @@ func validQuiz() Quiz {
 	}}
 }
 
+// codeQuestion is a valid code question: print the sum of two numbers.
+func codeQuestion() Question {
+	return Question{Kind: Code, Text: "Print a+b.", Languages: []string{"python", "c"},
+		Tests: []CodeTest{{In: "1 2\n", Out: "3\n"}, {In: "5 5\n", Out: "10\n"}}}
+}
+
 func TestNormalize(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -35,7 +41,21 @@ func TestNormalize(t *testing.T) {
 		{"short without answers", func(q *Quiz) { q.Questions[1].Answers = nil }, "question 2: a short question needs"},
 		{"short blank answer", func(q *Quiz) { q.Questions[1].Answers = []string{" "} }, "accepted answer 0 is empty"},
 		{"unknown kind", func(q *Quiz) { q.Questions[1].Kind = "essay" }, "kind must be"},
-		{"code kind", func(q *Quiz) { q.Questions[1].Kind = Code }, "code questions need the judge"},
+		{"code with answers", func(q *Quiz) { q.Questions[1].Kind = Code }, "a code question takes tests"},
+		{"code without tests", func(q *Quiz) { q.Questions[1] = codeQuestion(); q.Questions[1].Tests = nil }, "1 to 50 tests"},
+		{"code without languages", func(q *Quiz) { q.Questions[1] = codeQuestion(); q.Questions[1].Languages = nil }, "1 to 10 languages"},
+		{"code with a language twice", func(q *Quiz) {
+			q.Questions[1] = codeQuestion()
+			q.Questions[1].Languages = []string{"c", "c"}
+		}, "language 1 is empty or repeated"},
+		{"code tests too big", func(q *Quiz) {
+			q.Questions[1] = codeQuestion()
+			q.Questions[1].Tests[0].In = strings.Repeat("1", MaxTestBytes)
+		}, "over 524288 bytes"},
+		{"code time limit", func(q *Quiz) { q.Questions[1] = codeQuestion(); q.Questions[1].TimeLimitMs = 60000 }, "per test"},
+		{"code memory limit", func(q *Quiz) { q.Questions[1] = codeQuestion(); q.Questions[1].MemoryLimitMB = 8 }, "memoryLimitMB"},
+		{"tests on a choice question", func(q *Quiz) { q.Questions[0].Tests = codeQuestion().Tests }, "are for code questions"},
+		{"valid code", func(q *Quiz) { q.Questions[1] = codeQuestion() }, ""},
 		{"negative points", func(q *Quiz) { q.Questions[0].Points = -5 }, "points must be"},
 		{"time limit too short", func(q *Quiz) { q.Questions[0].TimeLimitMs = 10 }, "timeLimitMs"},
 		{"title too long", func(q *Quiz) { q.Title = strings.Repeat("x", MaxTitle+1) }, "title is longer"},
@@ -74,6 +94,16 @@ func TestNormalizeDefaults(t *testing.T) {
 	if got := q.Questions[0]; got.Points != 100 || got.TimeLimitMs != 20000 {
 		t.Errorf("got points %d time limit %d, want 100 and 20000", got.Points, got.TimeLimitMs)
 	}
+	c := Quiz{Timing: Compensated, Questions: []Question{codeQuestion()}}
+	if err := c.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Questions[0]; got.TimeLimitMs != 1000 || got.MemoryLimitMB != 256 || got.Checker != "tokens" {
+		t.Errorf("code question: got time limit %d, memory %d MB, checker %q; want 1000, 256, tokens", got.TimeLimitMs, got.MemoryLimitMB, got.Checker)
+	}
+	if sc := ScoringFor(c, 1); !sc.Code || sc.Deferred || sc.TimeLimit != CodeSpeedWindow {
+		t.Errorf("code question's scoring %+v: want Code, not Deferred (code ranks by arrival), T %v", sc, CodeSpeedWindow)
+	}
 }
 
 func TestJudge(t *testing.T) {
@@ -82,6 +112,7 @@ func TestJudge(t *testing.T) {
 		t.Fatal(err)
 	}
 	choice, short := q.Questions[0], q.Questions[1]
+	code := codeQuestion()
 	tests := []struct {
 		name    string
 		q       Question
@@ -89,6 +120,12 @@ func TestJudge(t *testing.T) {
 		correct bool
 		invalid bool
 	}{
+		{"code", code, Submission{Language: "c", Code: "int main(){}"}, false, false},
+		{"code in another language", code, Submission{Language: "cpp", Code: "int main(){}"}, false, true},
+		{"code without language", code, Submission{Code: "print(1)"}, false, true},
+		{"empty code", code, Submission{Language: "python", Code: " \n "}, false, true},
+		{"choice for code", code, Submission{Choice: intp(1)}, false, true},
+		{"code for short", short, Submission{Language: "python", Code: "print(1)"}, false, true},
 		{"right choice", choice, Submission{Choice: intp(2)}, true, false},
 		{"wrong choice", choice, Submission{Choice: intp(0)}, false, false},
 		{"choice out of range", choice, Submission{Choice: intp(3)}, false, true},
@@ -115,6 +152,16 @@ func TestJudge(t *testing.T) {
 				t.Fatalf("got correct %v, want %v", got, tt.correct)
 			}
 		})
+	}
+}
+
+func TestJudgeCodeTooLarge(t *testing.T) {
+	_, err := codeQuestion().Judge(Submission{Language: "python", Code: strings.Repeat("#", MaxCode+1)})
+	if ErrorCode(err) != TooLarge {
+		t.Fatalf("code of %d bytes: got %v, want too_large", MaxCode+1, err)
+	}
+	if _, err := codeQuestion().Judge(Submission{Language: "python", Code: "print(1)" + strings.Repeat("#", MaxCode-8)}); err != nil {
+		t.Fatalf("code of exactly %d bytes: %v", MaxCode, err)
 	}
 }
 

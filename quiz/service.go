@@ -52,6 +52,7 @@ type Service struct {
 	store  Store
 	bc     Broadcaster
 	locker Locker
+	judge  Judge // nil: no code questions
 	log    *slog.Logger
 	now    func() time.Time
 
@@ -61,9 +62,29 @@ type Service struct {
 	wg     sync.WaitGroup
 }
 
-// NewService returns a Service on the given store, broadcaster and locker.
-func NewService(store Store, bc Broadcaster, locker Locker, log *slog.Logger) *Service {
-	return &Service{store: store, bc: bc, locker: locker, log: log.With("component", "quiz"), now: time.Now, timers: map[string]*time.Timer{}}
+// NewService returns a Service on the given store, broadcaster, locker and judge. With a
+// nil judge, quizzes with code questions are refused.
+func NewService(store Store, bc Broadcaster, locker Locker, judge Judge, log *slog.Logger) *Service {
+	return &Service{store: store, bc: bc, locker: locker, judge: judge, log: log.With("component", "quiz"), now: time.Now, timers: map[string]*time.Timer{}}
+}
+
+// normalize normalizes qz and checks that the judge can judge its code questions.
+func (s *Service) normalize(qz *Quiz) error {
+	if err := qz.Normalize(); err != nil {
+		return err
+	}
+	for i, q := range qz.Questions {
+		if q.Kind != Code {
+			continue
+		}
+		if s.judge == nil {
+			return Errorf(Invalid, "question %d: code questions need a judge, and this server has none (see the README: the sandbox needs root and bubblewrap)", i+1)
+		}
+		if err := s.judge.Check(q); err != nil {
+			return Errorf(Invalid, "question %d: %s", i+1, ErrorMessage(err))
+		}
+	}
+	return nil
 }
 
 // Run serves timed starts until ctx is done, then stops the pending timers and waits for
@@ -98,7 +119,7 @@ func (s *Service) Run(ctx context.Context) error {
 
 // CreateRoom validates qz and creates a room for it, returning the room's code and host token.
 func (s *Service) CreateRoom(ctx context.Context, qz Quiz) (*Room, error) {
-	if err := qz.Normalize(); err != nil {
+	if err := s.normalize(&qz); err != nil {
 		return nil, err
 	}
 	for range 20 {
@@ -370,15 +391,23 @@ func (s *Service) close(ctx context.Context, code string, n int, scheduled time.
 		}
 	}
 	s.bc.Send(code, mustFrame(closeFrame{Type: "close", N: n}))
+	if err := s.sendLeaderboard(ctx, code); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// sendLeaderboard sends the room's leaderboard frame to everyone.
+func (s *Service) sendLeaderboard(ctx context.Context, code string) error {
 	lb, err := s.Leaderboard(ctx, code)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// The frame goes to every player: with the whole board it would grow with the room
 	// squared (10,000 players: 600 KB to each of them). The top of it is what a screen
 	// shows; the full board is one GET away.
 	s.bc.Send(code, mustFrame(leaderboardFrame{Type: "leaderboard", Entries: lb[:min(len(lb), LeaderboardTop)], Players: len(lb)}))
-	return r, nil
+	return nil
 }
 
 // finalize ranks a compensated question's correct answers by reaction time (ties by
@@ -466,14 +495,80 @@ func (s *Service) answer(ctx context.Context, id Identity, n int, sub Submission
 	if !a.Replayed {
 		s.bc.SendHosts(id.Room, mustFrame(answeredFrame{Type: "answered", Answer: a}))
 	}
+	if sc.Code {
+		return a, s.submit(ctx, id.Room, a, qz.Questions[n-1])
+	}
 	return a, nil
+}
+
+// submit hands an accepted code submission to the judge. If the judge cannot take it, the
+// submission gets an IE verdict saying so, and the player a Busy error: submit again.
+func (s *Service) submit(ctx context.Context, room string, a Answer, q Question) error {
+	job := CodeJob{Room: room, N: a.N, Submission: a.ArrivalRank, PlayerID: a.PlayerID,
+		Language: a.Submission.Language, Code: a.Submission.Code, Question: q}
+	err := s.judge.Submit(ctx, job)
+	if err == nil {
+		return nil
+	}
+	if ErrorCode(err) != Busy {
+		s.log.Error("submitting code to the judge", "room", room, "n", a.N, "submission", a.ArrivalRank, "err", err)
+		err = Errorf(Busy, "the judge cannot take submissions now: submit again shortly")
+	}
+	v := CodeVerdict{Verdict: "IE", Total: len(q.Tests), Message: "not judged: " + ErrorMessage(err)}
+	if verr := s.Verdict(context.WithoutCancel(ctx), room, a.N, a.ArrivalRank, v); verr != nil {
+		s.log.Error("recording a submission the judge did not take", "room", room, "n", a.N, "submission", a.ArrivalRank, "err", verr)
+	}
+	return err
+}
+
+// Verdict records the judge's verdict on submission sub of code question n and tells
+// everyone concerned: the player gets a verdict frame, the hosts the updated answers, and
+// every player whose submission the verdict made final and ranked a result frame with its
+// rank and points. If that happens after the question closed, everyone gets the new
+// leaderboard. A second verdict for one submission changes nothing (the first stands) but
+// its frame is sent again, for a judge that recorded it and died before telling anyone.
+func (s *Service) Verdict(ctx context.Context, room string, n, sub int, v CodeVerdict) error {
+	qz, err := s.store.Quiz(ctx, room)
+	if err != nil {
+		return err
+	}
+	if err := checkQuestion(qz, n); err != nil {
+		return err
+	}
+	a, final, err := s.store.Verdict(ctx, room, n, sub, v, ScoringFor(qz, n))
+	if err != nil {
+		return err
+	}
+	s.bc.SendPlayer(room, a.PlayerID, mustFrame(verdictFrameOf(a)))
+	s.bc.SendHosts(room, mustFrame(answeredFrame{Type: "answered", Answer: a}))
+	ranked := false
+	for _, f := range final {
+		if f.ArrivalRank != a.ArrivalRank {
+			s.bc.SendHosts(room, mustFrame(answeredFrame{Type: "answered", Answer: f}))
+		}
+		if f.Rank > 0 {
+			ranked = true
+			s.bc.SendPlayer(room, f.PlayerID, ResultFrame(f))
+		}
+	}
+	if !ranked {
+		return nil
+	}
+	r, err := s.store.Room(ctx, room)
+	if err != nil {
+		return err
+	}
+	if r.Current > n || r.Phase == PhaseClosed {
+		return s.sendLeaderboard(ctx, room)
+	}
+	return nil
 }
 
 // EditQuiz replaces the room's quiz with qz, if the quiz is still at the version the host
 // edited (else Conflict: a stale edit never overwrites a newer one). Questions already
 // asked cannot change, and no question may be open or live.
 func (s *Service) EditQuiz(ctx context.Context, code string, version int64, qz Quiz) (*Room, error) {
-	if err := qz.Normalize(); err != nil {
+	if err := s.normalize(&qz); err != nil {
 		return nil, err
 	}
 	return s.store.Update(ctx, code, func(r *Room) error {
@@ -588,9 +683,18 @@ func (s *Service) Welcome(ctx context.Context, id Identity) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			if i := slices.IndexFunc(answers, func(a Answer) bool { return a.PlayerID == id.PlayerID }); i >= 0 {
-				res := resultFrameOf(answers[i])
-				w.Answered = &res
+			for _, a := range answers {
+				if a.PlayerID != id.PlayerID {
+					continue
+				}
+				if a.Verdict != nil {
+					w.Verdicts = append(w.Verdicts, verdictFrameOf(a))
+				}
+				// The answer, or the code submission that ranked, else the latest one.
+				if w.Answered == nil || w.Answered.Rank == 0 {
+					res := resultFrameOf(a)
+					w.Answered = &res
+				}
 			}
 		}
 	}

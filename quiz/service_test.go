@@ -68,7 +68,7 @@ func (f *fakeBroadcaster) startCount() int {
 func newTestService(t *testing.T) (*Service, *fakeBroadcaster) {
 	t.Helper()
 	bc := newFake()
-	s := NewService(NewMemoryStore(), bc, NewMemoryLocker(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := NewService(NewMemoryStore(), bc, NewMemoryLocker(), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()
@@ -513,7 +513,7 @@ func TestStartAndCloseWhoseReplyWasLost(t *testing.T) {
 	ctx := context.Background()
 	bc := newFake()
 	store := &lostReply{Store: NewMemoryStore(), lost: true}
-	s := NewService(store, bc, NewMemoryLocker(), slog.New(slog.DiscardHandler))
+	s := NewService(store, bc, NewMemoryLocker(), nil, slog.New(slog.DiscardHandler))
 	r := mustCreate(t, s, validQuiz())
 	if _, err := s.Open(ctx, r.Code, 1); err != nil {
 		t.Fatal(err)
@@ -563,5 +563,110 @@ func TestLeaderboardFrameIsTheTop(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(last), &lb); err != nil || lb.Type != "leaderboard" || len(lb.Entries) != LeaderboardTop || lb.Players != LeaderboardTop+5 {
 		t.Fatalf("got %.200s, want a leaderboard of the top %d of %d players", last, LeaderboardTop, LeaderboardTop+5)
+	}
+}
+
+// fakeJudge records the jobs submitted; it refuses languages other than python and c, and
+// is busy while busy is set. It stands in for the judge package in unit tests of the
+// rules; the real judge is tested in the server's tests.
+type fakeJudge struct {
+	mu   sync.Mutex
+	jobs []CodeJob
+	busy bool
+}
+
+func (j *fakeJudge) Check(q Question) error {
+	for _, l := range q.Languages {
+		if l != "python" && l != "c" {
+			return Errorf(Invalid, "unknown language %q", l)
+		}
+	}
+	return nil
+}
+
+func (j *fakeJudge) Submit(_ context.Context, job CodeJob) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.busy {
+		return Errorf(Busy, "the judge is busy: 7 submissions waiting")
+	}
+	j.jobs = append(j.jobs, job)
+	return nil
+}
+
+func TestCodeQuestion(t *testing.T) {
+	ctx := context.Background()
+	bc := newFake()
+	qz := Quiz{Questions: []Question{codeQuestion()}}
+	if _, err := NewService(NewMemoryStore(), bc, NewMemoryLocker(), nil, slog.New(slog.DiscardHandler)).CreateRoom(ctx, qz); ErrorCode(err) != Invalid || !strings.Contains(err.Error(), "need a judge") {
+		t.Fatalf("a code question without a judge: got %v, want invalid, naming the judge", err)
+	}
+	judge := &fakeJudge{}
+	s := NewService(NewMemoryStore(), bc, NewMemoryLocker(), judge, slog.New(slog.DiscardHandler))
+	bad := Quiz{Questions: []Question{codeQuestion()}}
+	bad.Questions[0].Languages = []string{"cobol"}
+	if _, err := s.CreateRoom(ctx, bad); ErrorCode(err) != Invalid || !strings.Contains(err.Error(), "cobol") {
+		t.Fatalf("an unknown language: got %v, want invalid naming it", err)
+	}
+	r := mustCreate(t, s, qz)
+	alice, _ := s.Join(ctx, r.Code, "alice")
+	bob, _ := s.Join(ctx, r.Code, "bob")
+	if _, err := s.Open(ctx, r.Code, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Start(ctx, r.Code, 1, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	player := func(p Player) Identity { return Identity{Room: r.Code, Role: RolePlayer, PlayerID: p.ID} }
+	src := Submission{Language: "python", Code: "a, b = map(int, input().split())\nprint(a + b)\n"}
+	a1, err := s.Answer(ctx, player(alice), 1, src, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := string(ResultFrame(a1)); f != `{"type":"result","n":1,"accepted":true,"correct":false,"rank":0,"points":0,"pending":true,"judging":true,"submission":1}` {
+		t.Errorf("result frame of a submission: %s", f)
+	}
+	b1, err := s.Answer(ctx, player(bob), 1, Submission{Language: "c", Code: "int main(){}"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(judge.jobs) != 2 || judge.jobs[0].Code != src.Code || judge.jobs[0].Submission != 1 || judge.jobs[1].Language != "c" ||
+		judge.jobs[0].Question.Tests[1].Out != "10\n" || judge.jobs[0].PlayerID != alice.ID {
+		t.Fatalf("jobs submitted: %+v", judge.jobs)
+	}
+	// Bob's verdict comes first, but alice's submission arrived first: bob's rank waits.
+	v := CodeVerdict{Verdict: Accepted, Passed: 2, Total: 2, TimeMs: 3, MemoryKB: 900}
+	if err := s.Verdict(ctx, r.Code, 1, b1.ArrivalRank, v); err != nil {
+		t.Fatal(err)
+	}
+	if got := bc.toPlayer[bob.ID]; len(got) != 1 || got[0] != `{"type":"verdict","n":1,"submission":2,"verdict":"AC","passed":2,"total":2,"timeMs":3,"memoryKB":900,"message":""}` {
+		t.Fatalf("bob's frames after his verdict: %v, want only the verdict", got)
+	}
+	if err := s.Verdict(ctx, r.Code, 1, a1.ArrivalRank, CodeVerdict{Verdict: "WA", Passed: 1, Total: 2, Message: "test 2: wrong answer"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := bc.toPlayer[bob.ID]; len(got) != 2 || !strings.Contains(got[1], `"type":"result"`) || !strings.Contains(got[1], `"rank":1,"points":100`) {
+		t.Fatalf("bob's frames once alice's earlier submission was judged: %v, want his final result, rank 1", got)
+	}
+	if got := bc.toPlayer[alice.ID]; len(got) != 1 || !strings.Contains(got[0], `"verdict":"WA"`) {
+		t.Fatalf("alice's frames: %v, want her WA verdict only", got)
+	}
+
+	// A busy judge: the player is told so, and the submission is kept with an IE verdict
+	// saying it was not judged.
+	judge.busy = true
+	_, err = s.Answer(ctx, player(alice), 1, src, time.Now())
+	if ErrorCode(err) != Busy || !strings.Contains(err.Error(), "7 submissions waiting") {
+		t.Fatalf("a submission to a busy judge: got %v, want busy with the queue length", err)
+	}
+	answers, _ := s.Answers(ctx, r.Code, 1)
+	if last := answers[len(answers)-1]; last.Verdict == nil || last.Verdict.Verdict != "IE" || !strings.Contains(last.Verdict.Message, "not judged") {
+		t.Fatalf("the busy submission as stored: %+v", last)
+	}
+	w, err := s.Welcome(ctx, Identity{Room: r.Code, Role: RolePlayer, PlayerID: bob.ID})
+	if err != nil || !strings.Contains(string(w), `"answered":{"type":"result","n":1,"accepted":true,"correct":true,"rank":1`) ||
+		!strings.Contains(string(w), `"verdicts":[{"type":"verdict","n":1,"submission":2,"verdict":"AC"`) ||
+		!strings.Contains(string(w), `"languages":["python","c"]`) || strings.Contains(string(w), "tests") {
+		t.Fatalf("bob's welcome after reconnecting: %s, %v", w, err)
 	}
 }

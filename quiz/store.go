@@ -33,7 +33,21 @@ type Store interface {
 	// scoring, the next rank and its points, which it adds to the player's score. The very
 	// same submission sent again returns the stored answer with Replayed set and changes
 	// nothing: a retry after a lost reply learns the outcome.
+	//
+	// A code submission (s.Code) is one of many a player may send: it is not compared with
+	// the player's others, never replayed, and stored Pending with no rank, for Verdict to
+	// settle; Accept refuses it with AlreadyAnswered once the player has an accepted one,
+	// and with RateLimited past MaxSubmissions.
 	Accept(ctx context.Context, code string, a Answer, s Scoring) (Answer, error)
+	// Verdict records the judge's verdict on submission sub (its arrival rank) of code
+	// question n, once: a second verdict for it changes nothing. It then settles the
+	// question: in arrival order, as far as every submission has its verdict, each
+	// player's first accepted one takes the next rank and its points, which are added to
+	// the player's score. It returns the submission as stored and the answers this call
+	// made final (the submission among them if it was). NotFound if there is no such
+	// submission. Verdicts are recorded in any phase: a submission accepted before the
+	// close is judged after it.
+	Verdict(ctx context.Context, code string, n, sub int, v CodeVerdict, s Scoring) (Answer, []Answer, error)
 	// Finalize applies the ranks and points of a deferred (compensated) question once,
 	// adding the points to the scores; later calls for the same question change nothing.
 	Finalize(ctx context.Context, code string, n int, ranked []Answer) error

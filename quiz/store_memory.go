@@ -28,6 +28,15 @@ type memRoom struct {
 	answered  map[int]map[string]memAnswered // by question and player
 	correct   map[int]int                    // by question, correct answers ranked so far
 	finalized map[int]bool
+	code      map[int]*memCode // by code question
+}
+
+// memCode is what settling a code question needs besides its answers.
+type memCode struct {
+	settled     int            // submissions settled: the index of the first one waiting
+	submissions map[string]int // per player
+	solved      map[string]bool
+	winners     map[string]bool // ranked players
 }
 
 // memAnswered is a player's answer to a question: where it is stored, and its submission's
@@ -67,6 +76,7 @@ func (s *MemoryStore) CreateRoom(_ context.Context, r *Room) error {
 		answered:  map[int]map[string]memAnswered{},
 		correct:   map[int]int{},
 		finalized: map[int]bool{},
+		code:      map[int]*memCode{},
 	}
 	s.tokens[r.HostToken] = Identity{Room: r.Code, Role: RoleHost}
 	return nil
@@ -184,6 +194,9 @@ func (s *MemoryStore) Accept(_ context.Context, code string, a Answer, sc Scorin
 	if err := checkAcceptable(&r.room, a.N); err != nil {
 		return Answer{}, err
 	}
+	if sc.Code {
+		return r.acceptCode(a, sc, now)
+	}
 	if prior, ok := r.answered[a.N][a.PlayerID]; ok {
 		if prior.key == a.Submission.key() { // the same answer again: a retry
 			replay := r.answers[a.N][prior.index]
@@ -192,16 +205,11 @@ func (s *MemoryStore) Accept(_ context.Context, code string, a Answer, sc Scorin
 		}
 		return Answer{}, Errorf(AlreadyAnswered, "you have already answered question %d", a.N)
 	}
-	p, ok := r.byID[a.PlayerID]
-	if !ok {
-		return Answer{}, Errorf(NotFound, "player %s is not in room %s", a.PlayerID, code)
+	p, err := r.stamp(&a, now)
+	if err != nil {
+		return Answer{}, err
 	}
-	a.Name = r.room.Players[p].Name
-	elapsed := max(now.Sub(r.room.StartedAt), 0) // another node's clock may be behind
-	a.ReceivedAt = now
-	a.ElapsedUs = elapsed.Microseconds()
-	a.ArrivalRank = len(r.answers[a.N]) + 1
-	a.Rank, a.Points, a.Pending = 0, 0, false
+	elapsed := time.Duration(a.ElapsedUs) * time.Microsecond
 	switch {
 	case a.Correct && sc.Deferred:
 		a.Pending = true
@@ -217,6 +225,79 @@ func (s *MemoryStore) Accept(_ context.Context, code string, a Answer, sc Scorin
 	r.answered[a.N][a.PlayerID] = memAnswered{index: len(r.answers[a.N]), key: a.Submission.key()}
 	r.answers[a.N] = append(r.answers[a.N], a)
 	return a, nil
+}
+
+// stamp fills in an answer's name, receive time and arrival rank, and returns the
+// player's index.
+func (r *memRoom) stamp(a *Answer, now time.Time) (int, error) {
+	p, ok := r.byID[a.PlayerID]
+	if !ok {
+		return 0, Errorf(NotFound, "player %s is not in room %s", a.PlayerID, r.room.Code)
+	}
+	a.Name = r.room.Players[p].Name
+	a.ReceivedAt = now
+	a.ElapsedUs = max(now.Sub(r.room.StartedAt), 0).Microseconds() // another node's clock may be behind
+	a.ArrivalRank = len(r.answers[a.N]) + 1
+	a.Rank, a.Points, a.Pending, a.Verdict = 0, 0, false, nil
+	return p, nil
+}
+
+// acceptCode stores a code submission, pending its verdict.
+func (r *memRoom) acceptCode(a Answer, sc Scoring, now time.Time) (Answer, error) {
+	c := r.codeOf(a.N)
+	if c.solved[a.PlayerID] {
+		return Answer{}, Errorf(AlreadyAnswered, "you already have an accepted submission to question %d", a.N)
+	}
+	if c.submissions[a.PlayerID] >= MaxSubmissions {
+		return Answer{}, Errorf(RateLimited, "at most %d submissions to one question", MaxSubmissions)
+	}
+	if _, err := r.stamp(&a, now); err != nil {
+		return Answer{}, err
+	}
+	a.Correct, a.Pending = false, true
+	c.submissions[a.PlayerID]++
+	r.answers[a.N] = append(r.answers[a.N], a)
+	return a, nil
+}
+
+func (r *memRoom) codeOf(n int) *memCode {
+	c := r.code[n]
+	if c == nil {
+		c = &memCode{submissions: map[string]int{}, solved: map[string]bool{}, winners: map[string]bool{}}
+		r.code[n] = c
+	}
+	return c
+}
+
+// Verdict implements Store.
+func (s *MemoryStore) Verdict(_ context.Context, code string, n, sub int, v CodeVerdict, sc Scoring) (Answer, []Answer, error) {
+	r, err := s.get(code)
+	if err != nil {
+		return Answer{}, nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	answers := r.answers[n]
+	if !sc.Code || sub < 1 || sub > len(answers) {
+		return Answer{}, nil, Errorf(NotFound, "question %d has no code submission %d", n, sub)
+	}
+	if answers[sub-1].Verdict != nil {
+		return answers[sub-1], nil, nil // recorded before: the first verdict stands
+	}
+	c := r.codeOf(n)
+	answers[sub-1].Verdict = &v
+	answers[sub-1].Correct = v.Verdict == Accepted
+	if answers[sub-1].Correct {
+		c.solved[answers[sub-1].PlayerID] = true
+	}
+	changed, next, correct := settle(answers, c.settled, c.winners, r.correct[n], sc)
+	c.settled, r.correct[n] = next, correct
+	final := make([]Answer, len(changed))
+	for i, j := range changed {
+		final[i] = answers[j]
+		r.room.Players[r.byID[answers[j].PlayerID]].Score += answers[j].Points
+	}
+	return answers[sub-1], final, nil
 }
 
 // checkAcceptable says whether question n of r takes answers. The phase alone decides: a

@@ -34,9 +34,12 @@ import (
 //	bulb:{CODE}:names            hash: folded name → player ID
 //	bulb:{CODE}:scores           hash: player ID → score
 //	bulb:{CODE}:q:N:answers      list: question N's answers (JSON), in arrival order
-//	bulb:{CODE}:q:N:answered     hash: player ID → arrival rank
+//	bulb:{CODE}:q:N:answered     hash: player ID → "arrival-rank key" (code: submissions)
 //	bulb:{CODE}:q:N:correct      integer: correct answers ranked so far
 //	bulb:{CODE}:q:N:final        flag: question N was finalized
+//	bulb:{CODE}:q:N:settled      integer: code question N's submissions settled (Verdict)
+//	bulb:{CODE}:q:N:winners      hash: player ID → rank, the players a code question ranked
+//	bulb:{CODE}:q:N:solved       hash: player ID → 1, players with an accepted submission
 //	bulb:token:{TOKEN}           string: the identity (JSON) a token stands for
 //	bulb:rooms                   sorted set: room codes by creation time (µs)
 //
@@ -143,18 +146,19 @@ type redisAnswerHead struct {
 
 // redisAnswer is an answer as stored: times in µs since the epoch.
 type redisAnswer struct {
-	N           int        `json:"n"`
-	PlayerID    string     `json:"playerId"`
-	Submission  Submission `json:"answer"`
-	Correct     bool       `json:"correct"`
-	ReactionUs  *int64     `json:"reactionUs,omitempty"`
-	Name        string     `json:"name"`
-	Rank        int        `json:"rank"`
-	ArrivalRank int        `json:"arrivalRank"`
-	Points      int        `json:"points"`
-	Pending     bool       `json:"pending"`
-	ReceivedUs  int64      `json:"receivedUs"`
-	ElapsedUs   int64      `json:"elapsedUs"`
+	N           int          `json:"n"`
+	PlayerID    string       `json:"playerId"`
+	Submission  Submission   `json:"answer"`
+	Correct     bool         `json:"correct"`
+	ReactionUs  *int64       `json:"reactionUs,omitempty"`
+	Name        string       `json:"name"`
+	Rank        int          `json:"rank"`
+	ArrivalRank int          `json:"arrivalRank"`
+	Points      int          `json:"points"`
+	Pending     bool         `json:"pending"`
+	ReceivedUs  int64        `json:"receivedUs"`
+	ElapsedUs   int64        `json:"elapsedUs"`
+	Verdict     *CodeVerdict `json:"verdict,omitempty"`
 }
 
 func (a redisAnswer) answer() Answer {
@@ -162,6 +166,15 @@ func (a redisAnswer) answer() Answer {
 		N: a.N, PlayerID: a.PlayerID, Name: a.Name, Submission: a.Submission, Correct: a.Correct,
 		Rank: a.Rank, ArrivalRank: a.ArrivalRank, Points: a.Points, Pending: a.Pending,
 		ReceivedAt: time.UnixMicro(a.ReceivedUs).UTC(), ElapsedUs: a.ElapsedUs, ReactionUs: a.ReactionUs,
+		Verdict: a.Verdict,
+	}
+}
+
+func redisAnswerOf(a Answer) redisAnswer {
+	return redisAnswer{
+		N: a.N, PlayerID: a.PlayerID, Submission: a.Submission, Correct: a.Correct, ReactionUs: a.ReactionUs,
+		Name: a.Name, Rank: a.Rank, ArrivalRank: a.ArrivalRank, Points: a.Points, Pending: a.Pending,
+		ReceivedUs: a.ReceivedAt.UnixMicro(), ElapsedUs: a.ElapsedUs, Verdict: a.Verdict,
 	}
 }
 
@@ -515,12 +528,8 @@ func (s *RedisStore) Update(ctx context.Context, code string, fn func(*Room) err
 		case !errors.Is(err, redis.TxFailedErr):
 			return nil, fail("updating a room", err)
 		}
-		// Another writer won: wait a little, more after each loss, and try again.
-		pause := time.Duration(rand.Int64N(int64(min(attempt+1, 20)) * int64(time.Millisecond)))
-		select {
-		case <-ctx.Done():
-			return nil, fail("updating a room", ctx.Err())
-		case <-time.After(pause):
+		if err := backoff(ctx, attempt); err != nil {
+			return nil, fail("updating a room", err)
 		}
 	}
 	return nil, Errorf(Conflict, "room %s changed too often meanwhile: try again", code)
@@ -548,8 +557,14 @@ func (s *RedisStore) Accept(ctx context.Context, code string, a Answer, sc Scori
 	keys := []string{
 		s.key(code, "room"), s.key(code, "players"), s.key(code, "scores"),
 		s.qkey(code, a.N, "answers"), s.qkey(code, a.N, "answered"), s.qkey(code, a.N, "correct"),
+		s.qkey(code, a.N, "solved"),
 	}
-	res, err := acceptScript.Run(ctx, s.rdb, keys, a.N, a.PlayerID, correct, head, scoring, sc.QuizVersion, a.Submission.key()).StringSlice()
+	isCode := "0"
+	if sc.Code {
+		isCode = "1"
+	}
+	res, err := acceptScript.Run(ctx, s.rdb, keys, a.N, a.PlayerID, correct, head, scoring, sc.QuizVersion, a.Submission.key(),
+		isCode, MaxSubmissions).StringSlice()
 	if err != nil {
 		return Answer{}, fail("accepting an answer", err)
 	}
@@ -574,6 +589,10 @@ func (s *RedisStore) Accept(ctx context.Context, code string, a Answer, sc Scori
 		return Answer{}, Errorf(AlreadyAnswered, "you have already answered question %d", a.N)
 	case "no_player":
 		return Answer{}, Errorf(NotFound, "player %s is not in room %s", a.PlayerID, code)
+	case "solved":
+		return Answer{}, Errorf(AlreadyAnswered, "you already have an accepted submission to question %d", a.N)
+	case "too_many":
+		return Answer{}, Errorf(RateLimited, "at most %d submissions to one question", MaxSubmissions)
 	default:
 		return Answer{}, fmt.Errorf("accept.lua: unknown status %q", res[0])
 	}
@@ -584,6 +603,133 @@ func (s *RedisStore) Accept(ctx context.Context, code string, a Answer, sc Scori
 	got := stored.answer()
 	got.Replayed = replay
 	return got, nil
+}
+
+// backoff waits before another optimistic attempt, after another writer won: a little,
+// more after each loss. It returns ctx's error if ctx ends first.
+func backoff(ctx context.Context, attempt int) error {
+	pause := time.Duration(rand.Int64N(int64(min(attempt+1, 20)) * int64(time.Millisecond)))
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(pause):
+		return nil
+	}
+}
+
+// Verdict implements Store: one transaction under WATCH of the question's answers and
+// settled count reads the unsettled submissions, records the verdict, settles (see settle)
+// and writes the changed records, scores, winners and counts; a submission arriving
+// meanwhile makes it try again.
+func (s *RedisStore) Verdict(ctx context.Context, code string, n, sub int, v CodeVerdict, sc Scoring) (Answer, []Answer, error) {
+	notFound := Errorf(NotFound, "question %d has no code submission %d", n, sub)
+	if !sc.Code || sub < 1 {
+		return Answer{}, nil, notFound
+	}
+	answersKey, settledKey := s.qkey(code, n, "answers"), s.qkey(code, n, "settled")
+	winnersKey, correctKey := s.qkey(code, n, "winners"), s.qkey(code, n, "correct")
+	var stored Answer
+	var final []Answer
+	var refused error
+	decode := func(rec string) (Answer, error) {
+		var a redisAnswer
+		if err := json.Unmarshal([]byte(rec), &a); err != nil {
+			return Answer{}, fmt.Errorf("decoding an answer of room %s: %w", code, err)
+		}
+		return a.answer(), nil
+	}
+	txf := func(tx *redis.Tx) error {
+		final, refused = nil, nil
+		from, err := tx.Get(ctx, settledKey).Int()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		if sub <= from { // settled before, so its verdict is recorded: it stands
+			rec, err := tx.LIndex(ctx, answersKey, int64(sub-1)).Result()
+			if err != nil {
+				return err
+			}
+			stored, refused = decode(rec)
+			return nil
+		}
+		recs, err := tx.LRange(ctx, answersKey, int64(from), -1).Result()
+		if err != nil {
+			return err
+		}
+		if sub > from+len(recs) {
+			refused = notFound
+			return nil
+		}
+		answers := make([]Answer, len(recs))
+		for i, rec := range recs {
+			if answers[i], refused = decode(rec); refused != nil {
+				return nil
+			}
+		}
+		i := sub - 1 - from
+		if answers[i].Verdict != nil { // recorded before: the first verdict stands
+			stored = answers[i]
+			return nil
+		}
+		answers[i].Verdict, answers[i].Correct = &v, v.Verdict == Accepted
+		winners := map[string]bool{}
+		ranked, err := tx.HKeys(ctx, winnersKey).Result()
+		if err != nil {
+			return err
+		}
+		for _, p := range ranked {
+			winners[p] = true
+		}
+		correct, err := tx.Get(ctx, correctKey).Int()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		changed, next, correct := settle(answers, 0, winners, correct, sc)
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			for _, j := range append([]int{i}, changed...) {
+				b, err := json.Marshal(redisAnswerOf(answers[j]))
+				if err != nil {
+					return err
+				}
+				p.LSet(ctx, answersKey, int64(from+j), b)
+			}
+			for _, j := range changed {
+				if a := answers[j]; a.Rank > 0 {
+					p.HSet(ctx, winnersKey, a.PlayerID, a.Rank)
+					p.HIncrBy(ctx, s.key(code, "scores"), a.PlayerID, int64(a.Points))
+				}
+			}
+			if answers[i].Correct {
+				p.HSet(ctx, s.qkey(code, n, "solved"), answers[i].PlayerID, 1)
+			}
+			p.Set(ctx, settledKey, from+next, 0)
+			p.Set(ctx, correctKey, correct, 0)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		stored = answers[i]
+		for _, j := range changed {
+			final = append(final, answers[j])
+		}
+		return nil
+	}
+	for attempt := range maxUpdateAttempts {
+		err := s.rdb.Watch(ctx, txf, answersKey, settledKey)
+		switch {
+		case refused != nil:
+			return Answer{}, nil, refused
+		case err == nil:
+			return stored, final, nil
+		case !errors.Is(err, redis.TxFailedErr):
+			return Answer{}, nil, fail("recording a verdict", err)
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return Answer{}, nil, fail("recording a verdict", err)
+		}
+	}
+	return Answer{}, nil, Errorf(Conflict, "question %d of room %s changed too often meanwhile: try again", n, code)
 }
 
 // Finalize implements Store. It reads the answers, and one script, finalize.lua, writes

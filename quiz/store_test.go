@@ -235,6 +235,191 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	codeRoom := func(t *testing.T, s Store) (*Room, Scoring) {
+		t.Helper()
+		qz := Quiz{Winners: []int{300, 200, 100}, Questions: []Question{codeQuestion()}}
+		if err := qz.Normalize(); err != nil {
+			t.Fatal(err)
+		}
+		r := &Room{Code: roomCode(), HostToken: Token(), Quiz: qz, Phase: PhaseLobby, CreatedAt: time.Now()}
+		if err := s.CreateRoom(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		goLive(t, s, r.Code, 1)
+		return r, ScoringFor(qz, 1)
+	}
+	submit := func(t *testing.T, s Store, code string, sc Scoring, p Player) Answer {
+		t.Helper()
+		a, err := s.Accept(ctx, code, Answer{N: 1, PlayerID: p.ID, Submission: Submission{Language: "python", Code: "print(3)"}}, sc)
+		if err != nil {
+			t.Fatalf("submission of %s: %v", p.Name, err)
+		}
+		if !a.Pending || a.Rank != 0 || a.Verdict != nil {
+			t.Fatalf("a fresh submission: got %+v, want pending, unranked, no verdict", a)
+		}
+		return a
+	}
+	verdict := func(name string) CodeVerdict {
+		return CodeVerdict{Verdict: name, Passed: 1, Total: 2, TimeMs: 12, MemoryKB: 3456, Message: name}
+	}
+
+	t.Run("code submissions rank by arrival once judged", func(t *testing.T) {
+		s := newStore(t)
+		r, sc := codeRoom(t, s)
+		a, b, c, d := mustPlayer(t, s, r.Code, "a"), mustPlayer(t, s, r.Code, "b"), mustPlayer(t, s, r.Code, "c"), mustPlayer(t, s, r.Code, "d")
+		for i, p := range []Player{a, b, a, c, d} {
+			if got := submit(t, s, r.Code, sc, p); got.ArrivalRank != i+1 {
+				t.Fatalf("submission %d got number %d", i+1, got.ArrivalRank)
+			}
+		}
+		steps := []struct {
+			sub       int
+			verdict   string
+			stored    string // the verdict stored after the call
+			finalSubs []int  // submissions made final, in arrival order
+			ranks     []int  // their ranks
+		}{
+			{2, "AC", "AC", nil, nil},                 // b's AC waits for a's earlier #1
+			{2, "WA", "AC", nil, nil},                 // a second verdict changes nothing
+			{4, "AC", "AC", nil, nil},                 // c's AC waits too
+			{1, "WA", "WA", []int{1, 2}, []int{0, 1}}, // #1 settles, and with it b's #2: rank 1
+			{3, "AC", "AC", []int{3, 4}, []int{2, 3}}, // a's #3 and c's #4
+			{5, "AC", "AC", []int{5}, []int{4}},       // d: rank 4, no points left
+		}
+		for _, st := range steps {
+			got, final, err := s.Verdict(ctx, r.Code, 1, st.sub, verdict(st.verdict), sc)
+			if err != nil {
+				t.Fatalf("verdict %s on #%d: %v", st.verdict, st.sub, err)
+			}
+			if got.ArrivalRank != st.sub || got.Verdict == nil || got.Verdict.Verdict != st.stored || got.Verdict.MemoryKB != 3456 {
+				t.Fatalf("verdict %s on #%d: stored %+v, want #%d with %s", st.verdict, st.sub, got, st.sub, st.stored)
+			}
+			var subs, ranks []int
+			for _, f := range final {
+				subs, ranks = append(subs, f.ArrivalRank), append(ranks, f.Rank)
+				if f.Pending {
+					t.Errorf("final answer #%d still pending", f.ArrivalRank)
+				}
+			}
+			if fmt.Sprint(subs, ranks) != fmt.Sprint(st.finalSubs, st.ranks) {
+				t.Fatalf("verdict %s on #%d: final %v ranks %v, want %v ranks %v", st.verdict, st.sub, subs, ranks, st.finalSubs, st.ranks)
+			}
+		}
+		if _, err := s.Accept(ctx, r.Code, Answer{N: 1, PlayerID: b.ID, Submission: Submission{Language: "c", Code: "x"}}, sc); ErrorCode(err) != AlreadyAnswered {
+			t.Fatalf("a submission after an accepted one: got %v, want already_answered", err)
+		}
+		for _, sub := range []int{0, 6} {
+			if _, _, err := s.Verdict(ctx, r.Code, 1, sub, verdict("AC"), sc); ErrorCode(err) != NotFound {
+				t.Fatalf("verdict on #%d of 5: got %v, want not_found", sub, err)
+			}
+		}
+		room, _ := s.Room(ctx, r.Code)
+		scores := map[string]int{}
+		for _, p := range room.Players {
+			scores[p.Name] = p.Score
+		}
+		if want := map[string]int{"a": 200, "b": 300, "c": 100, "d": 0}; fmt.Sprint(scores) != fmt.Sprint(want) {
+			t.Fatalf("scores %v, want %v", scores, want)
+		}
+		answers, _ := s.Answers(ctx, r.Code, 1)
+		if len(answers) != 5 || answers[1].Rank != 1 || answers[1].Points != 300 || answers[0].Rank != 0 || answers[0].Verdict.Verdict != "WA" {
+			t.Fatalf("stored answers %+v", answers)
+		}
+	})
+
+	t.Run("code submissions judged after the close still count", func(t *testing.T) {
+		s := newStore(t)
+		r, sc := codeRoom(t, s)
+		p := mustPlayer(t, s, r.Code, "late")
+		sub := submit(t, s, r.Code, sc, p)
+		if _, err := s.Update(ctx, r.Code, func(r *Room) error { r.Phase = PhaseClosed; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Accept(ctx, r.Code, Answer{N: 1, PlayerID: p.ID, Submission: Submission{Language: "c", Code: "x"}}, sc); ErrorCode(err) != Closed {
+			t.Fatalf("a submission after the close: got %v, want closed", err)
+		}
+		got, final, err := s.Verdict(ctx, r.Code, 1, sub.ArrivalRank, verdict("AC"), sc)
+		if err != nil || len(final) != 1 || got.Rank != 1 || got.Points != 300 {
+			t.Fatalf("verdict after the close: %+v, %v, %v; want rank 1 with 300 points", got, final, err)
+		}
+	})
+
+	t.Run("a player's code submissions are bounded", func(t *testing.T) {
+		s := newStore(t)
+		r, sc := codeRoom(t, s)
+		p := mustPlayer(t, s, r.Code, "spammer")
+		for range MaxSubmissions {
+			submit(t, s, r.Code, sc, p)
+		}
+		if _, err := s.Accept(ctx, r.Code, Answer{N: 1, PlayerID: p.ID, Submission: Submission{Language: "c", Code: "x"}}, sc); ErrorCode(err) != RateLimited {
+			t.Fatalf("submission %d: got %v, want rate_limited", MaxSubmissions+1, err)
+		}
+	})
+
+	t.Run("concurrent code submissions and verdicts rank each player's first AC by arrival", func(t *testing.T) {
+		s := newStore(t)
+		r, sc := codeRoom(t, s)
+		const players, each = 30, 4
+		ps := make([]Player, players)
+		for i := range ps {
+			ps[i] = mustPlayer(t, s, r.Code, fmt.Sprint("p", i))
+		}
+		// Every player sends its submissions at once with the others; a submission is
+		// accepted when (player + k) % 3 == 0, and judged at once, racing the others.
+		var wg sync.WaitGroup
+		errs := make(chan error, players*each*2)
+		for i, p := range ps {
+			wg.Go(func() {
+				for k := range each {
+					a, err := s.Accept(ctx, r.Code, Answer{N: 1, PlayerID: p.ID, Submission: Submission{Language: "c", Code: fmt.Sprint(k)}}, sc)
+					if ErrorCode(err) == AlreadyAnswered {
+						continue // an earlier one was accepted already
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+					v := verdict("WA")
+					if (i+k)%3 == 0 {
+						v = verdict("AC")
+					}
+					wg.Go(func() {
+						if _, _, err := s.Verdict(ctx, r.Code, 1, a.ArrivalRank, v, sc); err != nil {
+							errs <- err
+						}
+					})
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		answers, err := s.Answers(ctx, r.Code, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen, rank := map[string]bool{}, 0
+		for _, a := range answers { // arrival order
+			if a.Pending || a.Verdict == nil {
+				t.Fatalf("submission #%d still pending after every verdict", a.ArrivalRank)
+			}
+			want := 0
+			if a.Verdict.Verdict == "AC" && !seen[a.PlayerID] {
+				seen[a.PlayerID] = true
+				rank++
+				want = rank
+			}
+			if a.Rank != want {
+				t.Fatalf("submission #%d of %s (%s): rank %d, want %d", a.ArrivalRank, a.Name, a.Verdict.Verdict, a.Rank, want)
+			}
+		}
+		if rank != players {
+			t.Fatalf("%d players ranked, want every one of %d (each has an AC among its first three)", rank, players)
+		}
+	})
+
 	t.Run("finalize applies once", func(t *testing.T) {
 		s := newStore(t)
 		r := mustRoom(t, s, []int{100, 60})

@@ -1,0 +1,68 @@
+package quiz
+
+import (
+	"context"
+	"time"
+)
+
+// Accepted is the verdict of a code submission that passed every test; the others (WA,
+// TLE, MLE, RE, OLE, CE, IE) are the judge's to name.
+const Accepted = "AC"
+
+// CodeVerdict is what the judge found of one code submission.
+type CodeVerdict struct {
+	Verdict  string `json:"verdict"` // AC, WA, TLE, MLE, RE, OLE, CE or IE
+	Passed   int    `json:"passed"`  // tests passed before the first failure
+	Total    int    `json:"total"`
+	TimeMs   int64  `json:"timeMs"`   // the largest CPU time of a test run
+	MemoryKB int64  `json:"memoryKB"` // the largest peak memory of a test run
+	Message  string `json:"message"`
+}
+
+// CodeJob is one code submission for the judge: which it is, and the question (its tests
+// and limits) that judges it.
+type CodeJob struct {
+	Room       string
+	N          int
+	Submission int // its number among question N's submissions: its arrival rank
+	PlayerID   string
+	Language   string
+	Code       string
+	Question   Question
+}
+
+// Judge judges code submissions, asynchronously: the server wires the judge package in
+// and hands each verdict to Service.Verdict.
+type Judge interface {
+	// Check says whether the judge can judge question q (its languages and checker); an
+	// Invalid *Error if not.
+	Check(q Question) error
+	// Submit queues job for judging, or returns a Busy *Error when the queue is full
+	// (nothing was queued).
+	Submit(ctx context.Context, job CodeJob) error
+}
+
+// settle ranks a code question's submissions in arrival order, from index from, for as
+// long as each has its verdict: a player's first accepted submission (by arrival) takes
+// the next rank after correct and its points, unless the player has a rank already
+// (winners); every other judged submission is final with no rank. It updates answers and
+// winners in place and returns the indexes of the answers it made final, the index of the
+// first submission still waiting for its verdict, and the correct answers ranked now.
+//
+// Ranking waits for the verdicts of earlier submissions, so a rank once given is final:
+// a later verdict can never take it away.
+func settle(answers []Answer, from int, winners map[string]bool, correct int, sc Scoring) (changed []int, next, ranked int) {
+	next = from
+	for ; next < len(answers) && answers[next].Verdict != nil; next++ {
+		a := &answers[next]
+		a.Pending = false
+		if a.Verdict.Verdict == Accepted && !winners[a.PlayerID] {
+			winners[a.PlayerID] = true
+			correct++
+			a.Rank = correct
+			a.Points = sc.Award(a.Rank, time.Duration(a.ElapsedUs)*time.Microsecond)
+		}
+		changed = append(changed, next)
+	}
+	return changed, next, correct
+}
