@@ -54,7 +54,7 @@ func TestComposeFile(t *testing.T) {
 	if _, err := run("", "config", "-q"); err == nil || !strings.Contains(err.Error(), "BULB_ADMIN_TOKEN") {
 		t.Errorf("config without BULB_ADMIN_TOKEN: got %v, want a failure naming BULB_ADMIN_TOKEN", err)
 	}
-	out, err := run("test-token", "--profile", "judge", "config", "--services")
+	out, err := run("test-token", "config", "--services")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,10 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,18 +31,26 @@ type testServer struct {
 
 const testAdmin = "test-admin-token"
 
-var listening = regexp.MustCompile(`Bulb listening on (http://\S+)/`)
+var (
+	listening    = regexp.MustCompile(`Bulb listening on (http://\S+)/`)
+	judgeRunning = regexp.MustCompile(`Bulb judge running`)
+)
 
-// MustStartServer runs a Bulb node until the test ends. env adds environment variables.
+// MustStartServer runs a Bulb node until the test ends. env adds environment variables to
+// the test's judgeEnv.
 func MustStartServer(tb testing.TB, env map[string]string, args ...string) *testServer {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
+	jenv := judgeEnv(tb)
 	getenv := func(k string) string {
 		if k == "BULB_ADMIN_TOKEN" {
 			return testAdmin
 		}
-		return env[k]
+		if v, ok := env[k]; ok {
+			return v
+		}
+		return jenv[k]
 	}
 	done := make(chan error, 1)
 	go func() {
@@ -83,6 +95,32 @@ func MustStartServer(tb testing.TB, env map[string]string, args ...string) *test
 	}
 	tb.Cleanup(s.stop)
 	return s
+}
+
+var (
+	judgeEnvs   sync.Map     // testing.TB → its judgeEnv
+	nextBoxBase atomic.Int32 // in tens, from 10
+)
+
+// judgeEnv returns the environment that gives the test's servers their own box directory
+// and range of box ids, the same for every server of one test (they share one host's
+// boxes). Box ids are host-wide uids and cgroups: the test servers use ids 100 to 199, the
+// judge package's tests those below.
+func judgeEnv(tb testing.TB) map[string]string {
+	if env, ok := judgeEnvs.Load(tb); ok {
+		return env.(map[string]string)
+	}
+	root := tb.TempDir()
+	for _, d := range []string{filepath.Dir(root), root} {
+		if err := os.Chmod(d, 0o711); err != nil { // box uids traverse to their box
+			tb.Fatal(err)
+		}
+	}
+	base := 100 + 10*(nextBoxBase.Add(1)%10)
+	env := map[string]string{"BULB_BOX_ROOT": root, "BULB_BOX_BASE": strconv.Itoa(int(base)), "BULB_JUDGE_WORKERS": "2"}
+	judgeEnvs.Store(tb, env)
+	tb.Cleanup(func() { judgeEnvs.Delete(tb) })
+	return env
 }
 
 // apiError is the error body of every failed call.
@@ -246,7 +284,13 @@ func (w *wsClient) reply(tb testing.TB) received {
 // await returns the next frame that matches, skipping others, within 5 s.
 func (w *wsClient) await(tb testing.TB, what string, match func(received) bool) received {
 	tb.Helper()
-	timeout := time.After(5 * time.Second)
+	return w.awaitWithin(tb, what, 5*time.Second, match)
+}
+
+// awaitWithin returns the next frame that matches, skipping others, within d.
+func (w *wsClient) awaitWithin(tb testing.TB, what string, d time.Duration, match func(received) bool) received {
+	tb.Helper()
+	timeout := time.After(d)
 	for {
 		select {
 		case f, ok := <-w.frames:
@@ -257,7 +301,7 @@ func (w *wsClient) await(tb testing.TB, what string, match func(received) bool) 
 				return f
 			}
 		case <-timeout:
-			tb.Fatalf("no %s frame within 5 s", what)
+			tb.Fatalf("no %s frame within %v", what, d)
 		}
 	}
 }

@@ -91,6 +91,7 @@ var statusOf = map[string]int{
 	quiz.Closed:          http.StatusConflict,
 	quiz.AlreadyAnswered: http.StatusConflict,
 	quiz.RateLimited:     http.StatusTooManyRequests,
+	quiz.Busy:            http.StatusServiceUnavailable,
 	quiz.Unavailable:     http.StatusServiceUnavailable,
 	quiz.Internal:        http.StatusInternalServerError,
 }

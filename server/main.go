@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bulbquiz/bulb/hub"
+	"github.com/bulbquiz/bulb/judge"
 	"github.com/bulbquiz/bulb/quiz"
 )
 
@@ -56,6 +57,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer eng.close()
 	h := hub.New(hub.Options{
+		ReadLimit:    maxFrame,
 		QueueSize:    cfg.QueueSize,
 		WriteTimeout: cfg.WriteTimeout,
 		PingInterval: cfg.PingInterval,
@@ -65,7 +67,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Bus:          eng.bus,
 		Node:         cfg.Node,
 	})
-	svc := quiz.NewService(eng.store, h, eng.locker, log)
+	var svc *quiz.Service
+	jd, err := newJudging(cfg, eng, func(ctx context.Context, job judge.Job, v judge.Verdict) error {
+		return recordVerdict(ctx, svc, job, v)
+	}, log)
+	if err != nil {
+		return err
+	}
+	svc = quiz.NewService(eng.store, h, eng.locker, jd.judge, log)
+	if cfg.Role == roleJudge {
+		// No HTTP and no sockets: it judges, records verdicts and sends their frames to
+		// the nodes through the bus.
+		fmt.Fprintf(stdout, "Bulb judge running (%s, host %s)\n", eng.name, cfg.Host)
+		if jd.run == nil {
+			return errors.New("this process cannot judge")
+		}
+		return jd.run(ctx)
+	}
 	h.OnSchedule(svc.Scheduled)
 
 	adminToken := cfg.AdminToken
@@ -88,6 +106,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return svc.Run(ctx) })
 	g.Go(func() error { return h.Run(ctx) })
+	if jd.run != nil {
+		g.Go(func() error { return jd.run(ctx) })
+	}
 	g.Go(func() error {
 		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -115,6 +136,10 @@ func baseURL(addr net.Addr) string {
 	return "http://" + tcp.String() + "/"
 }
 
+// maxFrame is the largest client frame read: a code answer of quiz.MaxCode bytes, escaped
+// in JSON, fits; the service refuses code over quiz.MaxCode with a clear error.
+const maxFrame = 8 * quiz.MaxCode
+
 // engine is where state lives and how nodes reach each other: the in-memory engine (one
 // process) or Redis (one node of many).
 type engine struct {
@@ -124,6 +149,7 @@ type engine struct {
 	locker quiz.Locker
 	health func(ctx context.Context) error // why the engine cannot serve, or nil
 	close  func()
+	rdb    *redis.Client // nil on the in-memory engine
 }
 
 // Timeouts of every Redis call: Redis down must fail calls fast, not hang them.
@@ -154,6 +180,7 @@ func newEngine(cfg config) (*engine, error) {
 			return nil
 		},
 		close: func() { rdb.Close() },
+		rdb:   rdb,
 	}, nil
 }
 

@@ -59,11 +59,16 @@ type node struct {
 	done chan error
 }
 
-// MustStartNode runs a Bulb process on redisURL until the test ends or kill.
-func MustStartNode(tb testing.TB, redisURL, name string) *node {
+// MustStartNode runs a Bulb process on redisURL until the test ends or kill; args are
+// added to its command line. Its judge uses the test's judgeEnv.
+func MustStartNode(tb testing.TB, redisURL, name string, args ...string) *node {
 	tb.Helper()
-	cmd := exec.Command(MustBinary(tb), "--addr", "127.0.0.1:0", "--redis", redisURL, "--node", name, "--ping-interval", "200ms")
+	args = append([]string{"--addr", "127.0.0.1:0", "--redis", redisURL, "--node", name, "--ping-interval", "200ms"}, args...)
+	cmd := exec.Command(MustBinary(tb), args...)
 	cmd.Env = append(os.Environ(), "BULB_ADMIN_TOKEN="+testAdmin)
+	for k, v := range judgeEnv(tb) {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		tb.Fatal(err)
@@ -79,6 +84,9 @@ func MustStartNode(tb testing.TB, redisURL, name string) *node {
 		for sc.Scan() {
 			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
 				urls <- m[1]
+			}
+			if judgeRunning.MatchString(sc.Text()) {
+				urls <- "" // a judge process serves no HTTP
 			}
 		}
 		io.Copy(io.Discard, stdout)
