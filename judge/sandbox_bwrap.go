@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/bulbquiz/bulb/internal/proc"
 )
 
 // BwrapConfig configures the bubblewrap backend. The zero value is usable.
@@ -382,31 +384,25 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // killUID sends SIGKILL to every process whose real uid is uid, except pid except.
 func killUID(uid, except int) {
-	for _, p := range uidProcs(uid) {
-		if p.pid != except {
-			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+	for _, p := range proc.OfUID(uid) {
+		if p.PID != except {
+			_ = syscall.Kill(p.PID, syscall.SIGKILL)
 		}
 	}
-}
-
-// proc is a process seen in /proc.
-type proc struct {
-	pid, ppid int
-	zombie    bool
 }
 
 // held reports whether p still holds anything of its box: it runs, or it is a zombie
 // this process must reap. A zombie of another parent (the orphan of a judge process that
 // died, under a parent that does not reap) holds nothing but its pid.
-func (p proc) held(self int) bool { return !p.zombie || p.ppid == self }
+func held(p proc.Process, self int) bool { return !p.Zombie || p.PPID == self }
 
 // emptyUID kills every process of a box's uid and reaps those of this process; an error
 // says some would not go.
 func emptyUID(boxID, uid int) error {
 	reapUID(uid)
 	self, left := os.Getpid(), 0
-	for _, p := range uidProcs(uid) {
-		if p.held(self) {
+	for _, p := range proc.OfUID(uid) {
+		if held(p, self) {
 			left++
 		}
 	}
@@ -414,39 +410,6 @@ func emptyUID(boxID, uid int) error {
 		return fmt.Errorf("judge: box %d: %d processes of uid %d would not die", boxID, left, uid)
 	}
 	return nil
-}
-
-// uidProcs lists the processes (zombies included) whose real uid is uid.
-func uidProcs(uid int) []proc {
-	want := strconv.Itoa(uid)
-	var procs []proc
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		data, err := os.ReadFile("/proc/" + e.Name() + "/status")
-		if err != nil {
-			continue
-		}
-		p, mine := proc{pid: pid}, false
-		for _, line := range strings.Split(string(data), "\n") {
-			f := strings.Fields(line)
-			switch {
-			case len(f) >= 2 && f[0] == "PPid:":
-				p.ppid, _ = strconv.Atoi(f[1])
-			case len(f) >= 2 && f[0] == "State:":
-				p.zombie = f[1] == "Z"
-			case len(f) >= 2 && f[0] == "Uid:":
-				mine = f[1] == want
-			}
-		}
-		if mine {
-			procs = append(procs, p)
-		}
-	}
-	return procs
 }
 
 // reapUID kills every process of uid and reaps those that were reparented to this
@@ -460,20 +423,20 @@ func reapUID(uid int) time.Duration {
 	self := os.Getpid()
 	deadline := time.Now().Add(2 * time.Second)
 	for {
-		procs := uidProcs(uid)
-		if !slices.ContainsFunc(procs, func(p proc) bool { return p.held(self) }) || time.Now().After(deadline) {
+		procs := proc.OfUID(uid)
+		if !slices.ContainsFunc(procs, func(p proc.Process) bool { return held(p, self) }) || time.Now().After(deadline) {
 			return cpu
 		}
 		for _, p := range procs {
-			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+			_ = syscall.Kill(p.PID, syscall.SIGKILL)
 		}
 		for _, p := range procs {
-			if p.ppid != self {
+			if p.PPID != self {
 				continue
 			}
 			var ws syscall.WaitStatus
 			var ru syscall.Rusage
-			if n, err := syscall.Wait4(p.pid, &ws, 0, &ru); err == nil && n == p.pid {
+			if n, err := syscall.Wait4(p.PID, &ws, 0, &ru); err == nil && n == p.PID {
 				cpu += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 			}
 		}
