@@ -269,17 +269,25 @@ func (b *Bwrap) Run(ctx context.Context, box Box, spec RunSpec) (RunResult, erro
 		return res, fmt.Errorf("judge: bwrap failed: %s", bytes.TrimSpace(res.Stderr))
 	}
 
-	for _, name := range spec.Collect {
-		data, err := readBoxFile(box, name, lim.FileSize)
+	res.Files = collectFiles(box, spec.Collect, lim.FileSize)
+	return res, nil
+}
+
+// collectFiles reads back the named files of box, those the program made, up to limit
+// bytes each; nil if none.
+func collectFiles(box Box, names []string, limit int64) map[string][]byte {
+	var files map[string][]byte
+	for _, name := range names {
+		data, err := readBoxFile(box, name, limit)
 		if err != nil {
 			continue // the program did not make it: the caller decides what that means
 		}
-		if res.Files == nil {
-			res.Files = map[string][]byte{}
+		if files == nil {
+			files = map[string][]byte{}
 		}
-		res.Files[name] = data
+		files[name] = data
 	}
-	return res, nil
+	return files
 }
 
 // cgroupName is the name of box's cgroup.

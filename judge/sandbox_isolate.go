@@ -209,16 +209,7 @@ func (s *Isolate) Run(ctx context.Context, box Box, spec RunSpec) (RunResult, er
 	} else if overflowed && res.Killed == KilledNone {
 		res.Killed = KilledOutput // it wrote too much, and ended before it could be stopped
 	}
-	for _, name := range spec.Collect {
-		data, err := readBoxFile(inBox, name, lim.FileSize)
-		if err != nil {
-			continue // the program did not make it: the caller decides what that means
-		}
-		if res.Files == nil {
-			res.Files = map[string][]byte{}
-		}
-		res.Files[name] = data
-	}
+	res.Files = collectFiles(inBox, spec.Collect, lim.FileSize)
 	return res, nil
 }
 
