@@ -368,7 +368,13 @@ func evalOn[T any](p *tab, what, expr string) T {
 // stepTimeout, and returns it; it fails with the last value seen.
 func (p *tab) wait(what, expr, want string, ok func(string) bool) string {
 	p.b.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, stepTimeout)
+	return p.waitWithin(stepTimeout, what, expr, want, ok)
+}
+
+// waitWithin is wait for at most d, for what takes longer than a step, such as judging code.
+func (p *tab) waitWithin(d time.Duration, what, expr, want string, ok func(string) bool) string {
+	p.b.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, d)
 	defer cancel()
 	var got string
 	var lastErr error
@@ -385,9 +391,9 @@ func (p *tab) wait(what, expr, want string, ok func(string) bool) string {
 		select {
 		case <-ctx.Done():
 			if lastErr != nil {
-				p.fatalf("%s: no answer within %v: %v", what, stepTimeout, lastErr)
+				p.fatalf("%s: no answer within %v: %v", what, d, lastErr)
 			}
-			p.fatalf("%s: got %q, want %s (waited %v)", what, got, want, stepTimeout)
+			p.fatalf("%s: got %q, want %s (waited %v)", what, got, want, d)
 		case <-time.After(25 * time.Millisecond):
 		}
 	}

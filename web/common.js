@@ -149,3 +149,30 @@ export function renderLeaderboard(table, entries, me) {
 
 // clock shows the local time of an RFC 3339 instant.
 export const clock = (t) => new Date(t).toLocaleTimeString();
+
+// Code questions --------------------------------------------------------------
+
+// languageNames names the judge's languages for people; an unknown key shows as it is.
+const languageNames = { python: 'Python 3', c: 'C', cpp: 'C++' };
+export const languageName = (key) => languageNames[key] ?? key;
+
+// verdictNames spells out the judge's verdicts.
+export const verdictNames = {
+  AC: 'Accepted',
+  WA: 'Wrong answer',
+  TLE: 'Time limit exceeded',
+  MLE: 'Memory limit exceeded',
+  RE: 'Runtime error',
+  OLE: 'Output limit exceeded',
+  CE: 'Compilation error',
+  IE: 'Internal error',
+};
+
+// verdictStats sums up a verdict's figures: tests passed, CPU time and peak memory.
+// A program that did not compile or was not run has none.
+export function verdictStats(v) {
+  if (v.verdict === 'CE' || v.verdict === 'IE') return '';
+  const kb = v.memoryKB ?? 0;
+  const mem = kb >= 1024 ? `${(kb / 1024).toFixed(1)} MB` : `${kb} KB`;
+  return `${v.passed}/${v.total} tests passed · ${v.timeMs ?? 0} ms · ${mem}`;
+}

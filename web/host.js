@@ -1,5 +1,17 @@
 // The host page: create or open a room, run its questions, watch answers.
-import { $, api, clock, connect, esc, letter, renderLeaderboard, store } from '/static/common.js';
+import {
+  $,
+  api,
+  clock,
+  connect,
+  esc,
+  languageName,
+  letter,
+  renderLeaderboard,
+  store,
+  verdictNames,
+  verdictStats,
+} from '/static/common.js';
 
 const ADMIN = 'bulb.admin'; // the admin token, shared with the admin page
 const HOST = 'bulb.host'; // {code, hostToken}
@@ -25,6 +37,31 @@ const SAMPLE = {
       timeLimitMs: 30000,
     },
     { kind: 'choice', text: 'Which port does HTTPS use by default?', choices: ['80', '443', '8080'], answer: 1, points: 100 },
+  ],
+};
+
+// SAMPLE_CODE shows the shape of a code question: the judge runs each program on
+// every test's input and compares its output with the test's (checker: exact,
+// lines, tokens or float:EPS); timeLimitMs is the CPU time of one test run.
+const SAMPLE_CODE = {
+  title: 'Bulb sample code quiz',
+  ranking: 'first-come',
+  winners: [300, 200, 100],
+  questions: [
+    {
+      kind: 'code',
+      text: 'Read two integers a and b from one line and print a + b.',
+      languages: ['python', 'c', 'cpp'],
+      tests: [
+        { in: '1 2\n', out: '3\n' },
+        { in: '40 2\n', out: '42\n' },
+        { in: '-1000000000 -1000000000\n', out: '-2000000000\n' },
+      ],
+      timeLimitMs: 1000,
+      memoryLimitMB: 256,
+      checker: 'tokens',
+      points: 300,
+    },
   ],
 };
 
@@ -75,13 +112,32 @@ function refresh() {
   return loading;
 }
 
-// loadAnswers reloads the answers to question n, keeping any that arrived
-// as frames and are not in the answer yet.
+// loadAnswers reloads the answers to question n, keeping what frames told of
+// them that the answer does not know yet (an answer, a verdict, a final rank).
 async function loadAnswers(n) {
   const got = (await call('GET', `/questions/${n}/answers`)).answers ?? [];
-  const extra = answers.n === n ? answers.list.filter((a) => !got.some((g) => g.playerId === a.playerId)) : [];
-  answers = { n, list: [...got, ...extra] };
+  const frames = answers.n === n ? answers.list : [];
+  answers = { n, list: got };
+  for (const a of frames) mergeAnswer(a);
   renderAnswers();
+}
+
+// An answer is one player's; a code question takes several of each player,
+// told apart by their arrival rank (the submission's number).
+const answerKey = (a) => `${a.playerId}/${a.arrivalRank}`;
+
+// progress orders what is known of one answer: accepted, judged (code), final.
+const progress = (a) => (a.verdict ? 1 : 0) + (a.pending ? 0 : 2);
+
+// mergeAnswer adds answer a to the list, or puts it in the place of the same
+// answer if it knows as much or more, and keeps the list in rank order:
+// ranked answers by rank, then the others by arrival.
+function mergeAnswer(a) {
+  const i = answers.list.findIndex((x) => answerKey(x) === answerKey(a));
+  if (i < 0) answers.list.push(a);
+  else if (progress(a) >= progress(answers.list[i])) answers.list[i] = a;
+  const rank = (x) => (x.rank > 0 ? x.rank : Number.MAX_SAFE_INTEGER);
+  answers.list.sort((x, y) => rank(x) - rank(y) || x.arrivalRank - y.arrivalRank);
 }
 
 async function loadLeaderboard() {
@@ -102,10 +158,11 @@ function onFrame(m) {
       bg(refresh().then(() => loadAnswers(m.n)));
       break;
     case 'answered': {
+      // A late verdict on an earlier question's code: not the list shown now.
+      if (m.n !== answers.n && m.n < (room?.current ?? 0)) break;
       if (m.n !== answers.n) answers = { n: m.n, list: [] };
-      const rest = answers.list.filter((a) => a.playerId !== m.playerId);
-      const key = (a) => (a.correct && a.rank > 0 ? a.rank : Number.MAX_SAFE_INTEGER);
-      answers.list = [...rest, m].sort((a, b) => key(a) - key(b));
+      const { type, ...a } = m;
+      mergeAnswer(a);
       renderAnswers();
       break;
     }
@@ -134,25 +191,29 @@ function render() {
   renderEditVersion();
 
   const delay = $('delay').value;
-  $('questions').innerHTML =
+  setHTML(
+    $('questions'),
     '<thead><tr><th>#</th><th>Kind</th><th>Question</th><th></th></tr></thead><tbody>' +
-    room.questions
-      .map((q) => {
-        const detail =
-          q.kind === 'choice'
-            ? `<ol class="opts">${q.choices
-                .map((c, i) => `<li${i === q.answer ? ' class="right"' : ''}><b>${letter(i)}</b> ${esc(c)}</li>`)
-                .join('')}</ol>`
-            : `<div class="muted">accepts: ${esc((q.answers ?? []).join(' | '))}</div>`;
-        const btn = (cls, label) => `<button type="button" class="${cls}" data-act="${cls}" data-n="${q.n}">${label}</button>`;
-        const later = (cls, label) => btn(cls, `${label} in ${esc(delay)} s`);
-        return `<tr${q.n === room.current ? ' class="current"' : ''}>
+      room.questions
+        .map((q) => {
+          const detail =
+            q.kind === 'choice'
+              ? `<ol class="opts">${q.choices
+                  .map((c, i) => `<li${i === q.answer ? ' class="right"' : ''}><b>${letter(i)}</b> ${esc(c)}</li>`)
+                  .join('')}</ol>`
+              : q.kind === 'code'
+                ? codeDetail(q)
+                : `<div class="muted">accepts: ${esc((q.answers ?? []).join(' | '))}</div>`;
+          const btn = (cls, label) => `<button type="button" class="${cls}" data-act="${cls}" data-n="${q.n}">${label}</button>`;
+          const later = (cls, label) => btn(cls, `${label} in ${esc(delay)} s`);
+          return `<tr${q.n === room.current ? ' class="current"' : ''}>
           <td>${q.n}</td><td>${esc(q.kind)}</td><td>${esc(q.text)}${detail}</td>
           <td class="actions">${btn('open', 'Open')}${btn('start', 'Start')}${later('start-at', 'Start')}${later('close-at', 'Close')}${btn('close', 'Close')}</td>
         </tr>`;
-      })
-      .join('') +
-    '</tbody>';
+        })
+        .join('') +
+      '</tbody>',
+  );
 
   $('player-count').textContent = room.players.length;
   $('players').innerHTML = room.players
@@ -163,9 +224,36 @@ function render() {
     .join('');
 }
 
+// codeDetail sums up a code question for the question list: its languages,
+// limits and checker, and its tests to unfold.
+function codeDetail(q) {
+  const tests = q.tests ?? [];
+  const io = (t) => `<li><div class="io"><pre>${esc(t.in)}</pre><pre>${esc(t.out)}</pre></div></li>`;
+  return `<div class="muted code-langs">${esc((q.languages ?? []).map(languageName).join(', '))} · ${tests.length} test${
+    tests.length === 1 ? '' : 's'
+  } · per test ${esc(q.timeLimitMs)} ms CPU, ${esc(q.memoryLimitMB)} MB · checker ${esc(q.checker)}</div>
+    <details class="tests" data-key="tests/${q.n}"><summary>Tests: input, expected output</summary><ol>${tests.map(io).join('')}</ol></details>`;
+}
+
+// verdictCell shows what the judge found of a code submission.
+function verdictCell(a) {
+  const v = a.verdict;
+  if (!v) return '<span class="verdict">judging…</span>';
+  const stats = verdictStats(v);
+  const msg = v.message
+    ? v.message.includes('\n') || v.message.length > 80
+      ? `<details data-key="${esc(answerKey(a))}/message"><summary>message</summary><pre class="code">${esc(v.message)}</pre></details>`
+      : `<div class="muted">${esc(v.message)}</div>`
+    : '';
+  return `<b class="verdict" title="${esc(verdictNames[v.verdict] ?? '')}">${esc(v.verdict)}</b> ${
+    v.verdict === 'AC' && a.pending ? '<span class="muted">rank pending</span>' : ''
+  }${stats ? `<div class="muted">${esc(stats)}</div>` : ''}${msg}`;
+}
+
 function renderAnswers() {
   $('answers-n').textContent = answers.n ? `to question ${answers.n}` : '';
   const q = room?.questions.find((x) => x.n === answers.n);
+  if (q?.kind === 'code') return renderSubmissions();
   const shown = (a) =>
     a.answer?.choice !== undefined ? `${letter(a.answer.choice)} ${q?.choices?.[a.answer.choice] ?? ''}` : a.answer?.text;
   const ms = (us) => (us == null ? '' : (us / 1000).toFixed(1));
@@ -184,6 +272,41 @@ function renderAnswers() {
       )
       .join('') +
     '</tbody>';
+}
+
+// renderSubmissions lists the submissions to a code question: the ranked
+// ones by rank, then the others by arrival, each with its verdict.
+function renderSubmissions() {
+  const lines = (code) => code.split('\n').length - (code.endsWith('\n') ? 1 : 0);
+  const cls = (a) => (!a.verdict ? 'judging' : a.correct ? 'correct' : 'wrong');
+  setHTML(
+    $('answers'),
+    '<thead><tr><th>#</th><th>Name</th><th>Program</th><th>Verdict</th><th class="num">Points</th>' +
+      '<th class="num">Sent after s</th><th class="num">Submission</th></tr></thead><tbody>' +
+      answers.list
+        .map((a) => {
+          const code = a.answer?.code ?? '';
+          const n = lines(code);
+          return `<tr class="${cls(a)}" data-submission="${esc(a.arrivalRank)}">
+          <td>${a.rank || '–'}</td><td>${esc(a.name)}</td>
+          <td><span class="lang">${esc(languageName(a.answer?.language))}</span>
+            <details data-key="${esc(answerKey(a))}/code"><summary>${n} line${n === 1 ? '' : 's'}</summary><pre class="code">${esc(code)}</pre></details></td>
+          <td>${verdictCell(a)}</td>
+          <td class="num">${esc(a.points)}</td><td class="num">${(a.elapsedUs / 1e6).toFixed(1)}</td><td class="num">${esc(a.arrivalRank)}</td>
+        </tr>`;
+        })
+        .join('') +
+      '</tbody>',
+  );
+}
+
+// setHTML replaces el's content with html, keeping open the <details> (by their
+// data-key) that were open: a list redrawn on every frame or poll must not close
+// what the host is reading.
+function setHTML(el, html) {
+  const open = new Set([...el.querySelectorAll('details[open][data-key]')].map((d) => d.dataset.key));
+  el.innerHTML = html;
+  for (const d of el.querySelectorAll('details[data-key]')) d.open = open.has(d.dataset.key);
 }
 
 // ---- actions ------------------------------------------------------------
@@ -317,6 +440,7 @@ $('admin-token').value = store.get(ADMIN) ?? '';
 $('admin-token').onchange = () => store.set(ADMIN, $('admin-token').value.trim());
 
 $('sample').onclick = () => ($('quiz-json').value = JSON.stringify(SAMPLE, null, 2));
+$('sample-code').onclick = () => ($('quiz-json').value = JSON.stringify(SAMPLE_CODE, null, 2));
 
 $('quiz-file').onchange = () =>
   run(async () => {

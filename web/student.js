@@ -1,14 +1,28 @@
 // The student page: join a room, watch the bulb, answer first.
-import { $, api, connect, letter, renderLeaderboard, store } from '/static/common.js';
+import { $, api, connect, languageName, letter, renderLeaderboard, store, verdictNames, verdictStats } from '/static/common.js';
 
 const KEY = 'bulb.player'; // {code, playerId, token, name}
+const DRAFT = 'bulb.draft'; // code questions: {room, n, language, text, langs: {submission: language}}
 
 let session = store.get(KEY);
 let conn = null;
 // What the page knows of the current question. phase is "open", "live" or
 // "closed"; sending is true while an answer awaits its result or error;
 // sent is that answer frame, and retried whether it was sent again already.
-let st = { q: null, phase: 'open', answered: false, sending: false, online: false, sent: null, retried: false };
+// For a code question, answered means solved (a submission was accepted) and
+// code holds the submissions: subs by number, each {language, verdict}
+// (verdict: the verdict frame, null while judged), and final, the result
+// frame that ranked one of them.
+let st = {
+  q: null,
+  phase: 'open',
+  answered: false,
+  sending: false,
+  online: false,
+  sent: null,
+  retried: false,
+  code: { subs: new Map(), final: null },
+};
 
 // retryDelay is how long the page waits before it sends an answer again
 // that the server refused as unavailable.
@@ -27,9 +41,14 @@ function onFrame(m, ws) {
       break;
     case 'welcome':
       $('score').textContent = m.score ?? 0;
-      setQuestion(m.question ?? null, m.phase, Boolean(m.answered));
-      showResult('');
-      if (m.answered) showOutcome(m.answered);
+      if (m.question?.kind === 'code') {
+        setQuestion(m.question, m.phase, false);
+        restoreCode(m.answered, m.verdicts ?? []);
+      } else {
+        setQuestion(m.question ?? null, m.phase, Boolean(m.answered));
+        showResult('');
+        if (m.answered) showOutcome(m.answered);
+      }
       loadLeaderboard();
       break;
     case 'question':
@@ -41,11 +60,19 @@ function onFrame(m, ws) {
       if (m.n !== st.q?.n) break;
       setBulb(false);
       st.phase = 'closed';
-      if (!st.answered) showResult('Closed: no answer from you this time.');
+      if (!st.answered) showResult(closedText());
       update();
       break;
     case 'result':
-      if (m.n !== st.q?.n) break;
+      if (m.n !== st.q?.n) {
+        // A code submission to an earlier question, ranked once judged: only the score shows it.
+        if (m.submission && m.rank > 0) $('score').textContent = Number($('score').textContent) + m.points;
+        break;
+      }
+      if (st.q.kind === 'code') {
+        codeResult(m);
+        break;
+      }
       if (st.retried) showError('');
       st.answered = true;
       st.sending = false;
@@ -53,8 +80,18 @@ function onFrame(m, ws) {
       showOutcome(m);
       update();
       break;
+    case 'verdict':
+      if (m.n === st.q?.n && st.q.kind === 'code') codeVerdict(m);
+      break;
     case 'error':
-      if (m.code === 'unavailable' && st.sending && !st.retried && (m.n === undefined || m.n === st.q?.n)) {
+      // Code submissions are not idempotent: one sent again would be judged twice.
+      if (
+        m.code === 'unavailable' &&
+        st.sending &&
+        !st.retried &&
+        st.q?.kind !== 'code' &&
+        (m.n === undefined || m.n === st.q?.n)
+      ) {
         retry(st.sent);
         break;
       }
@@ -80,7 +117,10 @@ function setBulb(lit) {
 }
 
 function setQuestion(q, phase, answered) {
+  // The same code question again (a new connection): keep what the page knows of it.
+  const same = q?.kind === 'code' && st.q?.kind === 'code' && q.n === st.q.n;
   st = { ...st, q, phase, answered, sending: false, sent: null, retried: false };
+  if (!same) st.code = { subs: new Map(), final: null };
   $('question').textContent = q ? `${q.n}. ${q.text}` : 'Waiting for the host to open a question…';
   const buttons = (q?.kind === 'choice' ? q.choices : []).map((text, i) => {
     const b = document.createElement('button');
@@ -97,6 +137,9 @@ function setQuestion(q, phase, answered) {
   $('choices').replaceChildren(...buttons);
   $('short-form').hidden = q?.kind !== 'short';
   $('text-answer').value = '';
+  $('code-form').hidden = q?.kind !== 'code';
+  if (q?.kind === 'code' && !same) loadDraft(q);
+  renderSubmissions();
   setBulb(phase === 'live');
   update();
 }
@@ -104,7 +147,15 @@ function setQuestion(q, phase, answered) {
 // update enables the answer controls only while an answer can be sent.
 function update() {
   const can = st.online && st.phase === 'live' && !st.answered && !st.sending;
-  for (const el of [...$('choices').children, $('text-answer'), $('submit-text')]) el.disabled = !can;
+  for (const el of [...$('choices').children, $('text-answer'), $('submit-text'), $('submit-code')]) el.disabled = !can;
+}
+
+function closedText() {
+  if (st.q?.kind !== 'code' || st.code.subs.size === 0) return 'Closed: no answer from you this time.';
+  const judging = [...st.code.subs.values()].some((s) => !s.verdict);
+  return judging
+    ? 'Closed: your submissions sent in time are still being judged…'
+    : 'Closed: no accepted submission from you this time.';
 }
 
 function showResult(text, kind = '') {
@@ -121,6 +172,255 @@ function showOutcome(r) {
 
 function showError(text) {
   $('error').textContent = text;
+}
+
+// ---- code questions -----------------------------------------------------
+
+// maxCode is the largest program the server takes, in bytes of UTF-8.
+const maxCode = 64 << 10;
+
+// loadDraft fills the editor for code question q: the draft kept for it
+// (a reload keeps the program), else an empty one in the language used last.
+function loadDraft(q) {
+  const d = store.get(DRAFT);
+  const mine = d?.room === session?.code && d?.n === q.n;
+  $('language').replaceChildren(
+    ...q.languages.map((key) => {
+      const o = document.createElement('option');
+      o.value = key;
+      o.textContent = languageName(key);
+      return o;
+    }),
+  );
+  $('language').value = q.languages.includes(d?.language) ? d.language : q.languages[0];
+  $('code-editor').value = mine ? (d.text ?? '') : '';
+  const secs = q.timeLimitMs / 1000;
+  $('limits').textContent = `Per test: ${secs} s of CPU time, ${q.memoryLimitMB} MB of memory`;
+  if (!mine) saveDraft();
+}
+
+// saveDraft keeps the editor's program and the language of each submission,
+// so that a reload finds them again.
+function saveDraft() {
+  if (st.q?.kind !== 'code' || !session) return;
+  const langs = {};
+  for (const [k, s] of st.code.subs) if (s.language) langs[k] = s.language;
+  store.set(DRAFT, { room: session.code, n: st.q.n, language: $('language').value, text: $('code-editor').value, langs });
+}
+
+// sub returns submission k of the current code question, adding it if new.
+function sub(k) {
+  let s = st.code.subs.get(k);
+  if (!s) {
+    const d = store.get(DRAFT);
+    const known = d?.room === session?.code && d?.n === st.q?.n ? d.langs?.[k] : undefined;
+    s = { language: known ?? null, verdict: null };
+    st.code.subs.set(k, s);
+  }
+  return s;
+}
+
+// restoreCode rebuilds the submissions from a welcome frame: the verdicts of
+// those judged, and answered, the result of the ranked one or else the latest
+// (which may still be judged).
+function restoreCode(answered, verdicts) {
+  for (const v of verdicts) sub(v.submission).verdict = v;
+  if (answered?.submission) sub(answered.submission);
+  if (answered?.rank > 0) st.code.final = answered;
+  st.answered = Boolean(answered?.correct) || verdicts.some((v) => v.verdict === 'AC');
+  renderSubmissions();
+  showCodeOutcome();
+  update();
+}
+
+// codeResult takes a result frame of a code question: the reply that a
+// submission is taken for judging, or the final one that ranks it.
+function codeResult(m) {
+  if (m.rank > 0) {
+    const first = !st.code.final;
+    st.code.final = m;
+    st.answered = true;
+    if (first) $('score').textContent = Number($('score').textContent) + m.points;
+    sub(m.submission);
+  } else if (m.submission) {
+    const s = sub(m.submission);
+    if (st.sending && st.sent?.code !== undefined) s.language ??= st.sent.language;
+    st.sending = false;
+    saveDraft();
+  }
+  renderSubmissions();
+  showCodeOutcome();
+  update();
+}
+
+// codeVerdict takes the judge's verdict on one of our submissions.
+function codeVerdict(v) {
+  const known = st.code.subs.has(v.submission);
+  const s = sub(v.submission);
+  // A verdict before any reply: the judge was busy and the submission was not judged.
+  if (!known && st.sending && st.sent?.code !== undefined) s.language ??= st.sent.language;
+  s.verdict = v;
+  if (v.verdict === 'AC') st.answered = true;
+  saveDraft();
+  renderSubmissions();
+  showCodeOutcome();
+  update();
+}
+
+// showCodeOutcome says where the player stands on the current code question.
+function showCodeOutcome() {
+  const f = st.code.final;
+  if (f) showResult(`Accepted!${f.rank ? ` Rank ${f.rank}` : ''} · +${f.points} points`, 'correct');
+  else if (st.answered)
+    showResult('Accepted! Your rank is settled once the submissions sent before yours are judged…', 'pending');
+  else if (st.phase === 'closed') showResult(closedText());
+  else showResult('');
+}
+
+// renderSubmissions lists the submissions to the current code question,
+// newest first. Items are updated in place, so that a screen reader (the list
+// is a live region) reads out what changed, not the whole list.
+function renderSubmissions() {
+  const list = $('submissions');
+  const code = st.q?.kind === 'code';
+  $('submissions-box').hidden = !code || st.code.subs.size === 0;
+  if (!code) return list.replaceChildren();
+  const keys = [...st.code.subs.keys()].sort((a, b) => b - a);
+  const items = keys.map((k) => {
+    let li = list.querySelector(`li[data-submission="${k}"]`);
+    if (!li) {
+      li = document.createElement('li');
+      li.dataset.submission = k;
+    }
+    fillSubmission(li, k, st.code.subs.get(k));
+    return li;
+  });
+  // Move only what must move: a screen reader reads out nodes put in anew.
+  let prev = null;
+  for (const li of items) {
+    const at = prev ? prev.nextSibling : list.firstChild;
+    if (at !== li) list.insertBefore(li, at);
+    prev = li;
+  }
+  const rest = () => (prev ? prev.nextSibling : list.firstChild);
+  while (rest()) rest().remove();
+}
+
+function fillSubmission(li, k, s) {
+  const v = s.verdict;
+  const state = v ? v.verdict : 'judging';
+  const ranked = st.code.final?.submission === k ? st.code.final : null;
+  const text = (sel, t) => (li.querySelector(sel).textContent = t);
+  const shown = JSON.stringify([v, s.language, ranked?.rank, ranked?.points]);
+  if (li.dataset.shown === shown) return; // unchanged: leave it be
+  li.dataset.shown = shown;
+  li.dataset.verdict = state;
+  li.className = `sub ${!v ? 'judging' : v.verdict === 'AC' ? 'correct' : 'wrong'}`;
+  li.innerHTML =
+    '<div class="sub-head"><span class="sub-n"></span> <span class="sub-lang muted"></span> ' +
+    '<b class="verdict"></b> <span class="verdict-name"></span> <span class="sub-stats muted"></span> ' +
+    '<span class="sub-rank"></span></div>';
+  text('.sub-n', `#${k}`);
+  text('.sub-lang', s.language ? languageName(s.language) : '');
+  text('.verdict', v ? v.verdict : 'judging…');
+  text('.verdict-name', v ? (verdictNames[v.verdict] ?? '') : '');
+  text('.sub-stats', v ? verdictStats(v) : '');
+  text('.sub-rank', ranked ? `rank ${ranked.rank} · +${ranked.points} points` : '');
+  if (v?.message) {
+    const pre = document.createElement('pre');
+    pre.className = 'sub-message';
+    pre.textContent = v.message;
+    li.append(pre);
+  }
+}
+
+function submitCode() {
+  const code = $('code-editor').value;
+  if (!code.trim()) return showError('Write your program first.');
+  const bytes = new TextEncoder().encode(code).length;
+  if (bytes > maxCode) return showError(`Your program is ${bytes} bytes: the most is ${maxCode}.`);
+  saveDraft();
+  sendAnswer({ language: $('language').value, code });
+}
+
+// ---- the editor: a textarea that indents ----------------------------------
+
+const indentUnit = '    ';
+
+// replaceRange replaces text start..end of the textarea and selects
+// selStart..selEnd. It goes through execCommand where it can, which keeps
+// the browser's undo history.
+function replaceRange(ta, start, end, text, selStart, selEnd) {
+  ta.setSelectionRange(start, end);
+  if (!document.execCommand('insertText', false, text)) {
+    ta.setRangeText(text, start, end, 'end');
+    ta.dispatchEvent(new Event('input', { bubbles: true }));
+  }
+  ta.setSelectionRange(selStart, selEnd);
+}
+
+// shiftLines indents (by one unit) or unindents the lines that the
+// selection touches.
+function shiftLines(ta, out) {
+  const { value, selectionStart: s, selectionEnd: e } = ta;
+  const from = value.lastIndexOf('\n', s - 1) + 1;
+  const to = e > s && value[e - 1] === '\n' ? e - 1 : e; // a selection ending at a line start leaves that line
+  const lines = value.slice(from, to).split('\n');
+  let first = 0;
+  let total = 0;
+  const shifted = lines.map((line, i) => {
+    let d;
+    if (out) {
+      d = line.length - line.replace(/^( {1,4}|\t)/, '').length;
+      line = line.slice(d);
+      d = -d;
+    } else {
+      d = indentUnit.length;
+      line = indentUnit + line;
+    }
+    if (i === 0) first = d;
+    total += d;
+    return line;
+  });
+  const text = shifted.join('\n');
+  if (total === 0) return;
+  replaceRange(ta, from, to, text, Math.max(from, s + first), e + total);
+}
+
+let escaped = false; // Esc was the last key: the next Tab leaves the editor
+
+function onEditorKey(e) {
+  const ta = e.currentTarget;
+  if (['Shift', 'Control', 'Alt', 'Meta'].includes(e.key)) return;
+  const wasEscaped = escaped;
+  escaped = e.key === 'Escape';
+  const plain = !e.ctrlKey && !e.altKey && !e.metaKey;
+  if (e.key === 'Tab' && plain) {
+    if (wasEscaped) return; // the browser moves the focus on
+    e.preventDefault();
+    const { value, selectionStart: s, selectionEnd: end } = ta;
+    if (e.shiftKey || value.slice(s, end).includes('\n')) return shiftLines(ta, e.shiftKey);
+    const col = s - (value.lastIndexOf('\n', s - 1) + 1);
+    const pad = ' '.repeat(indentUnit.length - (col % indentUnit.length));
+    replaceRange(ta, s, end, pad, s + pad.length, s + pad.length);
+  } else if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
+    e.preventDefault();
+    if (!$('submit-code').disabled) submitCode();
+  }
+}
+
+// onEditorInput makes a new line keep the indentation of the one it breaks.
+// It acts on the line break about to be inserted rather than on the Enter
+// key, so that it sees every way a line break is typed.
+function onEditorInput(e) {
+  if (e.inputType !== 'insertLineBreak' && e.inputType !== 'insertParagraph') return;
+  const ta = e.currentTarget;
+  const { value, selectionStart: s, selectionEnd: end } = ta;
+  const indent = /^[ \t]*/.exec(value.slice(value.lastIndexOf('\n', s - 1) + 1, s))[0];
+  if (!indent) return; // the browser's own line break will do
+  e.preventDefault();
+  const at = s + 1 + indent.length;
+  replaceRange(ta, s, end, '\n' + indent, at, at);
 }
 
 function showLeaderboard(entries) {
@@ -196,7 +496,19 @@ function leave() {
   conn = null;
   store.del(KEY);
   session = null;
-  st = { q: null, phase: 'open', answered: false, sending: false, online: false, sent: null, retried: false };
+  st = {
+    q: null,
+    phase: 'open',
+    answered: false,
+    sending: false,
+    online: false,
+    sent: null,
+    retried: false,
+    code: { subs: new Map(), final: null },
+  };
+  store.del(DRAFT);
+  renderSubmissions();
+  $('code-form').hidden = true;
   $('game').hidden = true;
   $('join-form').hidden = false;
   $('status').textContent = 'not connected';
@@ -229,6 +541,15 @@ $('short-form').onsubmit = (e) => {
   const text = $('text-answer').value.trim();
   if (text) sendAnswer({ text });
 };
+
+$('code-form').onsubmit = (e) => {
+  e.preventDefault();
+  submitCode();
+};
+$('code-editor').onkeydown = onEditorKey;
+$('code-editor').addEventListener('beforeinput', onEditorInput);
+$('code-editor').oninput = saveDraft;
+$('language').onchange = saveDraft;
 
 $('leave').onclick = leave;
 

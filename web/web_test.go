@@ -28,8 +28,8 @@ func TestPagesLoadEmbeddedFiles(t *testing.T) {
 // Tests drive the pages by these ids.
 func TestPagesHaveIDs(t *testing.T) {
 	ids := map[string]string{
-		"index.html": "code name join status question bulb choices text-answer submit-text result leaderboard leave",
-		"host.html":  "admin-token quiz-json create room-code questions phase players answers leaderboard error edit-quiz edit-json save-quiz edit-status",
+		"index.html": "code name join status question bulb choices text-answer submit-text result leaderboard leave language code-editor submit-code submissions",
+		"host.html":  "admin-token quiz-json create room-code questions phase players answers leaderboard error edit-quiz edit-json save-quiz edit-status sample-code",
 		"admin.html": "admin-token room-code refresh starts chart start-nodes start-players bias error",
 	}
 	for page, list := range ids {
