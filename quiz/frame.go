@@ -19,7 +19,10 @@ type welcomeFrame struct {
 	Score    int            `json:"score"`
 	Question *questionFrame `json:"question,omitempty"`
 	Answered *resultFrame   `json:"answered,omitempty"`
-	Verdicts []verdictFrame `json:"verdicts,omitempty"` // code: the player's judged submissions
+	// Code: the player's submissions to the current question (result frames, in arrival
+	// order) and the verdicts of those judged.
+	Submissions []resultFrame  `json:"submissions,omitempty"`
+	Verdicts    []verdictFrame `json:"verdicts,omitempty"`
 }
 
 type questionFrame struct {
@@ -79,12 +82,13 @@ type resultFrame struct {
 	Pending    bool   `json:"pending,omitempty"`
 	Judging    bool   `json:"judging,omitempty"`    // code: the verdict is still to come
 	Submission int    `json:"submission,omitempty"` // code: the submission's number
+	Language   string `json:"language,omitempty"`   // code: the submission's language
 }
 
 func resultFrameOf(a Answer) resultFrame {
 	f := resultFrame{Type: "result", N: a.N, Accepted: true, Correct: a.Correct, Rank: a.Rank, Points: a.Points, Pending: a.Pending}
 	if a.Submission.Language != "" { // a code submission
-		f.Submission, f.Judging = a.ArrivalRank, a.Verdict == nil
+		f.Submission, f.Judging, f.Language = a.ArrivalRank, a.Verdict == nil, a.Submission.Language
 	}
 	return f
 }
@@ -93,12 +97,13 @@ type verdictFrame struct {
 	Type       string `json:"type"`
 	N          int    `json:"n"`
 	Submission int    `json:"submission"`
+	Language   string `json:"language"`
 	CodeVerdict
 }
 
 // verdictFrameOf returns the verdict frame of a code submission a that has its verdict.
 func verdictFrameOf(a Answer) verdictFrame {
-	return verdictFrame{Type: "verdict", N: a.N, Submission: a.ArrivalRank, CodeVerdict: *a.Verdict}
+	return verdictFrame{Type: "verdict", N: a.N, Submission: a.ArrivalRank, Language: a.Submission.Language, CodeVerdict: *a.Verdict}
 }
 
 // ResultFrame returns the result frame that tells a player its answer a was accepted.

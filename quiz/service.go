@@ -687,6 +687,9 @@ func (s *Service) Welcome(ctx context.Context, id Identity) ([]byte, error) {
 				if a.PlayerID != id.PlayerID {
 					continue
 				}
+				if a.Submission.Language != "" {
+					w.Submissions = append(w.Submissions, resultFrameOf(a))
+				}
 				if a.Verdict != nil {
 					w.Verdicts = append(w.Verdicts, verdictFrameOf(a))
 				}

@@ -623,7 +623,7 @@ func TestCodeQuestion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f := string(ResultFrame(a1)); f != `{"type":"result","n":1,"accepted":true,"correct":false,"rank":0,"points":0,"pending":true,"judging":true,"submission":1}` {
+	if f := string(ResultFrame(a1)); f != `{"type":"result","n":1,"accepted":true,"correct":false,"rank":0,"points":0,"pending":true,"judging":true,"submission":1,"language":"python"}` {
 		t.Errorf("result frame of a submission: %s", f)
 	}
 	b1, err := s.Answer(ctx, player(bob), 1, Submission{Language: "c", Code: "int main(){}"}, time.Now())
@@ -639,7 +639,7 @@ func TestCodeQuestion(t *testing.T) {
 	if err := s.Verdict(ctx, r.Code, 1, b1.ArrivalRank, v); err != nil {
 		t.Fatal(err)
 	}
-	if got := bc.toPlayer[bob.ID]; len(got) != 1 || got[0] != `{"type":"verdict","n":1,"submission":2,"verdict":"AC","passed":2,"total":2,"timeMs":3,"memoryKB":900,"message":""}` {
+	if got := bc.toPlayer[bob.ID]; len(got) != 1 || got[0] != `{"type":"verdict","n":1,"submission":2,"language":"c","verdict":"AC","passed":2,"total":2,"timeMs":3,"memoryKB":900,"message":""}` {
 		t.Fatalf("bob's frames after his verdict: %v, want only the verdict", got)
 	}
 	if err := s.Verdict(ctx, r.Code, 1, a1.ArrivalRank, CodeVerdict{Verdict: "WA", Passed: 1, Total: 2, Message: "test 2: wrong answer"}); err != nil {
@@ -665,7 +665,8 @@ func TestCodeQuestion(t *testing.T) {
 	}
 	w, err := s.Welcome(ctx, Identity{Room: r.Code, Role: RolePlayer, PlayerID: bob.ID})
 	if err != nil || !strings.Contains(string(w), `"answered":{"type":"result","n":1,"accepted":true,"correct":true,"rank":1`) ||
-		!strings.Contains(string(w), `"verdicts":[{"type":"verdict","n":1,"submission":2,"verdict":"AC"`) ||
+		!strings.Contains(string(w), `"verdicts":[{"type":"verdict","n":1,"submission":2,"language":"c","verdict":"AC"`) ||
+		!strings.Contains(string(w), `"submissions":[{"type":"result","n":1,"accepted":true,"correct":true,"rank":1,"points":100,"submission":2,"language":"c"}]`) ||
 		!strings.Contains(string(w), `"languages":["python","c"]`) || strings.Contains(string(w), "tests") {
 		t.Fatalf("bob's welcome after reconnecting: %s, %v", w, err)
 	}

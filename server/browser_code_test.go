@@ -133,6 +133,12 @@ func TestBrowserCodeQuestion(t *testing.T) {
 	ada.checkEqual("the language", `document.getElementById('language').value`, "python")
 	ada.checkEqual("Submit after the reload", jsDisabled("#submit-code"), "true")
 
+	b.step("without the page's draft (another device), the server's welcome rebuilds the list")
+	evalOn[bool](ada, "forget the draft", `localStorage.removeItem('bulb.draft') === undefined`)
+	ada.do("reload", chromedp.Reload())
+	ada.waitEqual("#status", jsText("#status"), "connected")
+	ada.waitEqual("#submissions", jsSubmissions, verdicts)
+
 	b.step("host closes question 1")
 	host.do("click Close", chromedp.Click(chromedp.CSS(`button.close[data-n="1"]`)))
 	ada.waitEqual("#leaderboard", jsRows("#leaderboard", 0, 1, 2), "1|ada|300")

@@ -43,7 +43,7 @@ function onFrame(m, ws) {
       $('score').textContent = m.score ?? 0;
       if (m.question?.kind === 'code') {
         setQuestion(m.question, m.phase, false);
-        restoreCode(m.answered, m.verdicts ?? []);
+        restoreCode(m.answered, m.verdicts ?? [], m.submissions ?? []);
       } else {
         setQuestion(m.question ?? null, m.phase, Boolean(m.answered));
         showResult('');
@@ -209,7 +209,7 @@ function saveDraft() {
 }
 
 // sub returns submission k of the current code question, adding it if new.
-function sub(k) {
+function sub(k, language) {
   let s = st.code.subs.get(k);
   if (!s) {
     const d = store.get(DRAFT);
@@ -217,14 +217,16 @@ function sub(k) {
     s = { language: known ?? null, verdict: null };
     st.code.subs.set(k, s);
   }
+  s.language ??= language ?? null;
   return s;
 }
 
-// restoreCode rebuilds the submissions from a welcome frame: the verdicts of
-// those judged, and answered, the result of the ranked one or else the latest
-// (which may still be judged).
-function restoreCode(answered, verdicts) {
-  for (const v of verdicts) sub(v.submission).verdict = v;
+// restoreCode rebuilds the submissions from a welcome frame: every submission
+// (judged or not), the verdicts of those judged, and answered, the result of the
+// ranked one or else the latest.
+function restoreCode(answered, verdicts, submissions) {
+  for (const r of submissions) sub(r.submission, r.language);
+  for (const v of verdicts) sub(v.submission, v.language).verdict = v;
   if (answered?.submission) sub(answered.submission);
   if (answered?.rank > 0) st.code.final = answered;
   st.answered = Boolean(answered?.correct) || verdicts.some((v) => v.verdict === 'AC');
@@ -241,9 +243,9 @@ function codeResult(m) {
     st.code.final = m;
     st.answered = true;
     if (first) $('score').textContent = Number($('score').textContent) + m.points;
-    sub(m.submission);
+    sub(m.submission, m.language);
   } else if (m.submission) {
-    const s = sub(m.submission);
+    const s = sub(m.submission, m.language);
     if (st.sending && st.sent?.code !== undefined) s.language ??= st.sent.language;
     st.sending = false;
     saveDraft();
@@ -256,7 +258,7 @@ function codeResult(m) {
 // codeVerdict takes the judge's verdict on one of our submissions.
 function codeVerdict(v) {
   const known = st.code.subs.has(v.submission);
-  const s = sub(v.submission);
+  const s = sub(v.submission, v.language);
   // A verdict before any reply: the judge was busy and the submission was not judged.
   if (!known && st.sending && st.sent?.code !== undefined) s.language ??= st.sent.language;
   s.verdict = v;
