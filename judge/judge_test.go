@@ -2,6 +2,7 @@ package judge
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,13 +79,15 @@ func TestJudgeHostile(t *testing.T) {
 	tests := []struct {
 		name, lang, src string
 		compile         Limits
-		want            string
+		want            string // a verdict, or several separated by |
 	}{
 		{"infinite loop", "c", "int main(void){for(;;);}", Limits{}, TLE},
 		{"sleeping forever", "python", "import time\ntime.sleep(1000)\n", Limits{}, TLE},
 		{"memory hog", "cpp", "#include <vector>\n#include <cstdio>\nint main(){std::vector<char*> v; for(;;){char*p=new char[1<<20]; for(int i=0;i<(1<<20);i+=4096)p[i]=1; v.push_back(p);} }", Limits{}, MLE},
 		{"printing gigabytes", "c", "#include <stdio.h>\nint main(void){for(;;)puts(\"spam spam spam spam\");}", Limits{}, OLE},
-		{"fork bomb", "c", "#include <unistd.h>\nint main(void){for(;;)fork();}", Limits{}, TLE},
+		// the CPU limit, or the memory of the processes the bomb may have (the kernel's
+		// per-process memory is charged to the cgroup too)
+		{"fork bomb", "c", "#include <unistd.h>\nint main(void){for(;;)fork();}", Limits{}, TLE + "|" + MLE},
 		{"include /dev/random", "c", "#include </dev/random>\nint main(void){}", quickCompile, CE},
 		{"template recursion", "cpp", "template<int N> struct F { enum { v = F<N-1>::v + F<N-2>::v }; };\nint main(){ return F<100000>::v; }", quickCompile, CE},
 	}
@@ -101,7 +104,7 @@ func TestJudgeHostile(t *testing.T) {
 			}
 			start := time.Now()
 			v := Judge(context.Background(), sb, box, Submission{Language: tt.lang, Source: []byte(tt.src)}, sums, o)
-			if v.Verdict != tt.want {
+			if !slices.Contains(strings.Split(tt.want, "|"), v.Verdict) {
 				t.Errorf("got %s (%s), want %s", v.Verdict, v.Message, tt.want)
 			}
 			if d := time.Since(start); d > 15*time.Second {
