@@ -230,7 +230,7 @@ func TestJudgeProcessKilled(t *testing.T) {
 	mustSandbox(t)
 	srv := redistest.Start(t)
 	const lease, claimIdle = time.Second, 3 * time.Second
-	judgeArgs := []string{"--role", "judge", "--host", "h", "--boxes", "2", "--judge-workers", "1",
+	judgeArgs := []string{"--role", "judge", "--host", "h", "--boxes", "2", "--workers", "1",
 		"--lease-ttl", lease.String(), "--claim-idle", claimIdle.String()}
 	server := MustStartNode(t, srv.URL(), "web", "--role", "server")
 	judges := map[string]*node{

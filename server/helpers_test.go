@@ -117,7 +117,7 @@ func judgeEnv(tb testing.TB) map[string]string {
 		}
 	}
 	base := 100 + 10*(nextBoxBase.Add(1)%10)
-	env := map[string]string{"BULB_BOX_ROOT": root, "BULB_BOX_BASE": strconv.Itoa(int(base)), "BULB_JUDGE_WORKERS": "2"}
+	env := map[string]string{"BULB_BOX_ROOT": root, "BULB_BOX_BASE": strconv.Itoa(int(base)), "BULB_WORKERS": "2"}
 	judgeEnvs.Store(tb, env)
 	tb.Cleanup(func() { judgeEnvs.Delete(tb) })
 	return env
