@@ -554,7 +554,7 @@ func (s *Service) Verdict(ctx context.Context, room string, n, sub int, v CodeVe
 	if !ranked {
 		return nil
 	}
-	r, err := s.store.Room(ctx, room)
+	r, _, err := s.store.Player(ctx, room, "")
 	if err != nil {
 		return err
 	}
@@ -609,11 +609,11 @@ func (s *Service) reaction(id Identity, n int, received time.Time) *int64 {
 // Answers returns the answers to question n in rank order: correct ones by rank, then the
 // wrong and pending ones in arrival order.
 func (s *Service) Answers(ctx context.Context, code string, n int) ([]Answer, error) {
-	r, err := s.store.Room(ctx, code)
+	qz, err := s.store.Quiz(ctx, code)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkQuestion(r.Quiz, n); err != nil {
+	if err := checkQuestion(qz, n); err != nil {
 		return nil, err
 	}
 	answers, err := s.store.Answers(ctx, code, n)
@@ -665,7 +665,7 @@ func (s *Service) Leaderboard(ctx context.Context, code string) ([]Entry, error)
 
 // Welcome returns the welcome frame for a connection that just opened.
 func (s *Service) Welcome(ctx context.Context, id Identity) ([]byte, error) {
-	r, err := s.store.Room(ctx, id.Room)
+	r, p, err := s.store.Player(ctx, id.Room, id.PlayerID) // not Room: that copies every player
 	if err != nil {
 		return nil, err
 	}
@@ -675,9 +675,7 @@ func (s *Service) Welcome(ctx context.Context, id Identity) ([]byte, error) {
 		w.Question = &q
 	}
 	if id.Role == RolePlayer {
-		if i := slices.IndexFunc(r.Players, func(p Player) bool { return p.ID == id.PlayerID }); i >= 0 {
-			w.Score = r.Players[i].Score
-		}
+		w.Score = p.Score
 		if r.Current > 0 {
 			answers, err := s.store.Answers(ctx, id.Room, r.Current)
 			if err != nil {

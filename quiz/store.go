@@ -14,6 +14,11 @@ type Store interface {
 	// Quiz returns the room's quiz, cheaply: it is on the path of every answer. The quiz is
 	// shared and must not be changed.
 	Quiz(ctx context.Context, code string) (Quiz, error)
+	// Player returns the room without its players (Players is nil) and the player with
+	// the given ID, or only the room if the ID is empty: what Room gives without copying
+	// every player, for the paths that run once per connection. NotFound if the room or
+	// the player is unknown.
+	Player(ctx context.Context, code, playerID string) (*Room, Player, error)
 	// Rooms returns copies of all rooms, newest first.
 	Rooms(ctx context.Context) ([]*Room, error)
 	// AddPlayer adds p to the room; Conflict if its name is taken (case-insensitively) or

@@ -151,6 +151,24 @@ func (s *MemoryStore) AddPlayer(_ context.Context, code string, p Player) error 
 	return nil
 }
 
+// Player implements Store.
+func (s *MemoryStore) Player(_ context.Context, code, playerID string) (*Room, Player, error) {
+	r, err := s.get(code)
+	if err != nil {
+		return nil, Player{}, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if playerID == "" {
+		return roomHead(&r.room), Player{}, nil
+	}
+	i, ok := r.byID[playerID]
+	if !ok {
+		return nil, Player{}, Errorf(NotFound, "player %s is not in room %s", playerID, code)
+	}
+	return roomHead(&r.room), r.room.Players[i], nil
+}
+
 // Identify implements Store.
 func (s *MemoryStore) Identify(_ context.Context, token string) (Identity, error) {
 	s.mu.RLock()
@@ -359,8 +377,15 @@ func foldName(name string) string { return strings.ToLower(name) }
 
 // cloneRoom returns a deep copy of r, so callers never share memory with the store.
 func cloneRoom(r *Room) *Room {
-	c := *r
+	c := roomHead(r)
 	c.Players = slices.Clone(r.Players)
+	return c
+}
+
+// roomHead returns a deep copy of r without its players.
+func roomHead(r *Room) *Room {
+	c := *r
+	c.Players = nil
 	c.Quiz.Winners = slices.Clone(r.Quiz.Winners)
 	c.Quiz.Questions = slices.Clone(r.Quiz.Questions)
 	return &c

@@ -263,7 +263,8 @@ func (s *RedisStore) freshQuiz(ctx context.Context, code string, version int64) 
 
 func roomNotFound(code string) error { return Errorf(NotFound, "room %s not found", code) }
 
-// roomReads are the reads that make a Room, queued in one pipeline.
+// roomReads are the reads that make a Room, queued in one pipeline; players and scores
+// are nil for a room without its players.
 type roomReads struct {
 	fields  *redis.SliceCmd
 	version *redis.StringCmd
@@ -272,17 +273,27 @@ type roomReads struct {
 }
 
 func (s *RedisStore) queueRoomReads(ctx context.Context, p redis.Pipeliner, code string) roomReads {
+	rr := s.queueRoomHead(ctx, p, code)
+	rr.players = p.HGetAll(ctx, s.key(code, "players"))
+	rr.scores = p.HGetAll(ctx, s.key(code, "scores"))
+	return rr
+}
+
+// queueRoomHead queues the reads of a room without its players.
+func (s *RedisStore) queueRoomHead(ctx context.Context, p redis.Pipeliner, code string) roomReads {
 	return roomReads{
 		fields:  p.HMGet(ctx, s.key(code, "room"), "hostToken", "current", "phase", "startAt", "startedAt", "createdAt", "quizVersion", "closeAt"),
 		version: p.Get(ctx, s.key(code, "version")),
-		players: p.HGetAll(ctx, s.key(code, "players")),
-		scores:  p.HGetAll(ctx, s.key(code, "scores")),
 	}
 }
 
 // room builds the Room that rr read, with a copy of its quiz qz.
 func (rr roomReads) room(code string, qz Quiz) (*Room, error) {
-	for _, c := range []redis.Cmder{rr.fields, rr.version, rr.players, rr.scores} {
+	cmds := []redis.Cmder{rr.fields, rr.version}
+	if rr.players != nil {
+		cmds = append(cmds, rr.players, rr.scores)
+	}
+	for _, c := range cmds {
 		if err := c.Err(); errors.Is(err, redis.Nil) {
 			return nil, roomNotFound(code)
 		} else if err != nil {
@@ -320,6 +331,12 @@ func (rr roomReads) room(code string, qz Quiz) (*Room, error) {
 		return nil, ErrStaleQuiz
 	}
 
+	if rr.players == nil {
+		if err := errors.Join(errs...); err != nil {
+			return nil, fmt.Errorf("decoding room %s: %w", code, err)
+		}
+		return r, nil
+	}
 	scores := rr.scores.Val()
 	stored := make([]redisPlayer, 0, len(rr.players.Val()))
 	for _, b := range rr.players.Val() {
@@ -340,6 +357,50 @@ func (rr roomReads) room(code string, qz Quiz) (*Room, error) {
 		return nil, fmt.Errorf("decoding room %s: %w", code, err)
 	}
 	return r, nil
+}
+
+// Player implements Store: the room's fields and version, the player and its score, in
+// one MULTI.
+func (s *RedisStore) Player(ctx context.Context, code, playerID string) (*Room, Player, error) {
+	var r *Room
+	var p Player
+	err := s.withFreshQuiz(code, func() error {
+		qz, err := s.Quiz(ctx, code)
+		if err != nil {
+			return err
+		}
+		var rr roomReads
+		var stored, score *redis.StringCmd
+		_, err = s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			rr = s.queueRoomHead(ctx, pipe, code)
+			if playerID != "" {
+				stored = pipe.HGet(ctx, s.key(code, "players"), playerID)
+				score = pipe.HGet(ctx, s.key(code, "scores"), playerID)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return fail("reading a room", err)
+		}
+		if r, err = rr.room(code, qz); err != nil || playerID == "" {
+			return err
+		}
+		if errors.Is(stored.Err(), redis.Nil) {
+			return Errorf(NotFound, "player %s is not in room %s", playerID, code)
+		}
+		var rp redisPlayer
+		if err := json.Unmarshal([]byte(stored.Val()), &rp); err != nil {
+			return fmt.Errorf("decoding player %s of room %s: %w", playerID, code, err)
+		}
+		p = Player{ID: rp.ID, Name: rp.Name, Token: rp.Token, JoinedAt: rp.JoinedAt}
+		if v, err := score.Result(); err == nil { // no score yet: 0
+			if p.Score, err = strconv.Atoi(v); err != nil {
+				return fmt.Errorf("the score of player %s of room %s: %w", playerID, code, err)
+			}
+		}
+		return nil
+	})
+	return r, p, err
 }
 
 // Room implements Store. Its fields, players and scores are read in one MULTI, so they

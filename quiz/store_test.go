@@ -75,6 +75,33 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("player reads one player with the room", func(t *testing.T) {
+		s := newStore(t)
+		r := mustRoom(t, s, nil)
+		mustPlayer(t, s, r.Code, "ann")
+		p := mustPlayer(t, s, r.Code, "ben")
+		goLive(t, s, r.Code, 1)
+		if _, err := s.Accept(ctx, r.Code, Answer{N: 1, PlayerID: p.ID, Submission: Submission{Choice: intp(2)}, Correct: true}, ScoringFor(r.Quiz, 1)); err != nil {
+			t.Fatal(err)
+		}
+		room, got, err := s.Player(ctx, r.Code, p.ID)
+		if err != nil || got.ID != p.ID || got.Name != "ben" || got.Score != 100 || got.Token != p.Token {
+			t.Fatalf("Player: got %+v, %v; want ben with 100 points", got, err)
+		}
+		if room.Players != nil || room.Current != 1 || room.Phase != PhaseLive || room.Quiz.Questions[0].Text != r.Quiz.Questions[0].Text || room.HostToken != r.HostToken {
+			t.Fatalf("Player's room: got %+v, want question 1 live, the quiz, no players", room)
+		}
+		if room, got, err := s.Player(ctx, r.Code, ""); err != nil || got.ID != "" || room.Code != r.Code {
+			t.Fatalf("Player with no ID: got %+v, %+v, %v; want the room alone", room, got, err)
+		}
+		if _, _, err := s.Player(ctx, r.Code, "nobody"); ErrorCode(err) != NotFound {
+			t.Fatalf("unknown player: got %v, want not_found", err)
+		}
+		if _, _, err := s.Player(ctx, "000000x", p.ID); ErrorCode(err) != NotFound {
+			t.Fatalf("unknown room: got %v, want not_found", err)
+		}
+	})
+
 	t.Run("a room takes MaxPlayers and no more", func(t *testing.T) {
 		s := newStore(t)
 		r := mustRoom(t, s, nil)
