@@ -127,7 +127,7 @@ func newBroadcastBench(b *testing.B, n int) *broadcastBench {
 	})
 	var mu sync.Mutex
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+		ws, err := hub.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 		if err != nil {
 			return
 		}
@@ -272,14 +272,22 @@ func TestBroadcastClients(t *testing.T) {
 	report := os.NewFile(3, "report")
 	clk := newClock()
 
+	recv := make([]atomic.Int64, clients)
+	var pending atomic.Int64
+	pending.Store(int64(clients))
+	all := make(chan struct{}, 1)
 	conns := make([]*websocket.Conn, clients)
+	var readers sync.WaitGroup
 	defer func() {
 		for _, ws := range conns {
 			if ws != nil {
 				ws.CloseNow()
 			}
 		}
+		readers.Wait()
 	}()
+	// Each client reads from its welcome on, while the others connect: a WebSocket client
+	// answers the hub's pings (the first goes out on connect) only while it reads.
 	var g errgroup.Group
 	g.SetLimit(64)
 	for i := range clients {
@@ -295,6 +303,22 @@ func TestBroadcastClients(t *testing.T) {
 			if _, got, err := ws.Read(ctx); err != nil || string(got) != welcome {
 				return fmt.Errorf("client %d welcome: got %q, %v, want %s", i, got, err, welcome)
 			}
+			readers.Go(func() {
+				for {
+					// No context deadline: nothing to arm per read. CloseNow ends the loop.
+					_, r, err := ws.Reader(context.Background())
+					if err != nil {
+						return
+					}
+					if _, err := io.Copy(io.Discard, r); err != nil {
+						return
+					}
+					recv[i].Store(clk.now())
+					if pending.Add(-1) == 0 {
+						all <- struct{}{}
+					}
+				}
+			})
 			return nil
 		})
 	}
@@ -302,29 +326,6 @@ func TestBroadcastClients(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	recv := make([]atomic.Int64, clients)
-	var pending atomic.Int64
-	pending.Store(int64(clients))
-	all := make(chan struct{}, 1)
-	var readers sync.WaitGroup
-	for i, ws := range conns {
-		readers.Go(func() {
-			for {
-				// No context deadline: nothing to arm per read. CloseNow ends the loop.
-				_, r, err := ws.Reader(context.Background())
-				if err != nil {
-					return
-				}
-				if _, err := io.Copy(io.Discard, r); err != nil {
-					return
-				}
-				recv[i].Store(clk.now())
-				if pending.Add(-1) == 0 {
-					all <- struct{}{}
-				}
-			}
-		})
-	}
 	reported := make(chan error, 1)
 	go func() {
 		buf := make([]byte, 8*clients)

@@ -1,9 +1,14 @@
 package hub
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,24 +50,36 @@ const (
 	StatusReplaced websocket.StatusCode = 4000
 )
 
-const rttSamples = 8
+const (
+	rttSamples = 8
+	startQueue = 4 // start frames waiting per connection before it is dropped as too slow
+)
 
 // Conn is one WebSocket connection registered in the hub.
+//
+// An idle connection has one goroutine, its reader. Its frames are written by one of the
+// hub's writer goroutines, which takes the connection when a frame is queued and writes
+// until its queues are empty. Pings start from a timer, each on a goroutine of its own
+// until its pong is back.
 type Conn struct {
 	hub    *Hub
 	ws     *websocket.Conn
 	client Client
+	limit  int // ordinary frames waiting, at most
 
-	queue chan []byte    // ordinary frames
-	start chan *delivery // start frames: always written first
-
-	done      chan struct{} // closed by drop
-	dropOnce  sync.Once
+	mu        sync.Mutex
+	frames    [][]byte              // ordinary frames waiting, oldest first; nil when none
+	starts    [startQueue]*delivery // start frames waiting: a ring, always written first
+	nstart    int                   // how many, from starts[head]
+	head      int
+	writing   bool // a writer has the connection (or, once closing, has been given it)
+	closing   bool // drop was called: the writer sends the close frame; nothing is queued
 	closeCode websocket.StatusCode
 	closeWhy  string
+	pinger    *time.Timer
+	tasks     sync.WaitGroup // the writer and the ping at work on the connection
 
 	lastStart atomic.Pointer[delivery]
-	pinging   atomic.Bool
 	watchdog  *time.Timer // armed during each write: closes a socket whose write hangs
 
 	rttMu sync.Mutex
@@ -76,61 +93,157 @@ func (c *Conn) Client() Client { return c.client }
 // Send queues frame for this connection without waiting. If the queue is full the client is
 // too slow: it is dropped and Send returns false. frame must not be changed afterwards.
 func (c *Conn) Send(frame []byte) bool {
-	select {
-	case <-c.done:
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
 		return false
-	default:
 	}
-	select {
-	case c.queue <- frame:
-		return true
-	default:
+	if len(c.frames) >= c.limit {
+		c.mu.Unlock()
 		c.drop(websocket.StatusPolicyViolation, "too slow: send queue full", "queue_full")
 		return false
 	}
+	c.frames = append(c.frames, frame)
+	c.wakeLocked()
+	c.mu.Unlock()
+	return true
 }
 
 func (c *Conn) sendStart(d *delivery) bool {
-	select {
-	case <-c.done:
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
 		return false
-	default:
 	}
-	c.lastStart.Store(d) // before the frame can reach the client and its ack come back
-	select {
-	case c.start <- d:
-		return true
-	default:
+	if c.nstart == startQueue {
+		c.mu.Unlock()
 		c.drop(websocket.StatusPolicyViolation, "too slow: start queue full", "queue_full")
 		return false
 	}
+	c.lastStart.Store(d) // before the frame can reach the client and its ack come back
+	c.starts[(c.head+c.nstart)%startQueue] = d
+	c.nstart++
+	c.wakeLocked()
+	c.mu.Unlock()
+	return true
 }
 
-// drop ends the connection once with the given close code; the writer goroutine sends the
-// close frame. reason labels the drop in the metrics; empty means not a drop (shutdown).
-func (c *Conn) drop(code websocket.StatusCode, why, reason string) {
-	c.dropOnce.Do(func() {
-		c.closeCode, c.closeWhy = code, why
-		if reason != "" {
-			c.hub.m.dropped.WithLabelValues(reason).Inc()
-			c.hub.log.Info("dropped client", "room", c.client.Room, "player", c.client.ID, "reason", reason)
-		}
-		close(c.done)
-	})
-}
-
-// Serve registers ws as the given client's connection and runs it until it closes: the
-// calling goroutine reads, a writer goroutine writes. It returns when the connection is
-// closed and unregistered. Frames other than acks go to handler.
-func (h *Hub) Serve(ctx context.Context, ws *websocket.Conn, client Client, handler Handler) error {
-	c := &Conn{
-		hub:    h,
-		ws:     ws,
-		client: client,
-		queue:  make(chan []byte, queueSize(h.opts, client.Role)),
-		start:  make(chan *delivery, 4),
-		done:   make(chan struct{}),
+// wakeLocked hands the connection to a writer unless one has it. c.mu is held.
+func (c *Conn) wakeLocked() {
+	if !c.writing {
+		c.writing = true
+		c.tasks.Add(1)
+		c.hub.dispatch(c)
 	}
+}
+
+// drop ends the connection once with the given close code; a writer sends the close
+// frame. Frames still waiting are not sent. reason labels the drop in the metrics; empty
+// means not a drop (shutdown).
+func (c *Conn) drop(code websocket.StatusCode, why, reason string) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing = true
+	c.closeCode, c.closeWhy = code, why
+	c.frames, c.starts, c.nstart = nil, [startQueue]*delivery{}, 0
+	if c.pinger != nil {
+		c.pinger.Stop()
+	}
+	c.wakeLocked()
+	c.mu.Unlock()
+	if reason != "" {
+		c.hub.m.dropped.WithLabelValues(reason).Inc()
+		c.hub.log.Info("dropped client", "room", c.client.Room, "player", c.client.ID, "reason", reason)
+	}
+}
+
+// Buffer sizes of an accepted connection. net/http hands a hijacked connection its 4 KiB
+// read and write buffers, which the library keeps for the connection's life. A client's
+// frames (acks, answers) are small, and so are most of the server's: a start frame is
+// about 30 bytes, a result about 120, a question a few hundred. A larger frame, such as a
+// leaderboard, only takes a second read or write system call.
+const (
+	readBuffer  = 512
+	writeBuffer = 512
+)
+
+// Accept is [websocket.Accept] with read and write buffers of 512 bytes instead of
+// net/http's 4 KiB ones. Together with [Hub.Attach], which lets the HTTP handler return,
+// net/http's buffers are freed with the request.
+func Accept(w http.ResponseWriter, r *http.Request, opts *websocket.AcceptOptions) (*websocket.Conn, error) {
+	return websocket.Accept(smallBuffers{w}, r, opts)
+}
+
+// smallBuffers is a ResponseWriter whose Hijack returns the connection with new, smaller
+// buffers.
+type smallBuffers struct{ http.ResponseWriter }
+
+func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := brw.Flush(); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	// Bytes the client sent after its request (a pipelined first frame) are in net/http's
+	// buffer: move them to the new one, where websocket.Accept looks for them.
+	var src io.Reader = conn
+	n := brw.Reader.Buffered()
+	if n > 0 {
+		early, _ := brw.Reader.Peek(n)
+		src = io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)
+	}
+	br := bufio.NewReaderSize(src, max(readBuffer, n))
+	if n > 0 {
+		br.Peek(n) // reads the copy only: it holds n bytes
+	}
+	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, writeBuffer)), nil
+}
+
+// Serve registers ws as the given client's connection and runs it until it closes or ctx
+// is done: the calling goroutine reads. It returns when the connection is closed and
+// unregistered. Frames other than acks go to handler.
+func (h *Hub) Serve(ctx context.Context, ws *websocket.Conn, client Client, handler Handler) error {
+	c, err := h.attach(ws, client)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { ws.CloseNow() })
+	defer stop()
+	c.open(ctx, handler)
+	return c.serve(ctx, handler)
+}
+
+// Attach registers ws as the given client's connection, calls handler's Open and
+// returns; the hub reads the connection on a goroutine of its own until it closes or
+// [Hub.Shutdown]. An HTTP handler that attaches and returns lets net/http free the
+// request's memory while the connection lives. Frames get ctx's values but not its
+// cancellation (a request's context ends when its handler returns). Attach fails only
+// once the hub is shutting down.
+func (h *Hub) Attach(ctx context.Context, ws *websocket.Conn, client Client, handler Handler) error {
+	c, err := h.attach(ws, client)
+	if err != nil {
+		return err
+	}
+	// Open runs here, on the caller's goroutine, whose stack is about to be freed: the
+	// reader's stays the size that reading needs.
+	c.open(ctx, handler)
+	go func() {
+		if err := c.serve(context.WithoutCancel(ctx), handler); err != nil {
+			h.log.Debug("connection ended", "room", client.Room, "player", client.ID, "err", err)
+		}
+	}()
+	return nil
+}
+
+// attach registers a new connection, or closes ws if the hub is shutting down.
+func (h *Hub) attach(ws *websocket.Conn, client Client) (*Conn, error) {
+	c := &Conn{hub: h, ws: ws, client: client, limit: queueSize(h.opts, client.Role)}
 	ws.SetReadLimit(h.opts.ReadLimit)
 	// One timer per connection, reset per write, instead of a context per write: the
 	// writes of a start are the hot path.
@@ -138,20 +251,28 @@ func (h *Hub) Serve(ctx context.Context, ws *websocket.Conn, client Client, hand
 	c.watchdog.Stop()
 	if err := h.register(c); err != nil {
 		ws.Close(websocket.StatusGoingAway, "server shutting down")
-		return err
+		return nil, err
 	}
-	defer h.serving.Done()
-	defer h.unregister(c)
+	return c, nil
+}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Go(func() { c.write(ctx) })
+// open starts the pings of a registered connection (the first at once) and calls the
+// handler's Open.
+func (c *Conn) open(ctx context.Context, handler Handler) {
+	c.mu.Lock()
+	c.pinger = time.AfterFunc(0, c.ping)
+	c.mu.Unlock()
 	handler.Open(ctx, c)
+}
+
+// serve reads an open connection until it fails or is closed, and returns once the
+// writer and pings have stopped and the connection is unregistered.
+func (c *Conn) serve(ctx context.Context, handler Handler) error {
+	defer c.hub.serving.Done()
+	defer c.hub.unregister(c)
 	err := c.read(ctx, handler)
 	c.drop(websocket.StatusNormalClosure, "", "")
-	cancel()
-	wg.Wait()
+	c.tasks.Wait()
 	return err
 }
 
@@ -203,10 +324,11 @@ func (h *Hub) unregister(c *Conn) {
 
 // read reads frames until the connection fails or is closed (a drop makes the writer
 // close the socket, which ends Read). Acks are recorded here; everything else goes to the
-// handler.
+// handler. Reads take no context: one with a Done channel would cost every read a
+// context.AfterFunc inside the library, and the socket's close ends a read anyway.
 func (c *Conn) read(ctx context.Context, handler Handler) error {
 	for {
-		typ, data, err := c.ws.Read(ctx)
+		typ, data, err := c.ws.Read(context.Background())
 		received := time.Now()
 		if err != nil {
 			if errors.Is(err, websocket.ErrMessageTooBig) { // the library has sent the 1009 close
@@ -242,33 +364,40 @@ func (c *Conn) ack(data []byte, received time.Time) bool {
 	return true
 }
 
-// write is the connection's writer goroutine: start frames first, then the queue; pings
-// on a ticker. On drop it sends the close frame.
-func (c *Conn) write(ctx context.Context) {
-	var pings sync.WaitGroup
-	defer pings.Wait()
-	tick := time.NewTicker(c.hub.opts.PingInterval)
-	defer tick.Stop()
-	c.startPing(ctx, &pings)
+// write runs on a writer goroutine that has the connection: it writes start frames first,
+// then the other frames, until both queues are empty, and lets the connection go. After a
+// drop it sends the close frame instead.
+func (c *Conn) write() {
+	defer c.tasks.Done()
 	for {
-		select {
-		case d := <-c.start:
-			c.writeStart(d)
-			continue
-		default:
-		}
-		select {
-		case d := <-c.start:
-			c.writeStart(d)
-		case f := <-c.queue:
-			if err := c.writeFrame(f); err != nil {
-				c.drop(websocket.StatusPolicyViolation, "too slow: write timed out", "write_failed")
-			}
-		case <-tick.C:
-			c.startPing(ctx, &pings)
-		case <-c.done:
-			c.closeSocket()
+		c.mu.Lock()
+		if c.closing {
+			code, why := c.closeCode, c.closeWhy
+			c.mu.Unlock()
+			c.closeSocket(code, why)
 			return
+		}
+		var d *delivery
+		var f []byte
+		switch {
+		case c.nstart > 0:
+			d, c.starts[c.head] = c.starts[c.head], nil
+			c.head, c.nstart = (c.head+1)%startQueue, c.nstart-1
+		case len(c.frames) > 0:
+			f, c.frames[0] = c.frames[0], nil
+			if c.frames = c.frames[1:]; len(c.frames) == 0 {
+				c.frames = nil // an idle connection keeps no backing array
+			}
+		default:
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		if d != nil {
+			c.writeStart(d)
+		} else if err := c.writeFrame(f); err != nil {
+			c.drop(websocket.StatusPolicyViolation, "too slow: write timed out", "write_failed")
 		}
 	}
 }
@@ -295,35 +424,42 @@ func (c *Conn) writeFrame(f []byte) error {
 	return err
 }
 
-func (c *Conn) closeSocket() {
-	if c.closeCode == websocket.StatusNormalClosure {
+func (c *Conn) closeSocket(code websocket.StatusCode, why string) {
+	if code == websocket.StatusNormalClosure {
 		c.ws.CloseNow() // the read side failed: the peer is gone or broke the protocol
 		return
 	}
-	if err := c.ws.Close(c.closeCode, c.closeWhy); err != nil && !errors.Is(err, context.Canceled) {
+	if err := c.ws.Close(code, why); err != nil && !errors.Is(err, context.Canceled) {
 		c.ws.CloseNow()
 	}
 }
 
-// startPing measures one round trip in its own goroutine, unless one is under way. A ping
-// that times out drops the client: it is not reading.
-func (c *Conn) startPing(ctx context.Context, wg *sync.WaitGroup) {
-	if !c.pinging.CompareAndSwap(false, true) {
+// ping measures one round trip, on the pinger timer's goroutine, and sets the timer for
+// the next one. A ping that times out drops the client: it is not reading.
+func (c *Conn) ping() {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
 		return
 	}
-	wg.Go(func() {
-		defer c.pinging.Store(false)
-		ctx, cancel := context.WithTimeout(ctx, c.hub.opts.PingTimeout)
-		defer cancel()
-		t := time.Now()
-		if err := c.ws.Ping(ctx); err != nil {
-			if errors.Is(err, context.DeadlineExceeded) {
-				c.drop(websocket.StatusPolicyViolation, "not answering pings", "ping_timeout")
-			}
-			return
+	c.tasks.Add(1)
+	c.mu.Unlock()
+	defer c.tasks.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), c.hub.opts.PingTimeout)
+	defer cancel()
+	t := time.Now()
+	if err := c.ws.Ping(ctx); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			c.drop(websocket.StatusPolicyViolation, "not answering pings", "ping_timeout")
 		}
-		c.addRTT(time.Since(t))
-	})
+		return
+	}
+	c.addRTT(time.Since(t))
+	c.mu.Lock()
+	if !c.closing {
+		c.pinger.Reset(c.hub.opts.PingInterval)
+	}
+	c.mu.Unlock()
 }
 
 func (c *Conn) addRTT(d time.Duration) {

@@ -1,17 +1,23 @@
 // Package hub holds the WebSocket connections of Bulb's rooms and delivers frames to them.
 //
-// Every connection has one writer goroutine fed by a bounded queue, and a second,
-// small queue for start frames that the writer always serves first, so a start never waits
-// behind a backlog. [Hub.Start] lights the bulb of a room: it encodes the start frame
-// once, takes the room's players in a fresh random order, splits them into shards and
-// enqueues them concurrently through an errgroup, recording for every recipient when the
-// frame was enqueued, when its write returned and when the client acknowledged it. A client
-// whose queue is full, whose write times out or that stops answering pings is dropped with
-// close code 1008; it never delays anyone else. [Hub.Fairness] turns the records into
+// Every connection has a bounded queue of frames and a second, small queue for start
+// frames, which its writer always serves first, so a start never waits behind a backlog.
+// A writer is one of the hub's writer goroutines: it takes a connection while frames wait,
+// one connection at a time, and a connection never waits for a writer busy elsewhere (a
+// new one starts); idle writers wait a while for work, then end.
+// [Hub.Start] lights the bulb of a room: it encodes the start frame once, takes the room's
+// players in a fresh random order, splits them into shards and enqueues them concurrently
+// through an errgroup, recording for every recipient when the frame was enqueued, when its
+// write returned and when the client acknowledged it. A client whose queue is full, whose
+// write times out or that stops answering pings is dropped with close code 1008; it never
+// delays anyone else. [Hub.Fairness] turns the records into
 // per-start latency statistics and a per-player bias test.
 //
-// The reading side of a connection runs in the goroutine that calls [Hub.Serve]; it
-// answers ack frames itself and hands every other frame to the connection's [Handler].
+// The reading side of a connection runs in the goroutine that calls [Hub.Serve], or, after
+// [Hub.Attach], in one of the hub's own; it answers ack frames itself and hands every other
+// frame to the connection's [Handler]. An idle connection holds that one goroutine. A
+// server attaches the connections it upgrades with [Accept], whose buffers are smaller
+// than net/http's, so that each costs little memory while it waits.
 //
 // All methods of [Hub] and [Conn] are safe to call concurrently.
 package hub

@@ -26,6 +26,7 @@ type Options struct {
 	PingTimeout  time.Duration // for a pong to come back; default 15 s
 	ReadLimit    int64         // largest frame read, in bytes; default 64 KiB
 	Shards       int           // concurrent enqueuers of a start; default GOMAXPROCS
+	WriterIdle   time.Duration // how long an idle writer goroutine waits for work before it ends; default 30 s
 	History      int           // starts kept per room for fairness; default 200
 	Logger       *slog.Logger  // default slog.Default()
 	Metrics      *Metrics      // default: unregistered metrics
@@ -51,6 +52,7 @@ func (o Options) withDefaults() Options {
 	defDur(&o.WriteTimeout, 5*time.Second)
 	defDur(&o.PingInterval, 5*time.Second)
 	defDur(&o.PingTimeout, 15*time.Second)
+	defDur(&o.WriterIdle, 30*time.Second)
 	if o.ReadLimit <= 0 {
 		o.ReadLimit = 64 << 10
 	}
@@ -82,6 +84,10 @@ type Hub struct {
 
 	seqMu sync.Mutex
 	seq   uint64
+
+	work      chan *Conn     // unbuffered: hands a connection with frames to an idle writer
+	writers   sync.WaitGroup // the writer goroutines
+	closeWork sync.Once      // closes work once Shutdown has seen every connection end
 }
 
 type room struct {
@@ -94,7 +100,42 @@ type room struct {
 // New returns an empty Hub.
 func New(opts Options) *Hub {
 	opts = opts.withDefaults()
-	return &Hub{opts: opts, log: opts.Logger.With("component", "hub"), m: opts.Metrics, bus: opts.Bus, rooms: map[string]*room{}}
+	return &Hub{opts: opts, log: opts.Logger.With("component", "hub"), m: opts.Metrics, bus: opts.Bus, rooms: map[string]*room{},
+		work: make(chan *Conn)}
+}
+
+// dispatch gives c, which has frames waiting, to an idle writer goroutine, or starts a new
+// one if none is idle: a writer blocked on a slow client never holds up another
+// connection. Writers are pooled rather than one per connection so that an idle
+// connection costs no writer (its stack is most of a goroutine's memory), while a burst,
+// such as a start to every player right after the question frame went to every player,
+// finds writers parked and waiting: waking one costs far less than starting one, whose
+// stack must be allocated anew once the garbage collector has freed the stacks of ended
+// goroutines. A writer ends after Options.WriterIdle without work.
+func (h *Hub) dispatch(c *Conn) {
+	select {
+	case h.work <- c:
+	default:
+		h.writers.Add(1)
+		go h.writer(c)
+	}
+}
+
+// writer is a writer goroutine: it writes c's frames, then those of every connection it
+// is given, until it has waited Options.WriterIdle for one or Shutdown has closed work.
+func (h *Hub) writer(c *Conn) {
+	defer h.writers.Done()
+	idle := time.NewTimer(h.opts.WriterIdle)
+	defer idle.Stop()
+	for ok := true; ok; {
+		c.write()
+		idle.Reset(h.opts.WriterIdle)
+		select {
+		case c, ok = <-h.work:
+		case <-idle.C:
+			return
+		}
+	}
 }
 
 // room returns the named room, creating it if create is set.
@@ -182,7 +223,14 @@ func (h *Hub) conns(roomName string, players, hosts bool) []*Conn {
 	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	out := make([]*Conn, 0, len(r.players)+len(r.hosts))
+	n := 0 // sized for the audience: a frame for the hosts, sent per join, is not O(players)
+	if players {
+		n += len(r.players)
+	}
+	if hosts {
+		n += len(r.hosts)
+	}
+	out := make([]*Conn, 0, n)
 	if players {
 		for _, c := range r.players {
 			out = append(out, c)
@@ -300,7 +348,8 @@ func (h *Hub) Delivery(roomName, playerID string, n int) (time.Time, time.Durati
 }
 
 // Shutdown closes every connection with 1001 (going away) and waits until their Serve
-// calls have returned or ctx is done. New connections are refused from then on.
+// calls have returned and the writer goroutines have ended, or ctx is done. New
+// connections are refused from then on.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	h.closed = true
@@ -320,7 +369,14 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		c.drop(websocket.StatusGoingAway, "server shutting down", "")
 	}
 	done := make(chan struct{})
-	go func() { h.serving.Wait(); close(done) }()
+	go func() {
+		// Every connection has ended and let its writer go: nothing is dispatched any more,
+		// so closing work is safe, and it ends the idle writers.
+		h.serving.Wait()
+		h.closeWork.Do(func() { close(h.work) })
+		h.writers.Wait()
+		close(done)
+	}()
 	select {
 	case <-done:
 		return nil

@@ -138,7 +138,7 @@ func (l sndbufListener) Accept() (net.Conn, error) {
 func (ts *testServer) serveWS(w http.ResponseWriter, r *http.Request) {
 	ts.handlers.Add(1)
 	defer ts.handlers.Done()
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+	ws, err := hub.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		return
 	}
@@ -1169,4 +1169,158 @@ func connected(tb testing.TB, ts *testServer, room, player string) bool {
 		tb.Fatalf("Online: got %v, want nil", err)
 	}
 	return online[player]
+}
+
+// ctxLog is a Handler that welcomes every connection and records, per frame, the
+// context's error when the frame was handled.
+type ctxLog struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+func (l *ctxLog) Open(_ context.Context, c *hub.Conn) { c.Send([]byte(welcome)) }
+
+func (l *ctxLog) Frame(ctx context.Context, _ *hub.Conn, _ []byte, _ time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.errs = append(l.errs, ctx.Err())
+}
+
+func (l *ctxLog) snapshot() []error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.errs)
+}
+
+// TestAttach serves connections whose HTTP handler attaches them and returns: the
+// connection outlives the request, its frames get a live context, and Shutdown closes it.
+func TestAttach(t *testing.T) {
+	h := hub.New(hub.Options{Logger: slog.New(slog.DiscardHandler)})
+	frames := &ctxLog{}
+	var returned atomic.Int64
+	attachErrs := make(chan error, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer returned.Add(1)
+		ws, err := hub.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+		if err != nil {
+			return
+		}
+		attachErrs <- h.Attach(r.Context(), ws, hub.Client{Room: "a", ID: r.URL.Query().Get("id")}, frames)
+	}))
+	t.Cleanup(srv.Close)
+	dial := func(id string) *reader {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/?id="+id, nil)
+		if err != nil {
+			t.Fatalf("dial %s: got %v, want nil", id, err)
+		}
+		t.Cleanup(func() { ws.CloseNow() })
+		return newReader(ws)
+	}
+
+	r := dial("p1")
+	MustFrame(t, r, welcome)
+	if err := <-attachErrs; err != nil {
+		t.Fatalf("Attach: got %v, want nil", err)
+	}
+	MustPoll(t, testTimeout, func() string {
+		if got := returned.Load(); got != 1 {
+			return fmt.Sprintf("HTTP handlers returned: got %d, want 1", got)
+		}
+		return ""
+	})
+	seq, recipients, err := h.Start(context.Background(), "a", 1)
+	if err != nil || recipients != 1 {
+		t.Fatalf("Start: got %d, %v, want 1, nil", recipients, err)
+	}
+	MustFrame(t, r, startFrame(1, seq))
+	r.write(t, fmt.Sprintf(`{"type":"ack","seq":%d}`, seq))
+	r.write(t, `{"type":"answer","n":1}`)
+	MustPoll(t, testTimeout, func() string {
+		if got := frames.snapshot(); len(got) != 1 {
+			return fmt.Sprintf("handler frames: got %d, want 1", len(got))
+		}
+		return ""
+	})
+	if err := frames.snapshot()[0]; err != nil {
+		t.Errorf("frame's context: got %v, want not done after the request's handler returned", err)
+	}
+	if st := h.Fairness("a", 1).Starts[0]; st.Acked != 1 {
+		t.Errorf("acked: got %d, want 1", st.Acked)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: got %v, want nil", err)
+	}
+	MustClose(t, r, websocket.StatusGoingAway)
+	late := dial("p2")
+	if err := <-attachErrs; !errors.Is(err, hub.ErrClosed) {
+		t.Errorf("Attach after Shutdown: got %v, want %v", err, hub.ErrClosed)
+	}
+	MustClose(t, late, websocket.StatusGoingAway)
+}
+
+// TestAcceptKeepsPipelinedFrame sends the handshake and a first frame in one write, so
+// that the frame arrives in net/http's buffer with the request; Accept's smaller buffer
+// must still deliver it.
+func TestAcceptKeepsPipelinedFrame(t *testing.T) {
+	ts := MustServer(t, hub.Options{})
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(ts.url, "ws://"), testTimeout)
+	if err != nil {
+		t.Fatalf("dial: got %v, want nil", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	payload := []byte(`{"type":"early"}`)
+	mask := [4]byte{1, 2, 3, 4}
+	msg := []byte("GET /?room=a&id=p1 HTTP/1.1\r\nHost: bulb\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	msg = append(msg, 0x81, 0x80|byte(len(payload))) // FIN, text; masked, length
+	msg = append(msg, mask[:]...)
+	for i, b := range payload {
+		msg = append(msg, b^mask[i%4])
+	}
+	if _, err := conn.Write(msg); err != nil {
+		t.Fatalf("write: got %v, want nil", err)
+	}
+	MustPoll(t, testTimeout, func() string {
+		if got := ts.frames.snapshot(); len(got) != 1 || !bytes.Equal(got[0].data, payload) {
+			return fmt.Sprintf("handler frames: got %d, want the pipelined %s", len(got), payload)
+		}
+		return ""
+	})
+}
+
+// TestIdleConnectionHasOneGoroutine: an idle connection is served by its reader alone;
+// writers wait for work only WriterIdle, and pings run only until their pong.
+func TestIdleConnectionHasOneGoroutine(t *testing.T) {
+	const n = 20
+	ts := MustServer(t, hub.Options{PingInterval: time.Hour, WriterIdle: 20 * time.Millisecond})
+	base := runtime.NumGoroutine()
+	rs := MustDialMany(t, ts, "a", "p", n, hub.Player)
+	// Each client here has a reader goroutine too: 2n in all. At most: goroutines of
+	// earlier tests may still be ending, and a writer each would make it 3n.
+	idle := func() string {
+		if got := runtime.NumGoroutine() - base; got > 2*n {
+			return fmt.Sprintf("goroutines: got %d more than before the clients, want at most %d (a reader each side)", got, 2*n)
+		}
+		return ""
+	}
+	MustPoll(t, testTimeout, idle)
+	for k := range 3 {
+		seq, _, err := ts.h.Start(context.Background(), "a", k+1)
+		if err != nil {
+			t.Fatalf("Start: got %v, want nil", err)
+		}
+		ts.h.Send("a", []byte(`{"type":"more"}`))
+		for i, r := range rs {
+			MustFrame(t, r, startFrame(k+1, seq))
+			if f, err := r.next(testTimeout); err != nil || f.data != `{"type":"more"}` {
+				t.Fatalf("client %d: got %q, %v, want the second frame", i, f.data, err)
+			}
+		}
+		MustPoll(t, testTimeout, idle)
+	}
 }

@@ -9,8 +9,12 @@
 #                               script on the same machine as the Redis engine's ceiling
 #   scripts/bench.sh fanout     one start frame to 1,000, 5,000 and 10,000 clients, strategy
 #                               after strategy in turn: sequential, pool-20, single-hub, bulb
-#                               (hub.Start) and a raw-TCP floor (scripts/fanout); the
-#                               no-argument run does a quick one: 1,000 clients, 3 rounds
+#                               (hub.Start) and a raw-TCP floor (scripts/fanout), and the
+#                               chart of their receipt-latency CDFs, a panel per size, in
+#                               docs/fanout-cdf.svg; the floor is left out of a size whose
+#                               sockets do not fit under the open-file limit; the
+#                               no-argument run does a quick one: 1,000 clients, 3 rounds,
+#                               no chart
 #   scripts/bench.sh e2e        end to end: the real server (its binary, one process) and
 #                               scripts/loadgen (another process) on loopback, 10,000 clients
 #                               in one room, 30 starts: receipt p50/p99/max, spread and bias
@@ -18,17 +22,42 @@
 #                               start, server RSS and goroutines per connection, server CPU
 #                               per start; --quick (and the no-argument run): 1,000 clients,
 #                               5 starts
+#   scripts/bench.sh fairness   the latency lab (scripts/fairness): the real server (built from
+#                               ./server, one process) and 300 students in three latency
+#                               groups (5, 25 and 60 ms one way, ± jitter) behind toxiproxy,
+#                               equal reaction times, 200 questions under arrival timing and
+#                               under compensated timing, plus a cheater per group that holds
+#                               back its pongs: each group's win share against a third, and
+#                               what the compensation cap gives the cheater; --quick (and the
+#                               no-argument run): 60 students, 30 questions
+#   scripts/bench.sh judge      the judge on the real bubblewrap sandbox: verdicts per second
+#                               of a Pool for a trivial Python and C program (C compiled per
+#                               submission, and precompiled for comparison), workers = boxes =
+#                               nproc and 1; and one run of the same C binary directly against
+#                               through the sandbox, case after case and in back-to-back pairs
+#                               (needs root, bwrap and prlimit: Debian bubblewrap and
+#                               util-linux; gcc and python3 for the programs); 3 rounds,
+#                               medians; --quick (and the no-argument run): one round, 10
+#                               verdicts and 50 runs per case
 #
 #   BENCHTIME=50x scripts/bench.sh hub     iterations of each hub benchmark (default 20x)
 #   ACCEPTS=100000 COUNT=5 scripts/bench.sh engines
 #                               accepts per run (default 200000) and rounds of every run
 #                               (default 3; the table shows medians)
-#   CLIENTS=1000 ROUNDS=20 scripts/bench.sh fanout
-#                               sizes, comma-separated (default 1000,5000,10000), and starts
-#                               per strategy and size (default 10)
-#   CLIENTS=10000 STARTS=30 RATE=1000 scripts/bench.sh e2e
-#                               clients, starts (one question each) and the loadgen's
-#                               connections per second (default 1000)
+#   CLIENTS=1000 ROUNDS=20 CHART=/tmp/cdf.png scripts/bench.sh fanout
+#                               sizes, comma-separated (default 1000,5000,10000), starts per
+#                               strategy and size (default 10), and the chart's file (.svg,
+#                               .png or .pdf; default docs/fanout-cdf.svg)
+#   CLIENTS=10000 STARTS=30 RATE=1000 SETTLE=10 scripts/bench.sh e2e
+#                               clients, starts (one question each), the loadgen's
+#                               connections per second (default 1000) and the seconds of
+#                               idling between the two idle memory samples (default 10)
+#   CLIENTS=300 QUESTIONS=200 scripts/bench.sh fairness
+#                               honest students per room (a multiple of 3) and questions per
+#                               timing mode (at most 200)
+#   VERDICTS=50 RUNS=200 COUNT=5 scripts/bench.sh judge
+#                               verdicts per case (default 20), runs per case of the overhead
+#                               benchmark (default 100) and rounds of both (default 3)
 #
 # e2e needs curl and jq (Debian: apt-get install curl jq) and an open-file hard limit above
 # the number of clients (the script raises the soft limit to the hard one).
@@ -37,7 +66,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { echo "usage: scripts/bench.sh [hub|engines|fanout|e2e [--quick]]" >&2; exit 2; }
+usage() { echo "usage: scripts/bench.sh [hub|engines|fanout|e2e [--quick]|fairness [--quick]|judge [--quick]]" >&2; exit 2; }
 
 machine() {
   echo "machine: $(nproc) cores, $(uname -sr), $(go version | cut -d' ' -f3-)"
@@ -64,9 +93,10 @@ fanout() {
   echo
   echo "== fanout: one start frame to every client, strategy after strategy in turn"
   if [ "${1:-}" = --quick ]; then
-    show go run ./scripts/fanout --quick
+    show go run ./scripts/fanout --quick ${CHART:+--chart "$CHART"}
   else
-    show go run ./scripts/fanout --clients "${CLIENTS:-1000,5000,10000}" --rounds "${ROUNDS:-10}"
+    show go run ./scripts/fanout --clients "${CLIENTS:-1000,5000,10000}" --rounds "${ROUNDS:-10}" \
+      --chart "${CHART:-docs/fanout-cdf.svg}"
   fi
 }
 
@@ -268,7 +298,8 @@ e2e() {
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   echo
   echo "== e2e: the server and scripts/loadgen in separate processes on loopback:" \
-    "$clients clients in one room, $starts starts (open-file limit $(ulimit -n))"
+    "$clients clients in one room, $starts starts (open-file limit $(ulimit -n);" \
+    "load average $(cut -d' ' -f1-3 /proc/loadavg))"
   tmp=$(mktemp -d /tmp/bulb-bench.XXXXXX)
   show go build -o "$tmp/bulb" ./server
   show go build -o "$tmp/loadgen" ./scripts/loadgen
@@ -298,9 +329,10 @@ e2e() {
     curl -fsS -X "$1" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
       ${3:+--data "$3"} "$base$2"
   }
-  local hz rss0 gor0
+  local hz rss0 gor0 heap0 stack0
   hz=$(getconf CLK_TCK)
   rss0=$(rss) gor0=$(metric go_goroutines)
+  heap0=$(metric go_memstats_heap_inuse_bytes) stack0=$(metric go_memstats_stack_inuse_bytes)
 
   # One choice question per start, all alike; every client answers choice 0, the right one.
   local quiz code
@@ -327,9 +359,14 @@ e2e() {
     sleep 1
   done
   sleep 1 # let the last joins settle
-  local rss1 gor1 conns1
+  local rss1 gor1 conns1 heap1 stack1 rss1s heap1s stack1s settle=${SETTLE:-10}
   rss1=$(rss) gor1=$(metric go_goroutines) conns1=$(metric bulb_hub_connections)
+  heap1=$(metric go_memstats_heap_inuse_bytes) stack1=$(metric go_memstats_stack_inuse_bytes)
   echo "connected: $conns1 (server's bulb_hub_connections)"
+  # The same after $settle s more of idling, as a room waits for its first question: the
+  # ramp's garbage collected, and the pages it freed returned to the system by the runtime.
+  sleep "$settle"
+  rss1s=$(rss) heap1s=$(metric go_memstats_heap_inuse_bytes) stack1s=$(metric go_memstats_stack_inuse_bytes)
 
   # Per question: open, start (CPU ticks around the start call, which returns once the frame
   # was sent to every recipient), ~1 s for acks and answers, close (CPU ticks from before
@@ -399,13 +436,17 @@ e2e() {
   echo "\$ curl -H 'Authorization: Bearer …' '$base/api/rooms/$code/fairness?limit=1'"
   api GET "/api/rooms/$code/fairness?limit=1" | jq -r '.starts[0] |
     "last start (seq \(.seq), n \(.n)): recipients \(.recipients), acked \(.acked), dropped \(.dropped); writtenUs p50 \(.writtenUs.p50), p99 \(.writtenUs.p99), max \(.writtenUs.max); spreadUs \(.spreadUs); ackUs p50 \(.ackUs.p50), p99 \(.ackUs.p99); ackSpreadUs \(.ackSpreadUs)"'
-  awk -v c="$clients" -v r0="$rss0" -v r1="$rss1" -v r2="$rss2" -v r3="$rss3" -v g0="$gor0" -v g1="$gor1" -v g2="$gor2" -v g3="$gor3" -v a="$after" -v s="$starts" 'BEGIN {
-    printf "server RSS: %d KiB before clients, %d idle with %d clients, ", r0, r1, c
+  awk -v c="$clients" -v r0="$rss0" -v r1="$rss1" -v r1s="$rss1s" -v settle="$settle" -v r2="$rss2" -v r3="$rss3" \
+    -v h0="$heap0" -v h1="$heap1" -v h1s="$heap1s" -v k0="$stack0" -v k1="$stack1" -v k1s="$stack1s" \
+    -v g0="$gor0" -v g1="$gor1" -v g2="$gor2" -v g3="$gor3" -v a="$after" -v s="$starts" 'BEGIN {
+    printf "server RSS: %d KiB before clients, %d idle with %d clients (%d after %d s more), ", r0, r1, c, r1s, settle
     if (r2 != "") printf "%d after start %d of %d, ", r2, a, s
     printf "%d once loadgen left\n", r3
-    printf "RSS per connection: idle %.1f KiB", (r1 - r0) / c
+    printf "RSS per connection: idle %.1f KiB (%.1f after %d s more)", (r1 - r0) / c, (r1s - r0) / c, settle
     if (r2 != "") printf ", after the starts %.1f KiB", (r2 - r0) / c
     printf "\n"
+    printf "of which, per connection: Go heap in use %.1f KiB (%.1f after %d s more), goroutine stacks %.1f KiB (%.1f)\n",
+      (h1 - h0) / 1024 / c, (h1s - h0) / 1024 / c, settle, (k1 - k0) / 1024 / c, (k1s - k0) / 1024 / c
     printf "goroutines: %d before, %d idle (%.2f per connection)", g0, g1, (g1 - g0) / c
     if (g2 != "") printf ", %d after start %d (%.2f per connection)", g2, a, (g2 - g0) / c
     printf ", %d once loadgen left\n", g3
@@ -415,14 +456,114 @@ e2e() {
     printf "server CPU per start: %.0f ms in the start call (fan-out), %.0f ms from start to close (fan-out, acks, answers, close); ticks of %.0f ms\n",
       st * 1000 / hz / s, cy * 1000 / hz / s, 1000 / hz
   }'
-  echo "(server, loadgen and curl share the same $(nproc) cores; loadgen's receipt times include its own scheduling)"
+  echo "(server, loadgen and curl share the same $(nproc) cores; loadgen's receipt times include its own scheduling;" \
+    "load average at the end $(cut -d' ' -f1-3 /proc/loadavg))"
 }
 
+# fairness [--quick]: scripts/fairness, which builds and starts the server itself (a
+# separate process on loopback, memory engine) and prints its own table, machine, load
+# average and command.
+fairness() {
+  echo
+  echo "== fairness: three latency groups behind toxiproxy, arrival against compensated timing (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  if [ "${1:-}" = --quick ]; then
+    show go run ./scripts/fairness --quick
+  else
+    show go run ./scripts/fairness --clients "${CLIENTS:-300}" --questions "${QUESTIONS:-200}"
+  fi
+}
+
+# judge [--quick]: BenchmarkVerdicts and BenchmarkSandboxOverhead (judge/bench_test.go) on
+# the real bubblewrap sandbox, in COUNT rounds (each round both benchmarks, so that a ratio
+# compares runs minutes apart at most), then the medians of the rounds' figures and ratios.
+# Without root or bwrap it says so and returns (the benchmarks would skip).
+judge() {
+  local verdicts=${VERDICTS:-20} runs=${RUNS:-100} count=${COUNT:-3}
+  if [ "${1:-}" = --quick ]; then verdicts=10 runs=50 count=1; fi
+  echo
+  echo "== judge: verdicts per second and sandbox overhead per run, $count rounds (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  if [ "$(id -u)" -ne 0 ] || ! command -v bwrap >/dev/null || ! command -v prlimit >/dev/null; then
+    echo "(skipped: the bubblewrap sandbox needs root, bwrap and prlimit; Debian: apt-get install bubblewrap util-linux)"
+    return 0
+  fi
+  echo "$(bwrap --version); $(gcc --version | head -n1); $(/usr/bin/python3 --version)"
+  [ -n "$tmp" ] || tmp=$(mktemp -d /tmp/bulb-bench.XXXXXX) # removed on exit
+  : >"$tmp/judge-figures.txt"
+  local round
+  for round in $(seq "$count"); do
+    echo
+    echo "-- round $round of $count (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+    # NewBwrap's "sandbox ready" log line is not a result.
+    { show go test -run '^$' -bench '^BenchmarkVerdicts$' -benchtime "${verdicts}x" -count 1 -timeout 30m ./judge 2>&1
+      show go test -run '^$' -bench '^BenchmarkSandboxOverhead$' -benchtime "${runs}x" -count 1 -timeout 30m ./judge 2>&1
+    } | grep -v 'INFO sandbox ready' | tee "$tmp/judge-round.txt"
+    # "case round unit figure", a line for each figure of each result line.
+    awk -v r="$round" '/^BenchmarkVerdicts\/|^BenchmarkSandboxOverhead\// {
+        name = $1; sub(/^Benchmark[A-Za-z]+\//, "", name); sub(/-[0-9]+$/, "", name)
+        for (i = 3; i < NF; i += 2) print name, r, $(i + 1), $i
+      }' "$tmp/judge-round.txt" >>"$tmp/judge-figures.txt"
+  done
+  echo
+  echo "== judge: medians of $count rounds (each round's in brackets; load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  awk -v nproc="$(nproc)" '
+    function med(list,   n, a, i, j, t) { # the median (the lower of an even count) of a space-separated list
+      n = split(list, a, " ")
+      for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+      return n ? a[int((n + 1) / 2)] : "n/a"
+    }
+    function add(list, x) { return list == "" ? x : list " " x }
+    { v[$1, $2, $3] = $4; if ($2 > rounds) rounds = $2 }
+    END {
+      split("python c c-precompiled", langs, " ")
+      for (i = 1; i <= 3; i++) {
+        l = langs[i]; vs = ""; one = ""; sc = ""
+        for (r = 1; r <= rounds; r++) {
+          if ((l "/workers=" nproc, r, "verdicts/s") in v) vs = add(vs, v[l "/workers=" nproc, r, "verdicts/s"])
+          if ((l "/workers=1", r, "verdicts/s") in v) one = add(one, v[l "/workers=1", r, "verdicts/s"])
+          if (nproc > 1 && v[l "/workers=1", r, "verdicts/s"] > 0 && (l "/workers=" nproc, r, "verdicts/s") in v) sc = add(sc, sprintf("%.2f", v[l "/workers=" nproc, r, "verdicts/s"] / v[l "/workers=1", r, "verdicts/s"]))
+        }
+        if (vs == "") continue
+        printf "%-14s verdicts/s: %s with %d workers [%s], %s with 1 [%s]", l, med(vs), nproc, vs, med(one), one
+        if (sc != "") printf "; %d workers ÷ 1: %s [%s]", nproc, med(sc), sc # ÷: 2 bytes
+        printf "\n"
+      }
+      cs = ""; cm = ""; pm = ""
+      for (r = 1; r <= rounds; r++) {
+        c = v["c/workers=1", r, "verdicts/s"]; p = v["c-precompiled/workers=1", r, "verdicts/s"]
+        if (c > 0 && p > 0) { cm = add(cm, sprintf("%.0f", 1000 / c)); pm = add(pm, sprintf("%.0f", 1000 / p)); cs = add(cs, sprintf("%.0f", 100 * (1 - c / p))) }
+      }
+      if (cs != "") printf "C, one worker: %s ms per verdict [%s] compiling, %s ms [%s] precompiled: the compile is %s%% [%s] of a verdict\n", med(cm), cm, med(pm), pm, med(cs), cs
+      d = ""; bw = ""; ov = ""; x = ""
+      for (r = 1; r <= rounds; r++) {
+        a = v["direct", r, "ns/op"]; b = v["bwrap", r, "ns/op"]
+        if (a > 0 && b > 0) {
+          d = add(d, sprintf("%.2f", a / 1e6)); bw = add(bw, sprintf("%.2f", b / 1e6))
+          ov = add(ov, sprintf("%.1f", (b - a) / 1e6)); x = add(x, sprintf("%.1f", b / a))
+        }
+      }
+      if (d != "") printf "one run, means of the direct and bwrap cases: %s ms directly [%s], %s ms in the sandbox [%s]: +%s ms [%s], %sx [%s]\n", med(d), d, med(bw), bw, med(ov), ov, med(x), x
+      d = ""; bw = ""; ov = ""; x = ""
+      for (r = 1; r <= rounds; r++) {
+        if (!(("paired", r, "overhead-ms") in v)) continue
+        d = add(d, v["paired", r, "direct-ms"]); bw = add(bw, v["paired", r, "bwrap-ms"])
+        ov = add(ov, v["paired", r, "overhead-ms"]); x = add(x, v["paired", r, "×direct"])
+      }
+      if (d != "") printf "one run, medians of the paired case (each pair back to back): %s ms directly [%s], %s ms in the sandbox [%s]: +%s ms [%s], %sx [%s]\n", med(d), d, med(bw), bw, med(ov), ov, med(x), x
+    }' "$tmp/judge-figures.txt"
+}
+
+# One compound command, read whole before it runs: an edit of this file during a run
+# cannot change what the run does.
+{
 case "${1:-all}" in
-all) machine; hub; engines; fanout --quick; e2e --quick ;;
+all) machine; hub; engines; fanout --quick; e2e --quick; fairness --quick; judge --quick ;;
 hub) machine; hub ;;
 engines) machine; engines ;;
 fanout) machine; fanout ;;
 e2e) machine; e2e "${2:-}" ;;
+fairness) machine; fairness "${2:-}" ;;
+judge) machine; judge "${2:-}" ;;
 *) usage ;;
 esac
+exit
+}

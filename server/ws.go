@@ -12,14 +12,15 @@ import (
 	"github.com/bulbquiz/bulb/quiz"
 )
 
-// websocket upgrades GET /ws?token=T and serves the connection until it closes. The token
-// is checked before the upgrade, so a bad one gets an ordinary JSON error.
+// websocket upgrades GET /ws?token=T and hands the connection to the hub, which serves it
+// until it closes. The token is checked before the upgrade, so a bad one gets an ordinary
+// JSON error.
 func (s *server) websocket(c echo.Context) error {
 	id, err := s.svc.Identify(c.Request().Context(), c.QueryParam("token"))
 	if err != nil {
 		return err
 	}
-	ws, err := websocket.Accept(c.Response(), c.Request(), &websocket.AcceptOptions{
+	ws, err := hub.Accept(c.Response(), c.Request(), &websocket.AcceptOptions{
 		CompressionMode: websocket.CompressionDisabled, // one frame to many: compression only adds latency
 	})
 	if err != nil {
@@ -30,8 +31,9 @@ func (s *server) websocket(c echo.Context) error {
 		client.Role = hub.Host
 	}
 	sess := &session{srv: s, id: id}
-	if err := s.hub.Serve(c.Request().Context(), ws, client, sess); err != nil {
-		s.log.Debug("connection ended", "room", id.Room, "player", id.PlayerID, "err", err)
+	// The hub serves the connection on its own goroutines; returning frees the request.
+	if err := s.hub.Attach(c.Request().Context(), ws, client, sess); err != nil {
+		s.log.Debug("connection refused", "room", id.Room, "player", id.PlayerID, "err", err)
 	}
 	return nil
 }

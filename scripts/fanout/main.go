@@ -95,6 +95,7 @@ func run(args []string, out io.Writer) error {
 	clientsFlag := fs.String("clients", "", "clients, or a comma-separated list of sizes run one after the other (default 1000,5000,10000; with --quick 1000)")
 	rounds := fs.Int("rounds", 0, "starts per strategy, interleaved A B C D E A B … (default 10; with --quick 3)")
 	quick := fs.Bool("quick", false, "a short run: 1000 clients, 3 rounds, unless given")
+	chart := fs.String("chart", "", "draw the receipt-latency CDF of every strategy, a panel per size, to this .svg, .png or .pdf file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -120,15 +121,33 @@ func run(args []string, out io.Writer) error {
 		ns = append(ns, n)
 	}
 
-	fmt.Fprintf(out, "machine: %d cores (GOMAXPROCS %d), Linux %s, %s %s/%s\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), kernel(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(out, "machine: %d cores (GOMAXPROCS %d), Linux %s, %s %s/%s; load average %s\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), kernel(), runtime.Version(), runtime.GOOS, runtime.GOARCH, loadAvg())
 	fmt.Fprintf(out, "command: go run ./scripts/fanout%s\n", quoteArgs(args))
+	var panels []panel
 	for _, n := range ns {
-		if err := runSize(n, *rounds, out); err != nil {
+		pn, err := runSize(n, *rounds, out)
+		if err != nil {
 			return fmt.Errorf("%d clients: %w", n, err)
 		}
+		panels = append(panels, pn)
+	}
+	if *chart != "" {
+		if err := writeChart(*chart, panels); err != nil {
+			return fmt.Errorf("chart: %w", err)
+		}
+		fmt.Fprintf(out, "\nchart: %s (receipt-latency CDF per strategy, a panel per size)\n", *chart)
 	}
 	return nil
+}
+
+// loadAvg is the system's load average over 1, 5 and 15 minutes, from /proc/loadavg.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "?"
 }
 
 func kernel() string {
@@ -163,13 +182,14 @@ func cpuNow() time.Duration {
 // bench is the server side of one size: N WebSocket connections served by a hub, and N
 // TCP connections, to one client process.
 type bench struct {
-	n      int
-	floor  bool // floor's TCP connections are open
-	h      *hub.Hub
-	wsMap  map[string]*websocket.Conn // by client ID: ranged over by sequential and pool-20
-	wsList []*websocket.Conn          // by client index: single-hub's fixed order
-	tcp    []net.Conn                 // by client index
-	seq    atomic.Uint64              // frame numbers of the non-hub WebSocket strategies
+	n       int
+	floor   bool   // floor's TCP connections are open
+	noFloor string // why not, if not
+	h       *hub.Hub
+	wsMap   map[string]*websocket.Conn // by client ID: ranged over by sequential and pool-20
+	wsList  []*websocket.Conn          // by client index: single-hub's fixed order
+	tcp     []net.Conn                 // by client index
+	seq     atomic.Uint64              // frame numbers of the non-hub WebSocket strategies
 
 	hubIn   chan []byte   // single-hub's hub goroutine
 	hubOut  []chan []byte // single-hub's per-client channels
@@ -187,17 +207,17 @@ func (openHandler) Open(_ context.Context, c *hub.Conn)                 { c.Send
 func (openHandler) Frame(context.Context, *hub.Conn, []byte, time.Time) {}
 
 func setup(n int) (*bench, error) {
-	withFloor := true
+	withFloor, noFloor := true, ""
 	if err := rlimit.RaiseNoFile(uint64(2*n + 1000)); err != nil {
 		// floor's TCP connections double the sockets of both processes: without room for
 		// them, run the WebSocket strategies only.
 		if err2 := rlimit.RaiseNoFile(uint64(n + 1000)); err2 != nil {
 			return nil, err2
 		}
-		withFloor = false
+		withFloor, noFloor = false, err.Error()
 		fmt.Fprintf(os.Stderr, "fanout: %d clients: no floor: %v\n", n, err)
 	}
-	e := &bench{n: n, floor: withFloor, wsMap: map[string]*websocket.Conn{}, wsList: make([]*websocket.Conn, n), tcp: make([]net.Conn, n), receipts: make([]byte, 8*n)}
+	e := &bench{n: n, floor: withFloor, noFloor: noFloor, wsMap: map[string]*websocket.Conn{}, wsList: make([]*websocket.Conn, n), tcp: make([]net.Conn, n), receipts: make([]byte, 8*n)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -219,14 +239,15 @@ func setup(n int) (*bench, error) {
 			http.Error(w, "bad id", http.StatusBadRequest)
 			return
 		}
-		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+		// As the server does: hub.Accept's small buffers, and the hub's own goroutine.
+		ws, err := hub.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 		if err != nil {
 			return
 		}
 		mu.Lock()
 		e.wsMap[id], e.wsList[i] = ws, ws
 		mu.Unlock()
-		e.h.Serve(r.Context(), ws, hub.Client{Room: "fanout", ID: id, Name: id}, openHandler{})
+		e.h.Attach(r.Context(), ws, hub.Client{Room: "fanout", ID: id, Name: id}, openHandler{})
 	}))
 	e.closers = append(e.closers, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -529,10 +550,13 @@ func median(xs []float64) float64 {
 	return stats.Percentile(s, 50)
 }
 
-func runSize(n, rounds int, out io.Writer) error {
+// runSize runs every strategy on n clients, prints their table and returns their
+// latencies for the chart.
+func runSize(n, rounds int, out io.Writer) (panel, error) {
+	pn := panel{n: n, rounds: rounds, lats: map[string][]float64{}}
 	e, err := setup(n)
 	if err != nil {
-		return err
+		return pn, err
 	}
 	defer e.close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
@@ -543,7 +567,7 @@ func runSize(n, rounds int, out io.Writer) error {
 	}
 	for _, s := range names { // one warm-up start each, not counted
 		if err := e.oneRound(ctx, s, nil); err != nil {
-			return err
+			return pn, err
 		}
 	}
 	res := map[string]*result{}
@@ -553,12 +577,12 @@ func runSize(n, rounds int, out io.Writer) error {
 	for range rounds {
 		for _, s := range names {
 			if err := e.oneRound(ctx, s, res[s]); err != nil {
-				return err
+				return pn, err
 			}
 		}
 	}
 
-	fmt.Fprintf(out, "\n== fanout: %d clients, %d rounds per strategy (interleaved, after 1 warm-up round)\n", n, rounds)
+	fmt.Fprintf(out, "\n== fanout: %d clients, %d rounds per strategy (interleaved, after 1 warm-up round); load average %s\n", n, rounds, loadAvg())
 	fmt.Fprintf(out, "%-11s %8s %9s %9s %9s %10s %9s %12s %9s %9s\n",
 		"strategy", "n/round", "p50-µs", "p99-µs", "max-µs", "spread-µs", "bias-p", "cpu-µs/start", "p99÷bulb", "cpu÷bulb")
 	b := res["bulb"]
@@ -571,8 +595,12 @@ func runSize(n, rounds int, out io.Writer) error {
 		fmt.Fprintf(out, "%-11s %8d %9.0f %9.0f %9.0f %10.0f %9.3g %12.0f %9.2f %9.2f\n",
 			s, r.minN, sum.P50, sum.P99, sum.Max, median(r.spreads), p, cpu, sum.P99/bSum.P99, cpu/bCPU)
 	}
+	for _, s := range names {
+		pn.lats[s] = res[s].lats
+	}
 	if !e.floor {
-		fmt.Fprintf(out, "floor       not run: its %d TCP connections do not fit under RLIMIT_NOFILE beside the WebSocket ones\n", n)
+		pn.note = "no floor: too few open files"
+		fmt.Fprintf(out, "floor       not run: its %d TCP connections do not fit beside the WebSocket ones: %s\n", n, e.noFloor)
 	} else {
 		f := stats.Summarize(res["floor"].lats)
 		fmt.Fprintf(out, "bulb ÷ floor: p50 %.2f, p99 %.2f, cpu %.2f\n", bSum.P50/f.P50, bSum.P99/f.P99, bCPU/median(res["floor"].cpus))
@@ -581,7 +609,7 @@ func runSize(n, rounds int, out io.Writer) error {
 	fmt.Fprintln(out, " spread and cpu: medians over rounds; cpu = server process user+system from the start until every client has read;")
 	fmt.Fprintln(out, " bias-p: Friedman test of receipt ranks across rounds, small = some clients systematically first or last;")
 	fmt.Fprintln(out, " n/round: fewest clients that received after the start in a round)")
-	return nil
+	return pn, nil
 }
 
 // child is the client process: it dials n WebSocket and n TCP clients, says "ready" on fd
@@ -606,8 +634,20 @@ func child(spec string) error {
 	}
 	report := os.NewFile(3, "report")
 
+	recv := make([]atomic.Int64, n)
+	var pending atomic.Int64
+	pending.Store(int64(n))
+	all := make(chan struct{}, 1)
+	got := func(i int) {
+		recv[i].Store(time.Now().UnixNano())
+		if pending.Add(-1) == 0 {
+			all <- struct{}{}
+		}
+	}
+
 	wss := make([]*websocket.Conn, n)
 	tcps := make([]net.Conn, n)
+	var readers sync.WaitGroup
 	defer func() {
 		for i := range n {
 			if wss[i] != nil {
@@ -617,7 +657,10 @@ func child(spec string) error {
 				tcps[i].Close()
 			}
 		}
+		readers.Wait()
 	}()
+	// Each client reads from its welcome on, while the others connect: a WebSocket client
+	// answers the hub's pings (the first goes out on connect) only while it reads.
 	var g errgroup.Group
 	g.SetLimit(64)
 	for i := range n {
@@ -629,9 +672,21 @@ func child(spec string) error {
 				return fmt.Errorf("dial client %d: %w", i, err)
 			}
 			wss[i] = ws
-			if _, got, err := ws.Read(ctx); err != nil || string(got) != welcome {
-				return fmt.Errorf("client %d welcome: got %q, %v, want %s", i, got, err, welcome)
+			if _, msg, err := ws.Read(ctx); err != nil || string(msg) != welcome {
+				return fmt.Errorf("client %d welcome: got %q, %v, want %s", i, msg, err, welcome)
 			}
+			readers.Go(func() {
+				for {
+					_, r, err := ws.Reader(context.Background())
+					if err != nil {
+						return
+					}
+					if _, err := io.Copy(io.Discard, r); err != nil {
+						return
+					}
+					got(i)
+				}
+			})
 			if tcpAddr == "-" {
 				return nil
 			}
@@ -641,6 +696,15 @@ func child(spec string) error {
 				return fmt.Errorf("dial TCP client %d: %w", i, err)
 			}
 			tcps[i] = c
+			readers.Go(func() {
+				buf := make([]byte, len(floorFrame))
+				for {
+					if _, err := io.ReadFull(c, buf); err != nil {
+						return
+					}
+					got(i)
+				}
+			})
 			var idx [4]byte
 			binary.LittleEndian.PutUint32(idx[:], uint32(i))
 			_, err = c.Write(idx[:])
@@ -649,45 +713,6 @@ func child(spec string) error {
 	}
 	if err := g.Wait(); err != nil {
 		return err
-	}
-
-	recv := make([]atomic.Int64, n)
-	var pending atomic.Int64
-	pending.Store(int64(n))
-	all := make(chan struct{}, 1)
-	got := func(i int) {
-		recv[i].Store(time.Now().UnixNano())
-		if pending.Add(-1) == 0 {
-			all <- struct{}{}
-		}
-	}
-	var readers sync.WaitGroup
-	for i := range n {
-		ws, c := wss[i], tcps[i]
-		readers.Go(func() {
-			for {
-				_, r, err := ws.Reader(context.Background())
-				if err != nil {
-					return
-				}
-				if _, err := io.Copy(io.Discard, r); err != nil {
-					return
-				}
-				got(i)
-			}
-		})
-		if c == nil {
-			continue
-		}
-		readers.Go(func() {
-			buf := make([]byte, len(floorFrame))
-			for {
-				if _, err := io.ReadFull(c, buf); err != nil {
-					return
-				}
-				got(i)
-			}
-		})
 	}
 	reported := make(chan error, 1)
 	go func() {

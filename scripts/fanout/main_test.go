@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,13 +33,26 @@ func TestMain(m *testing.M) {
 // measurement for scripts/bench.sh fanout, not a test that can pass every time.
 func TestQuickRun(t *testing.T) {
 	const clients = 50
+	chart := filepath.Join(t.TempDir(), "cdf.svg")
 	var out strings.Builder
-	if err := run([]string{"--quick", "--clients", strconv.Itoa(clients), "--rounds", "3"}, &out); err != nil {
+	if err := run([]string{"--quick", "--clients", strconv.Itoa(clients), "--rounds", "3", "--chart", chart}, &out); err != nil {
 		t.Fatalf("run: %v\noutput:\n%s", err, out.String())
 	}
 	t.Logf("output:\n%s", out.String())
-	if !strings.Contains(out.String(), "command: go run ./scripts/fanout --quick --clients 50 --rounds 3") {
+	if !strings.Contains(out.String(), "command: go run ./scripts/fanout --quick --clients 50 --rounds 3 --chart "+chart) {
 		t.Errorf("output lacks the command line")
+	}
+	svg, err := os.ReadFile(chart)
+	if err != nil {
+		t.Fatalf("chart: got %v, want the file", err)
+	}
+	if !bytes.Contains(svg, []byte("<svg")) {
+		t.Errorf("chart: got %.40q…, want an SVG", svg)
+	}
+	for _, s := range strategyNames {
+		if !bytes.Contains(svg, []byte(">"+s+"<")) {
+			t.Errorf("chart: no legend entry %q", s)
+		}
 	}
 	rows := map[string][]string{}
 	for _, line := range strings.Split(out.String(), "\n") {
@@ -76,4 +91,47 @@ func slicesContains(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+func TestCDF(t *testing.T) {
+	tests := []struct {
+		name      string
+		xs        []float64
+		wantN     int     // points
+		wantFirst float64 // X of the first point, at fraction 0
+		wantLast  float64 // X of the last point, at fraction 1
+	}{
+		{"few values", []float64{30, 10, 20}, 4, 10, 30},
+		{"non-positive values left out, below 1 µs drawn at 1", []float64{-5, 0, 0.25, 7}, 3, 1, 7},
+		{"many values thinned", func() []float64 {
+			xs := make([]float64, 10*cdfPoints)
+			for i := range xs {
+				xs[i] = float64(len(xs) - i)
+			}
+			return xs
+		}(), cdfPoints + 1, 1, 10 * cdfPoints},
+		{"nothing", []float64{-1}, 0, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pts := cdf(tt.xs)
+			if len(pts) != tt.wantN {
+				t.Fatalf("points: got %d, want %d", len(pts), tt.wantN)
+			}
+			if len(pts) == 0 {
+				return
+			}
+			if first := pts[0]; first.X != tt.wantFirst || first.Y != 0 {
+				t.Errorf("first point: got %v, want (%v, 0)", first, tt.wantFirst)
+			}
+			if last := pts[len(pts)-1]; last.X != tt.wantLast || last.Y != 1 {
+				t.Errorf("last point: got %v, want (%v, 1)", last, tt.wantLast)
+			}
+			for i := 1; i < len(pts); i++ {
+				if pts[i].X < pts[i-1].X || pts[i].Y <= pts[i-1].Y {
+					t.Errorf("point %d: got %v after %v, want both coordinates increasing", i, pts[i], pts[i-1])
+				}
+			}
+		})
+	}
 }

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/bulbquiz/bulb/scripts/loadgen/stats"
+)
+
+// player is one client of a room, as the tally sees it.
+type player struct {
+	Group   int
+	Cheater bool
+}
+
+// answer is one player's answer to one question, as the server ranked it.
+type answer struct {
+	Player int  // index into the room's players
+	Rank   int  // the server's rank among correct answers, 1 = the winner; 0 = unranked
+	Timed  bool // ReactionMs and LagMs are known
+	// ReactionMs is the client's own reaction time: from its receipt of the start frame
+	// to the moment it sent the answer.
+	ReactionMs float64
+	// LagMs is the server's time for the answer (reactionUs under compensated timing,
+	// elapsedUs under arrival) minus ReactionMs: what the network and the compensation
+	// added to the client's reaction. Under fair compensation its distribution is the same
+	// in every group.
+	LagMs float64
+}
+
+// groupTally is what one latency group's honest players did in one mode.
+type groupTally struct {
+	Players int // honest players
+	// Wins counts the questions whose best-ranked honest answer is this group's: the
+	// winner had the cheaters not played (they do not change the order of the others).
+	Wins int
+	// Rank1 counts the questions that an honest player of this group won outright,
+	// cheaters included.
+	Rank1   int
+	PctSum  float64 // sum of the rank percentiles of its ranked answers
+	PctN    int
+	Lags    []float64 // LagMs of its timed answers
+	Answers int       // ranked answers
+}
+
+// cheaterTally is what one cheater did in one mode.
+type cheaterTally struct {
+	Player int
+	Group  int
+	Rank1  int // questions it won outright
+	PctSum float64
+	PctN   int
+	Lags   []float64
+}
+
+// modeTally is the tally of one mode's questions.
+type modeTally struct {
+	Questions int // questions with at least one ranked honest answer
+	Groups    []groupTally
+	Cheaters  []cheaterTally
+	Reactions []float64 // the honest players' own reaction times, ms
+}
+
+// tally counts, over questions (each a list of answers), the wins of each of groups
+// groups of honest players and of each cheater, and collects their rank percentiles,
+// lags and reaction times. A rank percentile is (rank−1)/(m−1) among the question's m
+// ranked answers: 0 for the winner, 1 for the last; a question with one ranked answer
+// gives it 0.5.
+func tally(players []player, groups int, questions [][]answer) modeTally {
+	t := modeTally{Groups: make([]groupTally, groups)}
+	cheater := map[int]int{} // player → index in t.Cheaters
+	for i, p := range players {
+		if p.Cheater {
+			cheater[i] = len(t.Cheaters)
+			t.Cheaters = append(t.Cheaters, cheaterTally{Player: i, Group: p.Group})
+		} else {
+			t.Groups[p.Group].Players++
+		}
+	}
+	for _, q := range questions {
+		ranked := 0
+		for _, a := range q {
+			if a.Rank > 0 {
+				ranked++
+			}
+		}
+		best := -1 // index in q of the best-ranked honest answer
+		for i, a := range q {
+			p := players[a.Player]
+			if a.Rank > 0 {
+				pct := 0.5
+				if ranked > 1 {
+					pct = float64(a.Rank-1) / float64(ranked-1)
+				}
+				if p.Cheater {
+					c := &t.Cheaters[cheater[a.Player]]
+					c.PctSum += pct
+					c.PctN++
+					if a.Rank == 1 {
+						c.Rank1++
+					}
+				} else {
+					g := &t.Groups[p.Group]
+					g.PctSum += pct
+					g.PctN++
+					g.Answers++
+					if a.Rank == 1 {
+						g.Rank1++
+					}
+					if best < 0 || a.Rank < q[best].Rank {
+						best = i
+					}
+				}
+			}
+			if !a.Timed {
+				continue
+			}
+			if p.Cheater {
+				c := &t.Cheaters[cheater[a.Player]]
+				c.Lags = append(c.Lags, a.LagMs)
+			} else {
+				t.Groups[p.Group].Lags = append(t.Groups[p.Group].Lags, a.LagMs)
+				t.Reactions = append(t.Reactions, a.ReactionMs)
+			}
+		}
+		if best >= 0 {
+			t.Questions++
+			t.Groups[players[q[best].Player].Group].Wins++
+		}
+	}
+	return t
+}
+
+// z95 is the standard normal quantile of a two-sided 95% interval.
+const z95 = 1.959963984540054
+
+// wilson is the Wilson score interval of a binomial proportion, k successes in n trials,
+// at the normal quantile z (z95 for 95%). It returns 0, 1 for n = 0.
+func wilson(k, n int, z float64) (lo, hi float64) {
+	if n <= 0 {
+		return 0, 1
+	}
+	nf, p := float64(n), float64(k)/float64(n)
+	z2 := z * z
+	centre := (p + z2/(2*nf)) / (1 + z2/nf)
+	half := z / (1 + z2/nf) * math.Sqrt(p*(1-p)/nf+z2/(4*nf*nf))
+	return max(0, centre-half), min(1, centre+half)
+}
+
+// equalShares is Pearson's chi-square test of the groups' win counts against equal
+// shares (stats.ChiSquareEqual).
+func equalShares(t modeTally) (chi2 float64, df int, p float64) {
+	counts := make([]float64, len(t.Groups))
+	for i, g := range t.Groups {
+		counts[i] = float64(g.Wins)
+	}
+	return stats.ChiSquareEqual(counts)
+}
+
+// modelShares estimates each group's expected win share from the measured parts of the
+// race, free of the few-hundred-questions sampling noise of the observed shares: in
+// each of rounds simulated questions, every honest player of group g (sizes[g] of them)
+// takes a reaction time drawn from reactions (all groups pooled: the distribution is the
+// same by design) plus a lag drawn from lags[g], and the smallest sum wins. It assumes
+// that a player's lag does not depend on its reaction time or on the other players'
+// lags, which holds for per-connection network jitter; it returns nil without data.
+func modelShares(reactions []float64, lags [][]float64, sizes []int, rounds int, rng *rand.Rand) []float64 {
+	if len(reactions) == 0 || rounds <= 0 {
+		return nil
+	}
+	for g := range lags {
+		if sizes[g] > 0 && len(lags[g]) == 0 {
+			return nil
+		}
+	}
+	wins := make([]int, len(lags))
+	for range rounds {
+		best, bestG := math.Inf(1), -1
+		for g, pool := range lags {
+			for range sizes[g] {
+				v := reactions[rng.IntN(len(reactions))] + pool[rng.IntN(len(pool))]
+				if v < best {
+					best, bestG = v, g
+				}
+			}
+		}
+		if bestG >= 0 {
+			wins[bestG]++
+		}
+	}
+	out := make([]float64, len(wins))
+	for g, w := range wins {
+		out[g] = float64(w) / float64(rounds)
+	}
+	return out
+}
+
+// median is the nearest-rank median of sample (stats.Percentile), NaN when empty.
+func median(sample []float64) float64 {
+	s := slices.Clone(sample)
+	slices.Sort(s)
+	return stats.Percentile(s, 50)
+}
