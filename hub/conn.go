@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -469,17 +470,18 @@ func (c *Conn) addRTT(d time.Duration) {
 	c.nrtt++
 }
 
-// minRTT is the lowest of the recent round trips, or 0 if none was measured.
-func (c *Conn) minRTT() time.Duration {
+// medianRTT is the median of the recent round trips (the lower middle one of an even
+// number), or 0 if none was measured.
+func (c *Conn) medianRTT() time.Duration {
 	c.rttMu.Lock()
-	defer c.rttMu.Unlock()
-	var m time.Duration
-	for i := range min(c.nrtt, rttSamples) {
-		if m == 0 || c.rtts[i] < m {
-			m = c.rtts[i]
-		}
+	n := min(c.nrtt, rttSamples)
+	recent := slices.Clone(c.rtts[:n])
+	c.rttMu.Unlock()
+	if n == 0 {
+		return 0
 	}
-	return m
+	slices.Sort(recent)
+	return recent[(n-1)/2]
 }
 
 // lastRTT is the latest round trip, or 0 if none was measured.

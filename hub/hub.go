@@ -330,7 +330,15 @@ func (h *Hub) record(roomName string, rec *startRecord) {
 }
 
 // Delivery tells when the write of question n's start frame to the player returned (or,
-// if it has not yet, when it was enqueued) and the player's lowest recent ping round trip.
+// if it has not yet, when it was enqueued) and the round trip that start's signal took:
+// from the write to the player's ack of it, or the median of the player's recent ping
+// round trips if that is less or there is no ack.
+//
+// The ack times this very start's path, jitter and all; a ping's median is the typical
+// path (its minimum would under-compensate a jittery one). A client can make its round
+// trips look longer, never shorter: one that holds back its pongs still acks at once
+// (or its acks show late in the fairness report), so the lesser of the two is taken, and
+// quiz.CompensationCap bounds what any client gains.
 func (h *Hub) Delivery(roomName, playerID string, n int) (time.Time, time.Duration, bool) {
 	c := h.player(roomName, playerID)
 	if c == nil {
@@ -344,7 +352,11 @@ func (h *Hub) Delivery(roomName, playerID string, n int) (time.Time, time.Durati
 	if at == 0 {
 		at = d.enqueued.Load()
 	}
-	return d.rec.t0.Add(time.Duration(at)), c.minRTT(), true
+	rtt := c.medianRTT()
+	if acked, written := d.acked.Load(), d.written.Load(); acked > 0 && written > 0 && (rtt == 0 || time.Duration(acked-written) < rtt) {
+		rtt = max(time.Duration(acked-written), 0)
+	}
+	return d.rec.t0.Add(time.Duration(at)), rtt, true
 }
 
 // Shutdown closes every connection with 1001 (going away) and waits until their Serve

@@ -1124,6 +1124,50 @@ func TestPingRTTAndDelivery(t *testing.T) {
 	}
 }
 
+// TestDeliveryRTTTakesTheLesser: the round trip credited to a start is the lesser of the
+// start's own (write to ack) and the median ping: an ack held back for 300 ms does not
+// inflate it (pings on loopback take far less), and a prompt ack is itself the round trip.
+func TestDeliveryRTTTakesTheLesser(t *testing.T) {
+	ts := MustServer(t, hub.Options{PingInterval: 10 * time.Millisecond})
+	r := MustDial(t, ts, "a", "p1", hub.Player)
+	MustPoll(t, testTimeout, func() string { // a few pings first
+		st, _, err := ts.h.Start(context.Background(), "a", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		MustFrame(t, r, startFrame(100, st))
+		if s := MustLatest(t, ts, "a", func(hub.StartStats) string { return "" }); s.Players[0].RTTUs == 0 {
+			time.Sleep(20 * time.Millisecond)
+			return "no ping round trip yet"
+		}
+		return ""
+	})
+	for _, tt := range []struct {
+		n     int
+		delay time.Duration
+	}{{1, 300 * time.Millisecond}, {2, 0}} {
+		seq, _, err := ts.h.Start(context.Background(), "a", tt.n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		MustFrame(t, r, startFrame(tt.n, seq))
+		time.Sleep(tt.delay)
+		r.write(t, fmt.Sprintf(`{"type":"ack","seq":%d}`, seq))
+		var rtt time.Duration
+		MustPoll(t, testTimeout, func() string {
+			st := MustLatest(t, ts, "a", func(hub.StartStats) string { return "" })
+			if st.Players[0].AckUs == nil {
+				return "ack not recorded yet"
+			}
+			_, rtt, _ = ts.h.Delivery("a", "p1", tt.n)
+			return ""
+		})
+		if rtt <= 0 || rtt >= 200*time.Millisecond {
+			t.Errorf("start %d acked after %v: credited round trip %v, want more than 0 and far less than the delay", tt.n, tt.delay, rtt)
+		}
+	}
+}
+
 func TestNoGoroutineLeak(t *testing.T) {
 	base := runtime.NumGoroutine()
 	func() {

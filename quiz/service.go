@@ -31,7 +31,7 @@ type Broadcaster interface {
 	// how many players it was sent to.
 	Start(ctx context.Context, room string, n int) (seq uint64, recipients int, err error)
 	// Delivery tells when the write of question n's start frame to the player returned and
-	// the player's lowest recent ping round trip.
+	// the round trip of that start's signal (see hub.Hub.Delivery).
 	Delivery(room, playerID string, n int) (written time.Time, rtt time.Duration, ok bool)
 	// Schedule tells every node that question n of the room is to start or close (action)
 	// at the given time, so that any of them can fire it. Each node passes it on to its
@@ -595,7 +595,7 @@ func (s *Service) EditQuiz(ctx context.Context, code string, version int64, qz Q
 }
 
 // reaction is a player's reaction time: from when its start frame was written, less what
-// the signal's travel plausibly took (its lowest recent RTT, capped). Without a recorded
+// the signal's travel took (its round trip, capped). Without a recorded
 // delivery it is nil, and ranking falls back to the time since the question went live.
 func (s *Service) reaction(id Identity, n int, received time.Time) *int64 {
 	from, rtt, ok := s.bc.Delivery(id.Room, id.PlayerID, n)
