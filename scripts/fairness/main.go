@@ -20,7 +20,9 @@
 // round trip, to collect the most compensation the server allows.
 //
 // Compensated timing ranks by reaction = arrival − (when the server's write of the start
-// frame returned) − min(lowest of the last 8 ping round trips, 150 ms). The server pings
+// frame returned) − min(RTT, 150 ms), RTT being the lesser of that start's own round trip
+// (the write to the client's ack) and the median of the last 8 ping round trips (see
+// hub.Hub.Delivery). The server pings
 // each connection when it connects and then about every --ping-interval (default 5 s), so
 // after every client has connected the lab waits --warmup (default two ping intervals and
 // one second: at least three round trips each) before the first question; afterwards it

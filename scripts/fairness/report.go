@@ -105,7 +105,7 @@ type cheaterReport struct {
 	HonestRTTP50Ms       num    `json:"honestRttP50Ms"`
 	AckRTTP50Ms          num    `json:"ackRttP50Ms"` // start written → its ack back, which the cheat does not delay
 	HonestAckRTTP50Ms    num    `json:"honestAckRttP50Ms"`
-	CompensationMs       num    `json:"compensationMs"` // min(its measured RTT, cap)
+	CompensationMs       num    `json:"compensationMs"` // min(ping RTT p50, ack RTT p50, cap)
 	HonestCompensationMs num    `json:"honestCompensationMs"`
 	Wins                 int    `json:"wins"` // rank 1 outright
 	Share                num    `json:"share"`
@@ -221,8 +221,10 @@ func (rep *report) fill(cfg config, rooms []*room) {
 				cr.RTTP50Ms = num(median(r.rtt.byPlayer[ct.Player]))
 				cr.AckRTTP50Ms = num(median(r.rtt.ackByPlayer[ct.Player]))
 			}
-			cr.CompensationMs = num(math.Min(float64(cr.RTTP50Ms), capMs))
-			cr.HonestCompensationMs = num(math.Min(float64(cr.HonestRTTP50Ms), capMs))
+			// The server credits the lesser of the start's own round trip (to its ack) and
+			// the median ping, capped (hub.Hub.Delivery); here, medians over the starts.
+			cr.CompensationMs = num(math.Min(math.Min(float64(cr.RTTP50Ms), float64(cr.AckRTTP50Ms)), capMs))
+			cr.HonestCompensationMs = num(math.Min(math.Min(float64(cr.HonestRTTP50Ms), float64(cr.HonestAckRTTP50Ms)), capMs))
 			cr.GainMs = cr.HonestLagP50Ms - cr.LagP50Ms
 			n := len(r.questions)
 			lo, hi := wilson(ct.Rank1, n, z95)
@@ -326,7 +328,7 @@ func writeText(w io.Writer, rep *report) {
 	fmt.Fprintln(w, "lag: the server's time for an answer (compensated: reactionUs; arrival: elapsedUs) − the client's own reaction time;")
 	fmt.Fprintln(w, "RTT: the server's measured round trip at the starts (fairness report); mean pct: mean rank percentile, 0 = first.")
 	fmt.Fprintln(w, "cheaters: ping RTT as the server measured it; ack RTT = start written → ack back (the honest clients' in brackets);")
-	fmt.Fprintln(w, "comp. = min(ping RTT p50, cap), the group's honest clients' in brackets; wins are rank 1 outright;")
+	fmt.Fprintln(w, "comp. = min(ping RTT p50, ack RTT p50, cap), what the server credits, the group's honest clients' in brackets; wins are rank 1 outright;")
 	fmt.Fprintln(w, "honest = an honest client of the group: its outright wins per question; gain = honest lag p50 − the cheater's.")
 	if t := rep.Target; t != nil {
 		verdict := "MET"
