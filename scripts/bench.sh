@@ -2,7 +2,8 @@
 # Runs Bulb's benchmarks and prints the machine they ran on. Compare figures only within
 # one run: the machines are shared and noisy.
 #
-#   scripts/bench.sh            every part below
+#   scripts/bench.sh            every part below in its quick mode (--quick: fewer clients,
+#                               rounds or iterations), a few minutes in all
 #   scripts/bench.sh hub        hub.Start against a sequential send, 1,000 and 10,000 clients
 #   scripts/bench.sh engines    Store.Accept, memory engine against Redis engine (unix socket
 #                               and TCP loopback), with redis-benchmark of the same Lua
@@ -66,7 +67,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { echo "usage: scripts/bench.sh [hub|engines|fanout|e2e [--quick]|fairness [--quick]|judge [--quick]]" >&2; exit 2; }
+usage() { echo "usage: scripts/bench.sh [hub|engines|fanout|e2e|fairness|judge [--quick]]" >&2; exit 2; }
 
 machine() {
   echo "machine: $(nproc) cores, $(uname -sr), $(go version | cut -d' ' -f3-)"
@@ -81,7 +82,9 @@ show() {
   "$@"
 }
 
+# hub [--quick]: the quick run takes 5 iterations of each benchmark.
 hub() {
+  if [ "${1:-}" = --quick ]; then BENCHTIME=${BENCHTIME:-5x}; fi
   echo
   echo "== hub: broadcast of a start frame"
   echo "command: go test -run '^\$' -bench Broadcast -benchtime ${BENCHTIME:=20x} ./hub"
@@ -128,8 +131,10 @@ trap 'exit 130' INT TERM
 # median prints the median of the numbers on stdin (the lower one of an even count).
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "n/a" }'; }
 
+# engines [--quick]: the quick run takes one round of 50,000 accepts.
 engines() {
   local accepts=${ACCEPTS:-200000} count=${COUNT:-3} clients=64
+  if [ "${1:-}" = --quick ]; then accepts=${ACCEPTS:-50000} count=${COUNT:-1}; fi
   local prog
   for prog in redis-server redis-cli redis-benchmark; do
     command -v "$prog" >/dev/null || {
@@ -556,9 +561,9 @@ judge() {
 # cannot change what the run does.
 {
 case "${1:-all}" in
-all) machine; hub; engines; fanout --quick; e2e --quick; fairness --quick; judge --quick ;;
-hub) machine; hub ;;
-engines) machine; engines ;;
+all) machine; hub --quick; engines --quick; fanout --quick; e2e --quick; fairness --quick; judge --quick ;;
+hub) machine; hub "${2:-}" ;;
+engines) machine; engines "${2:-}" ;;
 fanout) machine; fanout ;;
 e2e) machine; e2e "${2:-}" ;;
 fairness) machine; fairness "${2:-}" ;;
