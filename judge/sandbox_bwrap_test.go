@@ -80,14 +80,8 @@ func sh(script string) RunSpec {
 func TestBwrapRun(t *testing.T) {
 	sb, root := MustBwrap(t)
 	box := MustBox(t, root, 1)
-	ctx := context.Background()
 
-	tests := []struct {
-		name   string
-		spec   RunSpec
-		check  func(t *testing.T, res RunResult)
-		killed KillReason
-	}{
+	tests := []runCase{
 		{"echo and exit code", sh("echo hello; echo oops >&2; exit 3"), func(t *testing.T, res RunResult) {
 			if string(res.Stdout) != "hello\n" || string(res.Stderr) != "oops\n" || res.ExitCode != 3 {
 				t.Errorf("got stdout %q stderr %q exit %d, want hello, oops, 3", res.Stdout, res.Stderr, res.ExitCode)
@@ -122,50 +116,13 @@ func TestBwrapRun(t *testing.T) {
 					t.Errorf("box not empty after the run: %v", entries)
 				}
 			}, KilledNone},
-		{"infinite loop", sh("while :; do :; done"), func(t *testing.T, res RunResult) {
-			if res.CPUTime < 900*time.Millisecond {
-				t.Errorf("got CPU time %v, want about 1s", res.CPUTime)
-			}
-		}, KilledCPU},
-		{"sleep forever", sh("sleep 1000"), func(t *testing.T, res RunResult) {
-			if res.WallTime > 5*time.Second {
-				t.Errorf("got wall time %v, want about 4s", res.WallTime)
-			}
-		}, KilledWall},
 		{"memory hog", python("b = []\nwhile True:\n    b.append(bytearray(1 << 20))\n"), func(t *testing.T, res RunResult) {
 			if res.PeakMemoryKB < 64<<10 {
 				t.Errorf("got peak %d KB, want near the 128 MB limit", res.PeakMemoryKB)
 			}
 		}, KilledMemory},
-		{"prints gigabytes", sh("yes"), func(t *testing.T, res RunResult) {
-			if int64(len(res.Stdout)+len(res.Stderr)) > testLimits.Output {
-				t.Errorf("got %d bytes of output, want at most %d", len(res.Stdout)+len(res.Stderr), testLimits.Output)
-			}
-		}, KilledOutput},
-		{"file size limit", sh("head -c 5000000 /dev/zero > big; echo $?; ls -l big"), func(t *testing.T, res RunResult) {
-			if !bytes.Contains(res.Stdout, []byte(" 1048576 ")) {
-				t.Errorf("got %q, want the file cut at 1 MiB", res.Stdout)
-			}
-		}, KilledNone},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			res, err := sb.Run(ctx, box, tt.spec)
-			if err != nil {
-				t.Fatalf("Run: %v", err)
-			}
-			if res.Killed != tt.killed {
-				t.Errorf("got killed %q, want %q (exit %d, signal %d, cpu %v, wall %v, stderr %q)", res.Killed, tt.killed, res.ExitCode, res.Signal, res.CPUTime, res.WallTime, res.Stderr)
-			}
-			if res.Message != sb.MemoryLimiter() || res.Message == "" {
-				t.Errorf("got message %q, want %q", res.Message, sb.MemoryLimiter())
-			}
-			tt.check(t, res)
-			if pids := uidProcesses(box.UID); len(pids) != 0 {
-				t.Errorf("processes of uid %d left: %v", box.UID, pids)
-			}
-		})
-	}
+	mustRunCases(t, sb, box, box.UID, sb.MemoryLimiter(), append(tests, limitCases()...))
 }
 
 func TestBwrapHostile(t *testing.T) {

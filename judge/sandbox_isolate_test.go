@@ -246,12 +246,7 @@ func TestIsolateRun(t *testing.T) {
 		}
 	}
 
-	tests := []struct {
-		name   string
-		spec   RunSpec
-		check  func(t *testing.T, res RunResult)
-		killed KillReason
-	}{
+	tests := []runCase{
 		{"echo and exit code", sh("echo hello; echo oops >&2; exit 3"), func(t *testing.T, res RunResult) {
 			if string(res.Stdout) != "hello\n" || string(res.Stderr) != "oops\n" || res.ExitCode != 3 {
 				t.Errorf("got stdout %q stderr %q exit %d, want hello, oops, 3", res.Stdout, res.Stderr, res.ExitCode)
@@ -291,46 +286,9 @@ func TestIsolateRun(t *testing.T) {
 					t.Errorf("the next run saw %q (%v), want an empty box", next.Stdout, err)
 				}
 			}, KilledNone},
-		{"infinite loop", sh("while :; do :; done"), func(t *testing.T, res RunResult) {
-			if res.CPUTime < 900*time.Millisecond {
-				t.Errorf("got CPU time %v, want about 1s", res.CPUTime)
-			}
-		}, KilledCPU},
-		{"sleep forever", sh("sleep 1000"), func(t *testing.T, res RunResult) {
-			if res.WallTime > 3*time.Second {
-				t.Errorf("got wall time %v, want about 2s", res.WallTime)
-			}
-		}, KilledWall},
 		{"memory hog", python("b = []\nwhile True:\n    b.append(bytearray(1 << 20))\n"), memCheck, memory},
-		{"prints gigabytes", sh("yes"), func(t *testing.T, res RunResult) {
-			if int64(len(res.Stdout)+len(res.Stderr)) > testLimits.Output {
-				t.Errorf("got %d bytes of output, want at most %d", len(res.Stdout)+len(res.Stderr), testLimits.Output)
-			}
-		}, KilledOutput},
-		{"file size limit", sh("head -c 5000000 /dev/zero > big; echo $?; ls -l big"), func(t *testing.T, res RunResult) {
-			if !bytes.Contains(res.Stdout, []byte(" 1048576 ")) {
-				t.Errorf("got %q, want the file cut at 1 MiB", res.Stdout)
-			}
-		}, KilledNone},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			res, err := sb.Run(ctx, box, tt.spec)
-			if err != nil {
-				t.Fatalf("Run: %v", err)
-			}
-			if res.Killed != tt.killed {
-				t.Errorf("got killed %q, want %q (exit %d, signal %d, cpu %v, wall %v, stderr %q)", res.Killed, tt.killed, res.ExitCode, res.Signal, res.CPUTime, res.WallTime, res.Stderr)
-			}
-			if res.Message != sb.MemoryLimiter() || res.Message == "" {
-				t.Errorf("got message %q, want %q", res.Message, sb.MemoryLimiter())
-			}
-			tt.check(t, res)
-			if pids := uidProcesses(uid); len(pids) != 0 {
-				t.Errorf("processes of uid %d left: %v", uid, pids)
-			}
-		})
-	}
+	mustRunCases(t, sb, box, uid, sb.MemoryLimiter(), append(tests, limitCases()...))
 }
 
 func TestIsolateHostile(t *testing.T) {

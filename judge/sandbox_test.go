@@ -9,7 +9,65 @@ import (
 	"time"
 )
 
-// The hostile programs every sandbox backend must stop in the same way.
+// The runs and hostile programs every sandbox backend must handle in the same way.
+
+// runCase is one run of a backend's table: what it runs, what it must give, and which
+// limit, if any, must end it.
+type runCase struct {
+	name   string
+	spec   RunSpec
+	check  func(t *testing.T, res RunResult)
+	killed KillReason
+}
+
+// limitCases are the runs that testLimits must end, whatever the backend.
+func limitCases() []runCase {
+	return []runCase{
+		{"infinite loop", sh("while :; do :; done"), func(t *testing.T, res RunResult) {
+			if res.CPUTime < 900*time.Millisecond {
+				t.Errorf("got CPU time %v, want about 1s", res.CPUTime)
+			}
+		}, KilledCPU},
+		{"sleep forever", sh("sleep 1000"), func(t *testing.T, res RunResult) {
+			if res.WallTime > testLimits.Wall+time.Second {
+				t.Errorf("got wall time %v, want about %v", res.WallTime, testLimits.Wall)
+			}
+		}, KilledWall},
+		{"prints gigabytes", sh("yes"), func(t *testing.T, res RunResult) {
+			if int64(len(res.Stdout)+len(res.Stderr)) > testLimits.Output {
+				t.Errorf("got %d bytes of output, want at most %d", len(res.Stdout)+len(res.Stderr), testLimits.Output)
+			}
+		}, KilledOutput},
+		{"file size limit", sh("head -c 5000000 /dev/zero > big; echo $?; ls -l big"), func(t *testing.T, res RunResult) {
+			if !bytes.Contains(res.Stdout, []byte(" 1048576 ")) {
+				t.Errorf("got %q, want the file cut at 1 MiB", res.Stdout)
+			}
+		}, KilledNone},
+	}
+}
+
+// mustRunCases runs each case in box, whose programs run as uid, and checks its result,
+// that memory was limited by limiter, and that nothing of uid is left.
+func mustRunCases(t *testing.T, sb Sandbox, box Box, uid int, limiter string, cases []runCase) {
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := sb.Run(context.Background(), box, tt.spec)
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if res.Killed != tt.killed {
+				t.Errorf("got killed %q, want %q (exit %d, signal %d, cpu %v, wall %v, stderr %q)", res.Killed, tt.killed, res.ExitCode, res.Signal, res.CPUTime, res.WallTime, res.Stderr)
+			}
+			if res.Message != limiter || res.Message == "" {
+				t.Errorf("got message %q, want %q", res.Message, limiter)
+			}
+			tt.check(t, res)
+			if pids := uidProcesses(uid); len(pids) != 0 {
+				t.Errorf("processes of uid %d left: %v", uid, pids)
+			}
+		})
+	}
+}
 
 // mustNotConnect runs a program in box that connects to a listener on the host's
 // loopback: the connection must fail, and the listener accept nothing.

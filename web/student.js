@@ -13,7 +13,7 @@ let conn = null;
 // code holds the submissions: subs by number, each {language, verdict}
 // (verdict: the verdict frame, null while judged), and final, the result
 // frame that ranked one of them.
-let st = {
+const freshState = () => ({
   q: null,
   phase: 'open',
   answered: false,
@@ -22,7 +22,8 @@ let st = {
   sent: null,
   retried: false,
   code: { subs: new Map(), final: null },
-};
+});
+let st = freshState();
 
 // retryDelay is how long the page waits before it sends an answer again
 // that the server refused as unavailable.
@@ -498,16 +499,7 @@ function leave() {
   conn = null;
   store.del(KEY);
   session = null;
-  st = {
-    q: null,
-    phase: 'open',
-    answered: false,
-    sending: false,
-    online: false,
-    sent: null,
-    retried: false,
-    code: { subs: new Map(), final: null },
-  };
+  st = freshState();
   store.del(DRAFT);
   renderSubmissions();
   $('code-form').hidden = true;
