@@ -10,12 +10,11 @@
 #                               script on the same machine as the Redis engine's ceiling
 #   scripts/bench.sh fanout     one start frame to 1,000, 5,000 and 10,000 clients, strategy
 #                               after strategy in turn: sequential, pool-20, single-hub, bulb
-#                               (hub.Start) and a raw-TCP floor (scripts/fanout), and the
-#                               chart of their receipt-latency CDFs, a panel per size, in
-#                               docs/fanout-cdf.svg; the floor is left out of a size whose
-#                               sockets do not fit under the open-file limit; the
-#                               no-argument run does a quick one: 1,000 clients, 3 rounds,
-#                               no chart
+#                               (hub.Start) and a floor (the frame's bytes written straight
+#                               to the same sockets) (scripts/fanout), and the chart of their
+#                               receipt-latency CDFs, a panel per size, in
+#                               docs/fanout-cdf.svg; the no-argument run does a quick one:
+#                               1,000 clients, 3 rounds, no chart
 #   scripts/bench.sh e2e        end to end: the real server (its binary, one process) and
 #                               scripts/loadgen (another process) on loopback, 10,000 clients
 #                               in one room, 30 starts: receipt p50/p99/max, spread and bias
@@ -45,10 +44,13 @@
 #   ACCEPTS=100000 COUNT=5 scripts/bench.sh engines
 #                               accepts per run (default 200000) and rounds of every run
 #                               (default 3; the table shows medians)
-#   CLIENTS=1000 ROUNDS=20 CHART=/tmp/cdf.png scripts/bench.sh fanout
+#   CLIENTS=1000 ROUNDS=20 CHART=/tmp/cdf.png PROFILES=/tmp/prof scripts/bench.sh fanout
 #                               sizes, comma-separated (default 1000,5000,10000), starts per
-#                               strategy and size (default 10), and the chart's file (.svg,
-#                               .png or .pdf; default docs/fanout-cdf.svg)
+#                               strategy and size (default 10), the chart's file (.svg, .png
+#                               or .pdf; default docs/fanout-cdf.svg), and a directory for a
+#                               CPU profile of the server side of every measured round (none
+#                               by default: the profiler costs CPU; go tool pprof merges a
+#                               strategy's rounds: go tool pprof -top /tmp/prof/10000-bulb-*)
 #   CLIENTS=10000 STARTS=30 RATE=1000 SETTLE=10 scripts/bench.sh e2e
 #                               clients, starts (one question each), the loadgen's
 #                               connections per second (default 1000) and the seconds of
@@ -96,10 +98,10 @@ fanout() {
   echo
   echo "== fanout: one start frame to every client, strategy after strategy in turn"
   if [ "${1:-}" = --quick ]; then
-    show go run ./scripts/fanout --quick ${CHART:+--chart "$CHART"}
+    show go run ./scripts/fanout --quick ${CHART:+--chart "$CHART"} ${PROFILES:+--cpuprofile "$PROFILES"}
   else
     show go run ./scripts/fanout --clients "${CLIENTS:-1000,5000,10000}" --rounds "${ROUNDS:-10}" \
-      --chart "${CHART:-docs/fanout-cdf.svg}"
+      --chart "${CHART:-docs/fanout-cdf.svg}" ${PROFILES:+--cpuprofile "$PROFILES"}
   fi
 }
 

@@ -18,7 +18,6 @@ import (
 // panel is one size's receipt latencies, for the chart.
 type panel struct {
 	n, rounds int
-	note      string               // why a strategy is missing, if one is
 	lats      map[string][]float64 // µs, every client of every round, by strategy
 }
 
@@ -63,13 +62,10 @@ func writeChart(path string, panels []panel) error {
 	return f.Close()
 }
 
-// cdfPlot is one panel: a line per strategy that ran, in strategyNames order.
+// cdfPlot is one panel: a line per strategy, in strategyNames order.
 func cdfPlot(pn panel) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("%d clients, %d rounds per strategy", pn.n, pn.rounds)
-	if pn.note != "" {
-		p.Title.Text += "\n(" + pn.note + ")"
-	}
 	p.X.Label.Text = "receipt latency, µs (log scale)"
 	p.Y.Label.Text = "fraction of receipts"
 	p.X.Scale = plot.LogScale{}

@@ -9,13 +9,14 @@
 //	            fixed order, with a writer goroutine per client (the gorilla chat hub's
 //	            shape, but over a slice: gorilla ranges over a map)
 //	bulb        the real hub.Hub: hub.Start on a room holding the same connections
-//	floor       the same bytes over plain TCP connections, written by GOMAXPROCS goroutines
-//	            (no WebSocket, no JSON): what this machine allows
+//	floor       the bytes of a start frame, WebSocket header included, written straight to
+//	            each connection's socket (its net.Conn) by GOMAXPROCS goroutines: no
+//	            WebSocket library, no JSON, no bookkeeping: what this machine allows
 //
-// The four WebSocket strategies share one set of N WebSocket connections (coder/websocket
-// serialises writes per connection, and one broadcast finishes before the next begins);
-// floor has its own N TCP connections to the same client process, client i being the
-// same index in both sets.
+// Every strategy uses the same N connections (coder/websocket serialises writes per
+// connection, and one broadcast finishes before the next begins, so floor's raw writes never
+// meet a library's), and the clients read every strategy's frame the same way, with the
+// WebSocket library: the strategies differ only on the server's side.
 //
 // The clients run in a child process (this binary, re-executed with BULB_FANOUT_CHILD
 // set), each with a reader goroutine that stamps every receipt with the wall clock
@@ -46,7 +47,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,13 +66,20 @@ import (
 	"github.com/bulbquiz/bulb/scripts/loadgen/stats"
 )
 
-// childEnv, when set, makes this binary the client process: its value is
-// "WSURL TCPADDR N".
+// childEnv, when set, makes this binary the client process: its value is "WSURL N".
 const childEnv = "BULB_FANOUT_CHILD"
 
-// floorFrame is what floor writes: the bytes of a start frame, fixed in size so that the
-// TCP clients can read one message with io.ReadFull.
-var floorFrame = []byte(`{"type":"start","n":1,"seq":1}`)
+// floorFrame is what floor writes: an unmasked, final text frame (RFC 6455 §5.2, as a
+// server sends it) holding a start message.
+var floorFrame = wsTextFrame(`{"type":"start","n":1,"seq":1}`)
+
+// wsTextFrame is msg, under 126 bytes, as a server's WebSocket text frame.
+func wsTextFrame(msg string) []byte {
+	if len(msg) >= 126 {
+		panic("wsTextFrame: message needs an extended length")
+	}
+	return append([]byte{0x81, byte(len(msg))}, msg...)
+}
 
 const welcome = `{"type":"welcome"}`
 
@@ -96,6 +106,7 @@ func run(args []string, out io.Writer) error {
 	rounds := fs.Int("rounds", 0, "starts per strategy, interleaved A B C D E A B … (default 10; with --quick 3)")
 	quick := fs.Bool("quick", false, "a short run: 1000 clients, 3 rounds, unless given")
 	chart := fs.String("chart", "", "draw the receipt-latency CDF of every strategy, a panel per size, to this .svg, .png or .pdf file")
+	profiles := fs.String("cpuprofile", "", "write a CPU profile of the server process for every measured round to this directory, as SIZE-STRATEGY-ROUND.pprof (merge a strategy's rounds with go tool pprof DIR/10000-bulb-*.pprof)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -126,7 +137,7 @@ func run(args []string, out io.Writer) error {
 	fmt.Fprintf(out, "command: go run ./scripts/fanout%s\n", quoteArgs(args))
 	var panels []panel
 	for _, n := range ns {
-		pn, err := runSize(n, *rounds, out)
+		pn, err := runSize(n, *rounds, *profiles, out)
 		if err != nil {
 			return fmt.Errorf("%d clients: %w", n, err)
 		}
@@ -179,17 +190,15 @@ func cpuNow() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// bench is the server side of one size: N WebSocket connections served by a hub, and N
-// TCP connections, to one client process.
+// bench is the server side of one size: N WebSocket connections, served by a hub, to one
+// client process.
 type bench struct {
-	n       int
-	floor   bool   // floor's TCP connections are open
-	noFloor string // why not, if not
-	h       *hub.Hub
-	wsMap   map[string]*websocket.Conn // by client ID: ranged over by sequential and pool-20
-	wsList  []*websocket.Conn          // by client index: single-hub's fixed order
-	tcp     []net.Conn                 // by client index
-	seq     atomic.Uint64              // frame numbers of the non-hub WebSocket strategies
+	n      int
+	h      *hub.Hub
+	wsMap  map[string]*websocket.Conn // by client ID: ranged over by sequential and pool-20
+	wsList []*websocket.Conn          // by client index: single-hub's fixed order
+	raw    []net.Conn                 // by client index: the sockets under wsList, for floor
+	seq    atomic.Uint64              // frame numbers of the non-hub WebSocket strategies
 
 	hubIn   chan []byte   // single-hub's hub goroutine
 	hubOut  []chan []byte // single-hub's per-client channels
@@ -199,6 +208,7 @@ type bench struct {
 	reportR  *bufio.Reader
 	receipts []byte
 	closers  []func()
+	profiles string // directory of per-round CPU profiles, if any
 }
 
 type openHandler struct{}
@@ -206,18 +216,14 @@ type openHandler struct{}
 func (openHandler) Open(_ context.Context, c *hub.Conn)                 { c.Send([]byte(welcome)) }
 func (openHandler) Frame(context.Context, *hub.Conn, []byte, time.Time) {}
 
+// rawConnKey keys the accepted net.Conn in a request's context.
+type rawConnKey struct{}
+
 func setup(n int) (*bench, error) {
-	withFloor, noFloor := true, ""
-	if err := rlimit.RaiseNoFile(uint64(2*n + 1000)); err != nil {
-		// floor's TCP connections double the sockets of both processes: without room for
-		// them, run the WebSocket strategies only.
-		if err2 := rlimit.RaiseNoFile(uint64(n + 1000)); err2 != nil {
-			return nil, err2
-		}
-		withFloor, noFloor = false, err.Error()
-		fmt.Fprintf(os.Stderr, "fanout: %d clients: no floor: %v\n", n, err)
+	if err := rlimit.RaiseNoFile(uint64(n + 1000)); err != nil {
+		return nil, err
 	}
-	e := &bench{n: n, floor: withFloor, noFloor: noFloor, wsMap: map[string]*websocket.Conn{}, wsList: make([]*websocket.Conn, n), tcp: make([]net.Conn, n), receipts: make([]byte, 8*n)}
+	e := &bench{n: n, wsMap: map[string]*websocket.Conn{}, wsList: make([]*websocket.Conn, n), raw: make([]net.Conn, n), receipts: make([]byte, 8*n)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -232,7 +238,7 @@ func setup(n int) (*bench, error) {
 		Node:         "fanout",
 	})
 	var mu sync.Mutex
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.URL.Query().Get("id")
 		i, err := strconv.Atoi(id)
 		if err != nil || i < 0 || i >= n {
@@ -246,53 +252,19 @@ func setup(n int) (*bench, error) {
 		}
 		mu.Lock()
 		e.wsMap[id], e.wsList[i] = ws, ws
+		e.raw[i] = r.Context().Value(rawConnKey{}).(net.Conn) // the socket the hijack returned
 		mu.Unlock()
 		e.h.Attach(r.Context(), ws, hub.Client{Room: "fanout", ID: id, Name: id}, openHandler{})
 	}))
+	srv.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		return context.WithValue(ctx, rawConnKey{}, c)
+	}
+	srv.Start()
 	e.closers = append(e.closers, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		e.h.Shutdown(ctx)
 		srv.Close()
-	})
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	var accepting sync.WaitGroup
-	e.closers = append(e.closers, func() { ln.Close(); accepting.Wait() })
-	accepting.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			var idx [4]byte
-			c.SetReadDeadline(time.Now().Add(time.Minute))
-			if _, err := io.ReadFull(c, idx[:]); err != nil {
-				c.Close()
-				continue
-			}
-			c.SetReadDeadline(time.Time{})
-			i := int(binary.LittleEndian.Uint32(idx[:]))
-			mu.Lock()
-			if i < n && e.tcp[i] == nil {
-				e.tcp[i] = c
-			} else {
-				c.Close()
-			}
-			mu.Unlock()
-		}
-	})
-	e.closers = append(e.closers, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range e.tcp {
-			if c != nil {
-				c.Close()
-			}
-		}
 	})
 
 	// single-hub: one hub goroutine, a buffered channel and a writer goroutine per client.
@@ -324,11 +296,7 @@ func setup(n int) (*bench, error) {
 	}
 	e.report, e.reportR = report, bufio.NewReaderSize(report, 1<<16)
 	cmd := exec.Command(exe)
-	tcpAddr := "-" // no TCP clients
-	if withFloor {
-		tcpAddr = ln.Addr().String()
-	}
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d", childEnv, "ws"+strings.TrimPrefix(srv.URL, "http")+"/?id=", tcpAddr, n))
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d", childEnv, "ws"+strings.TrimPrefix(srv.URL, "http")+"/?id=", n))
 	cmd.ExtraFiles = []*os.File{w} // fd 3 in the child
 	var childOut strings.Builder
 	var childMu sync.Mutex
@@ -366,24 +334,12 @@ func setup(n int) (*bench, error) {
 		defer childMu.Unlock()
 		return nil, fmt.Errorf("client process: %w; its output:\n%s", err, childOut.String())
 	}
-	// The child is ready once every WebSocket client has read its welcome (so the hub has
-	// registered it) and every TCP client has written its index; wait for the accepts.
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
-		mu.Lock()
-		got := len(e.wsMap)
-		tcps := 0
-		for _, c := range e.tcp {
-			if c != nil {
-				tcps++
-			}
-		}
-		mu.Unlock()
-		if got == n && (tcps == n || !withFloor) {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("connections: %d WebSocket and %d TCP, want %d each", got, tcps, n)
-		}
+	// The child is ready once every client has read its welcome, so every handler has run.
+	mu.Lock()
+	got := len(e.wsMap)
+	mu.Unlock()
+	if got != n {
+		return nil, fmt.Errorf("connections: got %d, want %d", got, n)
 	}
 	for i, ws := range e.wsList { // single-hub's writers, idle until it broadcasts
 		ch := e.hubOut[i]
@@ -393,7 +349,7 @@ func setup(n int) (*bench, error) {
 			}
 		})
 	}
-	fmt.Fprintf(os.Stderr, "fanout: %d clients connected (floor TCP too: %v) in %v\n", n, withFloor, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "fanout: %d clients connected in %v\n", n, time.Since(start).Round(time.Millisecond))
 	ok = true
 	return e, nil
 }
@@ -482,7 +438,7 @@ func (e *bench) broadcast(ctx context.Context, strategy string) error {
 		for s := range shards {
 			lo, hi := s*e.n/shards, (s+1)*e.n/shards
 			g.Go(func() error {
-				for _, c := range e.tcp[lo:hi] {
+				for _, c := range e.raw[lo:hi] {
 					if _, err := c.Write(floorFrame); err != nil {
 						return err
 					}
@@ -507,6 +463,13 @@ type result struct {
 // oneRound runs one broadcast of strategy and waits for every receipt.
 func (e *bench) oneRound(ctx context.Context, strategy string, r *result) error {
 	runtime.GC() // outside the measurement
+	if e.profiles != "" && r != nil {
+		stop, err := startProfile(filepath.Join(e.profiles, fmt.Sprintf("%d-%s-%d.pprof", e.n, strategy, len(r.blocks)+1)))
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	cpu0 := cpuNow()
 	t0 := time.Now().UnixNano()
 	if err := e.broadcast(ctx, strategy); err != nil {
@@ -544,6 +507,19 @@ func (e *bench) oneRound(ctx context.Context, strategy string, r *result) error 
 	return nil
 }
 
+// startProfile starts the process's CPU profile into a new file at path; stop ends it.
+func startProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
@@ -552,19 +528,17 @@ func median(xs []float64) float64 {
 
 // runSize runs every strategy on n clients, prints their table and returns their
 // latencies for the chart.
-func runSize(n, rounds int, out io.Writer) (panel, error) {
+func runSize(n, rounds int, profiles string, out io.Writer) (panel, error) {
 	pn := panel{n: n, rounds: rounds, lats: map[string][]float64{}}
 	e, err := setup(n)
 	if err != nil {
 		return pn, err
 	}
 	defer e.close()
+	e.profiles = profiles
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	names := strategyNames
-	if !e.floor {
-		names = names[:len(names)-1]
-	}
 	for _, s := range names { // one warm-up start each, not counted
 		if err := e.oneRound(ctx, s, nil); err != nil {
 			return pn, err
@@ -598,13 +572,9 @@ func runSize(n, rounds int, out io.Writer) (panel, error) {
 	for _, s := range names {
 		pn.lats[s] = res[s].lats
 	}
-	if !e.floor {
-		pn.note = "no floor: too few open files"
-		fmt.Fprintf(out, "floor       not run: its %d TCP connections do not fit beside the WebSocket ones: %s\n", n, e.noFloor)
-	} else {
-		f := stats.Summarize(res["floor"].lats)
-		fmt.Fprintf(out, "bulb ÷ floor: p50 %.2f, p99 %.2f, cpu %.2f\n", bSum.P50/f.P50, bSum.P99/f.P99, bCPU/median(res["floor"].cpus))
-	}
+	f := stats.Summarize(res["floor"].lats)
+	fmt.Fprintf(out, "bulb ÷ floor: p50 %.2f, p99 %.2f, spread %.2f, cpu %.2f\n",
+		bSum.P50/f.P50, bSum.P99/f.P99, median(b.spreads)/median(res["floor"].spreads), bCPU/median(res["floor"].cpus))
 	fmt.Fprintln(out, "(receipt = child's wall-clock receipt − parent's wall-clock start; p50/p99/max over every client of every round;")
 	fmt.Fprintln(out, " spread and cpu: medians over rounds; cpu = server process user+system from the start until every client has read;")
 	fmt.Fprintln(out, " bias-p: Friedman test of receipt ranks across rounds, small = some clients systematically first or last;")
@@ -612,24 +582,20 @@ func runSize(n, rounds int, out io.Writer) (panel, error) {
 	return pn, nil
 }
 
-// child is the client process: it dials n WebSocket and n TCP clients, says "ready" on fd
-// 3, and after every frame that all n clients have read (on either connection) writes
-// "done" and their receipt times there. It hangs up when its stdin closes.
+// child is the client process: it dials n WebSocket clients, says "ready" on fd 3, and
+// after every frame that all n clients have read writes "done" and their receipt times
+// there. It hangs up when its stdin closes.
 func child(spec string) error {
 	parts := strings.Fields(spec)
-	if len(parts) != 3 {
-		return fmt.Errorf("%s=%q: want WSURL TCPADDR N", childEnv, spec)
+	if len(parts) != 2 {
+		return fmt.Errorf("%s=%q: want WSURL N", childEnv, spec)
 	}
-	wsURL, tcpAddr := parts[0], parts[1]
-	n, err := strconv.Atoi(parts[2])
+	wsURL := parts[0]
+	n, err := strconv.Atoi(parts[1])
 	if err != nil {
 		return err
 	}
-	need := uint64(2*n + 1000)
-	if tcpAddr == "-" {
-		need = uint64(n + 1000)
-	}
-	if err := rlimit.RaiseNoFile(need); err != nil {
+	if err := rlimit.RaiseNoFile(uint64(n + 1000)); err != nil {
 		return err
 	}
 	report := os.NewFile(3, "report")
@@ -646,15 +612,11 @@ func child(spec string) error {
 	}
 
 	wss := make([]*websocket.Conn, n)
-	tcps := make([]net.Conn, n)
 	var readers sync.WaitGroup
 	defer func() {
 		for i := range n {
 			if wss[i] != nil {
 				wss[i].CloseNow()
-			}
-			if tcps[i] != nil {
-				tcps[i].Close()
 			}
 		}
 		readers.Wait()
@@ -687,28 +649,7 @@ func child(spec string) error {
 					got(i)
 				}
 			})
-			if tcpAddr == "-" {
-				return nil
-			}
-			var d net.Dialer
-			c, err := d.DialContext(ctx, "tcp", tcpAddr)
-			if err != nil {
-				return fmt.Errorf("dial TCP client %d: %w", i, err)
-			}
-			tcps[i] = c
-			readers.Go(func() {
-				buf := make([]byte, len(floorFrame))
-				for {
-					if _, err := io.ReadFull(c, buf); err != nil {
-						return
-					}
-					got(i)
-				}
-			})
-			var idx [4]byte
-			binary.LittleEndian.PutUint32(idx[:], uint32(i))
-			_, err = c.Write(idx[:])
-			return err
+			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -738,9 +679,6 @@ func child(spec string) error {
 	io.Copy(io.Discard, os.Stdin) // until the parent hangs up
 	for i := range n {
 		wss[i].CloseNow()
-		if tcps[i] != nil {
-			tcps[i].Close()
-		}
 	}
 	readers.Wait()
 	close(all)

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,13 +36,23 @@ func TestMain(m *testing.M) {
 func TestQuickRun(t *testing.T) {
 	const clients = 50
 	chart := filepath.Join(t.TempDir(), "cdf.svg")
+	profiles := t.TempDir()
 	var out strings.Builder
-	if err := run([]string{"--quick", "--clients", strconv.Itoa(clients), "--rounds", "3", "--chart", chart}, &out); err != nil {
+	if err := run([]string{"--quick", "--clients", strconv.Itoa(clients), "--rounds", "3", "--chart", chart, "--cpuprofile", profiles}, &out); err != nil {
 		t.Fatalf("run: %v\noutput:\n%s", err, out.String())
 	}
 	t.Logf("output:\n%s", out.String())
-	if !strings.Contains(out.String(), "command: go run ./scripts/fanout --quick --clients 50 --rounds 3 --chart "+chart) {
+	if !strings.Contains(out.String(), "command: go run ./scripts/fanout --quick --clients 50 --rounds 3 --chart "+chart+" --cpuprofile "+profiles) {
 		t.Errorf("output lacks the command line")
+	}
+	for _, s := range strategyNames {
+		for round := 1; round <= 3; round++ {
+			name := fmt.Sprintf("%d-%s-%d.pprof", clients, s, round)
+			b, err := os.ReadFile(filepath.Join(profiles, name))
+			if err != nil || !bytes.HasPrefix(b, []byte{0x1f, 0x8b}) { // a profile is gzipped
+				t.Errorf("profile %s: got %.8q, %v; want a gzipped profile", name, b, err)
+			}
+		}
 	}
 	svg, err := os.ReadFile(chart)
 	if err != nil {
@@ -57,7 +69,7 @@ func TestQuickRun(t *testing.T) {
 	rows := map[string][]string{}
 	for _, line := range strings.Split(out.String(), "\n") {
 		f := strings.Fields(line)
-		if len(f) == 10 && slicesContains(strategyNames, f[0]) {
+		if len(f) == 10 && slices.Contains(strategyNames, f[0]) {
 			rows[f[0]] = f
 		}
 	}
@@ -82,15 +94,6 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("%s: bias p %g, want a probability", s, p)
 		}
 	}
-}
-
-func slicesContains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 func TestCDF(t *testing.T) {
