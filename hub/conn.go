@@ -80,8 +80,8 @@ type Conn struct {
 	pinger    *time.Timer
 	tasks     sync.WaitGroup // the writer and the ping at work on the connection
 
-	lastStart atomic.Pointer[delivery]
-	watchdog  *time.Timer // armed during each write: closes a socket whose write hangs
+	lastStart  atomic.Pointer[delivery]
+	writeSince atomic.Int64 // when the write under way began, by the hub's watchdog; 0 if none
 
 	rttMu sync.Mutex
 	rtts  [rttSamples]time.Duration // ring of recent ping round trips
@@ -246,10 +246,6 @@ func (h *Hub) Attach(ctx context.Context, ws *websocket.Conn, client Client, han
 func (h *Hub) attach(ws *websocket.Conn, client Client) (*Conn, error) {
 	c := &Conn{hub: h, ws: ws, client: client, limit: queueSize(h.opts, client.Role)}
 	ws.SetReadLimit(h.opts.ReadLimit)
-	// One timer per connection, reset per write, instead of a context per write: the
-	// writes of a start are the hot path.
-	c.watchdog = time.AfterFunc(time.Hour, func() { ws.CloseNow() })
-	c.watchdog.Stop()
 	if err := h.register(c); err != nil {
 		ws.Close(websocket.StatusGoingAway, "server shutting down")
 		return nil, err
@@ -416,12 +412,13 @@ func (c *Conn) writeStart(d *delivery) {
 	c.hub.m.startWrite.Observe((w - time.Duration(d.enqueued.Load())).Seconds())
 }
 
-// writeFrame writes one text frame; if it takes longer than the write timeout, the
-// watchdog closes the socket, which ends the write with an error.
+// writeFrame writes one text frame, on the writer that holds the connection; if it takes
+// longer than the write timeout, the hub's watchdog closes the socket, which ends the
+// write with an error. No context per write: the writes of a start are the hot path.
 func (c *Conn) writeFrame(f []byte) error {
-	c.watchdog.Reset(c.hub.opts.WriteTimeout)
+	c.writeSince.Store(c.hub.dog.now())
 	err := c.ws.Write(context.Background(), websocket.MessageText, f)
-	c.watchdog.Stop()
+	c.writeSince.Store(0)
 	return err
 }
 

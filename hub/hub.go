@@ -21,7 +21,7 @@ import (
 type Options struct {
 	QueueSize    int           // frames waiting per player connection; default 64
 	HostQueue    int           // frames waiting per host connection; default 4096: a host gets a frame per answer
-	WriteTimeout time.Duration // one write to one socket; default 5 s
+	WriteTimeout time.Duration // one write to one socket, cut off within 1.25 times this; default 5 s
 	PingInterval time.Duration // between RTT pings; default 5 s
 	PingTimeout  time.Duration // for a pong to come back; default 15 s
 	ReadLimit    int64         // largest frame read, in bytes; default 64 KiB
@@ -86,7 +86,8 @@ type Hub struct {
 	seq   uint64
 
 	work      chan *Conn     // unbuffered: hands a connection with frames to an idle writer
-	writers   sync.WaitGroup // the writer goroutines
+	writers   sync.WaitGroup // the writer goroutines and their watchdog's sweeper
+	dog       *watchdog      // cuts off the writers' hung writes
 	closeWork sync.Once      // closes work once Shutdown has seen every connection end
 }
 
@@ -101,7 +102,7 @@ type room struct {
 func New(opts Options) *Hub {
 	opts = opts.withDefaults()
 	return &Hub{opts: opts, log: opts.Logger.With("component", "hub"), m: opts.Metrics, bus: opts.Bus, rooms: map[string]*room{},
-		work: make(chan *Conn)}
+		work: make(chan *Conn), dog: newWatchdog(opts.WriteTimeout)}
 }
 
 // dispatch gives c, which has frames waiting, to an idle writer goroutine, or starts a new
@@ -125,10 +126,14 @@ func (h *Hub) dispatch(c *Conn) {
 // is given, until it has waited Options.WriterIdle for one or Shutdown has closed work.
 func (h *Hub) writer(c *Conn) {
 	defer h.writers.Done()
+	slot := h.watch()
+	defer h.unwatch(slot)
 	idle := time.NewTimer(h.opts.WriterIdle)
 	defer idle.Stop()
 	for ok := true; ok; {
+		slot.conn.Store(c)
 		c.write()
+		slot.conn.Store(nil)
 		idle.Reset(h.opts.WriterIdle)
 		select {
 		case c, ok = <-h.work:

@@ -796,17 +796,18 @@ func TestUnresponsiveClientClosedWithPolicyViolation(t *testing.T) {
 	}
 }
 
-func TestStartNotStuckBehindBacklog(t *testing.T) {
-	const backlog, sockbuf = 1000, 32 << 10
-	// Both sockets' buffers are fixed small, so the kernel holds only a few dozen 8 KiB
-	// frames whatever the system's TCP memory settings (autotuned, it takes ~4 MiB here).
-	ts, stop := newServerBuf(t, hub.Options{QueueSize: 2 * backlog, WriteTimeout: testTimeout}, sockbuf)
+// mustSmallBuffers starts a server whose sockets have sockbuf-byte send buffers and
+// connects player p1 of room a through a socket with the same receive buffer, so that
+// the kernel holds little of what the client does not read.
+func mustSmallBuffers(t *testing.T, opts hub.Options, sockbuf int) (*testServer, *websocket.Conn) {
+	t.Helper()
+	ts, stop := newServerBuf(t, opts, sockbuf)
 	t.Cleanup(stop)
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	ws, err := ts.dialBuf(ctx, "a", "p1", hub.Player, sockbuf)
+	// The dial's context lives as long as the test: net/http closes an upgraded
+	// connection when its request's context ends.
+	ws, err := ts.dialBuf(t.Context(), "a", "p1", hub.Player, sockbuf)
 	if err != nil {
-		t.Fatalf("got %v, want nil", err)
+		t.Fatalf("dial: got %v, want nil", err)
 	}
 	t.Cleanup(func() { ws.CloseNow() })
 	MustPoll(t, testTimeout, func() string {
@@ -815,6 +816,14 @@ func TestStartNotStuckBehindBacklog(t *testing.T) {
 		}
 		return ""
 	})
+	return ts, ws
+}
+
+func TestStartNotStuckBehindBacklog(t *testing.T) {
+	const backlog, sockbuf = 1000, 32 << 10
+	// Both sockets' buffers are fixed small, so the kernel holds only a few dozen 8 KiB
+	// frames whatever the system's TCP memory settings (autotuned, it takes ~4 MiB here).
+	ts, ws := mustSmallBuffers(t, hub.Options{QueueSize: 2 * backlog, WriteTimeout: testTimeout}, sockbuf)
 	// The client reads nothing while the backlog is queued, so all but what the TCP
 	// buffers hold is still waiting in the hub's queue at the start.
 	pad := strings.Repeat("x", 8<<10)
@@ -847,6 +856,34 @@ func TestStartNotStuckBehindBacklog(t *testing.T) {
 		t.Fatalf("start's position among %d backlog frames: got %d, want < %d", backlog, pos, backlog/2)
 	}
 	t.Logf("start arrived as frame %d of %d", pos, backlog+1)
+}
+
+// TestHungWriteCutOff: a write that cannot finish (the client reads nothing and the
+// socket buffers are full) is cut off by the watchdog once it has taken the write timeout,
+// never sooner, and the client is dropped with reason write_failed, though its queue
+// still has room.
+func TestHungWriteCutOff(t *testing.T) {
+	const writeTimeout, sockbuf, frames = 400 * time.Millisecond, 32 << 10, 200
+	ts, _ := mustSmallBuffers(t, hub.Options{QueueSize: 2 * frames, WriteTimeout: writeTimeout}, sockbuf)
+	pad := strings.Repeat("x", 8<<10) // 200 frames of 8 KiB: far more than the buffers hold
+	sent := time.Now()
+	for i := range frames {
+		ts.h.SendPlayer("a", "p1", fmt.Appendf(nil, `{"type":"fill","i":%d,"pad":"%s"}`, i, pad))
+	}
+	MustPoll(t, testTimeout, func() string {
+		if got := ts.dropped(t, "write_failed"); got != 1 {
+			return fmt.Sprintf("dropped{reason=write_failed}: got %v, want 1", got)
+		}
+		return ""
+	})
+	took := time.Since(sent)
+	if took < writeTimeout {
+		t.Errorf("write cut off %v after the frames were queued, want no sooner than the write timeout %v", took, writeTimeout)
+	}
+	if got := ts.dropped(t, "queue_full"); got != 0 {
+		t.Errorf("dropped{reason=queue_full}: got %v, want 0", got)
+	}
+	t.Logf("write cut off %v after the frames were queued (timeout %v, sweeps every %v)", took, writeTimeout, writeTimeout/4)
 }
 
 func TestReplaced(t *testing.T) {
