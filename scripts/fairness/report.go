@@ -93,7 +93,14 @@ type groupReport struct {
 	ModelShare  num `json:"modelShare"`
 	MeanPct     num `json:"meanRankPct"` // 0 = always first, 1 = always last
 	LagP50Ms    num `json:"lagP50Ms"`
-	RTTP50Ms    num `json:"rttP50Ms"` // the server's measured round trips at the starts
+	// ContenderLagP50Ms is the lag p50 of the contenders only: the answers among the
+	// fastest contenderPct % of reactions.
+	ContenderLagP50Ms num `json:"contenderLagP50Ms"`
+	ReactionP5Ms      num `json:"reactionP5Ms"` // the group's own reaction times
+	// GroupModel is the model's share with each group's own answers, reaction and lag
+	// together, in place of reactions pooled over the groups.
+	GroupModel num `json:"groupModelShare"`
+	RTTP50Ms   num `json:"rttP50Ms"` // the server's measured round trips at the starts
 }
 
 // cheaterReport is one cheater's result in one mode, next to its group's honest clients.
@@ -188,10 +195,22 @@ func (rep *report) fill(cfg config, rooms []*room) {
 			lags[g], sizes[g] = gt.Lags, gt.Players
 		}
 		model := modelShares(t.Reactions, lags, sizes, cfg.modelRounds, rng)
+		fast := contenderLags(t, contenderPct)
+		whole := make([][]float64, len(t.Groups)) // each answer's reaction + lag
+		for g, gt := range t.Groups {
+			for i, l := range gt.Lags {
+				whole[g] = append(whole[g], gt.LagReactions[i]+l)
+			}
+		}
+		groupModel := modelShares([]float64{0}, whole, sizes, cfg.modelRounds, rng)
 		for g, gt := range t.Groups {
 			gr := groupReport{group: cfg.groups[g], Players: gt.Players, Wins: gt.Wins,
 				Share: num(math.NaN()), ModelShare: num(math.NaN()), MeanPct: num(math.NaN()),
-				LagP50Ms: num(median(gt.Lags)), RTTP50Ms: num(median(rttGroup[g]))}
+				LagP50Ms: num(median(gt.Lags)), RTTP50Ms: num(median(rttGroup[g])),
+				ContenderLagP50Ms: num(median(fast[g])), ReactionP5Ms: num(percentile(gt.LagReactions, 5)), GroupModel: num(math.NaN())}
+			if groupModel != nil {
+				gr.GroupModel = num(groupModel[g])
+			}
 			lo, hi := wilson(gt.Wins, t.Questions, z95)
 			gr.Low, gr.High = num(lo), num(hi)
 			if t.Questions > 0 {
@@ -299,12 +318,13 @@ func writeText(w io.Writer, rep *report) {
 			fmt.Fprintf(w, "; error frames %v", mr.AnswerErrors)
 		}
 		fmt.Fprintf(w, "\nround trips measured at the first start: %d of %d players\n", mr.RTTAtFirstStart, mr.RecipientsFirst)
-		fmt.Fprintf(w, "%-12s %7s %5s %7s %15s %8s %7s %9s %9s %9s\n",
-			"group", "players", "wins", "share", "95% CI", "vs 1/3", "model", "lag p50", "RTT p50", "mean pct")
+		fmt.Fprintf(w, "%-12s %7s %5s %7s %15s %8s %7s %9s %9s %9s %9s %10s %8s\n",
+			"group", "players", "wins", "share", "95% CI", "vs 1/3", "model", "lag p50", "RTT p50", "mean pct", "fast lag", "react p5", "model g")
 		for _, g := range mr.Groups {
-			fmt.Fprintf(w, "%-12s %7d %5d %6s%% %15s %8s %6s%% %6s ms %6s ms %9s\n",
+			fmt.Fprintf(w, "%-12s %7d %5d %6s%% %15s %8s %6s%% %6s ms %6s ms %9s %6s ms %7s ms %7s%%\n",
 				g.group.String(), g.Players, g.Wins, pct(g.Share), "["+pct(g.Low)+", "+pct(g.High)+"]",
-				signed(g.DistancePts), pct(g.ModelShare), fmtF(float64(g.LagP50Ms), 1), fmtF(float64(g.RTTP50Ms), 1), fmtF(float64(g.MeanPct), 3))
+				signed(g.DistancePts), pct(g.ModelShare), fmtF(float64(g.LagP50Ms), 1), fmtF(float64(g.RTTP50Ms), 1), fmtF(float64(g.MeanPct), 3),
+				fmtF(float64(g.ContenderLagP50Ms), 1), fmtF(float64(g.ReactionP5Ms), 1), pct(g.GroupModel))
 		}
 		fmt.Fprintf(w, "chi-square of the wins against equal shares: χ²(%d) = %s, p = %s; worst distance %s points (model %s)\n",
 			mr.DF, fmtF(float64(mr.ChiSquare), 1), fmtP(float64(mr.P)), fmtF(float64(mr.WorstPts), 1), fmtF(float64(mr.ModelWorstPts), 1))
@@ -327,6 +347,8 @@ func writeText(w io.Writer, rep *report) {
 	fmt.Fprintln(w, "vs 1/3: share − 1/3 in points; model: the expected share from the measured reactions and per-group lags;")
 	fmt.Fprintln(w, "lag: the server's time for an answer (compensated: reactionUs; arrival: elapsedUs) − the client's own reaction time;")
 	fmt.Fprintln(w, "RTT: the server's measured round trip at the starts (fairness report); mean pct: mean rank percentile, 0 = first.")
+	fmt.Fprintf(w, "fast lag: the lag p50 of the group's contenders, answers whose reaction was among the fastest %d%% of all; react p5: the group's own reaction times;\n", contenderPct)
+	fmt.Fprintln(w, "model g: the model drawing each group's own answers, reaction and lag together, instead of reactions pooled over the groups.")
 	fmt.Fprintln(w, "cheaters: ping RTT as the server measured it; ack RTT = start written → ack back (the honest clients' in brackets);")
 	fmt.Fprintln(w, "comp. = min(ping RTT p50, ack RTT p50, cap), what the server credits, the group's honest clients' in brackets; wins are rank 1 outright;")
 	fmt.Fprintln(w, "honest = an honest client of the group: its outright wins per question; gain = honest lag p50 − the cheater's.")

@@ -37,11 +37,13 @@ type groupTally struct {
 	Wins int
 	// Rank1 counts the questions that an honest player of this group won outright,
 	// cheaters included.
-	Rank1   int
-	PctSum  float64 // sum of the rank percentiles of its ranked answers
-	PctN    int
-	Lags    []float64 // LagMs of its timed answers
-	Answers int       // ranked answers
+	Rank1  int
+	PctSum float64 // sum of the rank percentiles of its ranked answers
+	PctN   int
+	Lags   []float64 // LagMs of its timed answers
+	// LagReactions are the same answers' ReactionMs, in the order of Lags.
+	LagReactions []float64
+	Answers      int // ranked answers
 }
 
 // cheaterTally is what one cheater did in one mode.
@@ -120,7 +122,8 @@ func tally(players []player, groups int, questions [][]answer) modeTally {
 				c := &t.Cheaters[cheater[a.Player]]
 				c.Lags = append(c.Lags, a.LagMs)
 			} else {
-				t.Groups[p.Group].Lags = append(t.Groups[p.Group].Lags, a.LagMs)
+				g := &t.Groups[p.Group]
+				g.Lags, g.LagReactions = append(g.Lags, a.LagMs), append(g.LagReactions, a.ReactionMs)
 				t.Reactions = append(t.Reactions, a.ReactionMs)
 			}
 		}
@@ -130,6 +133,31 @@ func tally(players []player, groups int, questions [][]answer) modeTally {
 		}
 	}
 	return t
+}
+
+// contenderPct is the percentile of the honest players' reaction times at or below which an
+// answer counts as a contender for the win: a question's winner comes from the fastest
+// reactions, and its lag is what decides between them.
+const contenderPct = 5
+
+// contenderLags returns, per group, the lags of its honest answers whose own reaction time
+// was at most the pct-th percentile of every honest reaction in the mode. They differ
+// from the group's other lags when a lag depends on when the answer arrives: a fast
+// answer of a far group reaches the server while a near group's bulk of answers does.
+func contenderLags(t modeTally, pct float64) [][]float64 {
+	out := make([][]float64, len(t.Groups))
+	if len(t.Reactions) == 0 {
+		return out
+	}
+	limit := percentile(t.Reactions, pct)
+	for g, gt := range t.Groups {
+		for i, r := range gt.LagReactions {
+			if r <= limit {
+				out[g] = append(out[g], gt.Lags[i])
+			}
+		}
+	}
+	return out
 }
 
 // z95 is the standard normal quantile of a two-sided 95% interval.
@@ -197,8 +225,11 @@ func modelShares(reactions []float64, lags [][]float64, sizes []int, rounds int,
 }
 
 // median is the nearest-rank median of sample (stats.Percentile), NaN when empty.
-func median(sample []float64) float64 {
+func median(sample []float64) float64 { return percentile(sample, 50) }
+
+// percentile is the nearest-rank p-th percentile of sample, which it does not change.
+func percentile(sample []float64, p float64) float64 {
 	s := slices.Clone(sample)
 	slices.Sort(s)
-	return stats.Percentile(s, 50)
+	return stats.Percentile(s, p)
 }

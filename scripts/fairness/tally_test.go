@@ -3,6 +3,7 @@ package main
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -47,30 +48,45 @@ func TestTally(t *testing.T) {
 	if c.Player != 4 || c.Group != 0 || c.Rank1 != 2 || c.PctN != 2 || c.PctSum != 0.5 {
 		t.Errorf("cheater: got %+v, want player 4, group 0, rank1 2, pctN 2, pctSum 0.5 (0 + 0.5)", c)
 	}
-	if want := []float64{-140}; !equalFloats(c.Lags, want) {
+	if want := []float64{-140}; !slices.Equal(c.Lags, want) {
 		t.Errorf("cheater lags: got %v, want %v", c.Lags, want)
 	}
-	if want := []float64{1, 2}; !equalFloats(got.Groups[0].Lags, want) {
+	if want := []float64{1, 2}; !slices.Equal(got.Groups[0].Lags, want) {
 		t.Errorf("group 0 lags: got %v, want %v", got.Groups[0].Lags, want)
 	}
-	if want := []float64{5, 6}; !equalFloats(got.Groups[1].Lags, want) {
+	if want := []float64{5, 6}; !slices.Equal(got.Groups[1].Lags, want) {
 		t.Errorf("group 1 lags: got %v, want %v", got.Groups[1].Lags, want)
 	}
-	if want := []float64{300, 310, 250, 200}; !equalFloats(got.Reactions, want) {
+	if want := []float64{310, 250}; !slices.Equal(got.Groups[0].LagReactions, want) {
+		t.Errorf("group 0 lag reactions: got %v, want %v (in the order of its lags)", got.Groups[0].LagReactions, want)
+	}
+	if want := []float64{300, 310, 250, 200}; !slices.Equal(got.Reactions, want) {
 		t.Errorf("reactions (honest only): got %v, want %v", got.Reactions, want)
 	}
 }
 
-func equalFloats(a, b []float64) bool {
-	if len(a) != len(b) {
-		return false
+// TestContenderLags: only the answers whose reaction is at or below the percentile of all
+// honest reactions count, each with its own lag, in each group.
+func TestContenderLags(t *testing.T) {
+	tt := modeTally{
+		Groups: []groupTally{
+			{Lags: []float64{1, 2, 3}, LagReactions: []float64{100, 200, 300}},
+			{Lags: []float64{10, 20, 30}, LagReactions: []float64{150, 250, 350}},
+		},
+		Reactions: []float64{100, 200, 300, 150, 250, 350},
 	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
+	// The 50th percentile of the six reactions (nearest rank: the third smallest) is 200.
+	got := contenderLags(tt, 50)
+	if want := [][]float64{{1, 2}, {10}}; len(got) != 2 || !slices.Equal(got[0], want[0]) || !slices.Equal(got[1], want[1]) {
+		t.Errorf("contenderLags(50): got %v, want %v", got, want)
 	}
-	return true
+	got = contenderLags(tt, 0) // the fastest only
+	if len(got) != 2 || !slices.Equal(got[0], []float64{1}) || len(got[1]) != 0 {
+		t.Errorf("contenderLags(0): got %v, want [[1] []]", got)
+	}
+	if got := contenderLags(modeTally{Groups: make([]groupTally, 3)}, 5); len(got) != 3 || got[0] != nil {
+		t.Errorf("contenderLags of no answers: got %v, want 3 empty groups", got)
+	}
 }
 
 func TestWilson(t *testing.T) {
