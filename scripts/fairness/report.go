@@ -196,13 +196,7 @@ func (rep *report) fill(cfg config, rooms []*room) {
 		}
 		model := modelShares(t.Reactions, lags, sizes, cfg.modelRounds, rng)
 		fast := contenderLags(t, contenderPct)
-		whole := make([][]float64, len(t.Groups)) // each answer's reaction + lag
-		for g, gt := range t.Groups {
-			for i, l := range gt.Lags {
-				whole[g] = append(whole[g], gt.LagReactions[i]+l)
-			}
-		}
-		groupModel := modelShares([]float64{0}, whole, sizes, cfg.modelRounds, rng)
+		groupModel := modelShares([]float64{0}, answerTimes(t), sizes, cfg.modelRounds, rng)
 		for g, gt := range t.Groups {
 			gr := groupReport{group: cfg.groups[g], Players: gt.Players, Wins: gt.Wins,
 				Share: num(math.NaN()), ModelShare: num(math.NaN()), MeanPct: num(math.NaN()),

@@ -141,9 +141,9 @@ func tally(players []player, groups int, questions [][]answer) modeTally {
 const contenderPct = 5
 
 // contenderLags returns, per group, the lags of its honest answers whose own reaction time
-// was at most the pct-th percentile of every honest reaction in the mode. They differ
-// from the group's other lags when a lag depends on when the answer arrives: a fast
-// answer of a far group reaches the server while a near group's bulk of answers does.
+// was at most the pct-th percentile of every honest reaction in the mode. They would
+// differ from the group's other lags if a lag depended on when the answer arrives, such
+// as a far group's fast answer reaching the server while a near group's bulk does.
 func contenderLags(t modeTally, pct float64) [][]float64 {
 	out := make([][]float64, len(t.Groups))
 	if len(t.Reactions) == 0 {
@@ -155,6 +155,20 @@ func contenderLags(t modeTally, pct float64) [][]float64 {
 			if r <= limit {
 				out[g] = append(out[g], gt.Lags[i])
 			}
+		}
+	}
+	return out
+}
+
+// answerTimes returns, per group, each of its honest timed answers' reaction + lag: the
+// time the server ranks it by, measured from the client's receipt of the start. Drawn
+// whole by modelShares (with a single zero reaction), they keep a group's own reactions
+// instead of pooling them over the groups.
+func answerTimes(t modeTally) [][]float64 {
+	out := make([][]float64, len(t.Groups))
+	for g, gt := range t.Groups {
+		for i, l := range gt.Lags {
+			out[g] = append(out[g], gt.LagReactions[i]+l)
 		}
 	}
 	return out

@@ -89,6 +89,18 @@ func TestContenderLags(t *testing.T) {
 	}
 }
 
+// TestAnswerTimes: each group's answers, reaction and lag added, in the order of its lags.
+func TestAnswerTimes(t *testing.T) {
+	tt := modeTally{Groups: []groupTally{
+		{Lags: []float64{1, -2}, LagReactions: []float64{100, 200}},
+		{},
+	}}
+	got := answerTimes(tt)
+	if len(got) != 2 || !slices.Equal(got[0], []float64{101, 198}) || len(got[1]) != 0 {
+		t.Errorf("answerTimes: got %v, want [[101 198] []]", got)
+	}
+}
+
 func TestWilson(t *testing.T) {
 	// Reference values: the Wilson score interval at z = 1.96 (e.g. R's
 	// binom::binom.wilson, or prop.test without continuity correction).
