@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -270,4 +272,93 @@ func TestStartAcrossNodes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNodeMessaging runs three hubs as three nodes on one bus: a notification reaches the
+// other nodes' handlers once each, never the sender's; a survey gets every node's answer,
+// the asking node's first; a node whose answer fails fails the survey. Without a bus there
+// are no other nodes.
+func TestNodeMessaging(t *testing.T) {
+	for name, engine := range busEngines {
+		t.Run(name, func(t *testing.T) {
+			newBus := engine(t)
+			var mu sync.Mutex
+			got := map[string][]string{} // node → notifications received
+			nodes := map[string]*hub.Hub{}
+			for _, n := range []string{"a", "b", "c"} {
+				h := hub.New(hub.Options{Bus: newBus(n), Node: n, Logger: slog.New(slog.DiscardHandler)})
+				h.OnNotify("test.hello", func(data []byte) {
+					mu.Lock()
+					defer mu.Unlock()
+					got[n] = append(got[n], string(data))
+				})
+				h.OnSurvey("test.who", func(_ context.Context, q []byte) ([]byte, error) {
+					if n == "c" && string(q) == "fail" {
+						return nil, errors.New("c cannot say")
+					}
+					return []byte(n + ":" + string(q)), nil
+				})
+				nodes[n] = h
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- h.Run(ctx) }()
+				t.Cleanup(func() { cancel(); <-done })
+			}
+			ctx := context.Background()
+			// Until every node is subscribed, a survey misses someone.
+			MustPoll(t, testTimeout, func() string {
+				answers, err := nodes["b"].Survey(ctx, "test.who", []byte("q"))
+				if err != nil {
+					t.Fatalf("Survey: %v", err)
+				}
+				if len(answers) != 3 {
+					return fmt.Sprintf("got %d answers, want 3", len(answers))
+				}
+				if string(answers[0]) != "b:q" {
+					t.Fatalf("answers %q: want b's first", answers)
+				}
+				slices.SortFunc(answers, bytes.Compare)
+				if want := []string{"a:q", "b:q", "c:q"}; fmt.Sprintf("%s", answers) != fmt.Sprint(want) {
+					t.Fatalf("got answers %s, want %v", answers, want)
+				}
+				return ""
+			})
+			if _, err := nodes["a"].Survey(ctx, "test.who", []byte("fail")); err == nil || !strings.Contains(err.Error(), "c cannot say") {
+				t.Errorf("a survey that c fails: got %v, want c's error", err)
+			}
+			if _, err := nodes["a"].Survey(ctx, "test.nobody", nil); err == nil {
+				t.Error("a survey nobody answers: got no error")
+			}
+
+			if err := nodes["a"].Notify(ctx, "test.hello", []byte("hi")); err != nil {
+				t.Fatalf("Notify: %v", err)
+			}
+			MustPoll(t, testTimeout, func() string {
+				mu.Lock()
+				defer mu.Unlock()
+				if len(got["b"]) != 1 || len(got["c"]) != 1 {
+					return fmt.Sprintf("notifications %v, want one each at b and c", got)
+				}
+				return ""
+			})
+			time.Sleep(50 * time.Millisecond) // a duplicate, or a's own, would arrive by now
+			mu.Lock()
+			if len(got["a"]) != 0 || len(got["b"]) != 1 || len(got["c"]) != 1 || got["b"][0] != "hi" {
+				t.Errorf("notifications %v, want hi once at b and at c, none at a", got)
+			}
+			mu.Unlock()
+		})
+	}
+	t.Run("no bus", func(t *testing.T) {
+		h := hub.New(hub.Options{Logger: slog.New(slog.DiscardHandler)})
+		h.OnNotify("test.hello", func([]byte) { t.Error("a notification reached the only node") })
+		h.OnSurvey("test.who", func(_ context.Context, q []byte) ([]byte, error) { return q, nil })
+		if err := h.Notify(context.Background(), "test.hello", nil); err != nil {
+			t.Errorf("Notify: %v", err)
+		}
+		answers, err := h.Survey(context.Background(), "test.who", []byte("me"))
+		if err != nil || len(answers) != 1 || string(answers[0]) != "me" {
+			t.Errorf("Survey: got %q, %v, want only this node's", answers, err)
+		}
+	})
 }

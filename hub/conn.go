@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/bulbquiz/bulb/protocol"
 )
 
 // Role says whether a connection is a player's or a host's. Only players receive the
@@ -41,15 +42,9 @@ type Client struct {
 type Handler interface {
 	// Open is called once the connection is registered, before any frame is read.
 	Open(ctx context.Context, c *Conn)
-	// Frame is called for every text frame that is not an ack.
-	Frame(ctx context.Context, c *Conn, data []byte, received time.Time)
+	// Frame is called for every well-formed client frame that is not an ack, decoded.
+	Frame(ctx context.Context, c *Conn, f protocol.ClientFrame, received time.Time)
 }
-
-// Close codes the hub uses besides the standard ones.
-const (
-	// StatusReplaced closes a player's older connection when it connects again.
-	StatusReplaced websocket.StatusCode = 4000
-)
 
 const (
 	rttSamples = 8
@@ -101,7 +96,7 @@ func (c *Conn) Send(frame []byte) bool {
 	}
 	if len(c.frames) >= c.limit {
 		c.mu.Unlock()
-		c.drop(websocket.StatusPolicyViolation, "too slow: send queue full", "queue_full")
+		c.drop(protocol.CloseTooSlow, "too slow: send queue full", "queue_full")
 		return false
 	}
 	c.frames = append(c.frames, frame)
@@ -118,7 +113,7 @@ func (c *Conn) sendStart(d *delivery) bool {
 	}
 	if c.nstart == startQueue {
 		c.mu.Unlock()
-		c.drop(websocket.StatusPolicyViolation, "too slow: start queue full", "queue_full")
+		c.drop(protocol.CloseTooSlow, "too slow: start queue full", "queue_full")
 		return false
 	}
 	c.lastStart.Store(d) // before the frame can reach the client and its ack come back
@@ -247,7 +242,7 @@ func (h *Hub) attach(ws *websocket.Conn, client Client) (*Conn, error) {
 	c := &Conn{hub: h, ws: ws, client: client, limit: queueSize(h.opts, client.Role)}
 	ws.SetReadLimit(h.opts.ReadLimit)
 	if err := h.register(c); err != nil {
-		ws.Close(websocket.StatusGoingAway, "server shutting down")
+		ws.Close(protocol.CloseGoingAway, "server shutting down")
 		return nil, err
 	}
 	return c, nil
@@ -301,7 +296,7 @@ func (h *Hub) register(c *Conn) error {
 	r.mu.Unlock()
 	h.mu.RUnlock()
 	if old != nil {
-		old.drop(StatusReplaced, "replaced by a newer connection", "")
+		old.drop(protocol.CloseReplaced, "replaced by a newer connection", "")
 	}
 	h.m.connections.Inc()
 	return nil
@@ -320,9 +315,10 @@ func (h *Hub) unregister(c *Conn) {
 }
 
 // read reads frames until the connection fails or is closed (a drop makes the writer
-// close the socket, which ends Read). Acks are recorded here; everything else goes to the
-// handler. Reads take no context: one with a Done channel would cost every read a
-// context.AfterFunc inside the library, and the socket's close ends a read anyway.
+// close the socket, which ends Read). Each frame is decoded once, here: acks are recorded,
+// a frame that is not a well-formed client frame gets an error frame, and everything else
+// goes to the handler. Reads take no context: one with a Done channel would cost every
+// read a context.AfterFunc inside the library, and the socket's close ends a read anyway.
 func (c *Conn) read(ctx context.Context, handler Handler) error {
 	for {
 		typ, data, err := c.ws.Read(context.Background())
@@ -337,28 +333,52 @@ func (c *Conn) read(ctx context.Context, handler Handler) error {
 			c.Send(binaryError)
 			continue
 		}
-		if c.ack(data, received) {
-			continue
+		f, err := protocol.DecodeClient(data)
+		switch {
+		case err != nil:
+			c.Send(protocol.Encode(protocol.ErrorFrame{Code: protocol.Invalid, Message: err.Error()}))
+		case f.Type == protocol.TypeAck:
+			c.ack(f.Seq, received)
+		default:
+			handler.Frame(ctx, c, f, received)
 		}
-		handler.Frame(ctx, c, data, received)
 	}
 }
 
-var binaryError = []byte(`{"type":"error","code":"invalid","message":"frames are JSON text, not binary"}`)
+var binaryError = protocol.Encode(protocol.ErrorFrame{Code: protocol.Invalid, Message: "frames are JSON text, not binary"})
 
-// ack records an ack frame's arrival and reports whether data was one.
-func (c *Conn) ack(data []byte, received time.Time) bool {
-	var f struct {
-		Type string `json:"type"`
-		Seq  uint64 `json:"seq"`
-	}
-	if json.Unmarshal(data, &f) != nil || f.Type != "ack" {
-		return false
-	}
-	if d := c.lastStart.Load(); d != nil && d.rec.Seq == f.Seq {
+// ack records the arrival of the ack of start seq.
+func (c *Conn) ack(seq uint64, received time.Time) {
+	if d := c.lastStart.Load(); d != nil && d.rec.Seq == seq {
 		d.acked.CompareAndSwap(0, int64(received.Sub(d.rec.t0)))
 	}
-	return true
+}
+
+// Delivery tells when the write of question n's start frame to this connection returned
+// (or, if it has not yet, when it was enqueued) and the round trip that start's signal
+// took: from the write to the client's ack of it, or the median of the connection's recent
+// ping round trips if that is less or there is no ack. ok is false if the connection got
+// no start of question n.
+//
+// The ack times this very start's path, jitter and all; a ping's median is the typical
+// path (its minimum would under-compensate a jittery one). A client can make its round
+// trips look longer, never shorter: one that holds back its pongs still acks at once (or
+// its acks show late in the fairness report), so the lesser of the two is taken, and the
+// quiz caps what any client gains.
+func (c *Conn) Delivery(n int) (written time.Time, rtt time.Duration, ok bool) {
+	d := c.lastStart.Load()
+	if d == nil || d.rec.N != n {
+		return time.Time{}, 0, false
+	}
+	at := d.written.Load()
+	if at == 0 {
+		at = d.enqueued.Load()
+	}
+	rtt = c.medianRTT()
+	if acked, w := d.acked.Load(), d.written.Load(); acked > 0 && w > 0 && (rtt == 0 || time.Duration(acked-w) < rtt) {
+		rtt = max(time.Duration(acked-w), 0)
+	}
+	return d.rec.t0.Add(time.Duration(at)), rtt, true
 }
 
 // write runs on a writer goroutine that has the connection: it writes start frames first,
@@ -394,7 +414,7 @@ func (c *Conn) write() {
 		if d != nil {
 			c.writeStart(d)
 		} else if err := c.writeFrame(f); err != nil {
-			c.drop(websocket.StatusPolicyViolation, "too slow: write timed out", "write_failed")
+			c.drop(protocol.CloseTooSlow, "too slow: write timed out", "write_failed")
 		}
 	}
 }
@@ -403,7 +423,7 @@ func (c *Conn) writeStart(d *delivery) {
 	err := c.writeFrame(d.rec.frame)
 	if err != nil {
 		d.dropped.Store(true)
-		c.drop(websocket.StatusPolicyViolation, "too slow: write timed out", "write_failed")
+		c.drop(protocol.CloseTooSlow, "too slow: write timed out", "write_failed")
 		return
 	}
 	w := time.Since(d.rec.t0)
@@ -448,7 +468,7 @@ func (c *Conn) ping() {
 	t := time.Now()
 	if err := c.ws.Ping(ctx); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			c.drop(websocket.StatusPolicyViolation, "not answering pings", "ping_timeout")
+			c.drop(protocol.CloseTooSlow, "not answering pings", "ping_timeout")
 		}
 		return
 	}

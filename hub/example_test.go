@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/bulbquiz/bulb/hub"
+	"github.com/bulbquiz/bulb/protocol"
 )
 
 // greeter is a Handler: it welcomes every new connection and ignores what clients send.
@@ -21,7 +22,7 @@ func (greeter) Open(_ context.Context, c *hub.Conn) {
 	c.Send(fmt.Appendf(nil, `{"type":"welcome","playerId":%q}`, c.Client().ID))
 }
 
-func (greeter) Frame(context.Context, *hub.Conn, []byte, time.Time) {}
+func (greeter) Frame(context.Context, *hub.Conn, protocol.ClientFrame, time.Time) {}
 
 // Serve WebSocket connections with the hub, then light the bulb of a room: every player
 // gets the same start frame.

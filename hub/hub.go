@@ -8,12 +8,10 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/bulbquiz/bulb/protocol"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -75,7 +73,9 @@ type Hub struct {
 	m    *Metrics
 	bus  Bus
 
-	onSchedule atomic.Pointer[func(room string, n int, action string, at time.Time)]
+	handlersMu sync.RWMutex
+	onNotify   map[string]func(data []byte)
+	onSurvey   map[string]func(ctx context.Context, data []byte) ([]byte, error)
 
 	mu      sync.RWMutex
 	rooms   map[string]*room
@@ -101,8 +101,12 @@ type room struct {
 // New returns an empty Hub.
 func New(opts Options) *Hub {
 	opts = opts.withDefaults()
-	return &Hub{opts: opts, log: opts.Logger.With("component", "hub"), m: opts.Metrics, bus: opts.Bus, rooms: map[string]*room{},
+	h := &Hub{opts: opts, log: opts.Logger.With("component", "hub"), m: opts.Metrics, bus: opts.Bus, rooms: map[string]*room{},
+		onNotify: map[string]func([]byte){}, onSurvey: map[string]func(context.Context, []byte) ([]byte, error){},
 		work: make(chan *Conn), dog: newWatchdog(opts.WriteTimeout)}
+	h.OnSurvey(topicOnline, answerJSON(h.online))
+	h.OnSurvey(topicFairness, answerJSON(h.localStarts))
+	return h
 }
 
 // dispatch gives c, which has frames waiting, to an idle writer goroutine, or starts a new
@@ -272,7 +276,7 @@ func (h *Hub) Start(ctx context.Context, roomName string, n int) (uint64, int, e
 // the bus.
 func (h *Hub) fanout(ctx context.Context, roomName string, n int, seq uint64, busDelay time.Duration) (int, error) {
 	players := h.conns(roomName, true, false)
-	frame := startFrame(n, seq)
+	frame := protocol.AppendStart(make([]byte, 0, 48), n, seq)
 	rand.Shuffle(len(players), func(i, j int) { players[i], players[j] = players[j], players[i] })
 
 	rec := &startRecord{Seq: seq, N: n, At: time.Now(), Node: h.opts.Node, BusDelay: busDelay, frame: frame, deliveries: make([]delivery, len(players))}
@@ -315,15 +319,6 @@ func (h *Hub) nextSeq() uint64 {
 	return h.seq
 }
 
-func startFrame(n int, seq uint64) []byte {
-	b := make([]byte, 0, 64)
-	b = append(b, `{"type":"start","n":`...)
-	b = strconv.AppendInt(b, int64(n), 10)
-	b = append(b, `,"seq":`...)
-	b = strconv.AppendUint(b, seq, 10)
-	return append(b, '}')
-}
-
 func (h *Hub) record(roomName string, rec *startRecord) {
 	r := h.room(roomName, true)
 	r.mu.Lock()
@@ -332,36 +327,6 @@ func (h *Hub) record(roomName string, rec *startRecord) {
 	if over := len(r.starts) - h.opts.History; over > 0 {
 		r.starts = slices.Delete(r.starts, 0, over)
 	}
-}
-
-// Delivery tells when the write of question n's start frame to the player returned (or,
-// if it has not yet, when it was enqueued) and the round trip that start's signal took:
-// from the write to the player's ack of it, or the median of the player's recent ping
-// round trips if that is less or there is no ack.
-//
-// The ack times this very start's path, jitter and all; a ping's median is the typical
-// path (its minimum would under-compensate a jittery one). A client can make its round
-// trips look longer, never shorter: one that holds back its pongs still acks at once
-// (or its acks show late in the fairness report), so the lesser of the two is taken, and
-// quiz.CompensationCap bounds what any client gains.
-func (h *Hub) Delivery(roomName, playerID string, n int) (time.Time, time.Duration, bool) {
-	c := h.player(roomName, playerID)
-	if c == nil {
-		return time.Time{}, 0, false
-	}
-	d := c.lastStart.Load()
-	if d == nil || d.rec.N != n {
-		return time.Time{}, 0, false
-	}
-	at := d.written.Load()
-	if at == 0 {
-		at = d.enqueued.Load()
-	}
-	rtt := c.medianRTT()
-	if acked, written := d.acked.Load(), d.written.Load(); acked > 0 && written > 0 && (rtt == 0 || time.Duration(acked-written) < rtt) {
-		rtt = max(time.Duration(acked-written), 0)
-	}
-	return d.rec.t0.Add(time.Duration(at)), rtt, true
 }
 
 // Shutdown closes every connection with 1001 (going away) and waits until their Serve
@@ -383,7 +348,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	}
 	h.mu.Unlock()
 	for _, c := range all {
-		c.drop(websocket.StatusGoingAway, "server shutting down", "")
+		c.drop(protocol.CloseGoingAway, "server shutting down", "")
 	}
 	done := make(chan struct{})
 	go func() {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
@@ -26,6 +27,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bulbquiz/bulb/hub"
+	"github.com/bulbquiz/bulb/protocol"
 )
 
 // testTimeout bounds every wait in these tests; nothing should come near it.
@@ -36,23 +38,39 @@ const testTimeout = 10 * time.Second
 const welcome = `{"type":"welcome"}`
 
 // frameLog is the Handler of the test server: it answers Open with a welcome and records
-// every frame it is given.
+// every connection it opens and every frame it is given.
 type frameLog struct {
 	mu     sync.Mutex
 	frames []gotFrame
+	conns  map[string]*hub.Conn // by player ID, the latest
 }
 
 type gotFrame struct {
 	player string
-	data   []byte
+	frame  protocol.ClientFrame
 }
 
-func (l *frameLog) Open(_ context.Context, c *hub.Conn) { c.Send([]byte(welcome)) }
+func (l *frameLog) Open(_ context.Context, c *hub.Conn) {
+	l.mu.Lock()
+	if l.conns == nil {
+		l.conns = map[string]*hub.Conn{}
+	}
+	l.conns[c.Client().ID] = c
+	l.mu.Unlock()
+	c.Send([]byte(welcome))
+}
 
-func (l *frameLog) Frame(_ context.Context, c *hub.Conn, data []byte, _ time.Time) {
+func (l *frameLog) Frame(_ context.Context, c *hub.Conn, f protocol.ClientFrame, _ time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.frames = append(l.frames, gotFrame{c.Client().ID, bytes.Clone(data)})
+	l.frames = append(l.frames, gotFrame{c.Client().ID, f})
+}
+
+// conn returns the player's latest connection.
+func (l *frameLog) conn(player string) *hub.Conn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.conns[player]
 }
 
 func (l *frameLog) snapshot() []gotFrame {
@@ -554,10 +572,10 @@ func TestAcksRecorded(t *testing.T) {
 	// An ack for a start that is not the latest is ignored; the frame after it tells when
 	// the hub has read it.
 	rs[1].write(t, fmt.Sprintf(`{"type":"ack","seq":%d}`, seq+100))
-	rs[1].write(t, `{"type":"sync"}`)
+	rs[1].write(t, `{"type":"answer","n":7}`)
 	MustPoll(t, testTimeout, func() string {
-		if got := ts.frames.snapshot(); len(got) != 1 || string(got[0].data) != `{"type":"sync"}` {
-			return fmt.Sprintf("handler frames: got %d, want only the sync: acks are the hub's", len(got))
+		if got := ts.frames.snapshot(); len(got) != 1 || got[0].frame.N != 7 {
+			return fmt.Sprintf("handler frames: got %d, want only the answer: acks are the hub's", len(got))
 		}
 		return ""
 	})
@@ -603,7 +621,7 @@ func TestAcksRecorded(t *testing.T) {
 		t.Errorf("writtenUs quantiles: got %+v spread %d, want p50 ≤ p99 ≤ max, spread ≤ max", q, st.SpreadUs)
 	}
 	if got := ts.frames.snapshot(); len(got) != 1 {
-		t.Errorf("handler frames: got %d, want only the sync: acks are the hub's", len(got))
+		t.Errorf("handler frames: got %d, want only the answer: acks are the hub's", len(got))
 	}
 }
 
@@ -890,7 +908,7 @@ func TestReplaced(t *testing.T) {
 	ts := MustServer(t, hub.Options{})
 	old := MustDial(t, ts, "a", "p1", hub.Player)
 	cur := MustDial(t, ts, "a", "p1", hub.Player)
-	MustClose(t, old, hub.StatusReplaced)
+	MustClose(t, old, protocol.CloseReplaced)
 
 	ts.h.SendPlayer("a", "p1", []byte(`{"type":"hello"}`))
 	MustFrame(t, cur, `{"type":"hello"}`)
@@ -954,10 +972,10 @@ func TestBadFrames(t *testing.T) {
 				t.Fatalf("reply: got %s, want an error frame with code %q", f.data, tt.wantFrame)
 			}
 			// Still open both ways.
-			r.write(t, `{"type":"hello"}`)
+			r.write(t, `{"type":"answer","n":3}`)
 			MustPoll(t, testTimeout, func() string {
-				if got := ts.frames.snapshot(); len(got) != 1 || string(got[0].data) != `{"type":"hello"}` {
-					return fmt.Sprintf("handler frames: got %d, want the one hello", len(got))
+				if got := ts.frames.snapshot(); len(got) != 1 || got[0].frame.N != 3 {
+					return fmt.Sprintf("handler frames: got %d, want the one answer", len(got))
 				}
 				return ""
 			})
@@ -975,25 +993,43 @@ func TestHandlerGetsFramesButNotAcks(t *testing.T) {
 		t.Fatalf("Start: got %v, want nil", err)
 	}
 	MustFrame(t, r, startFrame(1, seq))
+	// Each frame goes to the handler, is the hub's own (an ack), or is refused by the hub
+	// with an error frame, decoded once.
+	const (
+		handled = iota
+		ack
+		refused
+	)
 	frames := []struct {
 		data string
-		ack  bool
+		goes int
 	}{
-		{`{"type":"answer","n":1,"choice":2}`, false},
-		{fmt.Sprintf(`{"type":"ack","seq":%d}`, seq), true},
-		{`not json at all`, false},
-		{`{"type":"ack","seq":999999}`, true}, // an ack of another start is still an ack
-		{`{"type":"answer","n":1,"text":"  Grüße, 世界 \u00e9  "}`, false},
-		{`{"seq":1,"type":"ack"}`, true},
-		{`{}`, false},
-		{`{"type":"ack","seq":"one"}`, false}, // not an ack: the handler answers it
-		{`{"type":"answer","n":1,"text":"` + strings.Repeat("y", 60<<10) + `"}`, false},
+		{`{"type":"answer","n":1,"choice":2}`, handled},
+		{fmt.Sprintf(`{"type":"ack","seq":%d}`, seq), ack},
+		{`not json at all`, refused},
+		{`{"type":"ack","seq":999999}`, ack}, // an ack of another start is still an ack
+		{`{"type":"answer","n":1,"text":"  Grüße, 世界 \u00e9  "}`, handled},
+		{`{"seq":1,"type":"ack"}`, ack},
+		{`{}`, refused},                         // no type
+		{`{"type":"ack","seq":"one"}`, refused}, // an ack needs a whole-number seq
+		{`{"type":"ack"}`, refused},
+		{`{"type":"answer","n":1,"text":"` + strings.Repeat("y", 60<<10) + `"}`, handled},
 	}
-	var want []string
+	var want []protocol.ClientFrame
 	for _, f := range frames {
 		r.write(t, f.data)
-		if !f.ack {
-			want = append(want, f.data)
+		switch f.goes {
+		case handled:
+			cf, err := protocol.DecodeClient([]byte(f.data))
+			if err != nil {
+				t.Fatalf("decoding %.60q: %v", f.data, err)
+			}
+			want = append(want, cf)
+		case refused:
+			reply, err := r.next(testTimeout)
+			if err != nil || !strings.Contains(reply.data, `"type":"error","code":"invalid"`) {
+				t.Fatalf("sent %.60q: got %v %v, want an invalid error frame", f.data, reply.data, err)
+			}
 		}
 	}
 	MustPoll(t, testTimeout, func() string {
@@ -1007,8 +1043,8 @@ func TestHandlerGetsFramesButNotAcks(t *testing.T) {
 		t.Fatalf("handler frames: got %d, want %d", len(got), len(want))
 	}
 	for i := range want {
-		if string(got[i].data) != want[i] || got[i].player != "p1" {
-			t.Errorf("handler frame %d: got %.60q from %q, want %.60q from p1", i, got[i].data, got[i].player, want[i])
+		if !reflect.DeepEqual(got[i].frame, want[i]) || got[i].player != "p1" {
+			t.Errorf("handler frame %d: got %.60v from %q, want %.60v from p1", i, got[i].frame, got[i].player, want[i])
 		}
 	}
 	st := MustLatest(t, ts, "a", func(st hub.StartStats) string {
@@ -1138,7 +1174,8 @@ func TestPingRTTAndDelivery(t *testing.T) {
 		}
 		return ""
 	})
-	at, rtt, ok := ts.h.Delivery("a", "p1", n)
+	c := ts.frames.conn("p1")
+	at, rtt, ok := c.Delivery(n)
 	if !ok {
 		t.Fatalf("Delivery: got not ok, want ok")
 	}
@@ -1151,13 +1188,8 @@ func TestPingRTTAndDelivery(t *testing.T) {
 	if rtt <= 0 {
 		t.Errorf("Delivery rtt: got %v, want > 0", rtt)
 	}
-	for _, tt := range []struct {
-		name, player string
-		n            int
-	}{{"another question", "p1", n + 1}, {"unknown player", "p2", n}} {
-		if _, _, ok := ts.h.Delivery("a", tt.player, tt.n); ok {
-			t.Errorf("Delivery of %s: got ok, want not ok", tt.name)
-		}
+	if _, _, ok := c.Delivery(n + 1); ok {
+		t.Errorf("Delivery of another question: got ok, want not ok")
 	}
 }
 
@@ -1196,7 +1228,7 @@ func TestDeliveryRTTTakesTheLesser(t *testing.T) {
 			if st.Players[0].AckUs == nil {
 				return "ack not recorded yet"
 			}
-			_, rtt, _ = ts.h.Delivery("a", "p1", tt.n)
+			_, rtt, _ = ts.frames.conn("p1").Delivery(tt.n)
 			return ""
 		})
 		if rtt <= 0 || rtt >= 200*time.Millisecond {
@@ -1261,7 +1293,7 @@ type ctxLog struct {
 
 func (l *ctxLog) Open(_ context.Context, c *hub.Conn) { c.Send([]byte(welcome)) }
 
-func (l *ctxLog) Frame(ctx context.Context, _ *hub.Conn, _ []byte, _ time.Time) {
+func (l *ctxLog) Frame(ctx context.Context, _ *hub.Conn, _ protocol.ClientFrame, _ time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.errs = append(l.errs, ctx.Err())
@@ -1354,7 +1386,7 @@ func TestAcceptKeepsPipelinedFrame(t *testing.T) {
 		t.Fatalf("dial: got %v, want nil", err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	payload := []byte(`{"type":"early"}`)
+	payload := []byte(`{"type":"answer","n":1}`)
 	mask := [4]byte{1, 2, 3, 4}
 	msg := []byte("GET /?room=a&id=p1 HTTP/1.1\r\nHost: bulb\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
@@ -1367,7 +1399,7 @@ func TestAcceptKeepsPipelinedFrame(t *testing.T) {
 		t.Fatalf("write: got %v, want nil", err)
 	}
 	MustPoll(t, testTimeout, func() string {
-		if got := ts.frames.snapshot(); len(got) != 1 || !bytes.Equal(got[0].data, payload) {
+		if got := ts.frames.snapshot(); len(got) != 1 || got[0].frame.Type != protocol.TypeAnswer || got[0].frame.N != 1 {
 			return fmt.Sprintf("handler frames: got %d, want the pipelined %s", len(got), payload)
 		}
 		return ""

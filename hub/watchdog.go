@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/bulbquiz/bulb/protocol"
 )
 
 // watchdog cuts off writes that hang. Every write marks its connection with the instant it
@@ -83,7 +83,7 @@ func (h *Hub) sweep(stop <-chan struct{}) {
 			for _, c := range h.dog.hung() {
 				// Dropped first, for the reason to count: the close also ends the
 				// connection's read, whose end would otherwise drop it as a hang-up.
-				c.drop(websocket.StatusPolicyViolation, "too slow: write timed out", "write_failed")
+				c.drop(protocol.CloseTooSlow, "too slow: write timed out", "write_failed")
 				c.ws.CloseNow()
 			}
 		}

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/bulbquiz/bulb/protocol"
 )
 
 // benchBox0 is the first box id of the benchmarks, apart from every test's boxes: the
@@ -24,10 +26,10 @@ const benchBox0 = 300
 // no compile step.
 const benchPrecompiled = "bench-c-precompiled"
 
-// BenchmarkVerdicts measures how many verdicts per second a Pool gives on the real
+// BenchmarkVerdicts measures how many verdicts per second Workers give on the real
 // bubblewrap sandbox, each box its own, for a trivial correct program (read a and b,
 // print a+b: sumJob with no sleep) judged on one test with the tokens checker and
-// testLimits. Each op is one verdict: b.N jobs are submitted at once to a running pool
+// testLimits. Each op is one verdict: b.N jobs are enqueued at once for running workers
 // and the clock stops at the last verdict; every verdict must be AC.
 //
 // The cases, each with workers = boxes = runtime.NumCPU() and with 1:
@@ -42,16 +44,16 @@ const benchPrecompiled = "bench-c-precompiled"
 //     of Languages, removed when the case ends).
 func BenchmarkVerdicts(b *testing.B) {
 	sb, root := MustBwrap(b)
-	bin := benchBuildC(b, sumJob("", "", "c", 0, 0, 0, true).Submission.Source)
+	bin := benchBuildC(b, sumJob(0, "", "c", 0, 0, 0, true).Program.Source)
 	Languages[benchPrecompiled] = Language{Name: "C17, precompiled (benchmark only)", Source: "main", Run: []string{"./main"}}
 	defer delete(Languages, benchPrecompiled)
 
-	jobs := map[string]func(id string, i int) Job{
-		"python": func(id string, i int) Job { return sumJob(id, benchPlayer(i), "python", i, 1000, 0, true) },
-		"c":      func(id string, i int) Job { return sumJob(id, benchPlayer(i), "c", i, 1000, 0, true) },
-		"c-precompiled": func(id string, i int) Job {
-			j := sumJob(id, benchPlayer(i), "c", i, 1000, 0, true)
-			j.Submission = Submission{Language: benchPrecompiled, Source: bin}
+	jobs := map[string]func(i int) Job{
+		"python": func(i int) Job { return sumJob(i, benchPlayer(i), "python", i, 1000, 0, true) },
+		"c":      func(i int) Job { return sumJob(i, benchPlayer(i), "c", i, 1000, 0, true) },
+		"c-precompiled": func(i int) Job {
+			j := sumJob(i, benchPlayer(i), "c", i, 1000, 0, true)
+			j.Program = Program{Language: benchPrecompiled, Source: bin}
 			return j
 		},
 	}
@@ -59,7 +61,7 @@ func BenchmarkVerdicts(b *testing.B) {
 	for _, lang := range []string{"python", "c", "c-precompiled"} {
 		for _, w := range workers {
 			b.Run(fmt.Sprintf("%s/workers=%d", lang, w), func(b *testing.B) {
-				benchPool(b, sb, root, w, jobs[lang])
+				benchWorkers(b, sb, root, w, jobs[lang])
 			})
 		}
 	}
@@ -69,26 +71,27 @@ func BenchmarkVerdicts(b *testing.B) {
 // queue is fair across players, which changes the order, not the throughput.
 func benchPlayer(i int) string { return fmt.Sprintf("player-%d", i%16) }
 
-// benchPool judges b.N jobs made by job on a fresh Pool of w workers and w boxes, and
-// reports verdicts/s from the first Submit to the last verdict.
-func benchPool(b *testing.B, sb Sandbox, root string, w int, job func(id string, i int) Job) {
-	got := make(chan Verdict, b.N)
-	p, err := NewPool(PoolOptions{
-		Sandbox: sb, Boxes: NewMemoryBoxes(benchBox0, w), Root: root, Workers: w,
-		QueueSize: b.N,
-		OnVerdict: func(_ Job, v Verdict) { got <- v },
-		Logger:    slog.New(slog.DiscardHandler),
+// benchWorkers judges b.N jobs made by job with w fresh workers on w boxes, and reports
+// verdicts/s from the first Enqueue to the last verdict.
+func benchWorkers(b *testing.B, sb Sandbox, root string, w int, job func(i int) Job) {
+	got := make(chan protocol.Verdict, b.N)
+	jobs := NewMemoryJobs(b.N)
+	workers, err := NewWorkers(WorkersOptions{
+		Jobs: jobs, Sandbox: sb, Boxes: NewMemoryBoxes(benchBox0, w), Root: root, Workers: w,
+		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
 	all := make([]Job, b.N)
 	for i := range all {
-		all[i] = job(fmt.Sprintf("job-%d", i), i)
+		all[i] = job(i)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	go func() {
+		done <- workers.Run(ctx, func(_ context.Context, _ Job, v protocol.Verdict) error { got <- v; return nil })
+	}()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -99,8 +102,8 @@ func benchPool(b *testing.B, sb Sandbox, root string, w int, job func(id string,
 	b.ResetTimer()
 	start := time.Now()
 	for _, j := range all {
-		if err := p.Submit(j); err != nil {
-			b.Fatalf("Submit: %v", err)
+		if err := jobs.Enqueue(ctx, j); err != nil {
+			b.Fatalf("Enqueue: %v", err)
 		}
 	}
 	var bad []string
@@ -108,7 +111,7 @@ func benchPool(b *testing.B, sb Sandbox, root string, w int, job func(id string,
 	for i := range b.N {
 		select {
 		case v := <-got:
-			if v.Verdict != AC {
+			if v.Verdict != protocol.AC {
 				bad = append(bad, v.Verdict+": "+v.Message)
 			}
 		case <-timeout:
@@ -118,7 +121,7 @@ func benchPool(b *testing.B, sb Sandbox, root string, w int, job func(id string,
 	took := time.Since(start)
 	b.StopTimer()
 	if len(bad) > 0 {
-		b.Fatalf("got %d verdicts other than AC of %d, the first: %s", len(bad), b.N, bad[0])
+		b.Fatalf("got %d verdicts other than protocol.AC of %d, the first: %s", len(bad), b.N, bad[0])
 	}
 	b.ReportMetric(float64(b.N)/took.Seconds(), "verdicts/s")
 }
@@ -143,7 +146,7 @@ func benchPool(b *testing.B, sb Sandbox, root string, w int, job func(id string,
 //     bwrap-ms, overhead-ms, ×direct).
 func BenchmarkSandboxOverhead(b *testing.B) {
 	sb, root := MustBwrap(b)
-	bin := benchBuildC(b, sumJob("", "", "c", 0, 0, 0, true).Submission.Source)
+	bin := benchBuildC(b, sumJob(0, "", "c", 0, 0, 0, true).Program.Source)
 	path := filepath.Join(b.TempDir(), "main")
 	if err := os.WriteFile(path, bin, 0o755); err != nil {
 		b.Fatal(err)

@@ -4,22 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/bulbquiz/bulb/protocol"
 )
 
-// The verdicts of a submission.
-const (
-	AC  = "AC"  // accepted: every test passed
-	WA  = "WA"  // wrong answer
-	TLE = "TLE" // time limit exceeded (CPU or wall clock)
-	MLE = "MLE" // memory limit exceeded
-	RE  = "RE"  // runtime error: non-zero exit or killed by a signal
-	OLE = "OLE" // output limit exceeded
-	CE  = "CE"  // compilation error (including a compiler that exceeded its limits)
-	IE  = "IE"  // internal error: the judge or the sandbox failed, not the submission
-)
-
-// Submission is a program to judge.
-type Submission struct {
+// Program is a program to judge.
+type Program struct {
 	Language string // a key of Languages
 	Source   []byte
 }
@@ -38,44 +28,34 @@ type Options struct {
 	Compile Limits
 }
 
-// Verdict is the outcome of judging a submission.
-type Verdict struct {
-	Verdict  string // AC, WA, TLE, MLE, RE, OLE, CE or IE
-	Passed   int    // tests passed before the first failure
-	Total    int    // tests in all
-	TimeMs   int64  // the largest CPU time of a test run, in milliseconds
-	MemoryKB int64  // the largest peak memory of a test run, in KB
-	Message  string // for people: the compiler's errors, or what went wrong on which test
-}
-
 // maxMessage bounds Verdict.Message.
 const maxMessage = 2000
 
-// Judge compiles sub in box (if its language compiles) and runs it on each test in turn;
-// the first failing test decides the verdict, AC if all pass. Sandbox failures give IE.
-// Judge uses the box for its whole duration: the caller must hold it.
-func Judge(ctx context.Context, sb Sandbox, box Box, sub Submission, tests []Test, opts Options) Verdict {
-	v := Verdict{Total: len(tests)}
-	lang, ok := Languages[sub.Language]
+// Evaluate compiles prog in box (if its language compiles) and runs it on each test in
+// turn; the first failing test decides the verdict, AC if all pass. Sandbox failures give
+// IE. Evaluate uses the box for its whole duration: the caller must hold it.
+func Evaluate(ctx context.Context, sb Sandbox, box Box, prog Program, tests []Test, opts Options) protocol.Verdict {
+	v := protocol.Verdict{Total: len(tests)}
+	lang, ok := Languages[prog.Language]
 	if !ok {
-		v.Verdict, v.Message = IE, fmt.Sprintf("unknown language %q", sub.Language)
+		v.Verdict, v.Message = protocol.IE, fmt.Sprintf("unknown language %q", prog.Language)
 		return v
 	}
 	if _, err := Check(opts.Checker, nil, nil); err != nil {
-		v.Verdict, v.Message = IE, err.Error()
+		v.Verdict, v.Message = protocol.IE, err.Error()
 		return v
 	}
-	files := map[string][]byte{lang.Source: sub.Source}
+	files := map[string][]byte{lang.Source: prog.Source}
 	if lang.Compile != nil {
 		lim := mergeLimits(opts.Compile, mergeLimits(lang.CompileLimits, DefaultCompileLimits))
 		res, err := sb.Run(ctx, box, RunSpec{Args: lang.Compile, Files: files, Collect: []string{lang.Binary}, Limits: lim})
 		if err != nil {
-			v.Verdict, v.Message = IE, "compile: "+err.Error()
+			v.Verdict, v.Message = protocol.IE, "compile: "+err.Error()
 			return v
 		}
 		bin, built := res.Files[lang.Binary]
 		if res.ExitCode != 0 || res.Killed != KilledNone || !built {
-			v.Verdict = CE
+			v.Verdict = protocol.CE
 			msg := string(res.Stderr) + string(res.Stdout)
 			switch res.Killed {
 			case KilledCPU, KilledWall:
@@ -96,7 +76,7 @@ func Judge(ctx context.Context, sb Sandbox, box Box, sub Submission, tests []Tes
 	for i, t := range tests {
 		res, err := sb.Run(ctx, box, RunSpec{Args: lang.Run, Stdin: t.Input, Files: files, Limits: opts.Limits})
 		if err != nil {
-			v.Verdict, v.Message = IE, fmt.Sprintf("test %d: %v", i+1, err)
+			v.Verdict, v.Message = protocol.IE, fmt.Sprintf("test %d: %v", i+1, err)
 			return v
 		}
 		v.TimeMs = max(v.TimeMs, res.CPUTime.Milliseconds())
@@ -106,9 +86,9 @@ func Judge(ctx context.Context, sb Sandbox, box Box, sub Submission, tests []Tes
 			ok, err := Check(opts.Checker, t.Output, res.Stdout)
 			switch {
 			case err != nil:
-				verdict, why = IE, err.Error()
+				verdict, why = protocol.IE, err.Error()
 			case !ok:
-				verdict, why = WA, "wrong answer"
+				verdict, why = protocol.WA, "wrong answer"
 			}
 		}
 		if verdict != "" {
@@ -118,7 +98,7 @@ func Judge(ctx context.Context, sb Sandbox, box Box, sub Submission, tests []Tes
 		}
 		v.Passed++
 	}
-	v.Verdict = AC
+	v.Verdict = protocol.AC
 	return v
 }
 
@@ -127,19 +107,19 @@ func Judge(ctx context.Context, sb Sandbox, box Box, sub Submission, tests []Tes
 func runVerdict(res RunResult) (string, string) {
 	switch res.Killed {
 	case KilledCPU:
-		return TLE, "CPU time limit exceeded"
+		return protocol.TLE, "CPU time limit exceeded"
 	case KilledWall:
-		return TLE, "wall-clock time limit exceeded"
+		return protocol.TLE, "wall-clock time limit exceeded"
 	case KilledMemory:
-		return MLE, "memory limit exceeded (" + res.Message + ")"
+		return protocol.MLE, "memory limit exceeded (" + res.Message + ")"
 	case KilledOutput:
-		return OLE, "output limit exceeded"
+		return protocol.OLE, "output limit exceeded"
 	}
 	if res.Signal != 0 {
-		return RE, fmt.Sprintf("killed by signal %d\n%s", res.Signal, res.Stderr)
+		return protocol.RE, fmt.Sprintf("killed by signal %d\n%s", res.Signal, res.Stderr)
 	}
 	if res.ExitCode != 0 {
-		return RE, fmt.Sprintf("exit status %d\n%s", res.ExitCode, res.Stderr)
+		return protocol.RE, fmt.Sprintf("exit status %d\n%s", res.ExitCode, res.Stderr)
 	}
 	return "", ""
 }

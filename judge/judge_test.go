@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bulbquiz/bulb/protocol"
 )
 
 // sums is the task every language solves in these tests: print the sum of two integers.
@@ -35,13 +37,13 @@ var sources = map[string]struct{ ac, wa, ce, re string }{
 	},
 }
 
-func TestJudgeLanguages(t *testing.T) {
+func TestEvaluateLanguages(t *testing.T) {
 	sb, root := MustBwrap(t)
 	opts := Options{Checker: "tokens", Limits: testLimits}
 	id := 20
 	for lang, src := range sources {
 		for _, tt := range []struct{ kind, src, want string }{
-			{"AC", src.ac, AC}, {"WA", src.wa, WA}, {"CE", src.ce, CE}, {"RE", src.re, RE},
+			{"AC", src.ac, protocol.AC}, {"WA", src.wa, protocol.WA}, {"CE", src.ce, protocol.CE}, {"RE", src.re, protocol.RE},
 		} {
 			if tt.src == "" {
 				continue
@@ -50,7 +52,7 @@ func TestJudgeLanguages(t *testing.T) {
 			id++
 			t.Run(lang+"/"+tt.kind, func(t *testing.T) {
 				t.Parallel()
-				v := Judge(context.Background(), sb, box, Submission{Language: lang, Source: []byte(tt.src)}, sums, opts)
+				v := Evaluate(context.Background(), sb, box, Program{Language: lang, Source: []byte(tt.src)}, sums, opts)
 				if v.Verdict != tt.want {
 					t.Fatalf("got %s (%s), want %s", v.Verdict, v.Message, tt.want)
 				}
@@ -58,11 +60,11 @@ func TestJudgeLanguages(t *testing.T) {
 					t.Errorf("got total %d, want %d", v.Total, len(sums))
 				}
 				switch tt.want {
-				case AC:
+				case protocol.AC:
 					if v.Passed != len(sums) || v.MemoryKB <= 0 {
 						t.Errorf("got passed %d, memory %d KB, want %d and > 0", v.Passed, v.MemoryKB, len(sums))
 					}
-				case CE:
+				case protocol.CE:
 					if !strings.Contains(v.Message, "error") {
 						t.Errorf("got message %q, want the compiler's error", v.Message)
 					}
@@ -72,7 +74,7 @@ func TestJudgeLanguages(t *testing.T) {
 	}
 }
 
-func TestJudgeHostile(t *testing.T) {
+func TestEvaluateHostile(t *testing.T) {
 	sb, root := MustBwrap(t)
 	opts := Options{Checker: "tokens", Limits: testLimits}
 	quickCompile := Limits{CPU: 3 * time.Second, Wall: 5 * time.Second}
@@ -81,15 +83,15 @@ func TestJudgeHostile(t *testing.T) {
 		compile         Limits
 		want            string // a verdict, or several separated by |
 	}{
-		{"infinite loop", "c", "int main(void){for(;;);}", Limits{}, TLE},
-		{"sleeping forever", "python", "import time\ntime.sleep(1000)\n", Limits{}, TLE},
-		{"memory hog", "cpp", "#include <vector>\n#include <cstdio>\nint main(){std::vector<char*> v; for(;;){char*p=new char[1<<20]; for(int i=0;i<(1<<20);i+=4096)p[i]=1; v.push_back(p);} }", Limits{}, MLE},
-		{"printing gigabytes", "c", "#include <stdio.h>\nint main(void){for(;;)puts(\"spam spam spam spam\");}", Limits{}, OLE},
+		{"infinite loop", "c", "int main(void){for(;;);}", Limits{}, protocol.TLE},
+		{"sleeping forever", "python", "import time\ntime.sleep(1000)\n", Limits{}, protocol.TLE},
+		{"memory hog", "cpp", "#include <vector>\n#include <cstdio>\nint main(){std::vector<char*> v; for(;;){char*p=new char[1<<20]; for(int i=0;i<(1<<20);i+=4096)p[i]=1; v.push_back(p);} }", Limits{}, protocol.MLE},
+		{"printing gigabytes", "c", "#include <stdio.h>\nint main(void){for(;;)puts(\"spam spam spam spam\");}", Limits{}, protocol.OLE},
 		// the CPU limit, or the memory of the processes the bomb may have (the kernel's
 		// per-process memory is charged to the cgroup too)
-		{"fork bomb", "c", "#include <unistd.h>\nint main(void){for(;;)fork();}", Limits{}, TLE + "|" + MLE},
-		{"include /dev/random", "c", "#include </dev/random>\nint main(void){}", quickCompile, CE},
-		{"template recursion", "cpp", "template<int N> struct F { enum { v = F<N-1>::v + F<N-2>::v }; };\nint main(){ return F<100000>::v; }", quickCompile, CE},
+		{"fork bomb", "c", "#include <unistd.h>\nint main(void){for(;;)fork();}", Limits{}, protocol.TLE + "|" + protocol.MLE},
+		{"include /dev/random", "c", "#include </dev/random>\nint main(void){}", quickCompile, protocol.CE},
+		{"template recursion", "cpp", "template<int N> struct F { enum { v = F<N-1>::v + F<N-2>::v }; };\nint main(){ return F<100000>::v; }", quickCompile, protocol.CE},
 	}
 	for i, tt := range tests {
 		box := MustBox(t, root, 40+i)
@@ -97,13 +99,13 @@ func TestJudgeHostile(t *testing.T) {
 			t.Parallel()
 			o := opts
 			o.Compile = tt.compile
-			if tt.want == MLE {
+			if tt.want == protocol.MLE {
 				// The hog must reach the memory limit before the wall clock ends it, even on
 				// a loaded machine: its CPU time stays far below the limit.
 				o.Limits.Wall = 20 * time.Second
 			}
 			start := time.Now()
-			v := Judge(context.Background(), sb, box, Submission{Language: tt.lang, Source: []byte(tt.src)}, sums, o)
+			v := Evaluate(context.Background(), sb, box, Program{Language: tt.lang, Source: []byte(tt.src)}, sums, o)
 			if !slices.Contains(strings.Split(tt.want, "|"), v.Verdict) {
 				t.Errorf("got %s (%s), want %s", v.Verdict, v.Message, tt.want)
 			}
@@ -117,19 +119,19 @@ func TestJudgeHostile(t *testing.T) {
 	}
 }
 
-func TestJudgeErrors(t *testing.T) {
+func TestEvaluateErrors(t *testing.T) {
 	sb, root := MustBwrap(t)
 	box := MustBox(t, root, 60)
 	for _, tt := range []struct {
 		name string
-		sub  Submission
+		prog Program
 		opts Options
 	}{
-		{"unknown language", Submission{Language: "cobol"}, Options{Checker: "exact"}},
-		{"unknown checker", Submission{Language: "python", Source: []byte("print(3)")}, Options{Checker: "magic"}},
+		{"unknown language", Program{Language: "cobol"}, Options{Checker: "exact"}},
+		{"unknown checker", Program{Language: "python", Source: []byte("print(3)")}, Options{Checker: "magic"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if v := Judge(context.Background(), sb, box, tt.sub, sums, tt.opts); v.Verdict != IE {
+			if v := Evaluate(context.Background(), sb, box, tt.prog, sums, tt.opts); v.Verdict != protocol.IE {
 				t.Errorf("got %s, want IE", v.Verdict)
 			}
 		})

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"container/heap"
 	"context"
-	"fmt"
 	"sync"
 )
 
@@ -43,15 +42,6 @@ func (h *jobHeap[T]) Pop() any {
 	x := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return x
-}
-
-// BusyError is returned when the queue is full: nothing was added.
-type BusyError struct {
-	Len int // jobs waiting
-}
-
-func (e *BusyError) Error() string {
-	return fmt.Sprintf("the judge is busy: %d submissions waiting, try again shortly", e.Len)
 }
 
 // NewQueue returns an empty queue that holds at most max jobs.
@@ -115,11 +105,4 @@ func (q *Queue[T]) forget() {
 			delete(q.last, p)
 		}
 	}
-}
-
-// Len returns how many jobs wait.
-func (q *Queue[T]) Len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.jobs)
 }

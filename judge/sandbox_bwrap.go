@@ -20,8 +20,8 @@ import (
 	"github.com/bulbquiz/bulb/internal/proc"
 )
 
-// BwrapConfig configures the bubblewrap backend. The zero value is usable.
-type BwrapConfig struct {
+// BwrapOptions configures the bubblewrap backend. The zero value is usable.
+type BwrapOptions struct {
 	// Bwrap and Prlimit are the programs' paths; empty means look them up on PATH.
 	Bwrap, Prlimit string
 	// CgroupParent is where box cgroups are made: for cgroup v2 a delegated directory with
@@ -60,7 +60,7 @@ var _ Sandbox = (*Bwrap)(nil)
 // NewBwrap returns the bubblewrap backend, having found bwrap and prlimit and detected
 // the host's cgroups (v1 or v2; without a usable memory cgroup it falls back to RLIMIT_AS
 // and says so in every RunResult.Message).
-func NewBwrap(cfg BwrapConfig) (*Bwrap, error) {
+func NewBwrap(cfg BwrapOptions) (*Bwrap, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()

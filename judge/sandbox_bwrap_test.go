@@ -36,7 +36,7 @@ func MustBwrap(tb testing.TB) (*Bwrap, string) {
 	if os.Geteuid() != 0 {
 		tb.Skip("the bwrap sandbox gives each box its own uid, which needs root")
 	}
-	sb, err := NewBwrap(BwrapConfig{})
+	sb, err := NewBwrap(BwrapOptions{})
 	if err != nil {
 		tb.Fatalf("NewBwrap: %v", err)
 	}
@@ -209,7 +209,7 @@ func TestBwrapParallelBoxes(t *testing.T) {
 
 func TestBwrapRlimitAS(t *testing.T) {
 	_, root := MustBwrap(t)
-	sb, err := NewBwrap(BwrapConfig{NoCgroup: true})
+	sb, err := NewBwrap(BwrapOptions{NoCgroup: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,8 @@ import (
 	"time"
 )
 
-// IsolateConfig configures the isolate backend. The zero value is usable.
-type IsolateConfig struct {
+// IsolateOptions configures the isolate backend. The zero value is usable.
+type IsolateOptions struct {
 	// Isolate is the isolate program's path; empty means look it up on PATH.
 	Isolate string
 	// FirstUID is the uid isolate runs box 0's program as (first_uid in its configuration);
@@ -68,7 +68,7 @@ const isolateGrace = 2 * time.Second
 // NewIsolate returns the isolate backend, having found the isolate program and, unless
 // cfg.NoCgroup, a memory cgroup on the host (without one it runs isolate without --cg,
 // limits memory with RLIMIT_AS and says so in every RunResult.Message).
-func NewIsolate(cfg IsolateConfig) (*Isolate, error) {
+func NewIsolate(cfg IsolateOptions) (*Isolate, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()

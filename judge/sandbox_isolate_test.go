@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bulbquiz/bulb/protocol"
 )
 
 // isolateBox0 is the first box id of the isolate tests, apart from the bwrap tests' boxes:
@@ -27,7 +29,7 @@ func MustIsolate(tb testing.TB) *Isolate {
 	if _, err := exec.LookPath("isolate"); err != nil {
 		tb.Skip("isolate is not installed: it is not packaged in Debian; build and install it from github.com/ioi/isolate to run this test")
 	}
-	sb, err := NewIsolate(IsolateConfig{})
+	sb, err := NewIsolate(IsolateOptions{})
 	if err != nil {
 		tb.Fatalf("NewIsolate: %v", err)
 	}
@@ -169,10 +171,10 @@ func TestIsolateSandboxCommand(t *testing.T) {
 func TestNewIsolate(t *testing.T) {
 	t.Run("not installed", func(t *testing.T) {
 		t.Setenv("PATH", t.TempDir())
-		if _, err := NewIsolate(IsolateConfig{}); err == nil || !strings.Contains(err.Error(), "isolate") {
+		if _, err := NewIsolate(IsolateOptions{}); err == nil || !strings.Contains(err.Error(), "isolate") {
 			t.Errorf("got error %v, want one saying isolate is not installed", err)
 		}
-		if _, err := NewIsolate(IsolateConfig{Isolate: "/no/such/isolate"}); err == nil {
+		if _, err := NewIsolate(IsolateOptions{Isolate: "/no/such/isolate"}); err == nil {
 			t.Error("got no error for a missing configured path")
 		}
 	})
@@ -182,7 +184,7 @@ func TestNewIsolate(t *testing.T) {
 		if err := os.WriteFile(path, []byte("#!/bin/sh\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		sb, err := NewIsolate(IsolateConfig{Isolate: path, NoCgroup: true})
+		sb, err := NewIsolate(IsolateOptions{Isolate: path, NoCgroup: true})
 		if err != nil {
 			t.Fatalf("NewIsolate: %v", err)
 		}
@@ -353,29 +355,29 @@ func TestIsolateHostile(t *testing.T) {
 func TestIsolateJudge(t *testing.T) {
 	sb := MustIsolate(t)
 	opts := Options{Checker: "tokens", Limits: testLimits}
-	memory := RE // RLIMIT_AS: the allocation fails and the program dies of it
+	memory := protocol.RE // RLIMIT_AS: the allocation fails and the program dies of it
 	if sb.cg {
-		memory = MLE
+		memory = protocol.MLE
 	}
 	type judged struct{ name, lang, src, want string }
 	var tests []judged
 	for lang, src := range sources {
-		for _, k := range []judged{{"AC", lang, src.ac, AC}, {"WA", lang, src.wa, WA}, {"CE", lang, src.ce, CE}, {"RE", lang, src.re, RE}} {
+		for _, k := range []judged{{"AC", lang, src.ac, protocol.AC}, {"WA", lang, src.wa, protocol.WA}, {"CE", lang, src.ce, protocol.CE}, {"RE", lang, src.re, protocol.RE}} {
 			if k.src != "" {
 				tests = append(tests, judged{lang + "/" + k.name, k.lang, k.src, k.want})
 			}
 		}
 	}
 	tests = append(tests,
-		judged{"infinite loop", "c", "int main(void){for(;;);}", TLE},
+		judged{"infinite loop", "c", "int main(void){for(;;);}", protocol.TLE},
 		judged{"memory hog", "cpp", "#include <vector>\nint main(){std::vector<char*> v; for(;;){char*p=new char[1<<20]; for(int i=0;i<(1<<20);i+=4096)p[i]=1; v.push_back(p);} }", memory},
-		judged{"printing gigabytes", "c", "#include <stdio.h>\nint main(void){for(;;)puts(\"spam spam spam spam\");}", OLE},
+		judged{"printing gigabytes", "c", "#include <stdio.h>\nint main(void){for(;;)puts(\"spam spam spam spam\");}", protocol.OLE},
 	)
 	for i, tt := range tests {
 		box := Box{ID: isolateBox0 + 10 + i}
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			v := Judge(context.Background(), sb, box, Submission{Language: tt.lang, Source: []byte(tt.src)}, sums, opts)
+			v := Evaluate(context.Background(), sb, box, Program{Language: tt.lang, Source: []byte(tt.src)}, sums, opts)
 			if v.Verdict != tt.want {
 				t.Errorf("got %s (%s), want %s", v.Verdict, v.Message, tt.want)
 			}

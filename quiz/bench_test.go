@@ -17,6 +17,7 @@ import (
 
 	"github.com/bulbquiz/bulb/internal/redistest"
 	"github.com/bulbquiz/bulb/internal/testenv"
+	"github.com/bulbquiz/bulb/protocol"
 )
 
 // acceptBenchCallers is how many goroutines call Accept at once in BenchmarkAccept: the
@@ -163,8 +164,8 @@ func benchmarkAccept(b *testing.B, s Store) {
 		}); err != nil {
 			b.Fatal(err)
 		}
-		a := Answer{N: 1, PlayerID: "warmup", Submission: Submission{Choice: &choice}, Correct: true}
-		if _, err := s.Accept(ctx, code, a, sc); err != nil {
+		a := protocol.Answer{N: 1, PlayerID: "warmup", Response: protocol.Response{Choice: &choice}, Correct: true}
+		if _, _, err := s.Accept(ctx, code, a, sc); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -180,9 +181,9 @@ func benchmarkAccept(b *testing.B, s Store) {
 		callers.Add(1)
 		for pb.Next() {
 			i := int(next.Add(1) - 1)
-			a := Answer{N: 1, PlayerID: ids[i%perRoom], Submission: Submission{Choice: &choice}, Correct: true}
+			a := protocol.Answer{N: 1, PlayerID: ids[i%perRoom], Response: protocol.Response{Choice: &choice}, Correct: true}
 			start := time.Now()
-			got, err := s.Accept(ctx, rooms[i/perRoom], a, sc)
+			got, _, err := s.Accept(ctx, rooms[i/perRoom], a, sc)
 			latencies[i] = time.Since(start)
 			if err == nil && (got.Rank < 1 || got.Points < 1) {
 				err = fmt.Errorf("answer %d: rank %d, %d points, want both > 0", i, got.Rank, got.Points)

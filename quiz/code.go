@@ -3,21 +3,9 @@ package quiz
 import (
 	"context"
 	"time"
+
+	"github.com/bulbquiz/bulb/protocol"
 )
-
-// Accepted is the verdict of a code submission that passed every test; the others (WA,
-// TLE, MLE, RE, OLE, CE, IE) are the judge's to name.
-const Accepted = "AC"
-
-// CodeVerdict is what the judge found of one code submission.
-type CodeVerdict struct {
-	Verdict  string `json:"verdict"` // AC, WA, TLE, MLE, RE, OLE, CE or IE
-	Passed   int    `json:"passed"`  // tests passed before the first failure
-	Total    int    `json:"total"`
-	TimeMs   int64  `json:"timeMs"`   // the largest CPU time of a test run
-	MemoryKB int64  `json:"memoryKB"` // the largest peak memory of a test run
-	Message  string `json:"message"`
-}
 
 // CodeJob is one code submission for the judge: which it is, and the question (its tests
 // and limits) that judges it.
@@ -27,7 +15,7 @@ type CodeJob struct {
 	Submission int // its number among question N's submissions: its arrival rank
 	PlayerID   string
 	Language   string
-	Code       string
+	Source     string
 	Question   Question
 }
 
@@ -51,12 +39,12 @@ type Judge interface {
 //
 // Ranking waits for the verdicts of earlier submissions, so a rank once given is final:
 // a later verdict can never take it away.
-func settle(answers []Answer, from int, winners map[string]bool, correct int, sc Scoring) (changed []int, next, ranked int) {
+func settle(answers []protocol.Answer, from int, winners map[string]bool, correct int, sc Scoring) (changed []int, next, ranked int) {
 	next = from
 	for ; next < len(answers) && answers[next].Verdict != nil; next++ {
 		a := &answers[next]
 		a.Pending = false
-		if a.Verdict.Verdict == Accepted && !winners[a.PlayerID] {
+		if a.Verdict.Verdict == protocol.AC && !winners[a.PlayerID] {
 			winners[a.PlayerID] = true
 			correct++
 			a.Rank = correct

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/bulbquiz/bulb/protocol"
 )
 
 // Ranking modes.
@@ -24,9 +26,9 @@ const (
 
 // Question kinds.
 const (
-	Choice = "choice" // pick one of Choices; Answer is the 0-based index of the right one
-	Short  = "short"  // free text compared with Answers, normalised
-	Code   = "code"   // a program judged against Tests in a sandbox, asynchronously
+	KindChoice = "choice" // pick one of Choices; Answer is the 0-based index of the right one
+	KindShort  = "short"  // free text compared with Answers, normalised
+	KindCode   = "code"   // a program judged against Tests in a sandbox, asynchronously
 )
 
 // Limits and defaults of a quiz.
@@ -103,7 +105,7 @@ type CodeTest struct {
 
 // TimeLimit is the question's time limit T of the speed rule.
 func (q Question) TimeLimit() time.Duration {
-	if q.Kind == Code {
+	if q.Kind == KindCode {
 		return CodeSpeedWindow
 	}
 	return time.Duration(q.TimeLimitMs) * time.Millisecond
@@ -117,39 +119,39 @@ func (q *Quiz) Normalize() error {
 		q.Title = defaultQuizTitle
 	}
 	if utf8.RuneCountInString(q.Title) > MaxTitle {
-		return Errorf(Invalid, "title is longer than %d characters", MaxTitle)
+		return Errorf(protocol.Invalid, "title is longer than %d characters", MaxTitle)
 	}
 	switch q.Ranking {
 	case "":
 		q.Ranking = FirstCome
 	case FirstCome, Speed:
 	default:
-		return Errorf(Invalid, "ranking must be %q or %q, got %q", FirstCome, Speed, q.Ranking)
+		return Errorf(protocol.Invalid, "ranking must be %q or %q, got %q", FirstCome, Speed, q.Ranking)
 	}
 	switch q.Timing {
 	case "":
 		q.Timing = Arrival
 	case Arrival, Compensated:
 	default:
-		return Errorf(Invalid, "timing must be %q or %q, got %q", Arrival, Compensated, q.Timing)
+		return Errorf(protocol.Invalid, "timing must be %q or %q, got %q", Arrival, Compensated, q.Timing)
 	}
 	if len(q.Winners) > MaxWinners {
-		return Errorf(Invalid, "at most %d winners", MaxWinners)
+		return Errorf(protocol.Invalid, "at most %d winners", MaxWinners)
 	}
 	for i, w := range q.Winners {
 		if w < 0 || w > maxPoints {
-			return Errorf(Invalid, "winners[%d] must be between 0 and %d", i, maxPoints)
+			return Errorf(protocol.Invalid, "winners[%d] must be between 0 and %d", i, maxPoints)
 		}
 	}
 	if len(q.Questions) == 0 {
-		return Errorf(Invalid, "a quiz needs at least one question")
+		return Errorf(protocol.Invalid, "a quiz needs at least one question")
 	}
 	if len(q.Questions) > MaxQuestions {
-		return Errorf(Invalid, "a quiz has at most %d questions", MaxQuestions)
+		return Errorf(protocol.Invalid, "a quiz has at most %d questions", MaxQuestions)
 	}
 	for i := range q.Questions {
 		if err := q.Questions[i].normalize(); err != nil {
-			return Errorf(Invalid, "question %d: %s", i+1, ErrorMessage(err))
+			return Errorf(protocol.Invalid, "question %d: %s", i+1, ErrorMessage(err))
 		}
 	}
 	return nil
@@ -158,63 +160,63 @@ func (q *Quiz) Normalize() error {
 func (q *Question) normalize() error {
 	q.Text = strings.TrimSpace(q.Text)
 	if q.Text == "" {
-		return Errorf(Invalid, "text is empty")
+		return Errorf(protocol.Invalid, "text is empty")
 	}
 	if utf8.RuneCountInString(q.Text) > MaxText {
-		return Errorf(Invalid, "text is longer than %d characters", MaxText)
+		return Errorf(protocol.Invalid, "text is longer than %d characters", MaxText)
 	}
 	if q.Points == 0 {
 		q.Points = DefaultPoints
 	}
 	if q.Points < 0 || q.Points > maxPoints {
-		return Errorf(Invalid, "points must be between 1 and %d", maxPoints)
+		return Errorf(protocol.Invalid, "points must be between 1 and %d", maxPoints)
 	}
-	if q.Kind == Code {
+	if q.Kind == KindCode {
 		return q.normalizeCode()
 	}
 	if len(q.Languages) > 0 || len(q.Tests) > 0 || q.MemoryLimitMB != 0 || q.Checker != "" {
-		return Errorf(Invalid, "languages, tests, memoryLimitMB and checker are for code questions")
+		return Errorf(protocol.Invalid, "languages, tests, memoryLimitMB and checker are for code questions")
 	}
 	if q.TimeLimitMs == 0 {
 		q.TimeLimitMs = int(DefaultTimeLimit / time.Millisecond)
 	}
 	if q.TimeLimitMs < minTimeLimitMs || q.TimeLimitMs > maxTimeLimitMs {
-		return Errorf(Invalid, "timeLimitMs must be between %d and %d", minTimeLimitMs, maxTimeLimitMs)
+		return Errorf(protocol.Invalid, "timeLimitMs must be between %d and %d", minTimeLimitMs, maxTimeLimitMs)
 	}
 	switch q.Kind {
-	case Choice:
+	case KindChoice:
 		if len(q.Choices) < 2 || len(q.Choices) > MaxChoices {
-			return Errorf(Invalid, "a choice question needs 2 to %d choices", MaxChoices)
+			return Errorf(protocol.Invalid, "a choice question needs 2 to %d choices", MaxChoices)
 		}
 		for i, c := range q.Choices {
 			q.Choices[i] = strings.TrimSpace(c)
 			if q.Choices[i] == "" || utf8.RuneCountInString(c) > MaxText {
-				return Errorf(Invalid, "choice %d is empty or too long", i)
+				return Errorf(protocol.Invalid, "choice %d is empty or too long", i)
 			}
 		}
 		if q.Answer == nil {
-			return Errorf(Invalid, "answer (the 0-based index of the right choice) is missing")
+			return Errorf(protocol.Invalid, "answer (the 0-based index of the right choice) is missing")
 		}
 		if *q.Answer < 0 || *q.Answer >= len(q.Choices) {
-			return Errorf(Invalid, "answer %d is out of range 0..%d", *q.Answer, len(q.Choices)-1)
+			return Errorf(protocol.Invalid, "answer %d is out of range 0..%d", *q.Answer, len(q.Choices)-1)
 		}
 		if len(q.Answers) > 0 {
-			return Errorf(Invalid, "a choice question takes answer, not answers")
+			return Errorf(protocol.Invalid, "a choice question takes answer, not answers")
 		}
-	case Short:
+	case KindShort:
 		if len(q.Answers) == 0 || len(q.Answers) > maxAnswersPerQues {
-			return Errorf(Invalid, "a short question needs 1 to %d accepted answers", maxAnswersPerQues)
+			return Errorf(protocol.Invalid, "a short question needs 1 to %d accepted answers", maxAnswersPerQues)
 		}
 		for i, a := range q.Answers {
 			if normalizeText(a) == "" || utf8.RuneCountInString(a) > MaxAnswerText {
-				return Errorf(Invalid, "accepted answer %d is empty or too long", i)
+				return Errorf(protocol.Invalid, "accepted answer %d is empty or too long", i)
 			}
 		}
 		if q.Answer != nil || len(q.Choices) > 0 {
-			return Errorf(Invalid, "a short question takes answers, not answer or choices")
+			return Errorf(protocol.Invalid, "a short question takes answers, not answer or choices")
 		}
 	default:
-		return Errorf(Invalid, "kind must be %q, %q or %q, got %q", Choice, Short, Code, q.Kind)
+		return Errorf(protocol.Invalid, "kind must be %q, %q or %q, got %q", KindChoice, KindShort, KindCode, q.Kind)
 	}
 	return nil
 }
@@ -223,99 +225,90 @@ func (q *Question) normalize() error {
 // is the judge's to say (Judge.Check).
 func (q *Question) normalizeCode() error {
 	if q.Answer != nil || len(q.Answers) > 0 || len(q.Choices) > 0 {
-		return Errorf(Invalid, "a code question takes tests, not answer, answers or choices")
+		return Errorf(protocol.Invalid, "a code question takes tests, not answer, answers or choices")
 	}
 	if q.TimeLimitMs == 0 {
 		q.TimeLimitMs = DefaultCodeTimeMs
 	}
 	if q.TimeLimitMs < minCodeTimeMs || q.TimeLimitMs > maxCodeTimeMs {
-		return Errorf(Invalid, "a code question's timeLimitMs (per test) must be between %d and %d", minCodeTimeMs, maxCodeTimeMs)
+		return Errorf(protocol.Invalid, "a code question's timeLimitMs (per test) must be between %d and %d", minCodeTimeMs, maxCodeTimeMs)
 	}
 	if q.MemoryLimitMB == 0 {
 		q.MemoryLimitMB = DefaultCodeMemoryMB
 	}
 	if q.MemoryLimitMB < minCodeMemoryMB || q.MemoryLimitMB > maxCodeMemoryMB {
-		return Errorf(Invalid, "memoryLimitMB must be between %d and %d", minCodeMemoryMB, maxCodeMemoryMB)
+		return Errorf(protocol.Invalid, "memoryLimitMB must be between %d and %d", minCodeMemoryMB, maxCodeMemoryMB)
 	}
 	if q.Checker == "" {
 		q.Checker = DefaultChecker
 	}
 	if len(q.Languages) == 0 || len(q.Languages) > MaxLanguages {
-		return Errorf(Invalid, "a code question needs 1 to %d languages", MaxLanguages)
+		return Errorf(protocol.Invalid, "a code question needs 1 to %d languages", MaxLanguages)
 	}
 	for i, l := range q.Languages {
 		if l == "" || slices.Contains(q.Languages[:i], l) {
-			return Errorf(Invalid, "language %d is empty or repeated", i)
+			return Errorf(protocol.Invalid, "language %d is empty or repeated", i)
 		}
 	}
 	if len(q.Tests) == 0 || len(q.Tests) > MaxTests {
-		return Errorf(Invalid, "a code question needs 1 to %d tests", MaxTests)
+		return Errorf(protocol.Invalid, "a code question needs 1 to %d tests", MaxTests)
 	}
 	size := 0
 	for _, t := range q.Tests {
 		size += len(t.In) + len(t.Out)
 	}
 	if size > MaxTestBytes {
-		return Errorf(Invalid, "the tests' inputs and outputs are over %d bytes", MaxTestBytes)
+		return Errorf(protocol.Invalid, "the tests' inputs and outputs are over %d bytes", MaxTestBytes)
 	}
 	return nil
 }
 
-// Submission is what a player sends for one question: Choice for a choice question, Text
-// for a short one, Language and Code for a code question.
-type Submission struct {
-	Choice   *int   `json:"choice,omitempty"`
-	Text     string `json:"text,omitempty"`
-	Language string `json:"language,omitempty"`
-	Code     string `json:"code,omitempty"`
-}
-
-// key identifies a submission: the same answer sent again has the same key.
-func (s Submission) key() string {
+// responseKey identifies a response: the same answer sent again has the same key.
+func responseKey(s protocol.Response) string {
 	b, _ := json.Marshal(s) // a struct of a pointer to an int and a string: cannot fail
 	return string(b)
 }
 
-// Judge checks s against q: whether it is well-formed for the question's kind (an Invalid
+// Mark checks s against q: whether it is well-formed for the question's kind (an Invalid
 // *Error if not, TooLarge for code over MaxCode) and whether it is correct. A code
 // submission is never correct here: the judge decides later.
-func (q Question) Judge(s Submission) (bool, error) {
-	if q.Kind != Code && (s.Language != "" || s.Code != "") {
-		return false, Errorf(Invalid, "language and code are for code questions")
+func (q Question) Mark(s protocol.Response) (bool, error) {
+	if q.Kind != KindCode && (s.Language != "" || s.Source != "") {
+		return false, Errorf(protocol.Invalid, "language and code are for code questions")
 	}
 	switch q.Kind {
-	case Code:
+	case KindCode:
 		if s.Choice != nil || s.Text != "" {
-			return false, Errorf(Invalid, "a code question takes a language and code")
+			return false, Errorf(protocol.Invalid, "a code question takes a language and code")
 		}
 		if !slices.Contains(q.Languages, s.Language) {
-			return false, Errorf(Invalid, "language %q is not one of %s", s.Language, strings.Join(q.Languages, ", "))
+			return false, Errorf(protocol.Invalid, "language %q is not one of %s", s.Language, strings.Join(q.Languages, ", "))
 		}
-		if len(s.Code) > MaxCode {
-			return false, Errorf(TooLarge, "code is %d bytes, over the limit of %d", len(s.Code), MaxCode)
+		if len(s.Source) > MaxCode {
+			return false, Errorf(protocol.TooLarge, "code is %d bytes, over the limit of %d", len(s.Source), MaxCode)
 		}
-		if strings.TrimSpace(s.Code) == "" {
-			return false, Errorf(Invalid, "code is empty")
+		if strings.TrimSpace(s.Source) == "" {
+			return false, Errorf(protocol.Invalid, "code is empty")
 		}
 		return false, nil
-	case Choice:
+	case KindChoice:
 		if s.Choice == nil || s.Text != "" {
-			return false, Errorf(Invalid, "a choice question takes a choice")
+			return false, Errorf(protocol.Invalid, "a choice question takes a choice")
 		}
 		if *s.Choice < 0 || *s.Choice >= len(q.Choices) {
-			return false, Errorf(Invalid, "choice %d is out of range 0..%d", *s.Choice, len(q.Choices)-1)
+			return false, Errorf(protocol.Invalid, "choice %d is out of range 0..%d", *s.Choice, len(q.Choices)-1)
 		}
 		return *s.Choice == *q.Answer, nil
-	case Short:
+	case KindShort:
 		if s.Choice != nil {
-			return false, Errorf(Invalid, "a short question takes a text")
+			return false, Errorf(protocol.Invalid, "a short question takes a text")
 		}
 		if utf8.RuneCountInString(s.Text) > MaxAnswerText {
-			return false, Errorf(Invalid, "answer is longer than %d characters", MaxAnswerText)
+			return false, Errorf(protocol.Invalid, "answer is longer than %d characters", MaxAnswerText)
 		}
 		got := normalizeText(s.Text)
 		if got == "" {
-			return false, Errorf(Invalid, "answer is empty")
+			return false, Errorf(protocol.Invalid, "answer is empty")
 		}
 		for _, a := range q.Answers {
 			if strings.EqualFold(got, normalizeText(a)) {
@@ -324,7 +317,7 @@ func (q Question) Judge(s Submission) (bool, error) {
 		}
 		return false, nil
 	}
-	return false, Errorf(Invalid, "question kind %q takes no answers here", q.Kind)
+	return false, Errorf(protocol.Invalid, "question kind %q takes no answers here", q.Kind)
 }
 
 // normalizeText trims s and collapses inner white space to one space.
@@ -358,8 +351,8 @@ func ScoringFor(qz Quiz, n int) Scoring {
 		Winners:   qz.Winners,
 		Points:    q.Points,
 		TimeLimit: q.TimeLimit(),
-		Deferred:  qz.Timing == Compensated && q.Kind != Code,
-		Code:      q.Kind == Code,
+		Deferred:  qz.Timing == Compensated && q.Kind != KindCode,
+		Code:      q.Kind == KindCode,
 
 		QuizVersion: qz.Version,
 	}

@@ -4,20 +4,22 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bulbquiz/bulb/protocol"
 )
 
 func intp(i int) *int { return &i }
 
 func validQuiz() Quiz {
 	return Quiz{Questions: []Question{
-		{Kind: Choice, Text: "Which layer is TCP?", Choices: []string{"2", "3", "4"}, Answer: intp(2)},
-		{Kind: Short, Text: "TCP stands for?", Answers: []string{"tcp", "Transmission  Control Protocol"}},
+		{Kind: KindChoice, Text: "Which layer is TCP?", Choices: []string{"2", "3", "4"}, Answer: intp(2)},
+		{Kind: KindShort, Text: "TCP stands for?", Answers: []string{"tcp", "Transmission  Control Protocol"}},
 	}}
 }
 
 // codeQuestion is a valid code question: print the sum of two numbers.
 func codeQuestion() Question {
-	return Question{Kind: Code, Text: "Print a+b.", Languages: []string{"python", "c"},
+	return Question{Kind: KindCode, Text: "Print a+b.", Languages: []string{"python", "c"},
 		Tests: []CodeTest{{In: "1 2\n", Out: "3\n"}, {In: "5 5\n", Out: "10\n"}}}
 }
 
@@ -41,7 +43,7 @@ func TestNormalize(t *testing.T) {
 		{"short without answers", func(q *Quiz) { q.Questions[1].Answers = nil }, "question 2: a short question needs"},
 		{"short blank answer", func(q *Quiz) { q.Questions[1].Answers = []string{" "} }, "accepted answer 0 is empty"},
 		{"unknown kind", func(q *Quiz) { q.Questions[1].Kind = "essay" }, "kind must be"},
-		{"code with answers", func(q *Quiz) { q.Questions[1].Kind = Code }, "a code question takes tests"},
+		{"code with answers", func(q *Quiz) { q.Questions[1].Kind = KindCode }, "a code question takes tests"},
 		{"code without tests", func(q *Quiz) { q.Questions[1] = codeQuestion(); q.Questions[1].Tests = nil }, "1 to 50 tests"},
 		{"code without languages", func(q *Quiz) { q.Questions[1] = codeQuestion(); q.Questions[1].Languages = nil }, "1 to 10 languages"},
 		{"code with a language twice", func(q *Quiz) {
@@ -76,7 +78,7 @@ func TestNormalize(t *testing.T) {
 				}
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tt.want) || ErrorCode(err) != Invalid {
+			if err == nil || !strings.Contains(err.Error(), tt.want) || ErrorCode(err) != protocol.Invalid {
 				t.Fatalf("got %v, want an invalid error containing %q", err, tt.want)
 			}
 		})
@@ -116,36 +118,36 @@ func TestJudge(t *testing.T) {
 	tests := []struct {
 		name    string
 		q       Question
-		s       Submission
+		s       protocol.Response
 		correct bool
 		invalid bool
 	}{
-		{"code", code, Submission{Language: "c", Code: "int main(){}"}, false, false},
-		{"code in another language", code, Submission{Language: "cpp", Code: "int main(){}"}, false, true},
-		{"code without language", code, Submission{Code: "print(1)"}, false, true},
-		{"empty code", code, Submission{Language: "python", Code: " \n "}, false, true},
-		{"choice for code", code, Submission{Choice: intp(1)}, false, true},
-		{"code for short", short, Submission{Language: "python", Code: "print(1)"}, false, true},
-		{"right choice", choice, Submission{Choice: intp(2)}, true, false},
-		{"wrong choice", choice, Submission{Choice: intp(0)}, false, false},
-		{"choice out of range", choice, Submission{Choice: intp(3)}, false, true},
-		{"negative choice", choice, Submission{Choice: intp(-1)}, false, true},
-		{"text for choice", choice, Submission{Text: "4"}, false, true},
-		{"no choice", choice, Submission{}, false, true},
-		{"exact text", short, Submission{Text: "tcp"}, true, false},
-		{"case and spaces", short, Submission{Text: "  transmission   CONTROL\tprotocol "}, true, false},
-		{"wrong text", short, Submission{Text: "udp"}, false, false},
-		{"empty text", short, Submission{Text: "   "}, false, true},
-		{"choice for short", short, Submission{Choice: intp(0)}, false, true},
-		{"text too long", short, Submission{Text: strings.Repeat("a", MaxAnswerText+1)}, false, true},
+		{"code", code, protocol.Response{Language: "c", Source: "int main(){}"}, false, false},
+		{"code in another language", code, protocol.Response{Language: "cpp", Source: "int main(){}"}, false, true},
+		{"code without language", code, protocol.Response{Source: "print(1)"}, false, true},
+		{"empty code", code, protocol.Response{Language: "python", Source: " \n "}, false, true},
+		{"choice for code", code, protocol.Response{Choice: intp(1)}, false, true},
+		{"code for short", short, protocol.Response{Language: "python", Source: "print(1)"}, false, true},
+		{"right choice", choice, protocol.Response{Choice: intp(2)}, true, false},
+		{"wrong choice", choice, protocol.Response{Choice: intp(0)}, false, false},
+		{"choice out of range", choice, protocol.Response{Choice: intp(3)}, false, true},
+		{"negative choice", choice, protocol.Response{Choice: intp(-1)}, false, true},
+		{"text for choice", choice, protocol.Response{Text: "4"}, false, true},
+		{"no choice", choice, protocol.Response{}, false, true},
+		{"exact text", short, protocol.Response{Text: "tcp"}, true, false},
+		{"case and spaces", short, protocol.Response{Text: "  transmission   CONTROL\tprotocol "}, true, false},
+		{"wrong text", short, protocol.Response{Text: "udp"}, false, false},
+		{"empty text", short, protocol.Response{Text: "   "}, false, true},
+		{"choice for short", short, protocol.Response{Choice: intp(0)}, false, true},
+		{"text too long", short, protocol.Response{Text: strings.Repeat("a", MaxAnswerText+1)}, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := tt.q.Judge(tt.s)
+			got, err := tt.q.Mark(tt.s)
 			if (err != nil) != tt.invalid {
 				t.Fatalf("got error %v, want invalid %v", err, tt.invalid)
 			}
-			if err != nil && ErrorCode(err) != Invalid {
+			if err != nil && ErrorCode(err) != protocol.Invalid {
 				t.Fatalf("got code %s, want invalid", ErrorCode(err))
 			}
 			if got != tt.correct {
@@ -156,11 +158,11 @@ func TestJudge(t *testing.T) {
 }
 
 func TestJudgeCodeTooLarge(t *testing.T) {
-	_, err := codeQuestion().Judge(Submission{Language: "python", Code: strings.Repeat("#", MaxCode+1)})
-	if ErrorCode(err) != TooLarge {
+	_, err := codeQuestion().Mark(protocol.Response{Language: "python", Source: strings.Repeat("#", MaxCode+1)})
+	if ErrorCode(err) != protocol.TooLarge {
 		t.Fatalf("code of %d bytes: got %v, want too_large", MaxCode+1, err)
 	}
-	if _, err := codeQuestion().Judge(Submission{Language: "python", Code: "print(1)" + strings.Repeat("#", MaxCode-8)}); err != nil {
+	if _, err := codeQuestion().Mark(protocol.Response{Language: "python", Source: "print(1)" + strings.Repeat("#", MaxCode-8)}); err != nil {
 		t.Fatalf("code of exactly %d bytes: %v", MaxCode, err)
 	}
 }
@@ -207,7 +209,7 @@ func TestScoringForDefaultsWinnersToPoints(t *testing.T) {
 
 func TestRankCompensated(t *testing.T) {
 	us := func(v int64) *int64 { return &v }
-	answers := []Answer{
+	answers := []protocol.Answer{
 		{PlayerID: "far", Correct: true, ArrivalRank: 1, ReactionUs: us(300_000)},
 		{PlayerID: "wrong", Correct: false, ArrivalRank: 2, ReactionUs: us(10)},
 		{PlayerID: "near", Correct: true, ArrivalRank: 3, ReactionUs: us(200_000)},

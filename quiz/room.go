@@ -55,23 +55,3 @@ type Identity struct {
 	PlayerID string // players only
 	Name     string // players only
 }
-
-// Answer is one accepted answer, as stored and as shown to the host.
-type Answer struct {
-	N           int        `json:"n"`
-	PlayerID    string     `json:"playerId"`
-	Name        string     `json:"name"`
-	Submission  Submission `json:"answer"`
-	Correct     bool       `json:"correct"`
-	Rank        int        `json:"rank"`        // among correct answers, 1-based; 0 if wrong or pending
-	ArrivalRank int        `json:"arrivalRank"` // among all answers, 1-based, in accept order; a code submission's number
-	Points      int        `json:"points"`
-	Pending     bool       `json:"pending,omitempty"` // compensated: rank and points come at close
-	ReceivedAt  time.Time  `json:"receivedAt"`
-	ElapsedUs   int64      `json:"elapsedUs"`            // since the question went live
-	ReactionUs  *int64     `json:"reactionUs,omitempty"` // compensated timing: what ranks it
-	// Verdict is the judge's verdict on a code submission; nil while it is judged. A code
-	// submission is Pending until it and every earlier one have their verdicts.
-	Verdict  *CodeVerdict `json:"verdict,omitempty"`
-	Replayed bool         `json:"-"` // the same answer sent again: this is the stored one
-}

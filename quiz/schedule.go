@@ -2,17 +2,20 @@ package quiz
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/bulbquiz/bulb/protocol"
 )
 
-// Timed starts and closes. Every node keeps a timer for each schedule, learnt over the
-// Broadcaster or from the store at start-up; when it fires the nodes race for a lease, and
-// the winner's transition is a compare-and-set on the room's schedule, so a start or close
-// fires exactly once however many nodes there are, and even if the node that scheduled it
-// has died.
+// Timed starts and closes. Every node keeps one timer for each schedule, learnt from the
+// node that scheduled it (Nodes) or from the store at start-up; when it fires the nodes
+// race for a lease, and the winner's transition is a compare-and-set on the room's
+// schedule, so a start or close fires exactly once however many nodes there are, and even
+// if the node that scheduled it has died.
 
 // maxScheduleAhead is how far ahead a timed start or close may be.
 const maxScheduleAhead = 24 * time.Hour
@@ -27,23 +30,57 @@ const (
 func (s *Service) checkSchedule(at time.Time) error {
 	now := s.now()
 	if !at.After(now) {
-		return Errorf(Invalid, "time %s is not in the future", at.Format(time.RFC3339Nano))
+		return Errorf(protocol.Invalid, "time %s is not in the future", at.Format(time.RFC3339Nano))
 	}
 	if at.Sub(now) > maxScheduleAhead {
-		return Errorf(Invalid, "time is more than %s ahead", maxScheduleAhead)
+		return Errorf(protocol.Invalid, "time is more than %s ahead", maxScheduleAhead)
 	}
 	return nil
 }
 
-// scheduleEverywhere sets the timer here and tells the other nodes.
-func (s *Service) scheduleEverywhere(code string, n int, action string, at time.Time) {
-	s.Scheduled(code, n, action, at)
-	s.bc.Schedule(code, n, action, at)
+// scheduleTopic is the topic of the notifications that announce a schedule to the other
+// nodes.
+const scheduleTopic = "quiz.schedule"
+
+// scheduled is a schedule as the nodes announce it.
+type scheduled struct {
+	Room   string    `json:"room"`
+	N      int       `json:"n"`
+	Action string    `json:"action"`
+	At     time.Time `json:"at"`
 }
 
-// Scheduled sets this node's timer for a start or close (action) scheduled on any node.
-// Every node keeps one, so it fires even if the node that scheduled it dies.
-func (s *Service) Scheduled(code string, n int, action string, at time.Time) {
+// schedule sets this node's timer for a start or close and tells the other nodes, so that
+// any of them fires it should this one die. A node that misses the announcement (it was
+// down, or Redis was) learns the schedule from the store when it starts (Run).
+func (s *Service) schedule(ctx context.Context, room string, n int, action string, at time.Time) {
+	s.setTimer(room, n, action, at)
+	if s.nodes == nil {
+		return
+	}
+	b, err := json.Marshal(scheduled{Room: room, N: n, Action: action, At: at})
+	if err == nil {
+		err = s.nodes.Notify(context.WithoutCancel(ctx), scheduleTopic, b)
+	}
+	if err != nil {
+		s.log.Warn("announcing a schedule to the other nodes", "room", room, "action", action, "err", err)
+	}
+}
+
+// onSchedule sets this node's timer for a schedule another node announced.
+func (s *Service) onSchedule(data []byte) {
+	var sc scheduled
+	if err := json.Unmarshal(data, &sc); err != nil {
+		s.log.Error("undecodable schedule", "err", err)
+		return
+	}
+	s.setTimer(sc.Room, sc.N, sc.Action, sc.At)
+}
+
+// setTimer sets this node's one timer for the room's start or close (action), replacing
+// the one it had. Every node keeps one, so it fires even if the node that scheduled it
+// dies; the firing is exactly once among them (fire).
+func (s *Service) setTimer(code string, n int, action string, at time.Time) {
 	key := code + "/" + action
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -135,7 +172,7 @@ func (s *Service) fireHeld(ctx context.Context, lease Lease, code string, n int,
 	}
 	close(done)
 	wg.Wait()
-	if ErrorCode(err) == Conflict {
+	if ErrorCode(err) == protocol.Conflict {
 		err = errStale // it happened by other means
 	}
 	return err

@@ -16,6 +16,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/bulbquiz/bulb/protocol"
 )
 
 // Broadcaster reaches the connections of a room. The hub implements it.
@@ -30,13 +32,6 @@ type Broadcaster interface {
 	// at as nearly the same instant as possible. It returns the start's sequence number and
 	// how many players it was sent to.
 	Start(ctx context.Context, room string, n int) (seq uint64, recipients int, err error)
-	// Delivery tells when the write of question n's start frame to the player returned and
-	// the round trip of that start's signal (see hub.Hub.Delivery).
-	Delivery(room, playerID string, n int) (written time.Time, rtt time.Duration, ok bool)
-	// Schedule tells every node that question n of the room is to start or close (action)
-	// at the given time, so that any of them can fire it. Each node passes it on to its
-	// Service's Scheduled.
-	Schedule(room string, n int, action string, at time.Time)
 }
 
 // Limits of a room.
@@ -46,13 +41,32 @@ const (
 	MaxPlayers     = 20_000 // players one room takes
 )
 
+// Nodes reaches the other nodes that serve the same rooms: the hub's node messaging.
+type Nodes interface {
+	// Notify sends data to the handler of topic on every other node.
+	Notify(ctx context.Context, topic string, data []byte) error
+	// OnNotify sets this node's handler of the notifications of topic.
+	OnNotify(topic string, fn func(data []byte))
+}
+
+// Options are what a Service runs on. Store, Broadcaster and Locker are required.
+type Options struct {
+	Store       Store
+	Broadcaster Broadcaster
+	Nodes       Nodes  // nil on a single node
+	Locker      Locker // leases for timed starts and closes
+	Judge       Judge  // nil: quizzes with code questions are refused
+	Logger      *slog.Logger
+}
+
 // Service runs rooms: it is what the server's handlers call. Create one with NewService and
 // run its Run method for timed starts.
 type Service struct {
 	store  Store
 	bc     Broadcaster
+	nodes  Nodes
 	locker Locker
-	judge  Judge // nil: no code questions
+	judge  Judge
 	log    *slog.Logger
 	now    func() time.Time
 
@@ -62,10 +76,18 @@ type Service struct {
 	wg     sync.WaitGroup
 }
 
-// NewService returns a Service on the given store, broadcaster, locker and judge. With a
-// nil judge, quizzes with code questions are refused.
-func NewService(store Store, bc Broadcaster, locker Locker, judge Judge, log *slog.Logger) *Service {
-	return &Service{store: store, bc: bc, locker: locker, judge: judge, log: log.With("component", "quiz"), now: time.Now, timers: map[string]*time.Timer{}}
+// NewService returns a Service on opts. With Nodes, it registers its handler of the
+// schedules that other nodes announce: create it before the nodes' messaging runs.
+func NewService(opts Options) *Service {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Service{store: opts.Store, bc: opts.Broadcaster, nodes: opts.Nodes, locker: opts.Locker, judge: opts.Judge,
+		log: opts.Logger.With("component", "quiz"), now: time.Now, timers: map[string]*time.Timer{}}
+	if s.nodes != nil {
+		s.nodes.OnNotify(scheduleTopic, s.onSchedule)
+	}
+	return s
 }
 
 // normalize normalizes qz and checks that the judge can judge its code questions.
@@ -74,14 +96,14 @@ func (s *Service) normalize(qz *Quiz) error {
 		return err
 	}
 	for i, q := range qz.Questions {
-		if q.Kind != Code {
+		if q.Kind != KindCode {
 			continue
 		}
 		if s.judge == nil {
-			return Errorf(Invalid, "question %d: code questions need a judge, and this server has none (see the README: the sandbox needs root and bubblewrap)", i+1)
+			return Errorf(protocol.Invalid, "question %d: code questions need a judge, and this server has none (see the README: the sandbox needs root and bubblewrap)", i+1)
 		}
 		if err := s.judge.Check(q); err != nil {
-			return Errorf(Invalid, "question %d: %s", i+1, ErrorMessage(err))
+			return Errorf(protocol.Invalid, "question %d: %s", i+1, ErrorMessage(err))
 		}
 	}
 	return nil
@@ -100,10 +122,10 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	for _, r := range rooms {
 		if r.Phase == PhaseOpen && !r.StartAt.IsZero() {
-			s.Scheduled(r.Code, r.Current, ActionStart, r.StartAt)
+			s.setTimer(r.Code, r.Current, ActionStart, r.StartAt)
 		}
 		if (r.Phase == PhaseOpen || r.Phase == PhaseLive) && !r.CloseAt.IsZero() {
-			s.Scheduled(r.Code, r.Current, ActionClose, r.CloseAt)
+			s.setTimer(r.Code, r.Current, ActionClose, r.CloseAt)
 		}
 	}
 	<-ctx.Done()
@@ -125,7 +147,7 @@ func (s *Service) CreateRoom(ctx context.Context, qz Quiz) (*Room, error) {
 	for range 20 {
 		r := &Room{Code: roomCode(), HostToken: Token(), Quiz: qz, Phase: PhaseLobby, CreatedAt: s.now()}
 		err := s.store.CreateRoom(ctx, r)
-		if ErrorCode(err) == Conflict {
+		if ErrorCode(err) == protocol.Conflict {
 			continue
 		}
 		if err != nil {
@@ -134,7 +156,7 @@ func (s *Service) CreateRoom(ctx context.Context, qz Quiz) (*Room, error) {
 		s.log.Info("room created", "room", r.Code, "questions", len(qz.Questions))
 		return r, nil
 	}
-	return nil, Errorf(Unavailable, "no free room code found, try again")
+	return nil, Errorf(protocol.Unavailable, "no free room code found, try again")
 }
 
 // Room returns the room with the given code.
@@ -148,7 +170,7 @@ func (s *Service) Rooms(ctx context.Context) ([]*Room, error) { return s.store.R
 // Identify returns who a host or player token belongs to.
 func (s *Service) Identify(ctx context.Context, token string) (Identity, error) {
 	if token == "" {
-		return Identity{}, Errorf(Unauthorized, "a token is required")
+		return Identity{}, Errorf(protocol.Unauthorized, "a token is required")
 	}
 	return s.store.Identify(ctx, token)
 }
@@ -157,16 +179,16 @@ func (s *Service) Identify(ctx context.Context, token string) (Identity, error) 
 func (s *Service) Join(ctx context.Context, code, name string) (Player, error) {
 	name = normalizeText(name)
 	if name == "" || utf8.RuneCountInString(name) > MaxName {
-		return Player{}, Errorf(Invalid, "a name has 1 to %d characters", MaxName)
+		return Player{}, Errorf(protocol.Invalid, "a name has 1 to %d characters", MaxName)
 	}
 	if strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) {
-		return Player{}, Errorf(Invalid, "a name must be printable")
+		return Player{}, Errorf(protocol.Invalid, "a name must be printable")
 	}
 	p := Player{ID: randomHex(8), Name: name, Token: Token(), JoinedAt: s.now()}
 	if err := s.store.AddPlayer(ctx, code, p); err != nil {
 		return Player{}, err
 	}
-	s.bc.SendHosts(code, mustFrame(joinedFrame{Type: "joined", PlayerID: p.ID, Name: p.Name}))
+	s.bc.SendHosts(code, protocol.Encode(protocol.JoinedFrame{PlayerID: p.ID, Name: p.Name}))
 	return p, nil
 }
 
@@ -178,11 +200,11 @@ func (s *Service) Open(ctx context.Context, code string, n int) (*Room, error) {
 		}
 		switch {
 		case r.Phase == PhaseLive:
-			return Errorf(Conflict, "question %d is live: close it first", r.Current)
+			return Errorf(protocol.Conflict, "question %d is live: close it first", r.Current)
 		case r.Phase == PhaseOpen && r.Current != n:
-			return Errorf(Conflict, "question %d is open: close it first", r.Current)
+			return Errorf(protocol.Conflict, "question %d is open: close it first", r.Current)
 		case r.Phase == PhaseClosed && r.Current == n:
-			return Errorf(Conflict, "question %d is already closed", n)
+			return Errorf(protocol.Conflict, "question %d is already closed", n)
 		}
 		r.Current, r.Phase, r.StartAt, r.StartedAt, r.CloseAt = n, PhaseOpen, time.Time{}, time.Time{}, time.Time{}
 		return nil
@@ -192,7 +214,7 @@ func (s *Service) Open(ctx context.Context, code string, n int) (*Room, error) {
 	}
 	s.cancelTimer(code, ActionStart)
 	s.cancelTimer(code, ActionClose)
-	s.bc.Send(code, mustFrame(questionFrameOf(r)))
+	s.bc.Send(code, protocol.Encode(questionFrameOf(r)))
 	return r, nil
 }
 
@@ -217,7 +239,7 @@ func (s *Service) Start(ctx context.Context, code string, n int, at time.Time) (
 			return err
 		}
 		if !r.CloseAt.IsZero() && !at.Before(r.CloseAt) {
-			return Errorf(Invalid, "the start must come before the scheduled close")
+			return Errorf(protocol.Invalid, "the start must come before the scheduled close")
 		}
 		r.StartAt = at
 		return nil
@@ -225,8 +247,8 @@ func (s *Service) Start(ctx context.Context, code string, n int, at time.Time) (
 	if err != nil {
 		return StartResult{}, err
 	}
-	s.scheduleEverywhere(code, n, ActionStart, at)
-	s.bc.Send(code, mustFrame(questionFrameOf(r)))
+	s.schedule(ctx, code, n, ActionStart, at)
+	s.bc.Send(code, protocol.Encode(questionFrameOf(r)))
 	return StartResult{At: at}, nil
 }
 
@@ -246,7 +268,7 @@ func (s *Service) start(ctx context.Context, code string, n int, scheduled time.
 		r.Phase, r.StartedAt, r.StartAt = PhaseLive, started, time.Time{}
 		return nil
 	})
-	if ErrorCode(err) == Unavailable {
+	if ErrorCode(err) == protocol.Unavailable {
 		if _, made := s.afterLostReply(ctx, code, func(r *Room) bool {
 			return r.Current == n && r.Phase == PhaseLive && r.StartedAt.UnixMicro() == started.UnixMicro()
 		}); made {
@@ -273,7 +295,7 @@ func (s *Service) start(ctx context.Context, code string, n int, scheduled time.
 			s.log.Error("undoing a start that was not sent", "room", code, "n", n, "err", rerr)
 		}
 		s.log.Error("start not sent", "room", code, "n", n, "err", err)
-		return StartResult{}, Errorf(Unavailable, "the start signal could not be sent, try again")
+		return StartResult{}, Errorf(protocol.Unavailable, "the start signal could not be sent, try again")
 	}
 	if err != nil {
 		return StartResult{}, fmt.Errorf("start fan-out: %w", err)
@@ -303,7 +325,7 @@ func (s *Service) afterLostReply(ctx context.Context, code string, made func(*Ro
 
 func checkQuestion(qz Quiz, n int) error {
 	if n < 1 || n > len(qz.Questions) {
-		return Errorf(NotFound, "question %d not found: the quiz has %d", n, len(qz.Questions))
+		return Errorf(protocol.NotFound, "question %d not found: the quiz has %d", n, len(qz.Questions))
 	}
 	return nil
 }
@@ -313,7 +335,7 @@ func checkCurrentOpen(r *Room, n int) error {
 		return err
 	}
 	if r.Current != n || r.Phase != PhaseOpen {
-		return Errorf(Conflict, "question %d is not open (current %d is %s)", n, r.Current, r.Phase)
+		return Errorf(protocol.Conflict, "question %d is not open (current %d is %s)", n, r.Current, r.Phase)
 	}
 	return nil
 }
@@ -333,7 +355,7 @@ func (s *Service) Close(ctx context.Context, code string, n int, at time.Time) (
 			return err
 		}
 		if !r.StartAt.IsZero() && !at.After(r.StartAt) {
-			return Errorf(Invalid, "the close must come after the scheduled start")
+			return Errorf(protocol.Invalid, "the close must come after the scheduled start")
 		}
 		r.CloseAt = at
 		return nil
@@ -341,7 +363,7 @@ func (s *Service) Close(ctx context.Context, code string, n int, at time.Time) (
 	if err != nil {
 		return nil, err
 	}
-	s.scheduleEverywhere(code, n, ActionClose, at)
+	s.schedule(ctx, code, n, ActionClose, at)
 	return r, nil
 }
 
@@ -350,7 +372,7 @@ func checkOpenOrLive(r *Room, n int) error {
 		return err
 	}
 	if r.Current != n || (r.Phase != PhaseLive && r.Phase != PhaseOpen) {
-		return Errorf(Conflict, "question %d is not open or live (current %d is %s)", n, r.Current, r.Phase)
+		return Errorf(protocol.Conflict, "question %d is not open or live (current %d is %s)", n, r.Current, r.Phase)
 	}
 	return nil
 }
@@ -369,7 +391,7 @@ func (s *Service) close(ctx context.Context, code string, n int, scheduled time.
 		r.Phase, r.StartAt, r.CloseAt = PhaseClosed, time.Time{}, time.Time{}
 		return nil
 	})
-	if ErrorCode(err) == Unavailable {
+	if ErrorCode(err) == protocol.Unavailable {
 		// Closed, with only the reply lost: finish the close. Its announcements and the
 		// finalizing are idempotent, so doing them after another close harms nothing.
 		if closed, made := s.afterLostReply(ctx, code, func(r *Room) bool {
@@ -390,7 +412,7 @@ func (s *Service) close(ctx context.Context, code string, n int, scheduled time.
 			return nil, err
 		}
 	}
-	s.bc.Send(code, mustFrame(closeFrame{Type: "close", N: n}))
+	s.bc.Send(code, protocol.Encode(protocol.CloseFrame{N: n}))
 	if err := s.sendLeaderboard(ctx, code); err != nil {
 		return nil, err
 	}
@@ -406,7 +428,7 @@ func (s *Service) sendLeaderboard(ctx context.Context, code string) error {
 	// The frame goes to every player: with the whole board it would grow with the room
 	// squared (10,000 players: 600 KB to each of them). The top of it is what a screen
 	// shows; the full board is one GET away.
-	s.bc.Send(code, mustFrame(leaderboardFrame{Type: "leaderboard", Entries: lb[:min(len(lb), LeaderboardTop)], Players: len(lb)}))
+	s.bc.Send(code, protocol.Encode(protocol.LeaderboardFrame{Entries: lb[:min(len(lb), LeaderboardTop)], Players: len(lb)}))
 	return nil
 }
 
@@ -422,16 +444,16 @@ func (s *Service) finalize(ctx context.Context, code string, n int, sc Scoring) 
 		return err
 	}
 	for _, a := range ranked {
-		s.bc.SendPlayer(code, a.PlayerID, mustFrame(resultFrameOf(a)))
+		s.bc.SendPlayer(code, a.PlayerID, protocol.Encode(resultFrameOf(a)))
 	}
 	return nil
 }
 
 // Rank ranks a deferred question's answers: correct ones by reaction time, ties by arrival,
 // with points by sc; wrong ones keep rank 0. It returns every answer with Pending cleared.
-func Rank(answers []Answer, sc Scoring) []Answer {
+func Rank(answers []protocol.Answer, sc Scoring) []protocol.Answer {
 	out := slices.Clone(answers)
-	slices.SortStableFunc(out, func(a, b Answer) int {
+	slices.SortStableFunc(out, func(a, b protocol.Answer) int {
 		if a.Correct != b.Correct {
 			if a.Correct {
 				return -1
@@ -450,50 +472,59 @@ func Rank(answers []Answer, sc Scoring) []Answer {
 	return out
 }
 
-func reaction(a Answer) int64 {
+func reaction(a protocol.Answer) int64 {
 	if a.ReactionUs != nil {
 		return *a.ReactionUs
 	}
 	return a.ElapsedUs
 }
 
-// Answer judges and records a player's answer to question n, received at the given
-// instant. Invalid submissions and answers out of phase are refused with an *Error and
-// change nothing.
-func (s *Service) Answer(ctx context.Context, id Identity, n int, sub Submission, received time.Time) (Answer, error) {
+// Delivery is what the connection an answer came on knows of the question's start: when
+// the write of the start frame to it returned, and the round trip of that start's signal
+// (the lesser of its ack's and the connection's median ping). Written is zero if the
+// connection got no start of the question. Compensated timing credits it.
+type Delivery struct {
+	Written time.Time
+	RTT     time.Duration
+}
+
+// Answer marks and records a player's response to question n, received at the given
+// instant on a connection that knows d of the question's start. Invalid responses and
+// answers out of phase are refused with an *Error and change nothing.
+func (s *Service) Answer(ctx context.Context, id Identity, n int, resp protocol.Response, received time.Time, d Delivery) (protocol.Answer, error) {
 	for range 3 {
-		a, err := s.answer(ctx, id, n, sub, received)
+		a, err := s.answer(ctx, id, n, resp, received, d)
 		if !errors.Is(err, ErrStaleQuiz) {
 			return a, err
 		}
 		// the host edited the quiz meanwhile: judge again by the new one
 	}
-	return Answer{}, Errorf(Conflict, "the quiz keeps changing: answer again")
+	return protocol.Answer{}, Errorf(protocol.Conflict, "the quiz keeps changing: answer again")
 }
 
-func (s *Service) answer(ctx context.Context, id Identity, n int, sub Submission, received time.Time) (Answer, error) {
+func (s *Service) answer(ctx context.Context, id Identity, n int, resp protocol.Response, received time.Time, d Delivery) (protocol.Answer, error) {
 	qz, err := s.store.Quiz(ctx, id.Room)
 	if err != nil {
-		return Answer{}, err
+		return protocol.Answer{}, err
 	}
 	if err := checkQuestion(qz, n); err != nil {
-		return Answer{}, err
+		return protocol.Answer{}, err
 	}
-	correct, err := qz.Questions[n-1].Judge(sub)
+	correct, err := qz.Questions[n-1].Mark(resp)
 	if err != nil {
-		return Answer{}, err
+		return protocol.Answer{}, err
 	}
-	a := Answer{N: n, PlayerID: id.PlayerID, Submission: sub, Correct: correct}
+	a := protocol.Answer{N: n, PlayerID: id.PlayerID, Response: resp, Correct: correct}
 	sc := ScoringFor(qz, n)
 	if sc.Deferred {
-		a.ReactionUs = s.reaction(id, n, received)
+		a.ReactionUs = reactionTime(d, received)
 	}
-	a, err = s.store.Accept(ctx, id.Room, a, sc)
+	a, replayed, err := s.store.Accept(ctx, id.Room, a, sc)
 	if err != nil {
-		return Answer{}, err
+		return protocol.Answer{}, err
 	}
-	if !a.Replayed {
-		s.bc.SendHosts(id.Room, mustFrame(answeredFrame{Type: "answered", Answer: a}))
+	if !replayed {
+		s.bc.SendHosts(id.Room, protocol.Encode(protocol.AnsweredFrame{Answer: a}))
 	}
 	if sc.Code {
 		return a, s.submit(ctx, id.Room, a, qz.Questions[n-1])
@@ -503,18 +534,18 @@ func (s *Service) answer(ctx context.Context, id Identity, n int, sub Submission
 
 // submit hands an accepted code submission to the judge. If the judge cannot take it, the
 // submission gets an IE verdict saying so, and the player a Busy error: submit again.
-func (s *Service) submit(ctx context.Context, room string, a Answer, q Question) error {
+func (s *Service) submit(ctx context.Context, room string, a protocol.Answer, q Question) error {
 	job := CodeJob{Room: room, N: a.N, Submission: a.ArrivalRank, PlayerID: a.PlayerID,
-		Language: a.Submission.Language, Code: a.Submission.Code, Question: q}
+		Language: a.Response.Language, Source: a.Response.Source, Question: q}
 	err := s.judge.Submit(ctx, job)
 	if err == nil {
 		return nil
 	}
-	if ErrorCode(err) != Busy {
+	if ErrorCode(err) != protocol.Busy {
 		s.log.Error("submitting code to the judge", "room", room, "n", a.N, "submission", a.ArrivalRank, "err", err)
-		err = Errorf(Busy, "the judge cannot take submissions now: submit again shortly")
+		err = Errorf(protocol.Busy, "the judge cannot take submissions now: submit again shortly")
 	}
-	v := CodeVerdict{Verdict: "IE", Total: len(q.Tests), Message: "not judged: " + ErrorMessage(err)}
+	v := protocol.Verdict{Verdict: "IE", Total: len(q.Tests), Message: "not judged: " + ErrorMessage(err)}
 	if verr := s.Verdict(context.WithoutCancel(ctx), room, a.N, a.ArrivalRank, v); verr != nil {
 		s.log.Error("recording a submission the judge did not take", "room", room, "n", a.N, "submission", a.ArrivalRank, "err", verr)
 	}
@@ -527,7 +558,7 @@ func (s *Service) submit(ctx context.Context, room string, a Answer, q Question)
 // rank and points. If that happens after the question closed, everyone gets the new
 // leaderboard. A second verdict for one submission changes nothing (the first stands) but
 // its frame is sent again, for a judge that recorded it and died before telling anyone.
-func (s *Service) Verdict(ctx context.Context, room string, n, sub int, v CodeVerdict) error {
+func (s *Service) Verdict(ctx context.Context, room string, n, sub int, v protocol.Verdict) error {
 	qz, err := s.store.Quiz(ctx, room)
 	if err != nil {
 		return err
@@ -539,12 +570,12 @@ func (s *Service) Verdict(ctx context.Context, room string, n, sub int, v CodeVe
 	if err != nil {
 		return err
 	}
-	s.bc.SendPlayer(room, a.PlayerID, mustFrame(verdictFrameOf(a)))
-	s.bc.SendHosts(room, mustFrame(answeredFrame{Type: "answered", Answer: a}))
+	s.bc.SendPlayer(room, a.PlayerID, protocol.Encode(verdictFrameOf(a)))
+	s.bc.SendHosts(room, protocol.Encode(protocol.AnsweredFrame{Answer: a}))
 	ranked := false
 	for _, f := range final {
 		if f.ArrivalRank != a.ArrivalRank {
-			s.bc.SendHosts(room, mustFrame(answeredFrame{Type: "answered", Answer: f}))
+			s.bc.SendHosts(room, protocol.Encode(protocol.AnsweredFrame{Answer: f}))
 		}
 		if f.Rank > 0 {
 			ranked = true
@@ -574,19 +605,19 @@ func (s *Service) EditQuiz(ctx context.Context, code string, version int64, qz Q
 	return s.store.Update(ctx, code, func(r *Room) error {
 		switch {
 		case r.Quiz.Version != version:
-			return Errorf(Conflict, "the quiz was edited meanwhile (version %d, not %d): reload it and edit again", r.Quiz.Version, version)
+			return Errorf(protocol.Conflict, "the quiz was edited meanwhile (version %d, not %d): reload it and edit again", r.Quiz.Version, version)
 		case r.Phase == PhaseOpen || r.Phase == PhaseLive:
-			return Errorf(Conflict, "question %d is %s: close it before editing the quiz", r.Current, r.Phase)
+			return Errorf(protocol.Conflict, "question %d is %s: close it before editing the quiz", r.Current, r.Phase)
 		case len(qz.Questions) < r.Current:
-			return Errorf(Conflict, "the quiz must keep the %d questions already asked", r.Current)
+			return Errorf(protocol.Conflict, "the quiz must keep the %d questions already asked", r.Current)
 		}
 		for i := range r.Current {
 			if !reflect.DeepEqual(qz.Questions[i], r.Quiz.Questions[i]) {
-				return Errorf(Conflict, "question %d was already asked and cannot change", i+1)
+				return Errorf(protocol.Conflict, "question %d was already asked and cannot change", i+1)
 			}
 		}
 		if r.Current > 0 && (qz.Ranking != r.Quiz.Ranking || qz.Timing != r.Quiz.Timing || !slices.Equal(qz.Winners, r.Quiz.Winners)) {
-			return Errorf(Conflict, "ranking, timing and winners cannot change once a question was asked")
+			return Errorf(protocol.Conflict, "ranking, timing and winners cannot change once a question was asked")
 		}
 		qz.Version = r.Quiz.Version + 1
 		r.Quiz = qz
@@ -594,21 +625,20 @@ func (s *Service) EditQuiz(ctx context.Context, code string, version int64, qz Q
 	})
 }
 
-// reaction is a player's reaction time: from when its start frame was written, less what
-// the signal's travel took (its round trip, capped). Without a recorded
-// delivery it is nil, and ranking falls back to the time since the question went live.
-func (s *Service) reaction(id Identity, n int, received time.Time) *int64 {
-	from, rtt, ok := s.bc.Delivery(id.Room, id.PlayerID, n)
-	if !ok {
+// reactionTime is a player's reaction time: from when its start frame was written, less
+// what the signal's travel took (its round trip, capped). Without a delivery it is nil,
+// and ranking falls back to the time since the question went live.
+func reactionTime(d Delivery, received time.Time) *int64 {
+	if d.Written.IsZero() {
 		return nil
 	}
-	us := (received.Sub(from) - min(rtt, CompensationCap)).Microseconds()
+	us := (received.Sub(d.Written) - min(d.RTT, CompensationCap)).Microseconds()
 	return &us
 }
 
 // Answers returns the answers to question n in rank order: correct ones by rank, then the
 // wrong and pending ones in arrival order.
-func (s *Service) Answers(ctx context.Context, code string, n int) ([]Answer, error) {
+func (s *Service) Answers(ctx context.Context, code string, n int) ([]protocol.Answer, error) {
 	qz, err := s.store.Quiz(ctx, code)
 	if err != nil {
 		return nil, err
@@ -621,9 +651,9 @@ func (s *Service) Answers(ctx context.Context, code string, n int) ([]Answer, er
 		return nil, err
 	}
 	if answers == nil {
-		answers = []Answer{} // a list, never null, in JSON
+		answers = []protocol.Answer{} // a list, never null, in JSON
 	}
-	slices.SortStableFunc(answers, func(a, b Answer) int {
+	slices.SortStableFunc(answers, func(a, b protocol.Answer) int {
 		if (a.Rank == 0) != (b.Rank == 0) {
 			if a.Rank != 0 {
 				return -1
@@ -635,30 +665,22 @@ func (s *Service) Answers(ctx context.Context, code string, n int) ([]Answer, er
 	return answers, nil
 }
 
-// Entry is one line of a leaderboard.
-type Entry struct {
-	PlayerID string `json:"playerId"`
-	Name     string `json:"name"`
-	Score    int    `json:"score"`
-	Rank     int    `json:"rank"`
-}
-
 // Leaderboard returns the room's players by score, highest first. Equal scores share a rank
 // (1, 2, 2, 4) and are listed in join order.
-func (s *Service) Leaderboard(ctx context.Context, code string) ([]Entry, error) {
+func (s *Service) Leaderboard(ctx context.Context, code string) ([]protocol.Entry, error) {
 	r, err := s.store.Room(ctx, code)
 	if err != nil {
 		return nil, err
 	}
 	players := slices.Clone(r.Players)
 	slices.SortStableFunc(players, func(a, b Player) int { return cmp.Compare(b.Score, a.Score) })
-	out := make([]Entry, len(players))
+	out := make([]protocol.Entry, len(players))
 	for i, p := range players {
 		rank := i + 1
 		if i > 0 && p.Score == players[i-1].Score {
 			rank = out[i-1].Rank
 		}
-		out[i] = Entry{PlayerID: p.ID, Name: p.Name, Score: p.Score, Rank: rank}
+		out[i] = protocol.Entry{PlayerID: p.ID, Name: p.Name, Score: p.Score, Rank: rank}
 	}
 	return out, nil
 }
@@ -669,7 +691,7 @@ func (s *Service) Welcome(ctx context.Context, id Identity) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := welcomeFrame{Type: "welcome", PlayerID: id.PlayerID, Name: id.Name, Room: r.Code, Role: id.Role, Phase: r.Phase, Current: r.Current}
+	w := protocol.WelcomeFrame{PlayerID: id.PlayerID, Name: id.Name, Room: r.Code, Role: string(id.Role), Phase: string(r.Phase), Current: r.Current}
 	if r.Current > 0 && r.Phase != PhaseLobby {
 		q := questionFrameOf(r)
 		w.Question = &q
@@ -685,7 +707,7 @@ func (s *Service) Welcome(ctx context.Context, id Identity) ([]byte, error) {
 				if a.PlayerID != id.PlayerID {
 					continue
 				}
-				if a.Submission.Language != "" {
+				if a.Response.Language != "" {
 					w.Submissions = append(w.Submissions, resultFrameOf(a))
 				}
 				if a.Verdict != nil {
@@ -699,7 +721,7 @@ func (s *Service) Welcome(ctx context.Context, id Identity) ([]byte, error) {
 			}
 		}
 	}
-	return mustFrame(w), nil
+	return protocol.Encode(w), nil
 }
 
 // Token returns a new random token: 128 bits from crypto/rand, in hex.

@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bulbquiz/bulb/protocol"
 )
 
 // fakeBroadcaster records what the service sends. It stands in for the hub in unit tests
@@ -22,12 +23,10 @@ type fakeBroadcaster struct {
 	frames   []string // every frame sent to anyone
 	toPlayer map[string][]string
 	starts   int
-	written  map[string]time.Time
-	rtt      map[string]time.Duration
 }
 
 func newFake() *fakeBroadcaster {
-	return &fakeBroadcaster{toPlayer: map[string][]string{}, written: map[string]time.Time{}, rtt: map[string]time.Duration{}}
+	return &fakeBroadcaster{toPlayer: map[string][]string{}}
 }
 
 func (f *fakeBroadcaster) Send(_ string, frame []byte) {
@@ -50,14 +49,6 @@ func (f *fakeBroadcaster) Start(context.Context, string, int) (uint64, int, erro
 	f.starts++
 	return uint64(f.starts), 0, nil
 }
-func (f *fakeBroadcaster) Delivery(_, id string, _ int) (time.Time, time.Duration, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	w, ok := f.written[id]
-	return w, f.rtt[id], ok
-}
-func (f *fakeBroadcaster) Connected(string, string) bool           { return false }
-func (f *fakeBroadcaster) Schedule(string, int, string, time.Time) {}
 
 func (f *fakeBroadcaster) startCount() int {
 	f.mu.Lock()
@@ -68,7 +59,7 @@ func (f *fakeBroadcaster) startCount() int {
 func newTestService(t *testing.T) (*Service, *fakeBroadcaster) {
 	t.Helper()
 	bc := newFake()
-	s := NewService(NewMemoryStore(), bc, NewMemoryLocker(), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := NewService(Options{Store: NewMemoryStore(), Broadcaster: bc, Locker: NewMemoryLocker(), Logger: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()
@@ -92,24 +83,24 @@ func TestTransitions(t *testing.T) {
 	steps := []struct {
 		name string
 		do   func() error
-		want string // error code, "" for success
+		want protocol.ErrorCode // "" for success
 	}{
-		{"start before open", func() error { _, err := s.Start(ctx, r.Code, 1, time.Time{}); return err }, Conflict},
-		{"close in lobby", func() error { _, err := s.Close(ctx, r.Code, 1, time.Time{}); return err }, Conflict},
-		{"open 0", func() error { _, err := s.Open(ctx, r.Code, 0); return err }, NotFound},
-		{"open 3 of 2", func() error { _, err := s.Open(ctx, r.Code, 3); return err }, NotFound},
+		{"start before open", func() error { _, err := s.Start(ctx, r.Code, 1, time.Time{}); return err }, protocol.Conflict},
+		{"close in lobby", func() error { _, err := s.Close(ctx, r.Code, 1, time.Time{}); return err }, protocol.Conflict},
+		{"open 0", func() error { _, err := s.Open(ctx, r.Code, 0); return err }, protocol.NotFound},
+		{"open 3 of 2", func() error { _, err := s.Open(ctx, r.Code, 3); return err }, protocol.NotFound},
 		{"open 1", func() error { _, err := s.Open(ctx, r.Code, 1); return err }, ""},
-		{"open 2 while 1 is open", func() error { _, err := s.Open(ctx, r.Code, 2); return err }, Conflict},
-		{"start 2 while 1 is open", func() error { _, err := s.Start(ctx, r.Code, 2, time.Time{}); return err }, Conflict},
+		{"open 2 while 1 is open", func() error { _, err := s.Open(ctx, r.Code, 2); return err }, protocol.Conflict},
+		{"start 2 while 1 is open", func() error { _, err := s.Start(ctx, r.Code, 2, time.Time{}); return err }, protocol.Conflict},
 		{"start 1", func() error { _, err := s.Start(ctx, r.Code, 1, time.Time{}); return err }, ""},
-		{"start 1 twice", func() error { _, err := s.Start(ctx, r.Code, 1, time.Time{}); return err }, Conflict},
-		{"open 2 while 1 is live", func() error { _, err := s.Open(ctx, r.Code, 2); return err }, Conflict},
+		{"start 1 twice", func() error { _, err := s.Start(ctx, r.Code, 1, time.Time{}); return err }, protocol.Conflict},
+		{"open 2 while 1 is live", func() error { _, err := s.Open(ctx, r.Code, 2); return err }, protocol.Conflict},
 		{"close 1", func() error { _, err := s.Close(ctx, r.Code, 1, time.Time{}); return err }, ""},
-		{"close 1 twice", func() error { _, err := s.Close(ctx, r.Code, 1, time.Time{}); return err }, Conflict},
-		{"reopen 1", func() error { _, err := s.Open(ctx, r.Code, 1); return err }, Conflict},
+		{"close 1 twice", func() error { _, err := s.Close(ctx, r.Code, 1, time.Time{}); return err }, protocol.Conflict},
+		{"reopen 1", func() error { _, err := s.Open(ctx, r.Code, 1); return err }, protocol.Conflict},
 		{"open 2", func() error { _, err := s.Open(ctx, r.Code, 2); return err }, ""},
 		{"close 2 from open", func() error { _, err := s.Close(ctx, r.Code, 2, time.Time{}); return err }, ""},
-		{"unknown room", func() error { _, err := s.Open(ctx, "999999x", 1); return err }, NotFound},
+		{"unknown room", func() error { _, err := s.Open(ctx, "999999x", 1); return err }, protocol.NotFound},
 	}
 	for _, st := range steps {
 		err := st.do()
@@ -129,7 +120,7 @@ func TestTimedStart(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, at := range []time.Time{time.Now().Add(-time.Second), time.Now().Add(25 * time.Hour)} {
-			if _, err := s.Start(ctx, r.Code, 1, at); ErrorCode(err) != Invalid {
+			if _, err := s.Start(ctx, r.Code, 1, at); ErrorCode(err) != protocol.Invalid {
 				t.Fatalf("at %v: got %v, want invalid", at, err)
 			}
 		}
@@ -151,7 +142,7 @@ func TestTimedStart(t *testing.T) {
 			t.Fatal(err)
 		}
 		id := Identity{Room: r.Code, Role: RolePlayer, PlayerID: p.ID}
-		if _, err := s.Answer(ctx, id, 1, Submission{Choice: intp(2)}, time.Now()); ErrorCode(err) != NotStarted {
+		if _, err := s.Answer(ctx, id, 1, protocol.Response{Choice: intp(2)}, time.Now(), Delivery{}); ErrorCode(err) != protocol.NotStarted {
 			t.Fatalf("answer before at: got %v, want not_started", err)
 		}
 		waitFor(t, func() bool { return bc.startCount() == before+1 })
@@ -162,11 +153,11 @@ func TestTimedStart(t *testing.T) {
 		if room.Phase != PhaseLive || room.StartedAt.Before(at) {
 			t.Fatalf("got phase %s started %v, want live from %v", room.Phase, room.StartedAt, at)
 		}
-		if _, err := s.Answer(ctx, id, 1, Submission{Choice: intp(2)}, time.Now()); err != nil {
+		if _, err := s.Answer(ctx, id, 1, protocol.Response{Choice: intp(2)}, time.Now(), Delivery{}); err != nil {
 			t.Fatalf("answer after at: %v", err)
 		}
 		// a late duplicate firing of the same schedule is a no-op
-		if _, err := s.start(ctx, r.Code, 1, at); ErrorCode(err) != Conflict {
+		if _, err := s.start(ctx, r.Code, 1, at); ErrorCode(err) != protocol.Conflict {
 			t.Fatalf("second firing: got %v, want conflict", err)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -243,16 +234,16 @@ func TestCompensatedTiming(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Now()
-	bc.mu.Lock()
 	// far got the signal 100 ms late and has a 120 ms RTT; near got it at once with 2 ms;
 	// cheat claims a 2 s RTT, which the cap limits to 150 ms.
-	bc.written[far.ID], bc.rtt[far.ID] = t0.Add(100*time.Millisecond), 120*time.Millisecond
-	bc.written[near.ID], bc.rtt[near.ID] = t0, 2*time.Millisecond
-	bc.written[cheat.ID], bc.rtt[cheat.ID] = t0, 2*time.Second
-	bc.mu.Unlock()
-	answer := func(p Player, after time.Duration) Answer {
+	delivery := map[string]Delivery{
+		far.ID:   {Written: t0.Add(100 * time.Millisecond), RTT: 120 * time.Millisecond},
+		near.ID:  {Written: t0, RTT: 2 * time.Millisecond},
+		cheat.ID: {Written: t0, RTT: 2 * time.Second},
+	}
+	answer := func(p Player, after time.Duration) protocol.Answer {
 		t.Helper()
-		a, err := s.Answer(ctx, Identity{Room: r.Code, Role: RolePlayer, PlayerID: p.ID}, 1, Submission{Choice: intp(2)}, t0.Add(after))
+		a, err := s.Answer(ctx, Identity{Room: r.Code, Role: RolePlayer, PlayerID: p.ID}, 1, protocol.Response{Choice: intp(2)}, t0.Add(after), delivery[p.ID])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -341,15 +332,15 @@ func TestJoinNames(t *testing.T) {
 	r := mustCreate(t, s, validQuiz())
 	for _, tt := range []struct {
 		name string
-		want string
-	}{{"  ada   lovelace ", ""}, {"ADA LOVELACE", Conflict}, {"", Invalid}, {"   ", Invalid}, {"x\x00y", Invalid},
-		{"0123456789012345678901234567890123", Invalid}} {
+		want protocol.ErrorCode
+	}{{"  ada   lovelace ", ""}, {"ADA LOVELACE", protocol.Conflict}, {"", protocol.Invalid}, {"   ", protocol.Invalid}, {"x\x00y", protocol.Invalid},
+		{"0123456789012345678901234567890123", protocol.Invalid}} {
 		_, err := s.Join(ctx, r.Code, tt.name)
 		if tt.want == "" && err != nil || tt.want != "" && ErrorCode(err) != tt.want {
 			t.Errorf("join %q: got %v, want %q", tt.name, err, tt.want)
 		}
 	}
-	if _, err := s.Join(ctx, "123", "zed"); ErrorCode(err) != NotFound {
+	if _, err := s.Join(ctx, "123", "zed"); ErrorCode(err) != protocol.NotFound {
 		t.Errorf("join unknown room: got %v, want not_found", err)
 	}
 	room, _ := s.Room(ctx, r.Code)
@@ -369,7 +360,7 @@ func TestStartNotSentIsUndone(t *testing.T) {
 	bc.mu.Lock()
 	bc.startErr = errors.New("bus down")
 	bc.mu.Unlock()
-	if _, err := s.Start(ctx, r.Code, 1, time.Time{}); ErrorCode(err) != Unavailable {
+	if _, err := s.Start(ctx, r.Code, 1, time.Time{}); ErrorCode(err) != protocol.Unavailable {
 		t.Fatalf("start with the bus down: got %v, want unavailable", err)
 	}
 	room, _ := s.Room(ctx, r.Code)
@@ -377,7 +368,7 @@ func TestStartNotSentIsUndone(t *testing.T) {
 		t.Fatalf("got phase %s, want open again", room.Phase)
 	}
 	id := Identity{Room: r.Code, Role: RolePlayer, PlayerID: p.ID}
-	if _, err := s.Answer(ctx, id, 1, Submission{Choice: intp(2)}, time.Now()); ErrorCode(err) != NotStarted {
+	if _, err := s.Answer(ctx, id, 1, protocol.Response{Choice: intp(2)}, time.Now(), Delivery{}); ErrorCode(err) != protocol.NotStarted {
 		t.Fatalf("answer after a failed start: got %v, want not_started", err)
 	}
 	bc.mu.Lock()
@@ -399,32 +390,32 @@ func TestEditQuiz(t *testing.T) {
 		_, err := s.EditQuiz(ctx, r.Code, version, qz)
 		return err
 	}
-	if err := edit(0, func(q *Quiz) { q.Questions = nil }); ErrorCode(err) != Invalid {
+	if err := edit(0, func(q *Quiz) { q.Questions = nil }); ErrorCode(err) != protocol.Invalid {
 		t.Fatalf("an invalid quiz: got %v, want invalid", err)
 	}
 	if err := edit(0, func(q *Quiz) { q.Questions[0].Answer = intp(1) }); err != nil {
 		t.Fatalf("a valid edit: %v", err)
 	}
-	if err := edit(0, func(q *Quiz) { q.Title = "late" }); ErrorCode(err) != Conflict {
+	if err := edit(0, func(q *Quiz) { q.Title = "late" }); ErrorCode(err) != protocol.Conflict {
 		t.Fatalf("a stale edit (version 0, now 1): got %v, want conflict", err)
 	}
 	if _, err := s.Open(ctx, r.Code, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := edit(1, func(q *Quiz) { q.Questions[0].Answer = intp(1) }); ErrorCode(err) != Conflict {
+	if err := edit(1, func(q *Quiz) { q.Questions[0].Answer = intp(1) }); ErrorCode(err) != protocol.Conflict {
 		t.Fatalf("an edit while a question is open: got %v, want conflict", err)
 	}
 	if _, err := s.Start(ctx, r.Code, 1, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	a, err := s.Answer(ctx, Identity{Room: r.Code, Role: RolePlayer, PlayerID: p.ID}, 1, Submission{Choice: intp(1)}, time.Now())
+	a, err := s.Answer(ctx, Identity{Room: r.Code, Role: RolePlayer, PlayerID: p.ID}, 1, protocol.Response{Choice: intp(1)}, time.Now(), Delivery{})
 	if err != nil || !a.Correct {
 		t.Fatalf("answer 1 after the edit made it right: got %+v, %v", a, err)
 	}
 	if _, err := s.Close(ctx, r.Code, 1, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := edit(1, func(q *Quiz) { q.Questions[0].Text = "changed" }); ErrorCode(err) != Conflict {
+	if err := edit(1, func(q *Quiz) { q.Questions[0].Text = "changed" }); ErrorCode(err) != protocol.Conflict {
 		t.Fatalf("changing a question already asked: got %v, want conflict", err)
 	}
 	if err := edit(1, func(q *Quiz) { q.Questions[0].Answer = intp(1); q.Questions[1].Text = "next one, new" }); err != nil {
@@ -451,7 +442,7 @@ func TestTimedClose(t *testing.T) {
 		}
 		return n
 	}
-	if _, err := s.Close(ctx, r.Code, 1, time.Now().Add(time.Second)); ErrorCode(err) != Conflict {
+	if _, err := s.Close(ctx, r.Code, 1, time.Now().Add(time.Second)); ErrorCode(err) != protocol.Conflict {
 		t.Fatalf("a timed close in the lobby: got %v, want conflict", err)
 	}
 	if _, err := s.Open(ctx, r.Code, 1); err != nil {
@@ -461,7 +452,7 @@ func TestTimedClose(t *testing.T) {
 	if _, err := s.Start(ctx, r.Code, 1, startAt); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Close(ctx, r.Code, 1, startAt.Add(-time.Millisecond)); ErrorCode(err) != Invalid {
+	if _, err := s.Close(ctx, r.Code, 1, startAt.Add(-time.Millisecond)); ErrorCode(err) != protocol.Invalid {
 		t.Fatalf("a close before the scheduled start: got %v, want invalid", err)
 	}
 	closeAt := startAt.Add(100 * time.Millisecond)
@@ -504,7 +495,7 @@ func (l *lostReply) Update(ctx context.Context, code string, fn func(*Room) erro
 	r, err := l.Store.Update(ctx, code, fn)
 	if err == nil && !l.lost {
 		l.lost = true
-		return nil, Errorf(Unavailable, "storage unavailable")
+		return nil, Errorf(protocol.Unavailable, "storage unavailable")
 	}
 	return r, err
 }
@@ -513,7 +504,7 @@ func TestStartAndCloseWhoseReplyWasLost(t *testing.T) {
 	ctx := context.Background()
 	bc := newFake()
 	store := &lostReply{Store: NewMemoryStore(), lost: true}
-	s := NewService(store, bc, NewMemoryLocker(), nil, slog.New(slog.DiscardHandler))
+	s := NewService(Options{Store: store, Broadcaster: bc, Locker: NewMemoryLocker(), Logger: slog.New(slog.DiscardHandler)})
 	r := mustCreate(t, s, validQuiz())
 	if _, err := s.Open(ctx, r.Code, 1); err != nil {
 		t.Fatal(err)
@@ -558,7 +549,7 @@ func TestLeaderboardFrameIsTheTop(t *testing.T) {
 	bc.mu.Unlock()
 	var lb struct {
 		Type    string
-		Entries []Entry
+		Entries []protocol.Entry
 		Players int
 	}
 	if err := json.Unmarshal([]byte(last), &lb); err != nil || lb.Type != "leaderboard" || len(lb.Entries) != LeaderboardTop || lb.Players != LeaderboardTop+5 {
@@ -578,7 +569,7 @@ type fakeJudge struct {
 func (j *fakeJudge) Check(q Question) error {
 	for _, l := range q.Languages {
 		if l != "python" && l != "c" {
-			return Errorf(Invalid, "unknown language %q", l)
+			return Errorf(protocol.Invalid, "unknown language %q", l)
 		}
 	}
 	return nil
@@ -588,7 +579,7 @@ func (j *fakeJudge) Submit(_ context.Context, job CodeJob) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.busy {
-		return Errorf(Busy, "the judge is busy: 7 submissions waiting")
+		return Errorf(protocol.Busy, "the judge is busy: 7 submissions waiting")
 	}
 	j.jobs = append(j.jobs, job)
 	return nil
@@ -598,14 +589,14 @@ func TestCodeQuestion(t *testing.T) {
 	ctx := context.Background()
 	bc := newFake()
 	qz := Quiz{Questions: []Question{codeQuestion()}}
-	if _, err := NewService(NewMemoryStore(), bc, NewMemoryLocker(), nil, slog.New(slog.DiscardHandler)).CreateRoom(ctx, qz); ErrorCode(err) != Invalid || !strings.Contains(err.Error(), "need a judge") {
+	if _, err := NewService(Options{Store: NewMemoryStore(), Broadcaster: bc, Locker: NewMemoryLocker(), Logger: slog.New(slog.DiscardHandler)}).CreateRoom(ctx, qz); ErrorCode(err) != protocol.Invalid || !strings.Contains(err.Error(), "need a judge") {
 		t.Fatalf("a code question without a judge: got %v, want invalid, naming the judge", err)
 	}
 	judge := &fakeJudge{}
-	s := NewService(NewMemoryStore(), bc, NewMemoryLocker(), judge, slog.New(slog.DiscardHandler))
+	s := NewService(Options{Store: NewMemoryStore(), Broadcaster: bc, Locker: NewMemoryLocker(), Judge: judge, Logger: slog.New(slog.DiscardHandler)})
 	bad := Quiz{Questions: []Question{codeQuestion()}}
 	bad.Questions[0].Languages = []string{"cobol"}
-	if _, err := s.CreateRoom(ctx, bad); ErrorCode(err) != Invalid || !strings.Contains(err.Error(), "cobol") {
+	if _, err := s.CreateRoom(ctx, bad); ErrorCode(err) != protocol.Invalid || !strings.Contains(err.Error(), "cobol") {
 		t.Fatalf("an unknown language: got %v, want invalid naming it", err)
 	}
 	r := mustCreate(t, s, qz)
@@ -618,31 +609,31 @@ func TestCodeQuestion(t *testing.T) {
 		t.Fatal(err)
 	}
 	player := func(p Player) Identity { return Identity{Room: r.Code, Role: RolePlayer, PlayerID: p.ID} }
-	src := Submission{Language: "python", Code: "a, b = map(int, input().split())\nprint(a + b)\n"}
-	a1, err := s.Answer(ctx, player(alice), 1, src, time.Now())
+	src := protocol.Response{Language: "python", Source: "a, b = map(int, input().split())\nprint(a + b)\n"}
+	a1, err := s.Answer(ctx, player(alice), 1, src, time.Now(), Delivery{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if f := string(ResultFrame(a1)); f != `{"type":"result","n":1,"accepted":true,"correct":false,"rank":0,"points":0,"pending":true,"judging":true,"submission":1,"language":"python"}` {
 		t.Errorf("result frame of a submission: %s", f)
 	}
-	b1, err := s.Answer(ctx, player(bob), 1, Submission{Language: "c", Code: "int main(){}"}, time.Now())
+	b1, err := s.Answer(ctx, player(bob), 1, protocol.Response{Language: "c", Source: "int main(){}"}, time.Now(), Delivery{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(judge.jobs) != 2 || judge.jobs[0].Code != src.Code || judge.jobs[0].Submission != 1 || judge.jobs[1].Language != "c" ||
+	if len(judge.jobs) != 2 || judge.jobs[0].Source != src.Source || judge.jobs[0].Submission != 1 || judge.jobs[1].Language != "c" ||
 		judge.jobs[0].Question.Tests[1].Out != "10\n" || judge.jobs[0].PlayerID != alice.ID {
 		t.Fatalf("jobs submitted: %+v", judge.jobs)
 	}
 	// Bob's verdict comes first, but alice's submission arrived first: bob's rank waits.
-	v := CodeVerdict{Verdict: Accepted, Passed: 2, Total: 2, TimeMs: 3, MemoryKB: 900}
+	v := protocol.Verdict{Verdict: protocol.AC, Passed: 2, Total: 2, TimeMs: 3, MemoryKB: 900}
 	if err := s.Verdict(ctx, r.Code, 1, b1.ArrivalRank, v); err != nil {
 		t.Fatal(err)
 	}
 	if got := bc.toPlayer[bob.ID]; len(got) != 1 || got[0] != `{"type":"verdict","n":1,"submission":2,"language":"c","verdict":"AC","passed":2,"total":2,"timeMs":3,"memoryKB":900,"message":""}` {
 		t.Fatalf("bob's frames after his verdict: %v, want only the verdict", got)
 	}
-	if err := s.Verdict(ctx, r.Code, 1, a1.ArrivalRank, CodeVerdict{Verdict: "WA", Passed: 1, Total: 2, Message: "test 2: wrong answer"}); err != nil {
+	if err := s.Verdict(ctx, r.Code, 1, a1.ArrivalRank, protocol.Verdict{Verdict: "WA", Passed: 1, Total: 2, Message: "test 2: wrong answer"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := bc.toPlayer[bob.ID]; len(got) != 2 || !strings.Contains(got[1], `"type":"result"`) || !strings.Contains(got[1], `"rank":1,"points":100`) {
@@ -655,8 +646,8 @@ func TestCodeQuestion(t *testing.T) {
 	// A busy judge: the player is told so, and the submission is kept with an IE verdict
 	// saying it was not judged.
 	judge.busy = true
-	_, err = s.Answer(ctx, player(alice), 1, src, time.Now())
-	if ErrorCode(err) != Busy || !strings.Contains(err.Error(), "7 submissions waiting") {
+	_, err = s.Answer(ctx, player(alice), 1, src, time.Now(), Delivery{})
+	if ErrorCode(err) != protocol.Busy || !strings.Contains(err.Error(), "7 submissions waiting") {
 		t.Fatalf("a submission to a busy judge: got %v, want busy with the queue length", err)
 	}
 	answers, _ := s.Answers(ctx, r.Code, 1)

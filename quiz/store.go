@@ -1,6 +1,10 @@
 package quiz
 
-import "context"
+import (
+	"context"
+
+	"github.com/bulbquiz/bulb/protocol"
+)
 
 // Store keeps rooms, players and answers. Implementations must make each method atomic:
 // Update and Accept in particular are the places where concurrent hosts and players meet.
@@ -36,14 +40,14 @@ type Store interface {
 	// Closed), and that the player has not answered it (AlreadyAnswered), stamps the
 	// receive time, assigns the arrival rank and, for a correct answer under non-deferred
 	// scoring, the next rank and its points, which it adds to the player's score. The very
-	// same submission sent again returns the stored answer with Replayed set and changes
+	// same submission sent again returns the stored answer with replayed set and changes
 	// nothing: a retry after a lost reply learns the outcome.
 	//
 	// A code submission (s.Code) is one of many a player may send: it is not compared with
 	// the player's others, never replayed, and stored Pending with no rank, for Verdict to
 	// settle; Accept refuses it with AlreadyAnswered once the player has an accepted one,
 	// and with RateLimited past MaxSubmissions.
-	Accept(ctx context.Context, code string, a Answer, s Scoring) (Answer, error)
+	Accept(ctx context.Context, code string, a protocol.Answer, s Scoring) (stored protocol.Answer, replayed bool, err error)
 	// Verdict records the judge's verdict on submission sub (its arrival rank) of code
 	// question n, once: a second verdict for it changes nothing. It then settles the
 	// question: in arrival order, as far as every submission has its verdict, each
@@ -52,10 +56,10 @@ type Store interface {
 	// made final (the submission among them if it was). NotFound if there is no such
 	// submission. Verdicts are recorded in any phase: a submission accepted before the
 	// close is judged after it.
-	Verdict(ctx context.Context, code string, n, sub int, v CodeVerdict, s Scoring) (Answer, []Answer, error)
+	Verdict(ctx context.Context, code string, n, sub int, v protocol.Verdict, s Scoring) (protocol.Answer, []protocol.Answer, error)
 	// Finalize applies the ranks and points of a deferred (compensated) question once,
 	// adding the points to the scores; later calls for the same question change nothing.
-	Finalize(ctx context.Context, code string, n int, ranked []Answer) error
+	Finalize(ctx context.Context, code string, n int, ranked []protocol.Answer) error
 	// Answers returns the answers to question n in arrival order.
-	Answers(ctx context.Context, code string, n int) ([]Answer, error)
+	Answers(ctx context.Context, code string, n int) ([]protocol.Answer, error)
 }

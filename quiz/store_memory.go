@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/bulbquiz/bulb/protocol"
 )
 
 // MemoryStore is the in-memory engine's Store: one process, nothing to install. Each room
@@ -24,7 +26,7 @@ type memRoom struct {
 	room      Room
 	byID      map[string]int                 // player ID → index in room.Players
 	names     map[string]bool                // folded player names
-	answers   map[int][]Answer               // by question, in arrival order
+	answers   map[int][]protocol.Answer      // by question, in arrival order
 	answered  map[int]map[string]memAnswered // by question and player
 	correct   map[int]int                    // by question, correct answers ranked so far
 	finalized map[int]bool
@@ -56,7 +58,7 @@ func (s *MemoryStore) get(code string) (*memRoom, error) {
 	r := s.rooms[code]
 	s.mu.RUnlock()
 	if r == nil {
-		return nil, Errorf(NotFound, "room %s not found", code)
+		return nil, Errorf(protocol.NotFound, "room %s not found", code)
 	}
 	return r, nil
 }
@@ -66,13 +68,13 @@ func (s *MemoryStore) CreateRoom(_ context.Context, r *Room) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.rooms[r.Code] != nil {
-		return Errorf(Conflict, "room %s exists", r.Code)
+		return Errorf(protocol.Conflict, "room %s exists", r.Code)
 	}
 	s.rooms[r.Code] = &memRoom{
 		room:      *cloneRoom(r),
 		byID:      map[string]int{},
 		names:     map[string]bool{},
-		answers:   map[int][]Answer{},
+		answers:   map[int][]protocol.Answer{},
 		answered:  map[int]map[string]memAnswered{},
 		correct:   map[int]int{},
 		finalized: map[int]bool{},
@@ -133,11 +135,11 @@ func (s *MemoryStore) AddPlayer(_ context.Context, code string, p Player) error 
 	r.mu.Lock()
 	if len(r.room.Players) >= MaxPlayers {
 		r.mu.Unlock()
-		return Errorf(Conflict, "room %s is full: %d players", code, MaxPlayers)
+		return Errorf(protocol.Conflict, "room %s is full: %d players", code, MaxPlayers)
 	}
 	if r.names[foldName(p.Name)] {
 		r.mu.Unlock()
-		return Errorf(Conflict, "the name %q is taken in this room", p.Name)
+		return Errorf(protocol.Conflict, "the name %q is taken in this room", p.Name)
 	}
 	r.names[foldName(p.Name)] = true
 	r.byID[p.ID] = len(r.room.Players)
@@ -164,7 +166,7 @@ func (s *MemoryStore) Player(_ context.Context, code, playerID string) (*Room, P
 	}
 	i, ok := r.byID[playerID]
 	if !ok {
-		return nil, Player{}, Errorf(NotFound, "player %s is not in room %s", playerID, code)
+		return nil, Player{}, Errorf(protocol.NotFound, "player %s is not in room %s", playerID, code)
 	}
 	return roomHead(&r.room), r.room.Players[i], nil
 }
@@ -175,7 +177,7 @@ func (s *MemoryStore) Identify(_ context.Context, token string) (Identity, error
 	id, ok := s.tokens[token]
 	s.mu.RUnlock()
 	if !ok {
-		return Identity{}, Errorf(Unauthorized, "unknown token")
+		return Identity{}, Errorf(protocol.Unauthorized, "unknown token")
 	}
 	return id, nil
 }
@@ -198,34 +200,33 @@ func (s *MemoryStore) Update(_ context.Context, code string, fn func(*Room) erro
 }
 
 // Accept implements Store.
-func (s *MemoryStore) Accept(_ context.Context, code string, a Answer, sc Scoring) (Answer, error) {
+func (s *MemoryStore) Accept(_ context.Context, code string, a protocol.Answer, sc Scoring) (protocol.Answer, bool, error) {
 	r, err := s.get(code)
 	if err != nil {
-		return Answer{}, err
+		return protocol.Answer{}, false, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := s.now()
 	if sc.QuizVersion != r.room.Quiz.Version {
-		return Answer{}, ErrStaleQuiz
+		return protocol.Answer{}, false, ErrStaleQuiz
 	}
 	if err := checkAcceptable(&r.room, a.N); err != nil {
-		return Answer{}, err
+		return protocol.Answer{}, false, err
 	}
 	if sc.Code {
-		return r.acceptCode(a, sc, now)
+		a, err := r.acceptCode(a, sc, now)
+		return a, false, err
 	}
 	if prior, ok := r.answered[a.N][a.PlayerID]; ok {
-		if prior.key == a.Submission.key() { // the same answer again: a retry
-			replay := r.answers[a.N][prior.index]
-			replay.Replayed = true
-			return replay, nil
+		if prior.key == responseKey(a.Response) { // the same answer again: a retry
+			return r.answers[a.N][prior.index], true, nil
 		}
-		return Answer{}, Errorf(AlreadyAnswered, "you have already answered question %d", a.N)
+		return protocol.Answer{}, false, Errorf(protocol.AlreadyAnswered, "you have already answered question %d", a.N)
 	}
 	p, err := r.stamp(&a, now)
 	if err != nil {
-		return Answer{}, err
+		return protocol.Answer{}, false, err
 	}
 	elapsed := time.Duration(a.ElapsedUs) * time.Microsecond
 	switch {
@@ -240,17 +241,17 @@ func (s *MemoryStore) Accept(_ context.Context, code string, a Answer, sc Scorin
 	if r.answered[a.N] == nil {
 		r.answered[a.N] = map[string]memAnswered{}
 	}
-	r.answered[a.N][a.PlayerID] = memAnswered{index: len(r.answers[a.N]), key: a.Submission.key()}
+	r.answered[a.N][a.PlayerID] = memAnswered{index: len(r.answers[a.N]), key: responseKey(a.Response)}
 	r.answers[a.N] = append(r.answers[a.N], a)
-	return a, nil
+	return a, false, nil
 }
 
 // stamp fills in an answer's name, receive time and arrival rank, and returns the
 // player's index.
-func (r *memRoom) stamp(a *Answer, now time.Time) (int, error) {
+func (r *memRoom) stamp(a *protocol.Answer, now time.Time) (int, error) {
 	p, ok := r.byID[a.PlayerID]
 	if !ok {
-		return 0, Errorf(NotFound, "player %s is not in room %s", a.PlayerID, r.room.Code)
+		return 0, Errorf(protocol.NotFound, "player %s is not in room %s", a.PlayerID, r.room.Code)
 	}
 	a.Name = r.room.Players[p].Name
 	a.ReceivedAt = now
@@ -261,16 +262,16 @@ func (r *memRoom) stamp(a *Answer, now time.Time) (int, error) {
 }
 
 // acceptCode stores a code submission, pending its verdict.
-func (r *memRoom) acceptCode(a Answer, sc Scoring, now time.Time) (Answer, error) {
+func (r *memRoom) acceptCode(a protocol.Answer, sc Scoring, now time.Time) (protocol.Answer, error) {
 	c := r.codeOf(a.N)
 	if c.solved[a.PlayerID] {
-		return Answer{}, Errorf(AlreadyAnswered, "you already have an accepted submission to question %d", a.N)
+		return protocol.Answer{}, Errorf(protocol.AlreadyAnswered, "you already have an accepted submission to question %d", a.N)
 	}
 	if c.submissions[a.PlayerID] >= MaxSubmissions {
-		return Answer{}, Errorf(RateLimited, "at most %d submissions to one question", MaxSubmissions)
+		return protocol.Answer{}, Errorf(protocol.RateLimited, "at most %d submissions to one question", MaxSubmissions)
 	}
 	if _, err := r.stamp(&a, now); err != nil {
-		return Answer{}, err
+		return protocol.Answer{}, err
 	}
 	a.Correct, a.Pending = false, true
 	c.submissions[a.PlayerID]++
@@ -288,29 +289,29 @@ func (r *memRoom) codeOf(n int) *memCode {
 }
 
 // Verdict implements Store.
-func (s *MemoryStore) Verdict(_ context.Context, code string, n, sub int, v CodeVerdict, sc Scoring) (Answer, []Answer, error) {
+func (s *MemoryStore) Verdict(_ context.Context, code string, n, sub int, v protocol.Verdict, sc Scoring) (protocol.Answer, []protocol.Answer, error) {
 	r, err := s.get(code)
 	if err != nil {
-		return Answer{}, nil, err
+		return protocol.Answer{}, nil, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	answers := r.answers[n]
 	if !sc.Code || sub < 1 || sub > len(answers) {
-		return Answer{}, nil, Errorf(NotFound, "question %d has no code submission %d", n, sub)
+		return protocol.Answer{}, nil, Errorf(protocol.NotFound, "question %d has no code submission %d", n, sub)
 	}
 	if answers[sub-1].Verdict != nil {
 		return answers[sub-1], nil, nil // recorded before: the first verdict stands
 	}
 	c := r.codeOf(n)
 	answers[sub-1].Verdict = &v
-	answers[sub-1].Correct = v.Verdict == Accepted
+	answers[sub-1].Correct = v.Verdict == protocol.AC
 	if answers[sub-1].Correct {
 		c.solved[answers[sub-1].PlayerID] = true
 	}
 	changed, next, correct := settle(answers, c.settled, c.winners, r.correct[n], sc)
 	c.settled, r.correct[n] = next, correct
-	final := make([]Answer, len(changed))
+	final := make([]protocol.Answer, len(changed))
 	for i, j := range changed {
 		final[i] = answers[j]
 		r.room.Players[r.byID[answers[j].PlayerID]].Score += answers[j].Points
@@ -324,17 +325,17 @@ func (s *MemoryStore) Verdict(_ context.Context, code string, n, sub int, v Code
 func checkAcceptable(r *Room, n int) error {
 	switch {
 	case n < 1 || n > len(r.Quiz.Questions):
-		return Errorf(NotFound, "question %d not found", n)
+		return Errorf(protocol.NotFound, "question %d not found", n)
 	case n > r.Current || (n == r.Current && (r.Phase == PhaseOpen || r.Phase == PhaseLobby)):
-		return Errorf(NotStarted, "question %d has not started", n)
+		return Errorf(protocol.NotStarted, "question %d has not started", n)
 	case n < r.Current || r.Phase == PhaseClosed:
-		return Errorf(Closed, "question %d is closed", n)
+		return Errorf(protocol.Closed, "question %d is closed", n)
 	}
 	return nil
 }
 
 // Finalize implements Store.
-func (s *MemoryStore) Finalize(_ context.Context, code string, n int, ranked []Answer) error {
+func (s *MemoryStore) Finalize(_ context.Context, code string, n int, ranked []protocol.Answer) error {
 	r, err := s.get(code)
 	if err != nil {
 		return err
@@ -345,7 +346,7 @@ func (s *MemoryStore) Finalize(_ context.Context, code string, n int, ranked []A
 		return nil
 	}
 	r.finalized[n] = true
-	byPlayer := make(map[string]Answer, len(ranked))
+	byPlayer := make(map[string]protocol.Answer, len(ranked))
 	for _, a := range ranked {
 		byPlayer[a.PlayerID] = a
 	}
@@ -362,7 +363,7 @@ func (s *MemoryStore) Finalize(_ context.Context, code string, n int, ranked []A
 }
 
 // Answers implements Store.
-func (s *MemoryStore) Answers(_ context.Context, code string, n int) ([]Answer, error) {
+func (s *MemoryStore) Answers(_ context.Context, code string, n int) ([]protocol.Answer, error) {
 	r, err := s.get(code)
 	if err != nil {
 		return nil, err

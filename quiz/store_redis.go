@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bulbquiz/bulb/protocol"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -137,42 +138,42 @@ type redisIdentity struct {
 // redisAnswerHead is the part of an answer that Accept's caller knows; accept.lua adds
 // the rest to make a redisAnswer.
 type redisAnswerHead struct {
-	N          int        `json:"n"`
-	PlayerID   string     `json:"playerId"`
-	Submission Submission `json:"answer"`
-	Correct    bool       `json:"correct"`
-	ReactionUs *int64     `json:"reactionUs,omitempty"`
+	N          int               `json:"n"`
+	PlayerID   string            `json:"playerId"`
+	Submission protocol.Response `json:"answer"`
+	Correct    bool              `json:"correct"`
+	ReactionUs *int64            `json:"reactionUs,omitempty"`
 }
 
 // redisAnswer is an answer as stored: times in µs since the epoch.
 type redisAnswer struct {
-	N           int          `json:"n"`
-	PlayerID    string       `json:"playerId"`
-	Submission  Submission   `json:"answer"`
-	Correct     bool         `json:"correct"`
-	ReactionUs  *int64       `json:"reactionUs,omitempty"`
-	Name        string       `json:"name"`
-	Rank        int          `json:"rank"`
-	ArrivalRank int          `json:"arrivalRank"`
-	Points      int          `json:"points"`
-	Pending     bool         `json:"pending"`
-	ReceivedUs  int64        `json:"receivedUs"`
-	ElapsedUs   int64        `json:"elapsedUs"`
-	Verdict     *CodeVerdict `json:"verdict,omitempty"`
+	N           int               `json:"n"`
+	PlayerID    string            `json:"playerId"`
+	Submission  protocol.Response `json:"answer"`
+	Correct     bool              `json:"correct"`
+	ReactionUs  *int64            `json:"reactionUs,omitempty"`
+	Name        string            `json:"name"`
+	Rank        int               `json:"rank"`
+	ArrivalRank int               `json:"arrivalRank"`
+	Points      int               `json:"points"`
+	Pending     bool              `json:"pending"`
+	ReceivedUs  int64             `json:"receivedUs"`
+	ElapsedUs   int64             `json:"elapsedUs"`
+	Verdict     *protocol.Verdict `json:"verdict,omitempty"`
 }
 
-func (a redisAnswer) answer() Answer {
-	return Answer{
-		N: a.N, PlayerID: a.PlayerID, Name: a.Name, Submission: a.Submission, Correct: a.Correct,
+func (a redisAnswer) answer() protocol.Answer {
+	return protocol.Answer{
+		N: a.N, PlayerID: a.PlayerID, Name: a.Name, Response: a.Submission, Correct: a.Correct,
 		Rank: a.Rank, ArrivalRank: a.ArrivalRank, Points: a.Points, Pending: a.Pending,
 		ReceivedAt: time.UnixMicro(a.ReceivedUs).UTC(), ElapsedUs: a.ElapsedUs, ReactionUs: a.ReactionUs,
 		Verdict: a.Verdict,
 	}
 }
 
-func redisAnswerOf(a Answer) redisAnswer {
+func redisAnswerOf(a protocol.Answer) redisAnswer {
 	return redisAnswer{
-		N: a.N, PlayerID: a.PlayerID, Submission: a.Submission, Correct: a.Correct, ReactionUs: a.ReactionUs,
+		N: a.N, PlayerID: a.PlayerID, Submission: a.Response, Correct: a.Correct, ReactionUs: a.ReactionUs,
 		Name: a.Name, Rank: a.Rank, ArrivalRank: a.ArrivalRank, Points: a.Points, Pending: a.Pending,
 		ReceivedUs: a.ReceivedAt.UnixMicro(), ElapsedUs: a.ElapsedUs, Verdict: a.Verdict,
 	}
@@ -210,7 +211,7 @@ func (s *RedisStore) CreateRoom(ctx context.Context, r *Room) error {
 		return fail("creating a room", err)
 	}
 	if created == 0 {
-		return Errorf(Conflict, "room %s exists", r.Code)
+		return Errorf(protocol.Conflict, "room %s exists", r.Code)
 	}
 	return nil
 }
@@ -261,7 +262,7 @@ func (s *RedisStore) freshQuiz(ctx context.Context, code string, version int64) 
 	return s.Quiz(ctx, code)
 }
 
-func roomNotFound(code string) error { return Errorf(NotFound, "room %s not found", code) }
+func roomNotFound(code string) error { return Errorf(protocol.NotFound, "room %s not found", code) }
 
 // roomReads are the reads that make a Room, queued in one pipeline; players and scores
 // are nil for a room without its players.
@@ -386,7 +387,7 @@ func (s *RedisStore) Player(ctx context.Context, code, playerID string) (*Room, 
 			return err
 		}
 		if errors.Is(stored.Err(), redis.Nil) {
-			return Errorf(NotFound, "player %s is not in room %s", playerID, code)
+			return Errorf(protocol.NotFound, "player %s is not in room %s", playerID, code)
 		}
 		var rp redisPlayer
 		if err := json.Unmarshal([]byte(stored.Val()), &rp); err != nil {
@@ -435,7 +436,7 @@ func (s *RedisStore) withFreshQuiz(code string, read func() error) error {
 		err = read()
 	}
 	if errors.Is(err, ErrStaleQuiz) {
-		return Errorf(Conflict, "the quiz of room %s keeps changing: try again", code)
+		return Errorf(protocol.Conflict, "the quiz of room %s keeps changing: try again", code)
 	}
 	return err
 }
@@ -496,11 +497,11 @@ func (s *RedisStore) AddPlayer(ctx context.Context, code string, p Player) error
 	case "no_room":
 		return roomNotFound(code)
 	case "full":
-		return Errorf(Conflict, "room %s is full: %d players", code, MaxPlayers)
+		return Errorf(protocol.Conflict, "room %s is full: %d players", code, MaxPlayers)
 	case "name_taken":
-		return Errorf(Conflict, "the name %q is taken in this room", p.Name)
+		return Errorf(protocol.Conflict, "the name %q is taken in this room", p.Name)
 	case "id_taken":
-		return Errorf(Conflict, "player %s exists", p.ID)
+		return Errorf(protocol.Conflict, "player %s exists", p.ID)
 	}
 	return fmt.Errorf("add_player.lua: unknown status %q", status)
 }
@@ -509,7 +510,7 @@ func (s *RedisStore) AddPlayer(ctx context.Context, code string, p Player) error
 func (s *RedisStore) Identify(ctx context.Context, token string) (Identity, error) {
 	b, err := s.rdb.Get(ctx, s.tokenKey(token)).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return Identity{}, Errorf(Unauthorized, "unknown token")
+		return Identity{}, Errorf(protocol.Unauthorized, "unknown token")
 	}
 	if err != nil {
 		return Identity{}, fail("identifying a token", err)
@@ -593,22 +594,22 @@ func (s *RedisStore) Update(ctx context.Context, code string, fn func(*Room) err
 			return nil, fail("updating a room", err)
 		}
 	}
-	return nil, Errorf(Conflict, "room %s changed too often meanwhile: try again", code)
+	return nil, Errorf(protocol.Conflict, "room %s changed too often meanwhile: try again", code)
 }
 
 // Accept implements Store in one script, accept.lua: see it for what it checks and
 // writes. The receive time is the Redis server's.
-func (s *RedisStore) Accept(ctx context.Context, code string, a Answer, sc Scoring) (Answer, error) {
+func (s *RedisStore) Accept(ctx context.Context, code string, a protocol.Answer, sc Scoring) (protocol.Answer, bool, error) {
 	qz, err := s.Quiz(ctx, code)
 	if err != nil {
-		return Answer{}, err
+		return protocol.Answer{}, false, err
 	}
 	if a.N < 1 || a.N > len(qz.Questions) {
-		return Answer{}, Errorf(NotFound, "question %d not found", a.N)
+		return protocol.Answer{}, false, Errorf(protocol.NotFound, "question %d not found", a.N)
 	}
-	head, err := json.Marshal(redisAnswerHead{N: a.N, PlayerID: a.PlayerID, Submission: a.Submission, Correct: a.Correct, ReactionUs: a.ReactionUs})
+	head, err := json.Marshal(redisAnswerHead{N: a.N, PlayerID: a.PlayerID, Submission: a.Response, Correct: a.Correct, ReactionUs: a.ReactionUs})
 	if err != nil {
-		return Answer{}, fmt.Errorf("encoding an answer: %w", err)
+		return protocol.Answer{}, false, fmt.Errorf("encoding an answer: %w", err)
 	}
 	scoring, _ := json.Marshal(redisScoringOf(sc))
 	correct := "0"
@@ -624,13 +625,13 @@ func (s *RedisStore) Accept(ctx context.Context, code string, a Answer, sc Scori
 	if sc.Code {
 		isCode = "1"
 	}
-	res, err := acceptScript.Run(ctx, s.rdb, keys, a.N, a.PlayerID, correct, head, scoring, sc.QuizVersion, a.Submission.key(),
+	res, err := acceptScript.Run(ctx, s.rdb, keys, a.N, a.PlayerID, correct, head, scoring, sc.QuizVersion, responseKey(a.Response),
 		isCode, MaxSubmissions).StringSlice()
 	if err != nil {
-		return Answer{}, fail("accepting an answer", err)
+		return protocol.Answer{}, false, fail("accepting an answer", err)
 	}
 	if len(res) != 2 {
-		return Answer{}, fmt.Errorf("accept.lua: got %d values, want 2", len(res))
+		return protocol.Answer{}, false, fmt.Errorf("accept.lua: got %d values, want 2", len(res))
 	}
 	replay := false
 	switch res[0] {
@@ -639,31 +640,29 @@ func (s *RedisStore) Accept(ctx context.Context, code string, a Answer, sc Scori
 		replay = true
 	case "stale_quiz":
 		s.quizzes.Delete(code)
-		return Answer{}, ErrStaleQuiz
+		return protocol.Answer{}, false, ErrStaleQuiz
 	case "no_room":
-		return Answer{}, roomNotFound(code)
+		return protocol.Answer{}, false, roomNotFound(code)
 	case "not_started":
-		return Answer{}, Errorf(NotStarted, "question %d has not started", a.N)
+		return protocol.Answer{}, false, Errorf(protocol.NotStarted, "question %d has not started", a.N)
 	case "closed":
-		return Answer{}, Errorf(Closed, "question %d is closed", a.N)
+		return protocol.Answer{}, false, Errorf(protocol.Closed, "question %d is closed", a.N)
 	case "already_answered":
-		return Answer{}, Errorf(AlreadyAnswered, "you have already answered question %d", a.N)
+		return protocol.Answer{}, false, Errorf(protocol.AlreadyAnswered, "you have already answered question %d", a.N)
 	case "no_player":
-		return Answer{}, Errorf(NotFound, "player %s is not in room %s", a.PlayerID, code)
+		return protocol.Answer{}, false, Errorf(protocol.NotFound, "player %s is not in room %s", a.PlayerID, code)
 	case "solved":
-		return Answer{}, Errorf(AlreadyAnswered, "you already have an accepted submission to question %d", a.N)
+		return protocol.Answer{}, false, Errorf(protocol.AlreadyAnswered, "you already have an accepted submission to question %d", a.N)
 	case "too_many":
-		return Answer{}, Errorf(RateLimited, "at most %d submissions to one question", MaxSubmissions)
+		return protocol.Answer{}, false, Errorf(protocol.RateLimited, "at most %d submissions to one question", MaxSubmissions)
 	default:
-		return Answer{}, fmt.Errorf("accept.lua: unknown status %q", res[0])
+		return protocol.Answer{}, false, fmt.Errorf("accept.lua: unknown status %q", res[0])
 	}
 	var stored redisAnswer
 	if err := json.Unmarshal([]byte(res[1]), &stored); err != nil {
-		return Answer{}, fmt.Errorf("decoding an accepted answer: %w", err)
+		return protocol.Answer{}, false, fmt.Errorf("decoding an accepted answer: %w", err)
 	}
-	got := stored.answer()
-	got.Replayed = replay
-	return got, nil
+	return stored.answer(), replay, nil
 }
 
 // backoff waits before another optimistic attempt, after another writer won: a little,
@@ -682,20 +681,20 @@ func backoff(ctx context.Context, attempt int) error {
 // settled count reads the unsettled submissions, records the verdict, settles (see settle)
 // and writes the changed records, scores, winners and counts; a submission arriving
 // meanwhile makes it try again.
-func (s *RedisStore) Verdict(ctx context.Context, code string, n, sub int, v CodeVerdict, sc Scoring) (Answer, []Answer, error) {
-	notFound := Errorf(NotFound, "question %d has no code submission %d", n, sub)
+func (s *RedisStore) Verdict(ctx context.Context, code string, n, sub int, v protocol.Verdict, sc Scoring) (protocol.Answer, []protocol.Answer, error) {
+	notFound := Errorf(protocol.NotFound, "question %d has no code submission %d", n, sub)
 	if !sc.Code || sub < 1 {
-		return Answer{}, nil, notFound
+		return protocol.Answer{}, nil, notFound
 	}
 	answersKey, settledKey := s.qkey(code, n, "answers"), s.qkey(code, n, "settled")
 	winnersKey, correctKey := s.qkey(code, n, "winners"), s.qkey(code, n, "correct")
-	var stored Answer
-	var final []Answer
+	var stored protocol.Answer
+	var final []protocol.Answer
 	var refused error
-	decode := func(rec string) (Answer, error) {
+	decode := func(rec string) (protocol.Answer, error) {
 		var a redisAnswer
 		if err := json.Unmarshal([]byte(rec), &a); err != nil {
-			return Answer{}, fmt.Errorf("decoding an answer of room %s: %w", code, err)
+			return protocol.Answer{}, fmt.Errorf("decoding an answer of room %s: %w", code, err)
 		}
 		return a.answer(), nil
 	}
@@ -721,7 +720,7 @@ func (s *RedisStore) Verdict(ctx context.Context, code string, n, sub int, v Cod
 			refused = notFound
 			return nil
 		}
-		answers := make([]Answer, len(recs))
+		answers := make([]protocol.Answer, len(recs))
 		for i, rec := range recs {
 			if answers[i], refused = decode(rec); refused != nil {
 				return nil
@@ -732,7 +731,7 @@ func (s *RedisStore) Verdict(ctx context.Context, code string, n, sub int, v Cod
 			stored = answers[i]
 			return nil
 		}
-		answers[i].Verdict, answers[i].Correct = &v, v.Verdict == Accepted
+		answers[i].Verdict, answers[i].Correct = &v, v.Verdict == protocol.AC
 		winners := map[string]bool{}
 		ranked, err := tx.HKeys(ctx, winnersKey).Result()
 		if err != nil {
@@ -780,24 +779,24 @@ func (s *RedisStore) Verdict(ctx context.Context, code string, n, sub int, v Cod
 		err := s.rdb.Watch(ctx, txf, answersKey, settledKey)
 		switch {
 		case refused != nil:
-			return Answer{}, nil, refused
+			return protocol.Answer{}, nil, refused
 		case err == nil:
 			return stored, final, nil
 		case !errors.Is(err, redis.TxFailedErr):
-			return Answer{}, nil, fail("recording a verdict", err)
+			return protocol.Answer{}, nil, fail("recording a verdict", err)
 		}
 		if err := backoff(ctx, attempt); err != nil {
-			return Answer{}, nil, fail("recording a verdict", err)
+			return protocol.Answer{}, nil, fail("recording a verdict", err)
 		}
 	}
-	return Answer{}, nil, Errorf(Conflict, "question %d of room %s changed too often meanwhile: try again", n, code)
+	return protocol.Answer{}, nil, Errorf(protocol.Conflict, "question %d of room %s changed too often meanwhile: try again", n, code)
 }
 
 // Finalize implements Store. It reads the answers, and one script, finalize.lua, writes
 // them back with their ranks and points and adds the points to the scores, unless the
 // question was finalized before. Reading first is safe: answers are only ever appended,
 // and only Finalize rewrites them, once.
-func (s *RedisStore) Finalize(ctx context.Context, code string, n int, ranked []Answer) error {
+func (s *RedisStore) Finalize(ctx context.Context, code string, n int, ranked []protocol.Answer) error {
 	if _, err := s.Quiz(ctx, code); err != nil {
 		return err
 	}
@@ -806,7 +805,7 @@ func (s *RedisStore) Finalize(ctx context.Context, code string, n int, ranked []
 	if err != nil {
 		return fail("reading answers", err)
 	}
-	byPlayer := make(map[string]Answer, len(ranked))
+	byPlayer := make(map[string]protocol.Answer, len(ranked))
 	for _, a := range ranked {
 		byPlayer[a.PlayerID] = a
 	}
@@ -843,7 +842,7 @@ func (s *RedisStore) Finalize(ctx context.Context, code string, n int, ranked []
 }
 
 // Answers implements Store.
-func (s *RedisStore) Answers(ctx context.Context, code string, n int) ([]Answer, error) {
+func (s *RedisStore) Answers(ctx context.Context, code string, n int) ([]protocol.Answer, error) {
 	if _, err := s.Quiz(ctx, code); err != nil {
 		return nil, err
 	}
@@ -851,7 +850,7 @@ func (s *RedisStore) Answers(ctx context.Context, code string, n int) ([]Answer,
 	if err != nil {
 		return nil, fail("reading answers", err)
 	}
-	var out []Answer // nil when there are none, as MemoryStore's
+	var out []protocol.Answer // nil when there are none, as MemoryStore's
 	for _, rec := range records {
 		var a redisAnswer
 		if err := json.Unmarshal([]byte(rec), &a); err != nil {
@@ -874,7 +873,7 @@ func fail(what string, err error) error {
 	if !unavailable(err) {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	return fmt.Errorf("%w: %s: %w", Errorf(Unavailable, "storage unavailable"), what, err)
+	return fmt.Errorf("%w: %s: %w", Errorf(protocol.Unavailable, "storage unavailable"), what, err)
 }
 
 // unavailable reports whether err means Redis cannot serve now rather than that the call

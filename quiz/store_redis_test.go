@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bulbquiz/bulb/internal/redistest"
+	"github.com/bulbquiz/bulb/protocol"
 )
 
 func TestRedisStore(t *testing.T) {
@@ -156,7 +157,7 @@ func TestRedisStoreUnavailable(t *testing.T) {
 	srv.Stop()
 
 	cold := NewRedisStore(rdb, "") // nothing cached
-	a := Answer{N: 1, PlayerID: p.ID, Correct: true}
+	a := protocol.Answer{N: 1, PlayerID: p.ID, Correct: true}
 	for _, tc := range []struct {
 		name string
 		call func() error
@@ -173,7 +174,7 @@ func TestRedisStoreUnavailable(t *testing.T) {
 			_, err := s.Update(ctx, r.Code, func(r *Room) error { r.Current++; return nil })
 			return err
 		}},
-		{"Accept", func() error { _, err := s.Accept(ctx, r.Code, a, ScoringFor(qz, 1)); return err }},
+		{"Accept", func() error { _, _, err := s.Accept(ctx, r.Code, a, ScoringFor(qz, 1)); return err }},
 		{"Finalize", func() error { return s.Finalize(ctx, r.Code, 1, nil) }},
 		{"Answers", func() error { _, err := s.Answers(ctx, r.Code, 1); return err }},
 	} {
@@ -181,7 +182,7 @@ func TestRedisStoreUnavailable(t *testing.T) {
 			start := time.Now()
 			err := tc.call()
 			took := time.Since(start)
-			if ErrorCode(err) != Unavailable || ErrorMessage(err) != "storage unavailable" {
+			if ErrorCode(err) != protocol.Unavailable || ErrorMessage(err) != "storage unavailable" {
 				t.Fatalf("got %v, want an unavailable error", err)
 			}
 			if took > 2*time.Second {
@@ -223,18 +224,18 @@ func TestRedisStoreTwoNodes(t *testing.T) {
 	}
 
 	sc := ScoringFor(qz, 1)
-	results := make([]Answer, players)
+	results := make([]protocol.Answer, players)
 	errs := make([]error, players)
 	ready := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range ps {
 		wg.Go(func() {
 			<-ready
-			a := Answer{N: 1, PlayerID: ps[i].ID, Correct: i%3 != 0, Submission: Submission{Choice: intp(i % 3)}}
-			results[i], errs[i] = nodes[i%2].Accept(ctx, r.Code, a, sc)
+			a := protocol.Answer{N: 1, PlayerID: ps[i].ID, Correct: i%3 != 0, Response: protocol.Response{Choice: intp(i % 3)}}
+			results[i], _, errs[i] = nodes[i%2].Accept(ctx, r.Code, a, sc)
 			// the other node must refuse the same player's second, different answer
-			a.Submission = Submission{Text: "second"}
-			if _, err := nodes[(i+1)%2].Accept(ctx, r.Code, a, sc); ErrorCode(err) != AlreadyAnswered {
+			a.Response = protocol.Response{Text: "second"}
+			if _, _, err := nodes[(i+1)%2].Accept(ctx, r.Code, a, sc); ErrorCode(err) != protocol.AlreadyAnswered {
 				t.Errorf("second answer of %s: got %v, want already_answered", ps[i].Name, err)
 			}
 		})
@@ -288,7 +289,7 @@ func TestRedisStoreRestart(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	want, err := s.Accept(ctx, r.Code, Answer{N: 1, PlayerID: p.ID, Submission: Submission{Choice: intp(2)}, Correct: true}, ScoringFor(qz, 1))
+	want, _, err := s.Accept(ctx, r.Code, protocol.Answer{N: 1, PlayerID: p.ID, Response: protocol.Response{Choice: intp(2)}, Correct: true}, ScoringFor(qz, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +305,7 @@ func TestRedisStoreRestart(t *testing.T) {
 		t.Fatalf("after a restart: got room %+v, want question 1 live, alice with 100 points, version 2", room)
 	}
 	answers, err := s.Answers(ctx, r.Code, 1)
-	if err != nil || len(answers) != 1 || answers[0].Rank != 1 || !answers[0].ReceivedAt.Equal(want.ReceivedAt) || *answers[0].Submission.Choice != 2 {
+	if err != nil || len(answers) != 1 || answers[0].Rank != 1 || !answers[0].ReceivedAt.Equal(want.ReceivedAt) || *answers[0].Response.Choice != 2 {
 		t.Fatalf("after a restart: got answers %+v %v, want %+v", answers, err, want)
 	}
 	if id, err := s.Identify(ctx, p.Token); err != nil || id.PlayerID != p.ID {
@@ -342,7 +343,7 @@ func TestRedisStoreQuizEditAcrossNodes(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Accept(ctx, r.Code, Answer{N: 1, PlayerID: p.ID, Correct: true}, ScoringFor(cached, 1)); !errors.Is(err, ErrStaleQuiz) {
+	if _, _, err := b.Accept(ctx, r.Code, protocol.Answer{N: 1, PlayerID: p.ID, Correct: true}, ScoringFor(cached, 1)); !errors.Is(err, ErrStaleQuiz) {
 		t.Fatalf("b's answer judged by its cached quiz: got %v, want ErrStaleQuiz", err)
 	}
 	fresh, err := b.Quiz(ctx, r.Code)

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bulbquiz/bulb/protocol"
 )
 
 // testStore is the contract every Store meets. Each engine's test calls it with a
@@ -48,10 +50,10 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("rooms and tokens", func(t *testing.T) {
 		s := newStore(t)
 		r := mustRoom(t, s, nil)
-		if err := s.CreateRoom(ctx, r); ErrorCode(err) != Conflict {
+		if err := s.CreateRoom(ctx, r); ErrorCode(err) != protocol.Conflict {
 			t.Fatalf("creating room %s twice: got %v, want conflict", r.Code, err)
 		}
-		if _, err := s.Room(ctx, "000000x"); ErrorCode(err) != NotFound {
+		if _, err := s.Room(ctx, "000000x"); ErrorCode(err) != protocol.NotFound {
 			t.Fatalf("unknown room: got %v, want not_found", err)
 		}
 		id, err := s.Identify(ctx, r.HostToken)
@@ -59,14 +61,14 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Fatalf("host token: got %+v %v, want host of %s", id, err, r.Code)
 		}
 		p := mustPlayer(t, s, r.Code, "alice")
-		if err := s.AddPlayer(ctx, r.Code, Player{ID: "x", Name: "ALICE", Token: Token()}); ErrorCode(err) != Conflict {
+		if err := s.AddPlayer(ctx, r.Code, Player{ID: "x", Name: "ALICE", Token: Token()}); ErrorCode(err) != protocol.Conflict {
 			t.Fatalf("duplicate name: got %v, want conflict", err)
 		}
 		id, err = s.Identify(ctx, p.Token)
 		if err != nil || id.Role != RolePlayer || id.PlayerID != p.ID || id.Name != "alice" {
 			t.Fatalf("player token: got %+v %v, want player %s", id, err, p.ID)
 		}
-		if _, err := s.Identify(ctx, "nope"); ErrorCode(err) != Unauthorized {
+		if _, err := s.Identify(ctx, "nope"); ErrorCode(err) != protocol.Unauthorized {
 			t.Fatalf("unknown token: got %v, want unauthorized", err)
 		}
 		got, err := s.Room(ctx, r.Code)
@@ -81,7 +83,7 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		mustPlayer(t, s, r.Code, "ann")
 		p := mustPlayer(t, s, r.Code, "ben")
 		goLive(t, s, r.Code, 1)
-		if _, err := s.Accept(ctx, r.Code, Answer{N: 1, PlayerID: p.ID, Submission: Submission{Choice: intp(2)}, Correct: true}, ScoringFor(r.Quiz, 1)); err != nil {
+		if _, _, err := s.Accept(ctx, r.Code, protocol.Answer{N: 1, PlayerID: p.ID, Response: protocol.Response{Choice: intp(2)}, Correct: true}, ScoringFor(r.Quiz, 1)); err != nil {
 			t.Fatal(err)
 		}
 		room, got, err := s.Player(ctx, r.Code, p.ID)
@@ -94,10 +96,10 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		if room, got, err := s.Player(ctx, r.Code, ""); err != nil || got.ID != "" || room.Code != r.Code {
 			t.Fatalf("Player with no ID: got %+v, %+v, %v; want the room alone", room, got, err)
 		}
-		if _, _, err := s.Player(ctx, r.Code, "nobody"); ErrorCode(err) != NotFound {
+		if _, _, err := s.Player(ctx, r.Code, "nobody"); ErrorCode(err) != protocol.NotFound {
 			t.Fatalf("unknown player: got %v, want not_found", err)
 		}
-		if _, _, err := s.Player(ctx, "000000x", p.ID); ErrorCode(err) != NotFound {
+		if _, _, err := s.Player(ctx, "000000x", p.ID); ErrorCode(err) != protocol.NotFound {
 			t.Fatalf("unknown room: got %v, want not_found", err)
 		}
 	})
@@ -110,7 +112,7 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 				t.Fatalf("player %d: %v", i, err)
 			}
 		}
-		if err := s.AddPlayer(ctx, r.Code, Player{ID: "x", Name: "one too many", Token: "tx"}); ErrorCode(err) != Conflict {
+		if err := s.AddPlayer(ctx, r.Code, Player{ID: "x", Name: "one too many", Token: "tx"}); ErrorCode(err) != protocol.Conflict {
 			t.Fatalf("player %d: got %v, want conflict", MaxPlayers+1, err)
 		}
 	})
@@ -127,8 +129,8 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			})
 		}
 		wg.Wait()
-		_, err := s.Update(ctx, r.Code, func(r *Room) error { r.Current = -1; return Errorf(Conflict, "no") })
-		if ErrorCode(err) != Conflict {
+		_, err := s.Update(ctx, r.Code, func(r *Room) error { r.Current = -1; return Errorf(protocol.Conflict, "no") })
+		if ErrorCode(err) != protocol.Conflict {
 			t.Fatalf("refused update: got %v, want the refusal", err)
 		}
 		got, _ := s.Room(ctx, r.Code)
@@ -142,38 +144,38 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		r := mustRoom(t, s, nil)
 		p := mustPlayer(t, s, r.Code, "bob")
 		sc := ScoringFor(r.Quiz, 1)
-		a := Answer{N: 1, PlayerID: p.ID, Submission: Submission{Choice: intp(2)}, Correct: true}
-		if _, err := s.Accept(ctx, r.Code, a, sc); ErrorCode(err) != NotStarted {
+		a := protocol.Answer{N: 1, PlayerID: p.ID, Response: protocol.Response{Choice: intp(2)}, Correct: true}
+		if _, _, err := s.Accept(ctx, r.Code, a, sc); ErrorCode(err) != protocol.NotStarted {
 			t.Fatalf("in the lobby: got %v, want not_started", err)
 		}
 		if _, err := s.Update(ctx, r.Code, func(r *Room) error { r.Current, r.Phase = 1, PhaseOpen; return nil }); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Accept(ctx, r.Code, a, sc); ErrorCode(err) != NotStarted {
+		if _, _, err := s.Accept(ctx, r.Code, a, sc); ErrorCode(err) != protocol.NotStarted {
 			t.Fatalf("open: got %v, want not_started", err)
 		}
 		goLive(t, s, r.Code, 1)
-		if _, err := s.Accept(ctx, r.Code, Answer{N: 2, PlayerID: p.ID, Correct: true}, sc); ErrorCode(err) != NotStarted {
+		if _, _, err := s.Accept(ctx, r.Code, protocol.Answer{N: 2, PlayerID: p.ID, Correct: true}, sc); ErrorCode(err) != protocol.NotStarted {
 			t.Fatalf("a later question: got %v, want not_started", err)
 		}
-		got, err := s.Accept(ctx, r.Code, a, sc)
+		got, _, err := s.Accept(ctx, r.Code, a, sc)
 		if err != nil || got.Rank != 1 || got.Points != 100 || got.ArrivalRank != 1 || got.Name != "bob" {
 			t.Fatalf("got %+v %v, want rank 1 with 100 points", got, err)
 		}
-		again, err := s.Accept(ctx, r.Code, a, sc)
-		if err != nil || !again.Replayed || again.Rank != 1 || again.Points != 100 || !again.ReceivedAt.Equal(got.ReceivedAt) {
+		again, replayed, err := s.Accept(ctx, r.Code, a, sc)
+		if err != nil || !replayed || again.Rank != 1 || again.Points != 100 || !again.ReceivedAt.Equal(got.ReceivedAt) {
 			t.Fatalf("the same answer again: got %+v, %v; want the stored one, replayed", again, err)
 		}
 		other := a
-		other.Submission, other.Correct = Submission{Choice: intp(0)}, false
-		if _, err := s.Accept(ctx, r.Code, other, sc); ErrorCode(err) != AlreadyAnswered {
+		other.Response, other.Correct = protocol.Response{Choice: intp(0)}, false
+		if _, _, err := s.Accept(ctx, r.Code, other, sc); ErrorCode(err) != protocol.AlreadyAnswered {
 			t.Fatalf("another answer: got %v, want already_answered", err)
 		}
 		if _, err := s.Update(ctx, r.Code, func(r *Room) error { r.Phase = PhaseClosed; return nil }); err != nil {
 			t.Fatal(err)
 		}
 		q := mustPlayer(t, s, r.Code, "carol")
-		if _, err := s.Accept(ctx, r.Code, Answer{N: 1, PlayerID: q.ID, Correct: true}, sc); ErrorCode(err) != Closed {
+		if _, _, err := s.Accept(ctx, r.Code, protocol.Answer{N: 1, PlayerID: q.ID, Correct: true}, sc); ErrorCode(err) != protocol.Closed {
 			t.Fatalf("after close: got %v, want closed", err)
 		}
 		room, _ := s.Room(ctx, r.Code)
@@ -196,18 +198,18 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 		goLive(t, s, r.Code, 1)
 		sc := ScoringFor(r.Quiz, 1)
-		results := make([]Answer, players)
+		results := make([]protocol.Answer, players)
 		errs := make([]error, players)
 		ready := make(chan struct{})
 		var wg sync.WaitGroup
 		for i := range ps {
 			wg.Go(func() {
 				<-ready
-				a := Answer{N: 1, PlayerID: ps[i].ID, Correct: i%3 != 0, Submission: Submission{Choice: intp(i % 3)}}
-				results[i], errs[i] = s.Accept(ctx, r.Code, a, sc)
+				a := protocol.Answer{N: 1, PlayerID: ps[i].ID, Correct: i%3 != 0, Response: protocol.Response{Choice: intp(i % 3)}}
+				results[i], _, errs[i] = s.Accept(ctx, r.Code, a, sc)
 				// every player tries again with another answer: it must always be refused
-				a.Submission = Submission{Text: "second"}
-				if _, err := s.Accept(ctx, r.Code, a, sc); ErrorCode(err) != AlreadyAnswered {
+				a.Response = protocol.Response{Text: "second"}
+				if _, _, err := s.Accept(ctx, r.Code, a, sc); ErrorCode(err) != protocol.AlreadyAnswered {
 					t.Errorf("second answer of %s: got %v, want already_answered", ps[i].Name, err)
 				}
 			})
@@ -253,11 +255,11 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 				got.Title, got.Version, len(got.Questions), room.Quiz.Title, room.Quiz.Version, edited.Version)
 		}
 		goLive(t, s, r.Code, 3)
-		a := Answer{N: 3, PlayerID: p.ID, Correct: true}
-		if _, err := s.Accept(ctx, r.Code, a, ScoringFor(old, 1)); !errors.Is(err, ErrStaleQuiz) {
+		a := protocol.Answer{N: 3, PlayerID: p.ID, Correct: true}
+		if _, _, err := s.Accept(ctx, r.Code, a, ScoringFor(old, 1)); !errors.Is(err, ErrStaleQuiz) {
 			t.Fatalf("an answer judged by the old quiz: got %v, want ErrStaleQuiz", err)
 		}
-		if _, err := s.Accept(ctx, r.Code, a, ScoringFor(got, 3)); err != nil {
+		if _, _, err := s.Accept(ctx, r.Code, a, ScoringFor(got, 3)); err != nil {
 			t.Fatalf("an answer judged by the new quiz: %v", err)
 		}
 	})
@@ -275,9 +277,9 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		goLive(t, s, r.Code, 1)
 		return r, ScoringFor(qz, 1)
 	}
-	submit := func(t *testing.T, s Store, code string, sc Scoring, p Player) Answer {
+	submit := func(t *testing.T, s Store, code string, sc Scoring, p Player) protocol.Answer {
 		t.Helper()
-		a, err := s.Accept(ctx, code, Answer{N: 1, PlayerID: p.ID, Submission: Submission{Language: "python", Code: "print(3)"}}, sc)
+		a, _, err := s.Accept(ctx, code, protocol.Answer{N: 1, PlayerID: p.ID, Response: protocol.Response{Language: "python", Source: "print(3)"}}, sc)
 		if err != nil {
 			t.Fatalf("submission of %s: %v", p.Name, err)
 		}
@@ -286,8 +288,8 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 		return a
 	}
-	verdict := func(name string) CodeVerdict {
-		return CodeVerdict{Verdict: name, Passed: 1, Total: 2, TimeMs: 12, MemoryKB: 3456, Message: name}
+	verdict := func(name string) protocol.Verdict {
+		return protocol.Verdict{Verdict: name, Passed: 1, Total: 2, TimeMs: 12, MemoryKB: 3456, Message: name}
 	}
 
 	t.Run("code submissions rank by arrival once judged", func(t *testing.T) {
@@ -332,11 +334,11 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 				t.Fatalf("verdict %s on #%d: final %v ranks %v, want %v ranks %v", st.verdict, st.sub, subs, ranks, st.finalSubs, st.ranks)
 			}
 		}
-		if _, err := s.Accept(ctx, r.Code, Answer{N: 1, PlayerID: b.ID, Submission: Submission{Language: "c", Code: "x"}}, sc); ErrorCode(err) != AlreadyAnswered {
+		if _, _, err := s.Accept(ctx, r.Code, protocol.Answer{N: 1, PlayerID: b.ID, Response: protocol.Response{Language: "c", Source: "x"}}, sc); ErrorCode(err) != protocol.AlreadyAnswered {
 			t.Fatalf("a submission after an accepted one: got %v, want already_answered", err)
 		}
 		for _, sub := range []int{0, 6} {
-			if _, _, err := s.Verdict(ctx, r.Code, 1, sub, verdict("AC"), sc); ErrorCode(err) != NotFound {
+			if _, _, err := s.Verdict(ctx, r.Code, 1, sub, verdict("AC"), sc); ErrorCode(err) != protocol.NotFound {
 				t.Fatalf("verdict on #%d of 5: got %v, want not_found", sub, err)
 			}
 		}
@@ -362,7 +364,7 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		if _, err := s.Update(ctx, r.Code, func(r *Room) error { r.Phase = PhaseClosed; return nil }); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Accept(ctx, r.Code, Answer{N: 1, PlayerID: p.ID, Submission: Submission{Language: "c", Code: "x"}}, sc); ErrorCode(err) != Closed {
+		if _, _, err := s.Accept(ctx, r.Code, protocol.Answer{N: 1, PlayerID: p.ID, Response: protocol.Response{Language: "c", Source: "x"}}, sc); ErrorCode(err) != protocol.Closed {
 			t.Fatalf("a submission after the close: got %v, want closed", err)
 		}
 		got, final, err := s.Verdict(ctx, r.Code, 1, sub.ArrivalRank, verdict("AC"), sc)
@@ -378,7 +380,7 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		for range MaxSubmissions {
 			submit(t, s, r.Code, sc, p)
 		}
-		if _, err := s.Accept(ctx, r.Code, Answer{N: 1, PlayerID: p.ID, Submission: Submission{Language: "c", Code: "x"}}, sc); ErrorCode(err) != RateLimited {
+		if _, _, err := s.Accept(ctx, r.Code, protocol.Answer{N: 1, PlayerID: p.ID, Response: protocol.Response{Language: "c", Source: "x"}}, sc); ErrorCode(err) != protocol.RateLimited {
 			t.Fatalf("submission %d: got %v, want rate_limited", MaxSubmissions+1, err)
 		}
 	})
@@ -398,8 +400,8 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		for i, p := range ps {
 			wg.Go(func() {
 				for k := range each {
-					a, err := s.Accept(ctx, r.Code, Answer{N: 1, PlayerID: p.ID, Submission: Submission{Language: "c", Code: fmt.Sprint(k)}}, sc)
-					if ErrorCode(err) == AlreadyAnswered {
+					a, _, err := s.Accept(ctx, r.Code, protocol.Answer{N: 1, PlayerID: p.ID, Response: protocol.Response{Language: "c", Source: fmt.Sprint(k)}}, sc)
+					if ErrorCode(err) == protocol.AlreadyAnswered {
 						continue // an earlier one was accepted already
 					}
 					if err != nil {
@@ -454,7 +456,7 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		goLive(t, s, r.Code, 1)
 		sc := ScoringFor(r.Quiz, 1)
 		sc.Deferred = true
-		a, err := s.Accept(ctx, r.Code, Answer{N: 1, PlayerID: p.ID, Correct: true}, sc)
+		a, _, err := s.Accept(ctx, r.Code, protocol.Answer{N: 1, PlayerID: p.ID, Correct: true}, sc)
 		if err != nil || !a.Pending || a.Rank != 0 || a.Points != 0 {
 			t.Fatalf("deferred accept: got %+v %v, want pending with rank 0", a, err)
 		}
@@ -480,9 +482,9 @@ func TestMemoryStore(t *testing.T) {
 // mustRaceRanks checks the answers of a race with winners [100, 60, 30]: each accepted
 // once with a unique arrival rank; right ones ranked 1..k each once, in accept order, the
 // first three with 100, 60 and 30 points, wrong ones unranked. It returns the points given.
-func mustRaceRanks(t *testing.T, results []Answer, errs []error) int {
+func mustRaceRanks(t *testing.T, results []protocol.Answer, errs []error) int {
 	t.Helper()
-	arrivals, byRank := map[int]bool{}, map[int]Answer{}
+	arrivals, byRank := map[int]bool{}, map[int]protocol.Answer{}
 	total := 0
 	for i, a := range results {
 		if errs[i] != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/bulbquiz/bulb/hub"
+	"github.com/bulbquiz/bulb/protocol"
 	"github.com/bulbquiz/bulb/quiz"
 	"github.com/bulbquiz/bulb/web"
 )
@@ -80,28 +81,28 @@ func newServer(svc *quiz.Service, h *hub.Hub, health func(context.Context) error
 }
 
 // statusOf maps the domain's error codes to HTTP statuses.
-var statusOf = map[string]int{
-	quiz.Invalid:         http.StatusBadRequest,
-	quiz.Unauthorized:    http.StatusUnauthorized,
-	quiz.Forbidden:       http.StatusForbidden,
-	quiz.NotFound:        http.StatusNotFound,
-	quiz.Conflict:        http.StatusConflict,
-	quiz.TooLarge:        http.StatusRequestEntityTooLarge,
-	quiz.NotStarted:      http.StatusConflict,
-	quiz.Closed:          http.StatusConflict,
-	quiz.AlreadyAnswered: http.StatusConflict,
-	quiz.RateLimited:     http.StatusTooManyRequests,
-	quiz.Busy:            http.StatusServiceUnavailable,
-	quiz.Unavailable:     http.StatusServiceUnavailable,
-	quiz.Internal:        http.StatusInternalServerError,
+var statusOf = map[protocol.ErrorCode]int{
+	protocol.Invalid:         http.StatusBadRequest,
+	protocol.Unauthorized:    http.StatusUnauthorized,
+	protocol.Forbidden:       http.StatusForbidden,
+	protocol.NotFound:        http.StatusNotFound,
+	protocol.Conflict:        http.StatusConflict,
+	protocol.TooLarge:        http.StatusRequestEntityTooLarge,
+	protocol.NotStarted:      http.StatusConflict,
+	protocol.Closed:          http.StatusConflict,
+	protocol.AlreadyAnswered: http.StatusConflict,
+	protocol.RateLimited:     http.StatusTooManyRequests,
+	protocol.Busy:            http.StatusServiceUnavailable,
+	protocol.Unavailable:     http.StatusServiceUnavailable,
+	protocol.Internal:        http.StatusInternalServerError,
 }
 
 // codeOf maps echo's own HTTP errors (unknown route, wrong method) to domain codes.
-var codeOf = map[int]string{
-	http.StatusNotFound:              quiz.NotFound,
-	http.StatusMethodNotAllowed:      quiz.NotFound,
-	http.StatusRequestEntityTooLarge: quiz.TooLarge,
-	http.StatusUnauthorized:          quiz.Unauthorized,
+var codeOf = map[int]protocol.ErrorCode{
+	http.StatusNotFound:              protocol.NotFound,
+	http.StatusMethodNotAllowed:      protocol.NotFound,
+	http.StatusRequestEntityTooLarge: protocol.TooLarge,
+	http.StatusUnauthorized:          protocol.Unauthorized,
 }
 
 // handleError writes err as {"error":{"code","message"}}. Internal errors are logged and
@@ -114,19 +115,19 @@ func (s *server) handleError(err error, c echo.Context) {
 	if errors.As(err, &he) {
 		code, ok := codeOf[he.Code]
 		if !ok {
-			code = quiz.Invalid
+			code = protocol.Invalid
 		}
 		err = quiz.Errorf(code, "%s", strings.ToLower(http.StatusText(he.Code)))
 	}
 	code := quiz.ErrorCode(err)
-	if code == quiz.Internal {
+	if code == protocol.Internal {
 		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	}
 	status, ok := statusOf[code]
 	if !ok {
 		status = http.StatusInternalServerError
 	}
-	body := map[string]any{"error": map[string]string{"code": code, "message": quiz.ErrorMessage(err)}}
+	body := protocol.ErrorBody{Error: protocol.ErrorDetail{Code: code, Message: quiz.ErrorMessage(err)}}
 	if err := c.JSON(status, body); err != nil {
 		s.log.Debug("writing error response", "err", err)
 	}
@@ -164,16 +165,16 @@ func decode(c echo.Context, limit int64, v any, allowEmpty bool) error {
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, limit))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return quiz.Errorf(quiz.TooLarge, "request body is over %d bytes", limit)
+		return quiz.Errorf(protocol.TooLarge, "request body is over %d bytes", limit)
 	}
 	if err != nil {
-		return quiz.Errorf(quiz.Invalid, "reading request body: %v", err)
+		return quiz.Errorf(protocol.Invalid, "reading request body: %v", err)
 	}
 	if allowEmpty && len(strings.TrimSpace(string(body))) == 0 {
 		return nil
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return quiz.Errorf(quiz.Invalid, "malformed JSON: %v", err)
+		return quiz.Errorf(protocol.Invalid, "malformed JSON: %v", err)
 	}
 	return nil
 }
@@ -191,7 +192,7 @@ func bearer(c echo.Context) string {
 func (s *server) identify(c echo.Context) (quiz.Identity, error) {
 	token := bearer(c)
 	if token == "" {
-		return quiz.Identity{}, quiz.Errorf(quiz.Unauthorized, "send Authorization: Bearer TOKEN")
+		return quiz.Identity{}, quiz.Errorf(protocol.Unauthorized, "send Authorization: Bearer TOKEN")
 	}
 	if subtle.ConstantTimeCompare([]byte(token), []byte(s.adminToken)) == 1 {
 		return quiz.Identity{Role: quiz.RoleAdmin}, nil
@@ -215,7 +216,7 @@ func (s *server) authorize(c echo.Context, roles ...quiz.Role) (quiz.Identity, e
 			return id, nil
 		}
 	}
-	return id, quiz.Errorf(quiz.Forbidden, "this token may not do that here")
+	return id, quiz.Errorf(protocol.Forbidden, "this token may not do that here")
 }
 
 // hostQuestion authorizes a host call about question :n and returns n.
@@ -225,7 +226,7 @@ func (s *server) hostQuestion(c echo.Context) (int, error) {
 	}
 	n, err := strconv.Atoi(c.Param("n"))
 	if err != nil || n < 1 {
-		return 0, quiz.Errorf(quiz.NotFound, "question %q not found: questions are numbered from 1", c.Param("n"))
+		return 0, quiz.Errorf(protocol.NotFound, "question %q not found: questions are numbered from 1", c.Param("n"))
 	}
 	return n, nil
 }
@@ -324,7 +325,7 @@ func (s *server) getRoom(c echo.Context) error {
 	}
 	online, err := s.hub.Online(c.Request().Context(), r.Code)
 	if err != nil {
-		return quiz.Errorf(quiz.Unavailable, "who is connected could not be read: %v", err)
+		return quiz.Errorf(protocol.Unavailable, "who is connected could not be read: %v", err)
 	}
 	for i, p := range r.Players {
 		v.Players[i] = playerView{Player: p, Connected: online[p.ID]}
@@ -346,7 +347,7 @@ func (s *server) editQuiz(c echo.Context) error {
 		return err
 	}
 	if body.QuizVersion == nil || body.Quiz == nil {
-		return quiz.Errorf(quiz.Invalid, `send {"quizVersion": the version you edited, "quiz": the new quiz}`)
+		return quiz.Errorf(protocol.Invalid, `send {"quizVersion": the version you edited, "quiz": the new quiz}`)
 	}
 	r, err := s.svc.EditQuiz(c.Request().Context(), c.Param("code"), *body.QuizVersion, *body.Quiz)
 	if err != nil {
@@ -391,7 +392,7 @@ func scheduledAt(c echo.Context) (time.Time, error) {
 	}
 	at, err := time.Parse(time.RFC3339Nano, body.At)
 	if err != nil {
-		return time.Time{}, quiz.Errorf(quiz.Invalid, "at must be an RFC 3339 time, like 2026-11-23T18:00:00Z")
+		return time.Time{}, quiz.Errorf(protocol.Invalid, "at must be an RFC 3339 time, like 2026-11-23T18:00:00Z")
 	}
 	return at, nil
 }
@@ -467,8 +468,10 @@ func (s *server) healthz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
 	if err := s.health(ctx); err != nil {
-		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable",
-			"error": map[string]string{"code": quiz.Unavailable, "message": err.Error()}})
+		return c.JSON(http.StatusServiceUnavailable, struct {
+			Status string `json:"status"`
+			protocol.ErrorBody
+		}{"unavailable", protocol.ErrorBody{Error: protocol.ErrorDetail{Code: protocol.Unavailable, Message: err.Error()}}})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
@@ -485,12 +488,12 @@ func (s *server) fairness(c echo.Context) error {
 	if v := c.QueryParam("limit"); v != "" {
 		var err error
 		if limit, err = strconv.Atoi(v); err != nil || limit < 1 {
-			return quiz.Errorf(quiz.Invalid, "limit must be a positive whole number")
+			return quiz.Errorf(protocol.Invalid, "limit must be a positive whole number")
 		}
 	}
 	rep, err := s.hub.ClusterFairness(c.Request().Context(), code, limit)
 	if err != nil {
-		return quiz.Errorf(quiz.Unavailable, "the other nodes' fairness records could not be read: %v", err)
+		return quiz.Errorf(protocol.Unavailable, "the other nodes' fairness records could not be read: %v", err)
 	}
 	return c.JSON(http.StatusOK, rep)
 }

@@ -7,23 +7,18 @@ import (
 	"time"
 
 	"github.com/bulbquiz/bulb/judge"
+	"github.com/bulbquiz/bulb/protocol"
 	"github.com/bulbquiz/bulb/quiz"
 )
 
 // TestCodeJudge: the quiz's judge checks languages and checkers against the judge
-// package's, turns a full queue into busy with its length, and makes jobs that carry the
+// package's, turns full jobs into busy with their length, and makes jobs that carry the
 // question's tests and limits and name their submission.
 func TestCodeJudge(t *testing.T) {
-	q := quiz.Question{Kind: quiz.Code, Text: "sum", Languages: []string{"python", "cpp"}, TimeLimitMs: 1500, MemoryLimitMB: 64,
+	q := quiz.Question{Kind: quiz.KindCode, Text: "sum", Languages: []string{"python", "cpp"}, TimeLimitMs: 1500, MemoryLimitMB: 64,
 		Checker: "float:1e-6", Tests: []quiz.CodeTest{{In: "1 2\n", Out: "3\n"}, {In: "2 2\n", Out: "4\n"}}}
-	var got []judge.Job
-	j := codeJudge{submit: func(_ context.Context, job judge.Job) error {
-		if len(got) == 1 {
-			return &judge.BusyError{Len: 7}
-		}
-		got = append(got, job)
-		return nil
-	}}
+	jobs := judge.NewMemoryJobs(1)
+	j := codeJudge{jobs: jobs}
 	if err := j.Check(q); err != nil {
 		t.Fatalf("Check of a valid question: %v", err)
 	}
@@ -33,25 +28,26 @@ func TestCodeJudge(t *testing.T) {
 	} {
 		b := q
 		bad(&b)
-		if err := j.Check(b); quiz.ErrorCode(err) != quiz.Invalid {
+		if err := j.Check(b); quiz.ErrorCode(err) != protocol.Invalid {
 			t.Errorf("Check(%v, %q): got %v, want invalid", b.Languages, b.Checker, err)
 		}
 	}
-	job := quiz.CodeJob{Room: "123456", N: 2, Submission: 5, PlayerID: "p1", Language: "cpp", Code: "int main(){}", Question: q}
+	job := quiz.CodeJob{Room: "123456", N: 2, Submission: 5, PlayerID: "p1", Language: "cpp", Source: "int main(){}", Question: q}
 	if err := j.Submit(context.Background(), job); err != nil {
 		t.Fatal(err)
 	}
-	want := judge.Limits{CPU: 1500 * time.Millisecond, Wall: 4 * time.Second, Memory: 64 << 20}
-	if g := got[0]; g.ID != "123456/2/5" || g.Player != "123456/p1" || string(g.Submission.Source) != "int main(){}" ||
-		g.Submission.Language != "cpp" || len(g.Tests) != 2 || string(g.Tests[1].Output) != "4\n" ||
-		g.Options.Checker != "float:1e-6" || g.Options.Limits != want {
-		t.Errorf("job %+v", g)
-	}
 	err := j.Submit(context.Background(), job)
-	if quiz.ErrorCode(err) != quiz.Busy || !strings.Contains(err.Error(), "7 submissions waiting") {
-		t.Errorf("Submit to a full queue: got %v, want busy with the length", err)
+	if quiz.ErrorCode(err) != protocol.Busy || !strings.Contains(err.Error(), "1 submissions waiting") {
+		t.Errorf("Submit to full jobs: got %v, want busy with the length", err)
 	}
-	if err := recordVerdict(context.Background(), nil, judge.Job{ID: "123456/x/5"}, judge.Verdict{}); err == nil {
-		t.Errorf("a job id that names no submission: got %v, want an error", err)
+	d, err := jobs.Next(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := judge.Limits{CPU: 1500 * time.Millisecond, Wall: 4 * time.Second, Memory: 64 << 20}
+	if g := d.Job; g.ID != (judge.JobID{Room: "123456", Question: 2, Submission: 5}) || g.Player != "123456/p1" ||
+		string(g.Program.Source) != "int main(){}" || g.Program.Language != "cpp" || len(g.Tests) != 2 ||
+		string(g.Tests[1].Output) != "4\n" || g.Options.Checker != "float:1e-6" || g.Options.Limits != want {
+		t.Errorf("job %+v", g)
 	}
 }

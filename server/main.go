@@ -19,7 +19,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bulbquiz/bulb/hub"
-	"github.com/bulbquiz/bulb/judge"
 	"github.com/bulbquiz/bulb/quiz"
 )
 
@@ -67,14 +66,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Bus:          eng.bus,
 		Node:         cfg.Node,
 	})
-	var svc *quiz.Service
-	jd, err := newJudging(cfg, eng, func(ctx context.Context, job judge.Job, v judge.Verdict) error {
-		return recordVerdict(ctx, svc, job, v)
-	}, log)
+	jd, err := newJudging(cfg, eng, log)
 	if err != nil {
 		return err
 	}
-	svc = quiz.NewService(eng.store, h, eng.locker, jd.judge, log)
+	svc := quiz.NewService(quiz.Options{Store: eng.store, Broadcaster: h, Nodes: h, Locker: eng.locker, Judge: jd.judge, Logger: log})
 	if cfg.Role == roleJudge {
 		// No HTTP and no sockets: it judges, records verdicts and sends their frames to
 		// the nodes through the bus.
@@ -82,9 +78,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if jd.run == nil {
 			return errors.New("this process cannot judge")
 		}
-		return jd.run(ctx)
+		return jd.run(ctx, recordVerdict(svc))
 	}
-	h.OnSchedule(svc.Scheduled)
 
 	adminToken := cfg.AdminToken
 	if adminToken == "" {
@@ -107,7 +102,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	g.Go(func() error { return svc.Run(ctx) })
 	g.Go(func() error { return h.Run(ctx) })
 	if jd.run != nil {
-		g.Go(func() error { return jd.run(ctx) })
+		g.Go(func() error { return jd.run(ctx, recordVerdict(svc)) })
 	}
 	g.Go(func() error {
 		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

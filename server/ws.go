@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
 
 	"github.com/bulbquiz/bulb/hub"
+	"github.com/bulbquiz/bulb/protocol"
 	"github.com/bulbquiz/bulb/quiz"
 )
 
@@ -63,45 +63,32 @@ func (ss *session) Open(ctx context.Context, c *hub.Conn) {
 	c.Send(frame)
 }
 
-// frame is any client frame; which fields apply depends on Type.
-type frame struct {
-	Type string `json:"type"`
-	N    int    `json:"n"`
-	quiz.Submission
-}
-
-// Frame handles one client frame: answers; anything else is refused with an error frame.
-func (ss *session) Frame(ctx context.Context, c *hub.Conn, data []byte, received time.Time) {
-	var f frame
-	if err := json.Unmarshal(data, &f); err != nil {
-		c.Send(quiz.ErrorFrame(quiz.Errorf(quiz.Invalid, "malformed JSON frame"), 0))
+// Frame handles one client frame other than an ack (the hub records those): an answer.
+func (ss *session) Frame(ctx context.Context, c *hub.Conn, f protocol.ClientFrame, received time.Time) {
+	// protocol.DecodeClient lets only answers and acks through; a type added to it must be
+	// handled here.
+	a, err := ss.answer(ctx, c, f, received)
+	if err != nil {
+		ss.srv.answers.WithLabelValues(string(quiz.ErrorCode(err))).Inc()
+		c.Send(quiz.ErrorFrame(err, f.N))
 		return
 	}
-	switch f.Type {
-	case "answer":
-		a, err := ss.answer(ctx, f, received)
-		if err != nil {
-			ss.srv.answers.WithLabelValues(quiz.ErrorCode(err)).Inc()
-			c.Send(quiz.ErrorFrame(err, f.N))
-			return
-		}
-		ss.srv.answers.WithLabelValues("accepted").Inc()
-		c.Send(quiz.ResultFrame(a))
-	case "ack": // the hub takes well-formed acks
-		c.Send(quiz.ErrorFrame(quiz.Errorf(quiz.Invalid, "an ack needs the start's seq, a whole number"), 0))
-	default:
-		c.Send(quiz.ErrorFrame(quiz.Errorf(quiz.Invalid, "unknown frame type %q", f.Type), 0))
-	}
+	ss.srv.answers.WithLabelValues("accepted").Inc()
+	c.Send(quiz.ResultFrame(a))
 }
 
-func (ss *session) answer(ctx context.Context, f frame, received time.Time) (quiz.Answer, error) {
+// answer hands an answer frame to the service with what the connection knows of the
+// question's start.
+func (ss *session) answer(ctx context.Context, c *hub.Conn, f protocol.ClientFrame, received time.Time) (protocol.Answer, error) {
 	if ss.id.Role != quiz.RolePlayer {
-		return quiz.Answer{}, quiz.Errorf(quiz.Forbidden, "only players answer")
+		return protocol.Answer{}, quiz.Errorf(protocol.Forbidden, "only players answer")
 	}
 	if !ss.allow(received) {
-		return quiz.Answer{}, quiz.Errorf(quiz.RateLimited, "more than %d answers in a second", answerBurst)
+		return protocol.Answer{}, quiz.Errorf(protocol.RateLimited, "more than %d answers in a second", answerBurst)
 	}
-	return ss.srv.svc.Answer(ctx, ss.id, f.N, f.Submission, received)
+	var d quiz.Delivery
+	d.Written, d.RTT, _ = c.Delivery(f.N)
+	return ss.srv.svc.Answer(ctx, ss.id, f.N, f.Response, received, d)
 }
 
 // allow counts an answer frame received at t and reports whether it is within the rate:

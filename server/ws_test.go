@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulbquiz/bulb/protocol"
 	"github.com/coder/websocket"
 )
 
@@ -311,11 +312,8 @@ func FuzzFrame(f *testing.F) {
 			}
 			replies = append(replies, r)
 		}
-		var ack struct {
-			Type string
-			Seq  uint64
-		}
-		isAck := json.Unmarshal(data, &ack) == nil && ack.Type == "ack"
+		f, err := protocol.DecodeClient(data)
+		isAck := err == nil && f.Type == protocol.TypeAck
 		if isAck && len(replies) != 0 || !isAck && len(replies) != 1 {
 			t.Fatalf("sent %q: got %d replies, want %d", data, len(replies), map[bool]int{true: 0, false: 1}[isAck])
 		}

@@ -63,6 +63,7 @@ import (
 
 	"github.com/bulbquiz/bulb/hub"
 	"github.com/bulbquiz/bulb/internal/rlimit"
+	"github.com/bulbquiz/bulb/protocol"
 	"github.com/bulbquiz/bulb/scripts/loadgen/stats"
 )
 
@@ -213,8 +214,8 @@ type bench struct {
 
 type openHandler struct{}
 
-func (openHandler) Open(_ context.Context, c *hub.Conn)                 { c.Send([]byte(welcome)) }
-func (openHandler) Frame(context.Context, *hub.Conn, []byte, time.Time) {}
+func (openHandler) Open(_ context.Context, c *hub.Conn)                               { c.Send([]byte(welcome)) }
+func (openHandler) Frame(context.Context, *hub.Conn, protocol.ClientFrame, time.Time) {}
 
 // rawConnKey keys the accepted net.Conn in a request's context.
 type rawConnKey struct{}

@@ -28,22 +28,22 @@ func NewMemoryBoxes(first, n int) *MemoryBoxes {
 func (b *MemoryBoxes) Lease(ctx context.Context) (BoxLease, error) {
 	select {
 	case id := <-b.free:
-		return &memoryLease{boxes: b, id: id}, nil
+		return &memoryBoxLease{boxes: b, id: id}, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 }
 
-type memoryLease struct {
+type memoryBoxLease struct {
 	boxes *MemoryBoxes
 	id    int
 	once  sync.Once
 }
 
-func (l *memoryLease) ID() int { return l.id }
+func (l *memoryBoxLease) ID() int { return l.id }
 
 // Release implements BoxLease; a second release does nothing.
-func (l *memoryLease) Release(context.Context) error {
+func (l *memoryBoxLease) Release(context.Context) error {
 	l.once.Do(func() { l.boxes.free <- l.id })
 	return nil
 }

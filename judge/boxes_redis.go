@@ -36,13 +36,13 @@ type RedisBoxes struct {
 var _ Boxes = (*RedisBoxes)(nil)
 
 var (
-	//go:embed lease_init.lua
-	leaseInitLua string
-	//go:embed lease_return.lua
-	leaseReturnLua string
+	//go:embed boxes_init.lua
+	boxesInitLua string
+	//go:embed boxes_return.lua
+	boxesReturnLua string
 
-	leaseInit   = redis.NewScript(leaseInitLua)
-	leaseReturn = redis.NewScript(leaseReturnLua)
+	boxesInit   = redis.NewScript(boxesInitLua)
+	boxesReturn = redis.NewScript(boxesReturnLua)
 )
 
 // RedisBoxesOptions configure NewRedisBoxes.
@@ -82,7 +82,7 @@ func (b *RedisBoxes) workers() string            { return b.key + "workers" }
 // Run fills the host's free list the first time any worker runs, keeps this worker alive,
 // and reaps dead workers' boxes, until ctx is done.
 func (b *RedisBoxes) Run(ctx context.Context) error {
-	if err := leaseInit.Run(ctx, b.rdb, []string{b.key + "init", b.free()}, b.n, b.first).Err(); err != nil {
+	if err := boxesInit.Run(ctx, b.rdb, []string{b.key + "init", b.free()}, b.n, b.first).Err(); err != nil {
 		return fmt.Errorf("filling the free boxes: %w", err)
 	}
 	beat := time.NewTicker(b.ttl / 3)
@@ -134,21 +134,21 @@ func (b *RedisBoxes) Lease(ctx context.Context) (BoxLease, error) {
 		if err != nil {
 			return nil, fmt.Errorf("box id %q: %w", v, err)
 		}
-		return &redisLease{boxes: b, id: id}, nil
+		return &redisBoxLease{boxes: b, id: id}, nil
 	}
 }
 
-type redisLease struct {
+type redisBoxLease struct {
 	boxes *RedisBoxes
 	id    int
 }
 
-func (l *redisLease) ID() int { return l.id }
+func (l *redisBoxLease) ID() int { return l.id }
 
 // Release implements BoxLease: back from the held list to the free list, atomically and
 // only if this worker still holds it (a reaper may have taken it back).
-func (l *redisLease) Release(ctx context.Context) error {
-	return leaseReturn.Run(ctx, l.boxes.rdb, []string{l.boxes.held(l.boxes.worker), l.boxes.free()}, l.id).Err()
+func (l *redisBoxLease) Release(ctx context.Context) error {
+	return boxesReturn.Run(ctx, l.boxes.rdb, []string{l.boxes.held(l.boxes.worker), l.boxes.free()}, l.id).Err()
 }
 
 // Reap cleans and returns the boxes held by workers whose liveness key expired, and
@@ -179,7 +179,7 @@ func (b *RedisBoxes) Reap(ctx context.Context) (int, error) {
 					continue
 				}
 			}
-			if err := leaseReturn.Run(ctx, b.rdb, []string{b.held(w), b.free()}, id).Err(); err != nil {
+			if err := boxesReturn.Run(ctx, b.rdb, []string{b.held(w), b.free()}, id).Err(); err != nil {
 				return returned, err
 			}
 			returned++

@@ -1,0 +1,16 @@
+package protocol
+
+import "github.com/coder/websocket"
+
+// Close codes of a WebSocket the server ends.
+const (
+	// CloseGoingAway: the server is shutting down.
+	CloseGoingAway = websocket.StatusGoingAway
+	// CloseTooSlow: the client was too slow (its queue filled up, a write timed out, or it
+	// stopped answering pings). It is WebSocket's "policy violation".
+	CloseTooSlow = websocket.StatusPolicyViolation
+	// CloseTooBig: a frame over MaxFrame.
+	CloseTooBig = websocket.StatusMessageTooBig
+	// CloseReplaced: a newer connection of the same player replaced this one.
+	CloseReplaced websocket.StatusCode = 4000
+)

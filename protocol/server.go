@@ -1,0 +1,233 @@
+package protocol
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+)
+
+// ServerFrame is a frame the server sends. Every one encodes as a JSON object whose first
+// member is its "type", nested in another frame too (a welcome carries a question frame).
+type ServerFrame interface {
+	json.Marshaler
+	// FrameType is the frame's "type".
+	FrameType() string
+}
+
+// Encode returns f as a JSON text frame. The frames are plain structs of strings, numbers
+// and times, so encoding cannot fail.
+func Encode(f ServerFrame) []byte {
+	b, err := json.Marshal(f)
+	if err != nil {
+		panic("protocol: encoding a " + f.FrameType() + " frame: " + err.Error())
+	}
+	return b
+}
+
+// withType encodes fields, f's fields in a type without f's methods, with f's type first.
+func withType(f ServerFrame, fields any) ([]byte, error) {
+	body, err := json.Marshal(fields)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, len(body)+len(f.FrameType())+12)
+	b = append(b, `{"type":`...)
+	b = strconv.AppendQuote(b, f.FrameType())
+	if len(body) > 2 { // not {}
+		b = append(b, ',')
+	}
+	return append(b, body[1:]...), nil
+}
+
+// WelcomeFrame is sent right after a connection opens: who it is, the room's state and,
+// for a player, its answers to the current question.
+type WelcomeFrame struct {
+	PlayerID string         `json:"playerId,omitempty"`
+	Name     string         `json:"name,omitempty"`
+	Room     string         `json:"room"`
+	Role     string         `json:"role"`
+	Phase    string         `json:"phase"`
+	Current  int            `json:"current"`
+	Score    int            `json:"score"`
+	Question *QuestionFrame `json:"question,omitempty"`
+	// Answered is the player's result on the current question: for code, the submission
+	// that ranked, else the latest.
+	Answered *ResultFrame `json:"answered,omitempty"`
+	// Submissions are the result frames of all the player's submissions to the current
+	// code question, in arrival order; Verdicts the verdict frames of those judged.
+	Submissions []ResultFrame  `json:"submissions,omitempty"`
+	Verdicts    []VerdictFrame `json:"verdicts,omitempty"`
+}
+
+// QuestionFrame shows a question, bulb off. Code questions give their languages and
+// limits, never their tests.
+type QuestionFrame struct {
+	N             int        `json:"n"`
+	Kind          string     `json:"kind"`
+	Text          string     `json:"text"`
+	Choices       []string   `json:"choices,omitempty"`
+	TimeLimitMs   int        `json:"timeLimitMs"`
+	Phase         string     `json:"phase"`
+	StartAt       *time.Time `json:"startAt,omitempty"` // a timed start's instant
+	Languages     []string   `json:"languages,omitempty"`
+	MemoryLimitMB int        `json:"memoryLimitMB,omitempty"`
+}
+
+// StartFrame lights the bulb of question N; Seq numbers the start, for acks. It is the
+// frame of the hot path: AppendStart encodes it without reflection.
+type StartFrame struct {
+	N   int    `json:"n"`
+	Seq uint64 `json:"seq"`
+}
+
+// AppendStart appends the start frame of question n and sequence number seq to b: the
+// same bytes as Encode(StartFrame{n, seq}), without reflection or a second allocation.
+func AppendStart(b []byte, n int, seq uint64) []byte {
+	b = append(b, `{"type":"start","n":`...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	return append(b, '}')
+}
+
+// CloseFrame says question N takes no more answers.
+type CloseFrame struct {
+	N int `json:"n"`
+}
+
+// ResultFrame answers a player's answer (and, under compensated timing or for code, gives
+// its final rank later).
+type ResultFrame struct {
+	N          int    `json:"n"`
+	Accepted   bool   `json:"accepted"`
+	Correct    bool   `json:"correct"`
+	Rank       int    `json:"rank"`
+	Points     int    `json:"points"`
+	Pending    bool   `json:"pending,omitempty"`
+	Judging    bool   `json:"judging,omitempty"`    // code: the verdict is still to come
+	Submission int    `json:"submission,omitempty"` // code: the submission's number
+	Language   string `json:"language,omitempty"`   // code: the submission's language
+}
+
+// VerdictFrame gives a player the judge's verdict on its code submission.
+type VerdictFrame struct {
+	N          int    `json:"n"`
+	Submission int    `json:"submission"`
+	Language   string `json:"language"`
+	Verdict
+}
+
+// LeaderboardFrame follows every close: the top entries and the size of the whole board.
+type LeaderboardFrame struct {
+	Entries []Entry `json:"entries"`
+	Players int     `json:"players"`
+}
+
+// ErrorFrame says a frame was refused, and why; N is the question it was about, if any.
+type ErrorFrame struct {
+	Code    ErrorCode `json:"code"`
+	Message string    `json:"message"`
+	N       int       `json:"n,omitempty"`
+}
+
+// AnsweredFrame tells hosts that a player answered, or that a code submission changed
+// (a verdict, a final rank).
+type AnsweredFrame struct {
+	Answer
+}
+
+// JoinedFrame tells hosts that a player joined.
+type JoinedFrame struct {
+	PlayerID string `json:"playerId"`
+	Name     string `json:"name"`
+}
+
+// FrameType implements ServerFrame.
+func (WelcomeFrame) FrameType() string { return "welcome" }
+
+// MarshalJSON implements json.Marshaler: the fields, after the type.
+func (f WelcomeFrame) MarshalJSON() ([]byte, error) {
+	type fields WelcomeFrame
+	return withType(f, fields(f))
+}
+
+// FrameType implements ServerFrame.
+func (QuestionFrame) FrameType() string { return "question" }
+
+// MarshalJSON implements json.Marshaler: the fields, after the type.
+func (f QuestionFrame) MarshalJSON() ([]byte, error) {
+	type fields QuestionFrame
+	return withType(f, fields(f))
+}
+
+// FrameType implements ServerFrame.
+func (StartFrame) FrameType() string { return "start" }
+
+// MarshalJSON implements json.Marshaler: the fields, after the type.
+func (f StartFrame) MarshalJSON() ([]byte, error) {
+	type fields StartFrame
+	return withType(f, fields(f))
+}
+
+// FrameType implements ServerFrame.
+func (CloseFrame) FrameType() string { return "close" }
+
+// MarshalJSON implements json.Marshaler: the fields, after the type.
+func (f CloseFrame) MarshalJSON() ([]byte, error) {
+	type fields CloseFrame
+	return withType(f, fields(f))
+}
+
+// FrameType implements ServerFrame.
+func (ResultFrame) FrameType() string { return "result" }
+
+// MarshalJSON implements json.Marshaler: the fields, after the type.
+func (f ResultFrame) MarshalJSON() ([]byte, error) {
+	type fields ResultFrame
+	return withType(f, fields(f))
+}
+
+// FrameType implements ServerFrame.
+func (VerdictFrame) FrameType() string { return "verdict" }
+
+// MarshalJSON implements json.Marshaler: the fields, after the type.
+func (f VerdictFrame) MarshalJSON() ([]byte, error) {
+	type fields VerdictFrame
+	return withType(f, fields(f))
+}
+
+// FrameType implements ServerFrame.
+func (LeaderboardFrame) FrameType() string { return "leaderboard" }
+
+// MarshalJSON implements json.Marshaler: the fields, after the type.
+func (f LeaderboardFrame) MarshalJSON() ([]byte, error) {
+	type fields LeaderboardFrame
+	return withType(f, fields(f))
+}
+
+// FrameType implements ServerFrame.
+func (ErrorFrame) FrameType() string { return "error" }
+
+// MarshalJSON implements json.Marshaler: the fields, after the type.
+func (f ErrorFrame) MarshalJSON() ([]byte, error) {
+	type fields ErrorFrame
+	return withType(f, fields(f))
+}
+
+// FrameType implements ServerFrame.
+func (AnsweredFrame) FrameType() string { return "answered" }
+
+// MarshalJSON implements json.Marshaler: the fields, after the type.
+func (f AnsweredFrame) MarshalJSON() ([]byte, error) {
+	type fields AnsweredFrame
+	return withType(f, fields(f))
+}
+
+// FrameType implements ServerFrame.
+func (JoinedFrame) FrameType() string { return "joined" }
+
+// MarshalJSON implements json.Marshaler: the fields, after the type.
+func (f JoinedFrame) MarshalJSON() ([]byte, error) {
+	type fields JoinedFrame
+	return withType(f, fields(f))
+}
