@@ -63,7 +63,7 @@ import (
 
 	"github.com/bulbquiz/bulb/hub"
 	"github.com/bulbquiz/bulb/internal/rlimit"
-	"github.com/bulbquiz/bulb/scripts/loadgen/stats"
+	"github.com/bulbquiz/bulb/internal/stats"
 )
 
 // childEnv, when set, makes this binary the client process: its value is "WSURL N".
