@@ -3,13 +3,9 @@
 package hub_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -27,10 +23,10 @@ import (
 	"unsafe"
 
 	"github.com/coder/websocket"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/bulbquiz/bulb/hub"
 	"github.com/bulbquiz/bulb/internal/rlimit"
+	"github.com/bulbquiz/bulb/internal/wsclients"
 )
 
 // BenchmarkBroadcast delivers one start frame to every client of a room over real
@@ -49,11 +45,12 @@ import (
 //	mean-µs    receipt latency, mean over every client and iteration
 //	p99-µs     receipt latency, 99th percentile over every client and iteration
 //
-// The clients run in a child process (this test binary, TestBroadcastClients), each with
-// a reader goroutine that stamps every receipt with CLOCK_MONOTONIC, the clock both
-// processes share. A child process keeps the client side's scheduler and GC out of the
-// hub's process, and halves the open files per process: 10,000 connections are 20,000
-// sockets, more than a common hard RLIMIT_NOFILE of 20,000 leaves room for in one process.
+// The clients run in a child process (this test binary, TestBroadcastClients, with
+// internal/wsclients), each with a reader goroutine that stamps every receipt with
+// CLOCK_MONOTONIC, the clock both processes share. A child process keeps the client
+// side's scheduler and GC out of the hub's process, and halves the open files per
+// process: 10,000 connections are 20,000 sockets, more than a common hard RLIMIT_NOFILE
+// of 20,000 leaves room for in one process.
 func BenchmarkBroadcast(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) {
@@ -106,19 +103,17 @@ func (c clock) now() int64 { return c.raw + int64(time.Since(c.base)) }
 
 type broadcastBench struct {
 	h      *hub.Hub
-	n      int
 	server map[string]*websocket.Conn // the server side of every connection, for sequential
 	clk    clock
 	seq    atomic.Uint64 // the sequential baseline's frame numbers
 
-	report   *os.File      // the child's reports
-	reportR  *bufio.Reader // over report
-	receipts []byte        // the latest report: n little-endian int64 receipt times
+	clients  *wsclients.Process // the child
+	receipts []int64            // the latest frame's, by client index
 }
 
 func newBroadcastBench(b *testing.B, n int) *broadcastBench {
 	raiseNoFile(b, uint64(n+1000)) // a socket per client, and some to spare
-	e := &broadcastBench{n: n, server: map[string]*websocket.Conn{}, clk: newClock(), receipts: make([]byte, 8*n)}
+	e := &broadcastBench{server: map[string]*websocket.Conn{}, clk: newClock(), receipts: make([]int64, n)}
 	e.h = hub.New(hub.Options{
 		Logger:       slog.New(slog.DiscardHandler),
 		PingInterval: time.Hour, // no pings in the measurements
@@ -142,33 +137,20 @@ func newBroadcastBench(b *testing.B, n int) *broadcastBench {
 	if err != nil {
 		b.Fatalf("test binary: %v", err)
 	}
-	report, w, err := os.Pipe()
-	if err != nil {
-		b.Fatalf("pipe: %v", err)
-	}
-	e.report, e.reportR = report, bufio.NewReader(report)
 	cmd := exec.Command(exe, "-test.run=^TestBroadcastClients$", "-test.count=1")
 	cmd.Env = append(os.Environ(),
 		"BULB_BENCH_URL=ws"+strings.TrimPrefix(srv.URL, "http")+"/?id=",
 		"BULB_BENCH_CLIENTS="+strconv.Itoa(n))
-	cmd.ExtraFiles = []*os.File{w} // fd 3 in the child
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	stdin, err := cmd.StdinPipe() // closing it tells the child to hang up
-	if err != nil {
-		b.Fatalf("stdin pipe: %v", err)
-	}
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		b.Fatalf("start client process: %v", err)
+	if e.clients, err = wsclients.Start(cmd); err != nil {
+		b.Fatal(err)
 	}
-	w.Close()
 	b.Cleanup(func() {
-		stdin.Close()
-		if err := cmd.Wait(); err != nil {
+		if err := e.clients.Stop(time.Minute); err != nil {
 			b.Errorf("client process: got %v, want a clean exit; its output:\n%s", err, out.String())
 		}
-		report.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := e.h.Shutdown(ctx); err != nil {
@@ -177,7 +159,7 @@ func newBroadcastBench(b *testing.B, n int) *broadcastBench {
 		srv.Close()
 	})
 
-	if err := e.expect("ready"); err != nil {
+	if err := e.clients.AwaitReady(2 * time.Minute); err != nil {
 		b.Fatalf("client process: %v", err)
 	}
 	mu.Lock()
@@ -188,19 +170,6 @@ func newBroadcastBench(b *testing.B, n int) *broadcastBench {
 	}
 	b.Logf("%d clients connected in %v", n, time.Since(start).Round(time.Millisecond))
 	return e
-}
-
-// expect reads the child's next line and fails unless it is want.
-func (e *broadcastBench) expect(want string) error {
-	e.report.SetReadDeadline(time.Now().Add(2 * time.Minute))
-	line, err := e.reportR.ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("report: got %v, want %q", err, want)
-	}
-	if line = strings.TrimSuffix(line, "\n"); line != want {
-		return fmt.Errorf("report: got %q, want %q", line, want)
-	}
-	return nil
 }
 
 // sequential is the baseline: one write after the other, in map order.
@@ -225,18 +194,16 @@ func (e *broadcastBench) run(b *testing.B, broadcast func(context.Context) error
 		if err := broadcast(ctx); err != nil {
 			b.Fatal(err)
 		}
-		if err := e.expect("done"); err != nil { // every client has read the frame
+		if err := e.clients.AwaitDone(2 * time.Minute); err != nil { // every client has read the frame
 			b.Fatal(err)
 		}
 
 		b.StopTimer()
-		e.report.SetReadDeadline(time.Now().Add(time.Minute))
-		if _, err := io.ReadFull(e.reportR, e.receipts); err != nil {
-			b.Fatalf("receipts: got %v, want %d bytes", err, len(e.receipts))
+		if err := e.clients.Receipts(e.receipts, time.Minute); err != nil {
+			b.Fatal(err)
 		}
 		first, last := int64(math.MaxInt64), int64(0)
-		for i := range e.n {
-			at := int64(binary.LittleEndian.Uint64(e.receipts[8*i:]))
+		for _, at := range e.receipts {
 			first, last = min(first, at), max(last, at)
 			lats = append(lats, at-t0)
 			latSum += float64(at - t0)
@@ -257,8 +224,8 @@ func (e *broadcastBench) run(b *testing.B, broadcast func(context.Context) error
 
 // TestBroadcastClients is BenchmarkBroadcast's client process, not a test: it dials
 // BULB_BENCH_CLIENTS clients to BULB_BENCH_URL+i, says "ready" on fd 3, and after every
-// frame that all of them have read writes "done" and their receipt times there. It hangs
-// up when its stdin closes.
+// frame that all of them have read writes "done" and their CLOCK_MONOTONIC receipt times
+// there (wsclients.Serve). It hangs up when its stdin closes.
 func TestBroadcastClients(t *testing.T) {
 	url, n := os.Getenv("BULB_BENCH_URL"), os.Getenv("BULB_BENCH_CLIENTS")
 	if url == "" {
@@ -269,95 +236,8 @@ func TestBroadcastClients(t *testing.T) {
 		t.Fatalf("BULB_BENCH_CLIENTS=%q: %v", n, err)
 	}
 	raiseNoFile(t, uint64(clients+1000))
-	report := os.NewFile(3, "report")
-	clk := newClock()
-
-	recv := make([]atomic.Int64, clients)
-	var pending atomic.Int64
-	pending.Store(int64(clients))
-	all := make(chan struct{}, 1)
-	conns := make([]*websocket.Conn, clients)
-	var readers sync.WaitGroup
-	defer func() {
-		for _, ws := range conns {
-			if ws != nil {
-				ws.CloseNow()
-			}
-		}
-		readers.Wait()
-	}()
-	// Each client reads from its welcome on, while the others connect: a WebSocket client
-	// answers the hub's pings (the first goes out on connect) only while it reads.
-	var g errgroup.Group
-	g.SetLimit(64)
-	for i := range clients {
-		g.Go(func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			ws, _, err := websocket.Dial(ctx, url+strconv.Itoa(i), &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled})
-			if err != nil {
-				return fmt.Errorf("dial client %d: %w", i, err)
-			}
-			conns[i] = ws
-			// The welcome says the hub has registered the connection.
-			if _, got, err := ws.Read(ctx); err != nil || string(got) != welcome {
-				return fmt.Errorf("client %d welcome: got %q, %v, want %s", i, got, err, welcome)
-			}
-			readers.Go(func() {
-				for {
-					// No context deadline: nothing to arm per read. CloseNow ends the loop.
-					_, r, err := ws.Reader(context.Background())
-					if err != nil {
-						return
-					}
-					if _, err := io.Copy(io.Discard, r); err != nil {
-						return
-					}
-					recv[i].Store(clk.now())
-					if pending.Add(-1) == 0 {
-						all <- struct{}{}
-					}
-				}
-			})
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	// The welcome says the hub has registered the connection.
+	if err := wsclients.Serve(wsclients.Config{URL: url, N: clients, Welcome: welcome, Now: newClock().now}); err != nil {
 		t.Fatal(err)
-	}
-
-	reported := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 8*clients)
-		for range all {
-			pending.Store(int64(clients)) // before the parent can send the next frame
-			if _, err := io.WriteString(report, "done\n"); err != nil {
-				reported <- err
-				return
-			}
-			for i := range recv {
-				binary.LittleEndian.PutUint64(buf[8*i:], uint64(recv[i].Load()))
-			}
-			if _, err := report.Write(buf); err != nil {
-				reported <- err
-				return
-			}
-		}
-	}()
-	if _, err := io.WriteString(report, "ready\n"); err != nil {
-		t.Fatalf("report: %v", err)
-	}
-	io.Copy(io.Discard, os.Stdin) // until the parent hangs up
-	for _, ws := range conns {
-		ws.CloseNow()
-	}
-	readers.Wait()
-	close(all)
-	select {
-	case err := <-reported:
-		if !errors.Is(err, syscall.EPIPE) {
-			t.Errorf("report: %v", err)
-		}
-	default:
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/bulbquiz/bulb/internal/stats"
 )
 
 // startRecord is what one start did: every recipient's delivery, measured from t0, the
@@ -242,14 +244,18 @@ func summarize(st StartStats) StartStats {
 	return st
 }
 
-// quantiles sorts xs and returns its nearest-rank p50, p99 and max.
+// quantiles sorts xs and returns its nearest-rank p50, p99 and max (stats.Percentile;
+// microseconds are exact as float64).
 func quantiles(xs []int64) Quantiles {
 	if len(xs) == 0 {
 		return Quantiles{}
 	}
 	slices.Sort(xs)
-	rank := func(p float64) int64 { return xs[max(0, int(math.Ceil(p*float64(len(xs))))-1)] }
-	return Quantiles{P50: rank(0.50), P99: rank(0.99), Max: xs[len(xs)-1]}
+	sorted := make([]float64, len(xs))
+	for i, x := range xs {
+		sorted[i] = float64(x)
+	}
+	return Quantiles{P50: int64(stats.Percentile(sorted, 50)), P99: int64(stats.Percentile(sorted, 99)), Max: xs[len(xs)-1]}
 }
 
 // spread is max − min of sorted xs.
@@ -302,34 +308,23 @@ func (b *biasAcc) add(st StartStats) {
 }
 
 // addPct computes every player's percentile of one start by the instant at gives (players
-// without one are left out) and calls add with it and its variance under no bias.
+// without one are left out; stats.PercentileRanks: 0 first, 1 last, ties share their mean
+// rank) and calls add with it and its variance under no bias.
 func addPct(ps []PlayerDelivery, at func(PlayerDelivery) *int64, add func(id string, pct, variance float64)) {
-	type obs struct {
-		id string
-		t  int64
-	}
-	var xs []obs
+	var ids []string
+	var ts []float64 // microseconds, exact as float64
 	for _, p := range ps {
 		if t := at(p); t != nil {
-			xs = append(xs, obs{p.PlayerID, *t})
+			ids, ts = append(ids, p.PlayerID), append(ts, float64(*t))
 		}
 	}
-	n := len(xs)
+	n := len(ts)
 	if n < 2 {
 		return
 	}
-	slices.SortFunc(xs, func(a, b obs) int { return cmp.Compare(a.t, b.t) })
 	variance := float64(n+1) / float64(12*(n-1))
-	for i := 0; i < n; {
-		j := i
-		for j < n && xs[j].t == xs[i].t {
-			j++
-		}
-		pct := float64(i+j-1) / 2 / float64(n-1) // ties share their mean rank
-		for k := i; k < j; k++ {
-			add(xs[k].id, pct, variance)
-		}
-		i = j
+	for i, pct := range stats.PercentileRanks(ts) {
+		add(ids[i], pct, variance)
 	}
 }
 
@@ -341,7 +336,7 @@ func (b *biasAcc) result() []Bias {
 		bs := Bias{PlayerID: id, Name: s.name, Starts: s.starts, MeanWrittenPct: 0.5, MeanAckPct: 0.5, P: 1}
 		bs.MeanWrittenPct, bs.ZWritten = meanZ(s.wSum, s.wVar, s.wN)
 		bs.MeanAckPct, bs.ZAck = meanZ(s.aSum, s.aVar, s.aN)
-		bs.P = TwoSidedP(max(math.Abs(bs.ZWritten), math.Abs(bs.ZAck)))
+		bs.P = stats.TwoSidedP(max(math.Abs(bs.ZWritten), math.Abs(bs.ZAck)))
 		bs.Flagged = max(s.wN, s.aN) >= biasMinStarts && bs.P < alpha
 		out = append(out, bs)
 	}
@@ -358,6 +353,3 @@ func meanZ(sum, variance float64, n int) (float64, float64) {
 	sd := math.Sqrt(variance) / float64(n)
 	return mean, (mean - 0.5) / sd
 }
-
-// TwoSidedP is the two-sided p-value of a standard normal z-score.
-func TwoSidedP(z float64) float64 { return math.Erfc(math.Abs(z) / math.Sqrt2) }

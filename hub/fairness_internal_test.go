@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/bulbquiz/bulb/internal/stats"
 )
 
 func seq(lo, hi int64) []int64 {
@@ -155,27 +157,6 @@ func TestAddPct(t *testing.T) {
 	}
 }
 
-func TestTwoSidedP(t *testing.T) {
-	tests := []struct {
-		z, want, tol float64
-	}{
-		{0, 1, 1e-15},
-		{1.96, 0.05, 1e-4},
-		{-1.96, 0.05, 1e-4},
-		{1, 0.3173, 1e-4},
-		{2.5758, 0.01, 1e-5},
-		{3.2905, 0.001, 1e-6},
-		{40, 0, 1e-300},
-	}
-	for _, tt := range tests {
-		t.Run(fmt.Sprint(tt.z), func(t *testing.T) {
-			if got := TwoSidedP(tt.z); math.Abs(got-tt.want) > tt.tol {
-				t.Errorf("TwoSidedP(%v): got %v, want %v ± %v", tt.z, got, tt.want, tt.tol)
-			}
-		})
-	}
-}
-
 // record builds a start in which order[k] was k-th: written k+1 µs, acked 10·(k+1) µs
 // after t0. Players listed in noAck have no ack.
 func record(seq uint64, order []string, noAck ...string) *startRecord {
@@ -271,8 +252,8 @@ func TestBias(t *testing.T) {
 	b := h.Fairness("r", 0).Bias
 	i := slices.IndexFunc(b, func(b Bias) bool { return b.PlayerID == "p0" })
 	wantZ := -0.5 / (math.Sqrt(starts*11.0/108) / starts)
-	if got := b[i]; got.MeanWrittenPct != 0 || math.Abs(got.ZWritten-wantZ) > 1e-9 || math.Abs(got.P-TwoSidedP(wantZ)) > 1e-15 {
-		t.Errorf("p0: got mean %v z %v p %g, want 0, %v, %g", got.MeanWrittenPct, got.ZWritten, got.P, wantZ, TwoSidedP(wantZ))
+	if got := b[i]; got.MeanWrittenPct != 0 || math.Abs(got.ZWritten-wantZ) > 1e-9 || math.Abs(got.P-stats.TwoSidedP(wantZ)) > 1e-15 {
+		t.Errorf("p0: got mean %v z %v p %g, want 0, %v, %g", got.MeanWrittenPct, got.ZWritten, got.P, wantZ, stats.TwoSidedP(wantZ))
 	}
 }
 

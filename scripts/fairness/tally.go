@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
-	"github.com/bulbquiz/bulb/scripts/loadgen/stats"
+	"github.com/bulbquiz/bulb/internal/stats"
 )
 
 // player is one client of a room, as the tally sees it.

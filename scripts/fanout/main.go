@@ -19,10 +19,10 @@
 // WebSocket library: the strategies differ only on the server's side.
 //
 // The clients run in a child process (this binary, re-executed with BULB_FANOUT_CHILD
-// set), each with a reader goroutine that stamps every receipt with the wall clock
-// (time.Now().UnixNano(), the one clock two processes of one machine share); the parent
-// stamps the start of each broadcast the same way. After a frame has reached every client,
-// the child reports "done" and the N receipt times on fd 3.
+// set; internal/wsclients), each with a reader goroutine that stamps every receipt with
+// the wall clock (time.Now().UnixNano(), the one clock two processes of one machine
+// share); the parent stamps the start of each broadcast the same way. After a frame has
+// reached every client, the child reports "done" and the N receipt times on fd 3.
 //
 // Per strategy it prints: receipt latency (receipt − start) p50, p99 and max over every
 // client of every round; spread (last − first receipt), median over rounds; bias, the
@@ -33,10 +33,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -63,8 +60,9 @@ import (
 
 	"github.com/bulbquiz/bulb/hub"
 	"github.com/bulbquiz/bulb/internal/rlimit"
+	"github.com/bulbquiz/bulb/internal/stats"
+	"github.com/bulbquiz/bulb/internal/wsclients"
 	"github.com/bulbquiz/bulb/protocol"
-	"github.com/bulbquiz/bulb/scripts/loadgen/stats"
 )
 
 // childEnv, when set, makes this binary the client process: its value is "WSURL N".
@@ -205,9 +203,8 @@ type bench struct {
 	hubOut  []chan []byte // single-hub's per-client channels
 	stopHub func()
 
-	report   *os.File
-	reportR  *bufio.Reader
-	receipts []byte
+	clients  *wsclients.Process // the child
+	receipts []int64            // the latest frame's, by client index
 	closers  []func()
 	profiles string // directory of per-round CPU profiles, if any
 }
@@ -224,7 +221,7 @@ func setup(n int) (*bench, error) {
 	if err := rlimit.RaiseNoFile(uint64(n + 1000)); err != nil {
 		return nil, err
 	}
-	e := &bench{n: n, wsMap: map[string]*websocket.Conn{}, wsList: make([]*websocket.Conn, n), raw: make([]net.Conn, n), receipts: make([]byte, 8*n)}
+	e := &bench{n: n, wsMap: map[string]*websocket.Conn{}, wsList: make([]*websocket.Conn, n), raw: make([]net.Conn, n), receipts: make([]int64, n)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -291,46 +288,25 @@ func setup(n int) (*bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	report, w, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	e.report, e.reportR = report, bufio.NewReaderSize(report, 1<<16)
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d", childEnv, "ws"+strings.TrimPrefix(srv.URL, "http")+"/?id=", n))
-	cmd.ExtraFiles = []*os.File{w} // fd 3 in the child
 	var childOut strings.Builder
 	var childMu sync.Mutex
 	cmd.Stdout = lockedWriter{&childMu, &childOut}
 	cmd.Stderr = cmd.Stdout
-	stdin, err := cmd.StdinPipe() // closing it tells the child to hang up
-	if err != nil {
+	start := time.Now()
+	if e.clients, err = wsclients.Start(cmd); err != nil {
 		return nil, err
 	}
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start client process: %w", err)
-	}
-	w.Close()
 	// Closed first (closers run in reverse): the child hangs up before the servers stop.
 	e.closers = append(e.closers, func() {
-		stdin.Close()
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				childMu.Lock()
-				fmt.Fprintf(os.Stderr, "fanout: client process: %v\n%s", err, childOut.String())
-				childMu.Unlock()
-			}
-		case <-time.After(time.Minute):
-			cmd.Process.Kill()
-			<-done
+		if err := e.clients.Stop(time.Minute); err != nil {
+			childMu.Lock()
+			fmt.Fprintf(os.Stderr, "fanout: client process: %v\n%s", err, childOut.String())
+			childMu.Unlock()
 		}
-		report.Close()
 	})
-	if err := e.expect("ready", 3*time.Minute); err != nil {
+	if err := e.clients.AwaitReady(3 * time.Minute); err != nil {
 		childMu.Lock()
 		defer childMu.Unlock()
 		return nil, fmt.Errorf("client process: %w; its output:\n%s", err, childOut.String())
@@ -375,18 +351,6 @@ func (e *bench) close() {
 		e.closers[i]()
 	}
 	e.closers = nil
-}
-
-func (e *bench) expect(want string, within time.Duration) error {
-	e.report.SetReadDeadline(time.Now().Add(within))
-	line, err := e.reportR.ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("report: got %v, want %q", err, want)
-	}
-	if line = strings.TrimSuffix(line, "\n"); line != want {
-		return fmt.Errorf("report: got %q, want %q", line, want)
-	}
-	return nil
 }
 
 func (e *bench) frame() []byte {
@@ -476,13 +440,12 @@ func (e *bench) oneRound(ctx context.Context, strategy string, r *result) error 
 	if err := e.broadcast(ctx, strategy); err != nil {
 		return fmt.Errorf("%s: %w", strategy, err)
 	}
-	if err := e.expect("done", 2*time.Minute); err != nil {
+	if err := e.clients.AwaitDone(2 * time.Minute); err != nil {
 		return fmt.Errorf("%s: %w", strategy, err)
 	}
 	cpu := cpuNow() - cpu0
-	e.report.SetReadDeadline(time.Now().Add(time.Minute))
-	if _, err := io.ReadFull(e.reportR, e.receipts); err != nil {
-		return fmt.Errorf("%s: receipts: got %v, want %d bytes", strategy, err, len(e.receipts))
+	if err := e.clients.Receipts(e.receipts, time.Minute); err != nil {
+		return fmt.Errorf("%s: %w", strategy, err)
 	}
 	if r == nil { // warm-up
 		return nil
@@ -491,7 +454,7 @@ func (e *bench) oneRound(ctx context.Context, strategy string, r *result) error 
 	first, last := int64(math.MaxInt64), int64(math.MinInt64)
 	got := 0
 	for i := range e.n {
-		at := int64(binary.LittleEndian.Uint64(e.receipts[8*i:])) - t0
+		at := e.receipts[i] - t0
 		if at >= 0 {
 			got++
 		}
@@ -583,15 +546,14 @@ func runSize(n, rounds int, profiles string, out io.Writer) (panel, error) {
 	return pn, nil
 }
 
-// child is the client process: it dials n WebSocket clients, says "ready" on fd 3, and
-// after every frame that all n clients have read writes "done" and their receipt times
-// there. It hangs up when its stdin closes.
+// child is the client process (wsclients.Serve): it dials n WebSocket clients, says
+// "ready" on fd 3, and after every frame that all n clients have read writes "done" and
+// their wall-clock receipt times there. It hangs up when its stdin closes.
 func child(spec string) error {
 	parts := strings.Fields(spec)
 	if len(parts) != 2 {
 		return fmt.Errorf("%s=%q: want WSURL N", childEnv, spec)
 	}
-	wsURL := parts[0]
 	n, err := strconv.Atoi(parts[1])
 	if err != nil {
 		return err
@@ -599,96 +561,6 @@ func child(spec string) error {
 	if err := rlimit.RaiseNoFile(uint64(n + 1000)); err != nil {
 		return err
 	}
-	report := os.NewFile(3, "report")
-
-	recv := make([]atomic.Int64, n)
-	var pending atomic.Int64
-	pending.Store(int64(n))
-	all := make(chan struct{}, 1)
-	got := func(i int) {
-		recv[i].Store(time.Now().UnixNano())
-		if pending.Add(-1) == 0 {
-			all <- struct{}{}
-		}
-	}
-
-	wss := make([]*websocket.Conn, n)
-	var readers sync.WaitGroup
-	defer func() {
-		for i := range n {
-			if wss[i] != nil {
-				wss[i].CloseNow()
-			}
-		}
-		readers.Wait()
-	}()
-	// Each client reads from its welcome on, while the others connect: a WebSocket client
-	// answers the hub's pings (the first goes out on connect) only while it reads.
-	var g errgroup.Group
-	g.SetLimit(64)
-	for i := range n {
-		g.Go(func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			ws, _, err := websocket.Dial(ctx, wsURL+strconv.Itoa(i), &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled})
-			if err != nil {
-				return fmt.Errorf("dial client %d: %w", i, err)
-			}
-			wss[i] = ws
-			if _, msg, err := ws.Read(ctx); err != nil || string(msg) != welcome {
-				return fmt.Errorf("client %d welcome: got %q, %v, want %s", i, msg, err, welcome)
-			}
-			readers.Go(func() {
-				for {
-					_, r, err := ws.Reader(context.Background())
-					if err != nil {
-						return
-					}
-					if _, err := io.Copy(io.Discard, r); err != nil {
-						return
-					}
-					got(i)
-				}
-			})
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	reported := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 8*n)
-		for range all {
-			pending.Store(int64(n)) // before the parent can send the next frame
-			for i := range recv {
-				binary.LittleEndian.PutUint64(buf[8*i:], uint64(recv[i].Load()))
-			}
-			if _, err := io.WriteString(report, "done\n"); err != nil {
-				reported <- err
-				return
-			}
-			if _, err := report.Write(buf); err != nil {
-				reported <- err
-				return
-			}
-		}
-	}()
-	if _, err := io.WriteString(report, "ready\n"); err != nil {
-		return err
-	}
-	io.Copy(io.Discard, os.Stdin) // until the parent hangs up
-	for i := range n {
-		wss[i].CloseNow()
-	}
-	readers.Wait()
-	close(all)
-	select {
-	case err := <-reported:
-		if !errors.Is(err, syscall.EPIPE) {
-			return err
-		}
-	default:
-	}
-	return nil
+	return wsclients.Serve(wsclients.Config{URL: parts[0], N: n, Welcome: welcome,
+		Now: func() int64 { return time.Now().UnixNano() }})
 }

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bulbquiz/bulb/scripts/loadgen/stats"
+	"github.com/bulbquiz/bulb/internal/stats"
 )
 
 // alpha is the significance level of the bias verdict.

@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -297,6 +298,27 @@ func TestFriedman(t *testing.T) {
 			q, df, p := Friedman(tt.blocks)
 			if !near(q, tt.q, 1e-9) || df != tt.df || !near(p, tt.p, 1e-9) {
 				t.Errorf("got Q=%v df=%d p=%v, want Q=%v df=%d p=%v", q, df, p, tt.q, tt.df, tt.p)
+			}
+		})
+	}
+}
+
+func TestTwoSidedP(t *testing.T) {
+	tests := []struct {
+		z, want, tol float64
+	}{
+		{0, 1, 1e-15},
+		{1.96, 0.05, 1e-4},
+		{-1.96, 0.05, 1e-4},
+		{1, 0.3173, 1e-4},
+		{2.5758, 0.01, 1e-5},
+		{3.2905, 0.001, 1e-6},
+		{40, 0, 1e-300},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.z), func(t *testing.T) {
+			if got := TwoSidedP(tt.z); math.Abs(got-tt.want) > tt.tol {
+				t.Errorf("TwoSidedP(%v): got %v, want %v ± %v", tt.z, got, tt.want, tt.tol)
 			}
 		})
 	}

@@ -1,6 +1,9 @@
-// Package stats holds the statistics of the Bulb load generator: nearest-rank percentiles
-// and sample summaries, per-start percentile ranks of clients, and the tests that tell a
-// fair start fan-out (no client systematically early or late) from a biased one.
+// Package stats holds the statistics Bulb measures its start fan-out with: nearest-rank
+// percentiles and sample summaries, per-start percentile ranks of clients, and the tests
+// that tell a fair start fan-out (no client systematically early or late) from a biased
+// one. The hub's fairness report (latency quantiles, per-start percentile ranks and the
+// two-sided p-value of a player's bias), the load generator (scripts/loadgen), the
+// fan-out comparison (scripts/fanout) and the fairness lab (scripts/fairness) use it.
 //
 // Three tests of "no bias" are offered:
 //

@@ -151,6 +151,10 @@ func MeanUniformCDF(m float64, k int) float64 {
 	return min(max(sum/math.Exp(kf), 0), 1)
 }
 
+// TwoSidedP is the two-sided p-value of a standard normal z-score: P(|Z| ≥ |z|) =
+// erfc(|z|/√2).
+func TwoSidedP(z float64) float64 { return math.Erfc(math.Abs(z) / math.Sqrt2) }
+
 // KSUniform is the one-sample Kolmogorov–Smirnov test of sample against Uniform(0,1). It
 // returns the statistic D = sup|F_n(x) − x| and the asymptotic p-value
 // KolmogorovQ((√n + 0.12 + 0.11/√n)·D) (Stephens' correction, as in Numerical Recipes'
