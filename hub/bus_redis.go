@@ -16,8 +16,7 @@ import (
 // start, its fairness records) on a list that the asking node reads with BLPOP. A node is
 // live while its heartbeat in a sorted set is fresh.
 //
-// Keys: PREFIX bus (channel), PREFIX seq, PREFIX nodes (zset node → heartbeat ms),
-// PREFIX reply:ID (list of replies, expiring).
+// docs/redis.md lists its keys.
 type RedisBus struct {
 	rdb    redis.UniversalClient
 	prefix string

@@ -375,8 +375,10 @@ func (c *Conn) Delivery(n int) (written time.Time, rtt time.Duration, ok bool) {
 		at = d.enqueued.Load()
 	}
 	rtt = c.medianRTT()
-	if acked, w := d.acked.Load(), d.written.Load(); acked > 0 && w > 0 && (rtt == 0 || time.Duration(acked-w) < rtt) {
-		rtt = max(time.Duration(acked-w), 0)
+	// An ack read before the writer recorded its write's return (it was descheduled in
+	// between) times nothing: the median stands.
+	if acked, w := d.acked.Load(), d.written.Load(); w > 0 && acked > w && (rtt == 0 || time.Duration(acked-w) < rtt) {
+		rtt = time.Duration(acked - w)
 	}
 	return d.rec.t0.Add(time.Duration(at)), rtt, true
 }

@@ -22,7 +22,7 @@ type Options struct {
 	WriteTimeout time.Duration // one write to one socket, cut off within 1.25 times this; default 5 s
 	PingInterval time.Duration // between RTT pings; default 5 s
 	PingTimeout  time.Duration // for a pong to come back; default 15 s
-	ReadLimit    int64         // largest frame read, in bytes; default 64 KiB
+	ReadLimit    int64         // largest frame read, in bytes; default protocol.MaxFrame
 	Shards       int           // concurrent enqueuers of a start; default GOMAXPROCS
 	WriterIdle   time.Duration // how long an idle writer goroutine waits for work before it ends; default 30 s
 	History      int           // starts kept per room for fairness; default 200
@@ -52,7 +52,7 @@ func (o Options) withDefaults() Options {
 	defDur(&o.PingTimeout, 15*time.Second)
 	defDur(&o.WriterIdle, 30*time.Second)
 	if o.ReadLimit <= 0 {
-		o.ReadLimit = 64 << 10
+		o.ReadLimit = protocol.MaxFrame
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -942,7 +942,7 @@ func TestBadFrames(t *testing.T) {
 			}
 		}, "invalid", 0},
 		{"over the read limit", func(tb testing.TB, r *reader) {
-			if err := r.ws.Write(context.Background(), websocket.MessageText, bytes.Repeat([]byte("x"), 64<<10+1)); err != nil {
+			if err := r.ws.Write(context.Background(), websocket.MessageText, bytes.Repeat([]byte("x"), protocol.MaxFrame+1)); err != nil {
 				tb.Fatalf("write: got %v, want nil", err)
 			}
 		}, "", websocket.StatusMessageTooBig},

@@ -19,9 +19,7 @@ import (
 // the boxes held by workers whose key expired, so a crashed worker leaks nothing for longer
 // than the TTL.
 //
-// Keys, PREFIX boxes:{HOST}: … :free (list of box ids), :held:WORKER (list), :alive:WORKER
-// (string with a TTL), :workers (set of worker names), :init (set once the free list was
-// filled).
+// docs/redis.md lists its keys.
 type RedisBoxes struct {
 	rdb          redis.UniversalClient
 	key          string // PREFIX boxes:{HOST}:

@@ -7,8 +7,9 @@ import (
 	"strconv"
 )
 
-// MaxFrame is the largest client frame read, in bytes: a code answer of 64 KiB, escaped in
-// JSON, fits. A larger frame closes the socket with CloseTooBig.
+// MaxFrame is the largest client frame read, in bytes: a code answer of 64 KiB (the quiz's
+// MaxCode), escaped in JSON, fits, so that code over its limit gets a clear error frame
+// rather than a closed socket. A larger frame closes the socket with CloseTooBig.
 const MaxFrame = 512 << 10
 
 // Client frame types.

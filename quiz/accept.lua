@@ -2,13 +2,13 @@
 --
 -- KEYS[1] room hash      KEYS[2] players hash   KEYS[3] scores hash
 -- KEYS[4] answers list   KEYS[5] answered hash  KEYS[6] correct counter   (of question n)
+-- KEYS[7] solved hash (of a code question n: player ID → 1 once a submission is accepted)
 -- ARGV[1] n   ARGV[2] player ID   ARGV[3] "1" if the answer is correct
 -- ARGV[4] the answer's head: a JSON object with the fields the caller knows
 -- ARGV[5] the scoring rule, JSON (see award.lua)
--- ARGV[6] the version of the quiz the answer was judged by
--- ARGV[7] the submission's key: the same answer sent again has the same key
+-- ARGV[6] the version of the quiz the answer was marked by
+-- ARGV[7] the response's key: the same answer sent again has the same key
 -- ARGV[8] "1" for a code submission   ARGV[9] the most code submissions of a player
--- KEYS[7] the code question's solved hash (player ID → 1 once a submission is accepted)
 --
 -- A code submission is one of many: the answered hash counts a player's submissions, and
 -- the submission is stored pending, with no rank, for the verdict to settle (store_redis.go).
@@ -29,7 +29,9 @@ if (room[4] or '0') ~= ARGV[6] then
   return {'stale_quiz', ''}
 end
 
--- The phase alone decides, as checkAcceptable does in store_memory.go.
+-- Whether question n takes answers now: this check, atomic with the insert below, is the
+-- authority on the Redis engine, as checkAcceptable is on the memory engine (store.go).
+-- The phase alone decides.
 local n = tonumber(ARGV[1])
 if n > current or (n == current and (phase == 'open' or phase == 'lobby')) then
   return {'not_started', ''}

@@ -1,13 +1,21 @@
 // Package quiz is Bulb's domain: quizzes and their questions, rooms and players, the
-// room's state machine (lobby, open, live, closed), judging an answer, and the ranking and
+// room's state machine (lobby, open, live, closed), marking an answer, and the ranking and
 // scoring rules of a first-come quiz.
 //
 // [Service] is the entry point. It owns no sockets and no HTTP: it reaches players through
-// a [Broadcaster] and keeps state in a [Store], both small interfaces declared here and
-// implemented elsewhere (the hub, the memory or Redis engine). Accepting an answer is one
-// atomic [Store.Accept]: phase check, one answer per player, rank, points and score, so that
-// ranks are unique and the winners exact however many answers race.
+// a [Broadcaster], the other nodes through [Nodes], code's judge through [Judge], and keeps
+// state in a [Store] — small interfaces declared here and implemented elsewhere (the hub,
+// the judge, the memory or Redis engine). Accepting an answer is one atomic
+// [Store.Accept]: phase check, one answer per player, rank, points and score, so that
+// ranks are unique and the winners exact however many answers race. The values a student
+// is sent (an answer, a verdict, a leaderboard entry) are the protocol package's.
 //
-// All methods of [Service] and of [MemoryStore] are safe to call concurrently. Errors meant
-// for users are of type [*Error] with one of the Code constants.
+// The files follow the use cases: room.go (creating rooms, joining, editing the quiz),
+// phase.go (opening, starting and closing a question), schedule.go (timed starts and
+// closes), answer.go (answers, code submissions, verdicts, ranking), view.go (what hosts
+// and players are shown). store_redis*.go split the Redis engine into rooms, answers and
+// encoding.
+//
+// All methods of [Service], of the stores and of the lockers are safe to call
+// concurrently. Errors meant for users are of type [*Error], with a protocol.ErrorCode.
 package quiz

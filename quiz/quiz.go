@@ -334,14 +334,14 @@ type Scoring struct {
 	// Code: a code question's submissions, several per player, ranked by arrival once
 	// judged (Store.Verdict); Accept gives them no rank.
 	Code bool
-	// QuizVersion is the version of the quiz the answer was judged by: a store refuses the
+	// QuizVersion is the version of the quiz the answer was marked by: a store refuses the
 	// answer with ErrStaleQuiz if the quiz has been edited since.
 	QuizVersion int64
 }
 
-// ErrStaleQuiz says an answer was judged by a quiz that has been edited since: judge it
+// ErrStaleQuiz says an answer was marked by a quiz that has been edited since: mark it
 // again by the current quiz.
-var ErrStaleQuiz = errors.New("quiz: the quiz changed while the answer was judged")
+var ErrStaleQuiz = errors.New("quiz: the quiz changed while the answer was marked")
 
 // ScoringFor returns the scoring rule of question n (1-based) of qz.
 func ScoringFor(qz Quiz, n int) Scoring {

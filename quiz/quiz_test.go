@@ -228,3 +228,13 @@ func TestRankCompensated(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxCodeFitsAFrame: an answer frame with code of MaxCode bytes, each escaped in JSON
+// at its longest (\u00XX), is not over protocol.MaxFrame, so over-long code is refused with
+// too_large, never by closing the socket.
+func TestMaxCodeFitsAFrame(t *testing.T) {
+	frame := `{"type":"answer","n":200,"language":"python","code":"` + strings.Repeat(`\u0001`, MaxCode) + `"}`
+	if len(frame) > protocol.MaxFrame {
+		t.Errorf("the longest code answer frame: got %d bytes, want at most protocol.MaxFrame %d", len(frame), protocol.MaxFrame)
+	}
+}

@@ -1,6 +1,20 @@
 package quiz
 
-import "time"
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"math/big"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/bulbquiz/bulb/protocol"
+)
 
 // Phase is the state of a room's current question.
 type Phase string
@@ -54,4 +68,101 @@ type Identity struct {
 	Role     Role
 	PlayerID string // players only
 	Name     string // players only
+}
+
+// CreateRoom validates qz and creates a room for it, returning the room's code and host token.
+func (s *Service) CreateRoom(ctx context.Context, qz Quiz) (*Room, error) {
+	if err := s.normalize(&qz); err != nil {
+		return nil, err
+	}
+	for range 20 {
+		r := &Room{Code: roomCode(), HostToken: Token(), Quiz: qz, Phase: PhaseLobby, CreatedAt: s.now()}
+		err := s.store.CreateRoom(ctx, r)
+		if ErrorCode(err) == protocol.Conflict {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.log.Info("room created", "room", r.Code, "questions", len(qz.Questions))
+		return r, nil
+	}
+	return nil, Errorf(protocol.Unavailable, "no free room code found, try again")
+}
+
+// Room returns the room with the given code.
+func (s *Service) Room(ctx context.Context, room string) (*Room, error) {
+	return s.store.Room(ctx, room)
+}
+
+// Rooms returns all rooms, newest first.
+func (s *Service) Rooms(ctx context.Context) ([]*Room, error) { return s.store.Rooms(ctx) }
+
+// Identify returns who a host or player token belongs to.
+func (s *Service) Identify(ctx context.Context, token string) (Identity, error) {
+	if token == "" {
+		return Identity{}, Errorf(protocol.Unauthorized, "a token is required")
+	}
+	return s.store.Identify(ctx, token)
+}
+
+// Join adds a player called name to the room.
+func (s *Service) Join(ctx context.Context, room, name string) (Player, error) {
+	name = normalizeText(name)
+	if name == "" || utf8.RuneCountInString(name) > MaxName {
+		return Player{}, Errorf(protocol.Invalid, "a name has 1 to %d characters", MaxName)
+	}
+	if strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return Player{}, Errorf(protocol.Invalid, "a name must be printable")
+	}
+	p := Player{ID: randomHex(8), Name: name, Token: Token(), JoinedAt: s.now()}
+	if err := s.store.AddPlayer(ctx, room, p); err != nil {
+		return Player{}, err
+	}
+	s.bc.SendHosts(room, protocol.Encode(protocol.JoinedFrame{PlayerID: p.ID, Name: p.Name}))
+	return p, nil
+}
+
+// EditQuiz replaces the room's quiz with qz, if the quiz is still at the version the host
+// edited (else Conflict: a stale edit never overwrites a newer one). Questions already
+// asked cannot change, and no question may be open or live.
+func (s *Service) EditQuiz(ctx context.Context, room string, version int64, qz Quiz) (*Room, error) {
+	if err := s.normalize(&qz); err != nil {
+		return nil, err
+	}
+	return s.store.Update(ctx, room, func(r *Room) error {
+		switch {
+		case r.Quiz.Version != version:
+			return Errorf(protocol.Conflict, "the quiz was edited meanwhile (version %d, not %d): reload it and edit again", r.Quiz.Version, version)
+		case r.Phase == PhaseOpen || r.Phase == PhaseLive:
+			return Errorf(protocol.Conflict, "question %d is %s: close it before editing the quiz", r.Current, r.Phase)
+		case len(qz.Questions) < r.Current:
+			return Errorf(protocol.Conflict, "the quiz must keep the %d questions already asked", r.Current)
+		}
+		for i := range r.Current {
+			if !reflect.DeepEqual(qz.Questions[i], r.Quiz.Questions[i]) {
+				return Errorf(protocol.Conflict, "question %d was already asked and cannot change", i+1)
+			}
+		}
+		if r.Current > 0 && (qz.Ranking != r.Quiz.Ranking || qz.Timing != r.Quiz.Timing || !slices.Equal(qz.Winners, r.Quiz.Winners)) {
+			return Errorf(protocol.Conflict, "ranking, timing and winners cannot change once a question was asked")
+		}
+		qz.Version = r.Quiz.Version + 1
+		r.Quiz = qz
+		return nil
+	})
+}
+
+// Token returns a new random token: 128 bits from crypto/rand, in hex.
+func Token() string { return randomHex(16) }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails on supported platforms
+	return hex.EncodeToString(b)
+}
+
+func roomCode() string {
+	v, _ := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	return fmt.Sprintf("%06d", v.Int64())
 }

@@ -80,8 +80,8 @@ func (s *Service) onSchedule(data []byte) {
 // setTimer sets this node's one timer for the room's start or close (action), replacing
 // the one it had. Every node keeps one, so it fires even if the node that scheduled it
 // dies; the firing is exactly once among them (fire).
-func (s *Service) setTimer(code string, n int, action string, at time.Time) {
-	key := code + "/" + action
+func (s *Service) setTimer(room string, n int, action string, at time.Time) {
+	key := room + "/" + action
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t := s.timers[key]; t != nil {
@@ -98,7 +98,7 @@ func (s *Service) setTimer(code string, n int, action string, at time.Time) {
 		s.wg.Add(1)
 		s.mu.Unlock()
 		defer s.wg.Done()
-		s.fire(ctx, code, n, action, at)
+		s.fire(ctx, room, n, action, at)
 	})
 }
 
@@ -110,28 +110,28 @@ const leaseTTL = 3 * time.Second
 // lease fires it, as a compare-and-set on the room's schedule, so a late or duplicate
 // firing changes nothing. The others wait out the lease and try again while it has not
 // happened, which covers a holder that dies.
-func (s *Service) fire(ctx context.Context, code string, n int, action string, at time.Time) {
-	key := fmt.Sprintf("%s:%s:%d:%d", action, code, n, at.UnixNano())
+func (s *Service) fire(ctx context.Context, room string, n int, action string, at time.Time) {
+	key := fmt.Sprintf("%s:%s:%d:%d", action, room, n, at.UnixNano())
 	for {
 		lease, ok, err := s.locker.Acquire(ctx, key, leaseTTL)
 		if ok {
-			err = s.fireHeld(ctx, lease, code, n, action, at)
+			err = s.fireHeld(ctx, lease, room, n, action, at)
 			if err == nil || errors.Is(err, errStale) {
 				return // the lease stays taken until it expires: nobody else need try
 			}
 			if rerr := lease.Release(ctx); rerr != nil {
-				s.log.Warn("releasing a start lease", "room", code, "err", rerr)
+				s.log.Warn("releasing a start lease", "room", room, "err", rerr)
 			}
 		}
 		if err != nil {
-			s.log.Warn("timed "+action+" failed; retrying", "room", code, "n", n, "err", err)
+			s.log.Warn("timed "+action+" failed; retrying", "room", room, "n", n, "err", err)
 		}
 		select {
 		case <-time.After(leaseTTL):
 		case <-ctx.Done():
 			return
 		}
-		r, err := s.store.Room(ctx, code)
+		r, err := s.store.Room(ctx, room)
 		if err == nil && (r.Current != n || !pending(r, action, at)) {
 			return // it happened, or was cancelled or moved
 		}
@@ -147,7 +147,7 @@ func pending(r *Room, action string, at time.Time) bool {
 }
 
 // fireHeld fires a timed start or close under its lease, extending the lease while it works.
-func (s *Service) fireHeld(ctx context.Context, lease Lease, code string, n int, action string, at time.Time) error {
+func (s *Service) fireHeld(ctx context.Context, lease Lease, room string, n int, action string, at time.Time) error {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -157,7 +157,7 @@ func (s *Service) fireHeld(ctx context.Context, lease Lease, code string, n int,
 			select {
 			case <-tick.C:
 				if ok, err := lease.Extend(ctx, leaseTTL); !ok || err != nil {
-					s.log.Warn("lost the lease of a start being fired", "room", code, "err", err)
+					s.log.Warn("lost the lease of a start being fired", "room", room, "err", err)
 				}
 			case <-done:
 				return
@@ -166,9 +166,9 @@ func (s *Service) fireHeld(ctx context.Context, lease Lease, code string, n int,
 	})
 	var err error
 	if action == ActionStart {
-		_, err = s.start(ctx, code, n, at)
+		_, err = s.start(ctx, room, n, at)
 	} else {
-		_, err = s.close(ctx, code, n, at)
+		_, err = s.close(ctx, room, n, at)
 	}
 	close(done)
 	wg.Wait()
@@ -178,8 +178,8 @@ func (s *Service) fireHeld(ctx context.Context, lease Lease, code string, n int,
 	return err
 }
 
-func (s *Service) cancelTimer(code, action string) {
-	key := code + "/" + action
+func (s *Service) cancelTimer(room, action string) {
+	key := room + "/" + action
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t := s.timers[key]; t != nil {

@@ -14,28 +14,28 @@ type Store interface {
 	// CreateRoom stores a new room; Conflict if its code is taken.
 	CreateRoom(ctx context.Context, r *Room) error
 	// Room returns a copy of the room with the given code.
-	Room(ctx context.Context, code string) (*Room, error)
+	Room(ctx context.Context, room string) (*Room, error)
 	// Quiz returns the room's quiz, cheaply: it is on the path of every answer. The quiz is
 	// shared and must not be changed.
-	Quiz(ctx context.Context, code string) (Quiz, error)
+	Quiz(ctx context.Context, room string) (Quiz, error)
 	// Player returns the room without its players (Players is nil) and the player with
 	// the given ID, or only the room if the ID is empty: what Room gives without copying
 	// every player, for the paths that run once per connection. NotFound if the room or
 	// the player is unknown.
-	Player(ctx context.Context, code, playerID string) (*Room, Player, error)
+	Player(ctx context.Context, room, playerID string) (*Room, Player, error)
 	// Rooms returns copies of all rooms, newest first.
 	Rooms(ctx context.Context) ([]*Room, error)
 	// AddPlayer adds p to the room; Conflict if its name is taken (case-insensitively) or
 	// the room has MaxPlayers.
-	AddPlayer(ctx context.Context, code string, p Player) error
+	AddPlayer(ctx context.Context, room string, p Player) error
 	// Identify returns who a host or player token belongs to; Unauthorized if nobody.
 	Identify(ctx context.Context, token string) (Identity, error)
 	// Update applies fn to the room atomically and bumps its version. fn may refuse by
 	// returning an error, which Update returns unchanged, changing nothing. fn must not add
 	// or remove players (AddPlayer does that), and may be called more than once (optimistic
 	// retries), so it must have no side effects.
-	Update(ctx context.Context, code string, fn func(*Room) error) (*Room, error)
-	// Accept records a judged answer atomically: it checks the answer was judged by the
+	Update(ctx context.Context, room string, fn func(*Room) error) (*Room, error)
+	// Accept records a marked answer atomically: it checks the answer was marked by the
 	// current quiz (ErrStaleQuiz), that the question is current and live (NotStarted,
 	// Closed), and that the player has not answered it (AlreadyAnswered), stamps the
 	// receive time, assigns the arrival rank and, for a correct answer under non-deferred
@@ -47,7 +47,11 @@ type Store interface {
 	// the player's others, never replayed, and stored Pending with no rank, for Verdict to
 	// settle; Accept refuses it with AlreadyAnswered once the player has an accepted one,
 	// and with RateLimited past MaxSubmissions.
-	Accept(ctx context.Context, code string, a protocol.Answer, s Scoring) (stored protocol.Answer, replayed bool, err error)
+	//
+	// Accept is the authority on whether question a.N takes answers now: only a check
+	// atomic with the insert can be right when a close races an answer. (The service checks
+	// only that the question exists, to mark the answer; a.N must be one of the quiz's.)
+	Accept(ctx context.Context, room string, a protocol.Answer, s Scoring) (stored protocol.Answer, replayed bool, err error)
 	// Verdict records the judge's verdict on submission sub (its arrival rank) of code
 	// question n, once: a second verdict for it changes nothing. It then settles the
 	// question: in arrival order, as far as every submission has its verdict, each
@@ -56,10 +60,10 @@ type Store interface {
 	// made final (the submission among them if it was). NotFound if there is no such
 	// submission. Verdicts are recorded in any phase: a submission accepted before the
 	// close is judged after it.
-	Verdict(ctx context.Context, code string, n, sub int, v protocol.Verdict, s Scoring) (protocol.Answer, []protocol.Answer, error)
+	Verdict(ctx context.Context, room string, n, sub int, v protocol.Verdict, s Scoring) (protocol.Answer, []protocol.Answer, error)
 	// Finalize applies the ranks and points of a deferred (compensated) question once,
 	// adding the points to the scores; later calls for the same question change nothing.
-	Finalize(ctx context.Context, code string, n int, ranked []protocol.Answer) error
+	Finalize(ctx context.Context, room string, n int, ranked []protocol.Answer) error
 	// Answers returns the answers to question n in arrival order.
-	Answers(ctx context.Context, code string, n int) ([]protocol.Answer, error)
+	Answers(ctx context.Context, room string, n int) ([]protocol.Answer, error)
 }

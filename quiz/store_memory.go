@@ -30,7 +30,7 @@ type memRoom struct {
 	answered  map[int]map[string]memAnswered // by question and player
 	correct   map[int]int                    // by question, correct answers ranked so far
 	finalized map[int]bool
-	code      map[int]*memCode // by code question
+	coding    map[int]*memCode // by code question
 }
 
 // memCode is what settling a code question needs besides its answers.
@@ -53,12 +53,12 @@ func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{rooms: map[string]*memRoom{}, tokens: map[string]Identity{}, now: time.Now}
 }
 
-func (s *MemoryStore) get(code string) (*memRoom, error) {
+func (s *MemoryStore) get(room string) (*memRoom, error) {
 	s.mu.RLock()
-	r := s.rooms[code]
+	r := s.rooms[room]
 	s.mu.RUnlock()
 	if r == nil {
-		return nil, Errorf(protocol.NotFound, "room %s not found", code)
+		return nil, Errorf(protocol.NotFound, "room %s not found", room)
 	}
 	return r, nil
 }
@@ -78,15 +78,15 @@ func (s *MemoryStore) CreateRoom(_ context.Context, r *Room) error {
 		answered:  map[int]map[string]memAnswered{},
 		correct:   map[int]int{},
 		finalized: map[int]bool{},
-		code:      map[int]*memCode{},
+		coding:    map[int]*memCode{},
 	}
 	s.tokens[r.HostToken] = Identity{Room: r.Code, Role: RoleHost}
 	return nil
 }
 
 // Room implements Store.
-func (s *MemoryStore) Room(_ context.Context, code string) (*Room, error) {
-	r, err := s.get(code)
+func (s *MemoryStore) Room(_ context.Context, room string) (*Room, error) {
+	r, err := s.get(room)
 	if err != nil {
 		return nil, err
 	}
@@ -96,8 +96,8 @@ func (s *MemoryStore) Room(_ context.Context, code string) (*Room, error) {
 }
 
 // Quiz implements Store.
-func (s *MemoryStore) Quiz(_ context.Context, code string) (Quiz, error) {
-	r, err := s.get(code)
+func (s *MemoryStore) Quiz(_ context.Context, room string) (Quiz, error) {
+	r, err := s.get(room)
 	if err != nil {
 		return Quiz{}, err
 	}
@@ -109,14 +109,14 @@ func (s *MemoryStore) Quiz(_ context.Context, code string) (Quiz, error) {
 // Rooms implements Store.
 func (s *MemoryStore) Rooms(ctx context.Context) ([]*Room, error) {
 	s.mu.RLock()
-	codes := make([]string, 0, len(s.rooms))
-	for code := range s.rooms {
-		codes = append(codes, code)
+	rooms := make([]string, 0, len(s.rooms))
+	for room := range s.rooms {
+		rooms = append(rooms, room)
 	}
 	s.mu.RUnlock()
-	out := make([]*Room, 0, len(codes))
-	for _, code := range codes {
-		r, err := s.Room(ctx, code)
+	out := make([]*Room, 0, len(rooms))
+	for _, room := range rooms {
+		r, err := s.Room(ctx, room)
 		if err != nil {
 			return nil, err
 		}
@@ -127,15 +127,15 @@ func (s *MemoryStore) Rooms(ctx context.Context) ([]*Room, error) {
 }
 
 // AddPlayer implements Store.
-func (s *MemoryStore) AddPlayer(_ context.Context, code string, p Player) error {
-	r, err := s.get(code)
+func (s *MemoryStore) AddPlayer(_ context.Context, room string, p Player) error {
+	r, err := s.get(room)
 	if err != nil {
 		return err
 	}
 	r.mu.Lock()
 	if len(r.room.Players) >= MaxPlayers {
 		r.mu.Unlock()
-		return Errorf(protocol.Conflict, "room %s is full: %d players", code, MaxPlayers)
+		return Errorf(protocol.Conflict, "room %s is full: %d players", room, MaxPlayers)
 	}
 	if r.names[foldName(p.Name)] {
 		r.mu.Unlock()
@@ -148,14 +148,14 @@ func (s *MemoryStore) AddPlayer(_ context.Context, code string, p Player) error 
 	r.mu.Unlock()
 
 	s.mu.Lock()
-	s.tokens[p.Token] = Identity{Room: code, Role: RolePlayer, PlayerID: p.ID, Name: p.Name}
+	s.tokens[p.Token] = Identity{Room: room, Role: RolePlayer, PlayerID: p.ID, Name: p.Name}
 	s.mu.Unlock()
 	return nil
 }
 
 // Player implements Store.
-func (s *MemoryStore) Player(_ context.Context, code, playerID string) (*Room, Player, error) {
-	r, err := s.get(code)
+func (s *MemoryStore) Player(_ context.Context, room, playerID string) (*Room, Player, error) {
+	r, err := s.get(room)
 	if err != nil {
 		return nil, Player{}, err
 	}
@@ -166,7 +166,7 @@ func (s *MemoryStore) Player(_ context.Context, code, playerID string) (*Room, P
 	}
 	i, ok := r.byID[playerID]
 	if !ok {
-		return nil, Player{}, Errorf(protocol.NotFound, "player %s is not in room %s", playerID, code)
+		return nil, Player{}, Errorf(protocol.NotFound, "player %s is not in room %s", playerID, room)
 	}
 	return roomHead(&r.room), r.room.Players[i], nil
 }
@@ -183,8 +183,8 @@ func (s *MemoryStore) Identify(_ context.Context, token string) (Identity, error
 }
 
 // Update implements Store.
-func (s *MemoryStore) Update(_ context.Context, code string, fn func(*Room) error) (*Room, error) {
-	r, err := s.get(code)
+func (s *MemoryStore) Update(_ context.Context, room string, fn func(*Room) error) (*Room, error) {
+	r, err := s.get(room)
 	if err != nil {
 		return nil, err
 	}
@@ -200,8 +200,8 @@ func (s *MemoryStore) Update(_ context.Context, code string, fn func(*Room) erro
 }
 
 // Accept implements Store.
-func (s *MemoryStore) Accept(_ context.Context, code string, a protocol.Answer, sc Scoring) (protocol.Answer, bool, error) {
-	r, err := s.get(code)
+func (s *MemoryStore) Accept(_ context.Context, room string, a protocol.Answer, sc Scoring) (protocol.Answer, bool, error) {
+	r, err := s.get(room)
 	if err != nil {
 		return protocol.Answer{}, false, err
 	}
@@ -280,17 +280,17 @@ func (r *memRoom) acceptCode(a protocol.Answer, sc Scoring, now time.Time) (prot
 }
 
 func (r *memRoom) codeOf(n int) *memCode {
-	c := r.code[n]
+	c := r.coding[n]
 	if c == nil {
 		c = &memCode{submissions: map[string]int{}, solved: map[string]bool{}, winners: map[string]bool{}}
-		r.code[n] = c
+		r.coding[n] = c
 	}
 	return c
 }
 
 // Verdict implements Store.
-func (s *MemoryStore) Verdict(_ context.Context, code string, n, sub int, v protocol.Verdict, sc Scoring) (protocol.Answer, []protocol.Answer, error) {
-	r, err := s.get(code)
+func (s *MemoryStore) Verdict(_ context.Context, room string, n, sub int, v protocol.Verdict, sc Scoring) (protocol.Answer, []protocol.Answer, error) {
+	r, err := s.get(room)
 	if err != nil {
 		return protocol.Answer{}, nil, err
 	}
@@ -319,13 +319,12 @@ func (s *MemoryStore) Verdict(_ context.Context, code string, n, sub int, v prot
 	return answers[sub-1], final, nil
 }
 
-// checkAcceptable says whether question n of r takes answers. The phase alone decides: a
-// question goes live when its start fires, and comparing the clocks of different machines
-// must not refuse answers. accept.lua makes the same checks for the Redis engine.
+// checkAcceptable says whether question n of r takes answers: the authority on the memory
+// engine, under the room's lock (see Store.Accept). The phase alone decides: a question
+// goes live when its start fires, and comparing the clocks of different machines must not
+// refuse answers.
 func checkAcceptable(r *Room, n int) error {
 	switch {
-	case n < 1 || n > len(r.Quiz.Questions):
-		return Errorf(protocol.NotFound, "question %d not found", n)
 	case n > r.Current || (n == r.Current && (r.Phase == PhaseOpen || r.Phase == PhaseLobby)):
 		return Errorf(protocol.NotStarted, "question %d has not started", n)
 	case n < r.Current || r.Phase == PhaseClosed:
@@ -335,8 +334,8 @@ func checkAcceptable(r *Room, n int) error {
 }
 
 // Finalize implements Store.
-func (s *MemoryStore) Finalize(_ context.Context, code string, n int, ranked []protocol.Answer) error {
-	r, err := s.get(code)
+func (s *MemoryStore) Finalize(_ context.Context, room string, n int, ranked []protocol.Answer) error {
+	r, err := s.get(room)
 	if err != nil {
 		return err
 	}
@@ -363,8 +362,8 @@ func (s *MemoryStore) Finalize(_ context.Context, code string, n int, ranked []p
 }
 
 // Answers implements Store.
-func (s *MemoryStore) Answers(_ context.Context, code string, n int) ([]protocol.Answer, error) {
-	r, err := s.get(code)
+func (s *MemoryStore) Answers(_ context.Context, room string, n int) ([]protocol.Answer, error) {
+	r, err := s.get(room)
 	if err != nil {
 		return nil, err
 	}

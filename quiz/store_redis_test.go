@@ -314,7 +314,7 @@ func TestRedisStoreRestart(t *testing.T) {
 }
 
 // TestRedisStoreQuizEditAcrossNodes edits a quiz on one node while another has the old
-// one cached: the other's answers judged by the old quiz are refused, and it reads the new.
+// one cached: the other's answers marked by the old quiz are refused, and it reads the new.
 func TestRedisStoreQuizEditAcrossNodes(t *testing.T) {
 	srv := redistest.Start(t)
 	a, b := NewRedisStore(srv.Client(t), ""), NewRedisStore(srv.Client(t), "")

@@ -232,7 +232,7 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
-	t.Run("a quiz edit is kept and answers judged by the old quiz are refused", func(t *testing.T) {
+	t.Run("a quiz edit is kept and answers marked by the old quiz are refused", func(t *testing.T) {
 		s := newStore(t)
 		r := mustRoom(t, s, nil)
 		p := mustPlayer(t, s, r.Code, "quinn")
@@ -257,10 +257,10 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		goLive(t, s, r.Code, 3)
 		a := protocol.Answer{N: 3, PlayerID: p.ID, Correct: true}
 		if _, _, err := s.Accept(ctx, r.Code, a, ScoringFor(old, 1)); !errors.Is(err, ErrStaleQuiz) {
-			t.Fatalf("an answer judged by the old quiz: got %v, want ErrStaleQuiz", err)
+			t.Fatalf("an answer marked by the old quiz: got %v, want ErrStaleQuiz", err)
 		}
 		if _, _, err := s.Accept(ctx, r.Code, a, ScoringFor(got, 3)); err != nil {
-			t.Fatalf("an answer judged by the new quiz: %v", err)
+			t.Fatalf("an answer marked by the new quiz: %v", err)
 		}
 	})
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs Bulb's whole test suite, as CI does: installs the programs the integration tests
-# drive when they are missing (Debian packages), checks formatting and go vet, runs every
-# test with the race detector, and fuzzes the WebSocket frame handling briefly.
+# drive when they are missing (Debian packages), checks formatting, go vet and staticcheck,
+# runs every test with the race detector, and fuzzes the WebSocket frame handling briefly.
 #
 # Tests that need an installed program skip without it under a plain `go test ./...`;
 # here BULB_REQUIRE_DEPS=1 turns such a skip into a failure.
@@ -34,6 +34,12 @@ if [ -n "$unformatted" ]; then
 fi
 echo "test.sh: go vet"
 go vet ./...
+echo "test.sh: staticcheck"
+gobin="$(go env GOPATH)/bin"
+if ! command -v staticcheck >/dev/null && [ ! -x "$gobin/staticcheck" ]; then
+  go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+fi
+PATH="$PATH:$gobin" staticcheck ./...
 
 export BULB_REQUIRE_DEPS=1
 echo "test.sh: go test -race"
@@ -41,5 +47,6 @@ go test -race -count=1 -timeout 15m ./...
 # A count, not a duration: with a duration Go 1.26's fuzz coordinator can report a spurious
 # "context deadline exceeded" on a loaded machine (go.dev/issue/75804, fixed in Go 1.27).
 echo "test.sh: fuzzing client frames, ${BULB_FUZZTIME:=5000x}"
+go test -run '^$' -fuzz '^FuzzDecodeClient$' -fuzztime 50000x ./protocol
 go test -run '^$' -fuzz '^FuzzFrame$' -fuzztime "$BULB_FUZZTIME" ./server
 echo "test.sh: all passed"

@@ -1,5 +1,7 @@
 // Command server runs a Bulb node: the HTTP API and WebSocket endpoint of
-// docs/protocol.md, the browser pages, /healthz and /metrics, on the in-memory engine.
+// docs/protocol.md, the browser pages, /healthz and /metrics, on the in-memory engine or
+// as one node of many on Redis, and the judge of code answers (or, with --role judge,
+// only the judge).
 //
 // It is the only package that wires: configuration from flags and environment, the
 // store, the hub and the quiz service, the echo routes, and graceful shutdown. main calls

@@ -60,15 +60,15 @@ func newServer(svc *quiz.Service, h *hub.Hub, health func(context.Context) error
 	api := e.Group("/api", requestDeadline)
 	api.POST("/rooms", s.createRoom)
 	api.GET("/rooms", s.listRooms)
-	api.GET("/rooms/:code", s.getRoom)
-	api.PUT("/rooms/:code/quiz", s.editQuiz)
-	api.POST("/rooms/:code/players", s.join)
-	api.POST("/rooms/:code/questions/:n/open", s.open)
-	api.POST("/rooms/:code/questions/:n/start", s.start)
-	api.POST("/rooms/:code/questions/:n/close", s.close)
-	api.GET("/rooms/:code/questions/:n/answers", s.listAnswers)
-	api.GET("/rooms/:code/leaderboard", s.leaderboard)
-	api.GET("/rooms/:code/fairness", s.fairness)
+	api.GET("/rooms/:room", s.getRoom)
+	api.PUT("/rooms/:room/quiz", s.editQuiz)
+	api.POST("/rooms/:room/players", s.join)
+	api.POST("/rooms/:room/questions/:n/open", s.open)
+	api.POST("/rooms/:room/questions/:n/start", s.start)
+	api.POST("/rooms/:room/questions/:n/close", s.close)
+	api.GET("/rooms/:room/questions/:n/answers", s.listAnswers)
+	api.GET("/rooms/:room/leaderboard", s.leaderboard)
+	api.GET("/rooms/:room/fairness", s.fairness)
 	e.GET("/ws", s.websocket)
 	e.GET("/healthz", s.healthz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
@@ -210,7 +210,7 @@ func (s *server) authorize(c echo.Context, roles ...quiz.Role) (quiz.Identity, e
 	if id.Role == quiz.RoleAdmin {
 		return id, nil
 	}
-	code := c.Param("code")
+	code := c.Param("room")
 	for _, r := range roles {
 		if id.Role == r && id.Room == code && code != "" {
 			return id, nil
@@ -307,7 +307,7 @@ func (s *server) getRoom(c echo.Context) error {
 	if _, err := s.authorize(c, quiz.RoleHost); err != nil {
 		return err
 	}
-	r, err := s.svc.Room(c.Request().Context(), c.Param("code"))
+	r, err := s.svc.Room(c.Request().Context(), c.Param("room"))
 	if err != nil {
 		return err
 	}
@@ -349,7 +349,7 @@ func (s *server) editQuiz(c echo.Context) error {
 	if body.QuizVersion == nil || body.Quiz == nil {
 		return quiz.Errorf(protocol.Invalid, `send {"quizVersion": the version you edited, "quiz": the new quiz}`)
 	}
-	r, err := s.svc.EditQuiz(c.Request().Context(), c.Param("code"), *body.QuizVersion, *body.Quiz)
+	r, err := s.svc.EditQuiz(c.Request().Context(), c.Param("room"), *body.QuizVersion, *body.Quiz)
 	if err != nil {
 		return err
 	}
@@ -363,7 +363,7 @@ func (s *server) join(c echo.Context) error {
 	if err := decode(c, maxBody, &body, false); err != nil {
 		return err
 	}
-	p, err := s.svc.Join(c.Request().Context(), c.Param("code"), body.Name)
+	p, err := s.svc.Join(c.Request().Context(), c.Param("room"), body.Name)
 	if err != nil {
 		return err
 	}
@@ -375,7 +375,7 @@ func (s *server) open(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := s.svc.Open(c.Request().Context(), c.Param("code"), n)
+	r, err := s.svc.Open(c.Request().Context(), c.Param("room"), n)
 	if err != nil {
 		return err
 	}
@@ -411,7 +411,7 @@ func (s *server) start(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.svc.Start(c.Request().Context(), c.Param("code"), n, at)
+	res, err := s.svc.Start(c.Request().Context(), c.Param("room"), n, at)
 	if err != nil {
 		return err
 	}
@@ -430,7 +430,7 @@ func (s *server) close(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := s.svc.Close(c.Request().Context(), c.Param("code"), n, at)
+	r, err := s.svc.Close(c.Request().Context(), c.Param("room"), n, at)
 	if err != nil {
 		return err
 	}
@@ -445,7 +445,7 @@ func (s *server) listAnswers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	answers, err := s.svc.Answers(c.Request().Context(), c.Param("code"), n)
+	answers, err := s.svc.Answers(c.Request().Context(), c.Param("room"), n)
 	if err != nil {
 		return err
 	}
@@ -456,7 +456,7 @@ func (s *server) leaderboard(c echo.Context) error {
 	if _, err := s.authorize(c, quiz.RoleHost, quiz.RolePlayer); err != nil {
 		return err
 	}
-	entries, err := s.svc.Leaderboard(c.Request().Context(), c.Param("code"))
+	entries, err := s.svc.Leaderboard(c.Request().Context(), c.Param("room"))
 	if err != nil {
 		return err
 	}
@@ -480,7 +480,7 @@ func (s *server) fairness(c echo.Context) error {
 	if _, err := s.authorize(c, quiz.RoleHost); err != nil {
 		return err
 	}
-	code := c.Param("code")
+	code := c.Param("room")
 	if _, err := s.svc.Room(c.Request().Context(), code); err != nil {
 		return err
 	}

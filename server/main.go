@@ -56,7 +56,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer eng.close()
 	h := hub.New(hub.Options{
-		ReadLimit:    maxFrame,
 		QueueSize:    cfg.QueueSize,
 		WriteTimeout: cfg.WriteTimeout,
 		PingInterval: cfg.PingInterval,
@@ -130,10 +129,6 @@ func baseURL(addr net.Addr) string {
 	}
 	return "http://" + tcp.String() + "/"
 }
-
-// maxFrame is the largest client frame read: a code answer of quiz.MaxCode bytes, escaped
-// in JSON, fits; the service refuses code over quiz.MaxCode with a clear error.
-const maxFrame = 8 * quiz.MaxCode
 
 // engine is where state lives and how nodes reach each other: the in-memory engine (one
 // process) or Redis (one node of many).

@@ -100,8 +100,8 @@ func TestFramesRefused(t *testing.T) {
 		t.Fatalf("got %+v, want the one wrong answer", answers.Answers)
 	}
 
-	// a frame over maxFrame (512 KiB) closes the socket with 1009
-	c.send(t, `{"type":"answer","text":"`+strings.Repeat("x", maxFrame)+`"}`)
+	// a frame over protocol.MaxFrame (512 KiB) closes the socket with 1009
+	c.send(t, `{"type":"answer","text":"`+strings.Repeat("x", protocol.MaxFrame)+`"}`)
 	select {
 	case err := <-c.closed:
 		if got := websocket.CloseStatus(err); got != websocket.StatusMessageTooBig {

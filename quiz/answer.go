@@ -1,0 +1,187 @@
+package quiz
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/bulbquiz/bulb/protocol"
+)
+
+// finalize ranks a compensated question's correct answers by reaction time (ties by
+// arrival), stores ranks and points, and sends each answering player its final result.
+func (s *Service) finalize(ctx context.Context, room string, n int, sc Scoring) error {
+	answers, err := s.store.Answers(ctx, room, n)
+	if err != nil {
+		return err
+	}
+	ranked := Rank(answers, sc)
+	if err := s.store.Finalize(ctx, room, n, ranked); err != nil {
+		return err
+	}
+	for _, a := range ranked {
+		s.bc.SendPlayer(room, a.PlayerID, protocol.Encode(resultFrameOf(a)))
+	}
+	return nil
+}
+
+// Rank ranks a deferred question's answers: correct ones by reaction time, ties by arrival,
+// with points by sc; wrong ones keep rank 0. It returns every answer with Pending cleared.
+func Rank(answers []protocol.Answer, sc Scoring) []protocol.Answer {
+	out := slices.Clone(answers)
+	slices.SortStableFunc(out, func(a, b protocol.Answer) int {
+		if a.Correct != b.Correct {
+			if a.Correct {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(cmp.Compare(reaction(a), reaction(b)), cmp.Compare(a.ArrivalRank, b.ArrivalRank))
+	})
+	for i := range out {
+		out[i].Pending = false
+		if out[i].Correct {
+			out[i].Rank = i + 1
+			out[i].Points = sc.Award(i+1, time.Duration(reaction(out[i]))*time.Microsecond)
+		}
+	}
+	return out
+}
+
+func reaction(a protocol.Answer) int64 {
+	if a.ReactionUs != nil {
+		return *a.ReactionUs
+	}
+	return a.ElapsedUs
+}
+
+// Delivery is what the connection an answer came on knows of the question's start: when
+// the write of the start frame to it returned, and the round trip of that start's signal
+// (the lesser of its ack's and the connection's median ping). Written is zero if the
+// connection got no start of the question. Compensated timing credits it.
+type Delivery struct {
+	Written time.Time
+	RTT     time.Duration
+}
+
+// Answer marks and records a player's response to question n, received at the given
+// instant on a connection that knows d of the question's start. Invalid responses and
+// answers out of phase are refused with an *Error and change nothing.
+func (s *Service) Answer(ctx context.Context, id Identity, n int, resp protocol.Response, received time.Time, d Delivery) (protocol.Answer, error) {
+	for range 3 {
+		a, err := s.answer(ctx, id, n, resp, received, d)
+		if !errors.Is(err, ErrStaleQuiz) {
+			return a, err
+		}
+		// the host edited the quiz meanwhile: mark it again by the new one
+	}
+	return protocol.Answer{}, Errorf(protocol.Conflict, "the quiz keeps changing: answer again")
+}
+
+func (s *Service) answer(ctx context.Context, id Identity, n int, resp protocol.Response, received time.Time, d Delivery) (protocol.Answer, error) {
+	qz, err := s.store.Quiz(ctx, id.Room)
+	if err != nil {
+		return protocol.Answer{}, err
+	}
+	// Only that question n exists, to mark the answer: whether it takes answers now is the
+	// store's to say, atomically with recording it (Store.Accept).
+	if err := checkQuestion(qz, n); err != nil {
+		return protocol.Answer{}, err
+	}
+	correct, err := qz.Questions[n-1].Mark(resp)
+	if err != nil {
+		return protocol.Answer{}, err
+	}
+	a := protocol.Answer{N: n, PlayerID: id.PlayerID, Response: resp, Correct: correct}
+	sc := ScoringFor(qz, n)
+	if sc.Deferred {
+		a.ReactionUs = reactionTime(d, received)
+	}
+	a, replayed, err := s.store.Accept(ctx, id.Room, a, sc)
+	if err != nil {
+		return protocol.Answer{}, err
+	}
+	if !replayed {
+		s.bc.SendHosts(id.Room, protocol.Encode(protocol.AnsweredFrame{Answer: a}))
+	}
+	if sc.Code {
+		return a, s.submit(ctx, id.Room, a, qz.Questions[n-1])
+	}
+	return a, nil
+}
+
+// submit hands an accepted code submission to the judge. If the judge cannot take it, the
+// submission gets an IE verdict saying so, and the player a Busy error: submit again.
+func (s *Service) submit(ctx context.Context, room string, a protocol.Answer, q Question) error {
+	job := CodeJob{Room: room, N: a.N, Submission: a.ArrivalRank, PlayerID: a.PlayerID,
+		Language: a.Response.Language, Source: a.Response.Source, Question: q}
+	err := s.judge.Submit(ctx, job)
+	if err == nil {
+		return nil
+	}
+	if ErrorCode(err) != protocol.Busy {
+		s.log.Error("submitting code to the judge", "room", room, "n", a.N, "submission", a.ArrivalRank, "err", err)
+		err = Errorf(protocol.Busy, "the judge cannot take submissions now: submit again shortly")
+	}
+	v := protocol.Verdict{Verdict: "IE", Total: len(q.Tests), Message: "not judged: " + ErrorMessage(err)}
+	if verr := s.Verdict(context.WithoutCancel(ctx), room, a.N, a.ArrivalRank, v); verr != nil {
+		s.log.Error("recording a submission the judge did not take", "room", room, "n", a.N, "submission", a.ArrivalRank, "err", verr)
+	}
+	return err
+}
+
+// Verdict records the judge's verdict on submission sub of code question n and tells
+// everyone concerned: the player gets a verdict frame, the hosts the updated answers, and
+// every player whose submission the verdict made final and ranked a result frame with its
+// rank and points. If that happens after the question closed, everyone gets the new
+// leaderboard. A second verdict for one submission changes nothing (the first stands) but
+// its frame is sent again, for a judge that recorded it and died before telling anyone.
+func (s *Service) Verdict(ctx context.Context, room string, n, sub int, v protocol.Verdict) error {
+	qz, err := s.store.Quiz(ctx, room)
+	if err != nil {
+		return err
+	}
+	if err := checkQuestion(qz, n); err != nil {
+		return err
+	}
+	a, final, err := s.store.Verdict(ctx, room, n, sub, v, ScoringFor(qz, n))
+	if err != nil {
+		return err
+	}
+	s.bc.SendPlayer(room, a.PlayerID, protocol.Encode(verdictFrameOf(a)))
+	s.bc.SendHosts(room, protocol.Encode(protocol.AnsweredFrame{Answer: a}))
+	ranked := false
+	for _, f := range final {
+		if f.ArrivalRank != a.ArrivalRank {
+			s.bc.SendHosts(room, protocol.Encode(protocol.AnsweredFrame{Answer: f}))
+		}
+		if f.Rank > 0 {
+			ranked = true
+			s.bc.SendPlayer(room, f.PlayerID, ResultFrame(f))
+		}
+	}
+	if !ranked {
+		return nil
+	}
+	r, _, err := s.store.Player(ctx, room, "")
+	if err != nil {
+		return err
+	}
+	if r.Current > n || r.Phase == PhaseClosed {
+		return s.sendLeaderboard(ctx, room)
+	}
+	return nil
+}
+
+// reactionTime is a player's reaction time: from when its start frame was written, less
+// what the signal's travel took (its round trip, capped). Without a delivery it is nil,
+// and ranking falls back to the time since the question went live.
+func reactionTime(d Delivery, received time.Time) *int64 {
+	if d.Written.IsZero() {
+		return nil
+	}
+	us := (received.Sub(d.Written) - min(d.RTT, CompensationCap)).Microseconds()
+	return &us
+}
