@@ -186,7 +186,10 @@ func BenchmarkSandboxOverhead(b *testing.B) {
 		benchQuantiles(b, runs)
 	})
 	b.Run("bwrap", func(b *testing.B) {
-		box := MustBox(b, root, benchBox0)
+		box, err := NewBox(root, benchBox0)
+		if err != nil {
+			b.Fatal(err)
+		}
 		runs := make([]time.Duration, 0, b.N)
 		b.ResetTimer()
 		start := time.Now()
@@ -201,7 +204,10 @@ func BenchmarkSandboxOverhead(b *testing.B) {
 		}
 	})
 	b.Run("paired", func(b *testing.B) {
-		box := MustBox(b, root, benchBox0)
+		box, err := NewBox(root, benchBox0)
+		if err != nil {
+			b.Fatal(err)
+		}
 		var ds, bs, diffs []time.Duration
 		var ratios []float64
 		b.ResetTimer()

@@ -51,6 +51,7 @@ func mustRedisBoxes(t *testing.T, srv *redistest.Server, worker string, n int, t
 // TestBoxesNeverShared runs 50 jobs on 4 boxes from 3 workers: no box is ever held by two
 // jobs at once (each job marks its box while it holds it), and every box is free after.
 func TestBoxesNeverShared(t *testing.T) {
+	t.Parallel()
 	for name, engine := range boxEngines {
 		t.Run(name, func(t *testing.T) {
 			newBoxes := engine(t)
@@ -110,6 +111,7 @@ func TestBoxesNeverShared(t *testing.T) {
 // TestDeadWorkerBoxReaped: a worker that dies holding a box stops refreshing its liveness
 // key; within the TTL the reaper cleans the box and another worker gets it.
 func TestDeadWorkerBoxReaped(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	ctx := context.Background()
 	const ttl = 600 * time.Millisecond

@@ -38,9 +38,9 @@ var sources = map[string]struct{ ac, wa, ce, re string }{
 }
 
 func TestEvaluateLanguages(t *testing.T) {
+	t.Parallel()
 	sb, root := MustBwrap(t)
 	opts := Options{Checker: "tokens", Limits: testLimits}
-	id := 20
 	for lang, src := range sources {
 		for _, tt := range []struct{ kind, src, want string }{
 			{"AC", src.ac, protocol.AC}, {"WA", src.wa, protocol.WA}, {"CE", src.ce, protocol.CE}, {"RE", src.re, protocol.RE},
@@ -48,8 +48,7 @@ func TestEvaluateLanguages(t *testing.T) {
 			if tt.src == "" {
 				continue
 			}
-			box := MustBox(t, root, id)
-			id++
+			box := MustBox(t, root)
 			t.Run(lang+"/"+tt.kind, func(t *testing.T) {
 				t.Parallel()
 				v := Evaluate(context.Background(), sb, box, Program{Language: lang, Source: []byte(tt.src)}, sums, opts)
@@ -75,6 +74,7 @@ func TestEvaluateLanguages(t *testing.T) {
 }
 
 func TestEvaluateHostile(t *testing.T) {
+	t.Parallel()
 	sb, root := MustBwrap(t)
 	opts := Options{Checker: "tokens", Limits: testLimits}
 	quickCompile := Limits{CPU: 3 * time.Second, Wall: 5 * time.Second}
@@ -93,8 +93,8 @@ func TestEvaluateHostile(t *testing.T) {
 		{"include /dev/random", "c", "#include </dev/random>\nint main(void){}", quickCompile, protocol.CE},
 		{"template recursion", "cpp", "template<int N> struct F { enum { v = F<N-1>::v + F<N-2>::v }; };\nint main(){ return F<100000>::v; }", quickCompile, protocol.CE},
 	}
-	for i, tt := range tests {
-		box := MustBox(t, root, 40+i)
+	for _, tt := range tests {
+		box := MustBox(t, root)
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			o := opts
@@ -120,8 +120,9 @@ func TestEvaluateHostile(t *testing.T) {
 }
 
 func TestEvaluateErrors(t *testing.T) {
+	t.Parallel()
 	sb, root := MustBwrap(t)
-	box := MustBox(t, root, 60)
+	box := MustBox(t, root)
 	for _, tt := range []struct {
 		name string
 		prog Program

@@ -24,7 +24,9 @@ type runCase struct {
 func limitCases() []runCase {
 	return []runCase{
 		{"infinite loop", sh("while :; do :; done"), func(t *testing.T, res RunResult) {
-			if res.CPUTime < 900*time.Millisecond {
+			// RLIMIT_CPU's accounting and the cgroup's may differ by a few ticks on a busy
+			// machine.
+			if res.CPUTime < 800*time.Millisecond {
 				t.Errorf("got CPU time %v, want about 1s", res.CPUTime)
 			}
 		}, KilledCPU},

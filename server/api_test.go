@@ -9,6 +9,7 @@ import (
 )
 
 func TestAPIErrors(t *testing.T) {
+	t.Parallel()
 	s := MustStartServer(t, nil)
 	code, host := s.MustRoom(t, sampleQuiz)
 	code2, host2 := s.MustRoom(t, sampleQuiz)
@@ -80,6 +81,7 @@ func TestAPIErrors(t *testing.T) {
 }
 
 func TestAPIFlow(t *testing.T) {
+	t.Parallel()
 	s := MustStartServer(t, nil)
 	code, host := s.MustRoom(t, sampleQuiz)
 	room := "/api/rooms/" + code
@@ -222,6 +224,7 @@ func TestAPIFlow(t *testing.T) {
 }
 
 func TestPagesServed(t *testing.T) {
+	t.Parallel()
 	s := MustStartServer(t, nil)
 	for path, want := range map[string]string{
 		"/": "<html", "/host": "<html", "/admin": "<html", "/static/student.js": "ack", "/static/app.css": "{",
@@ -234,6 +237,7 @@ func TestPagesServed(t *testing.T) {
 }
 
 func TestEditQuizAPI(t *testing.T) {
+	t.Parallel()
 	s := MustStartServer(t, nil)
 	code, host := s.MustRoom(t, sampleQuiz)
 	path := "/api/rooms/" + code + "/quiz"

@@ -30,6 +30,7 @@ const (
 // in another language (AC and rank 1 show), and after a reload still sees both verdicts; the
 // host's list shows each submission with its verdict and rank.
 func TestBrowserCodeQuestion(t *testing.T) {
+	t.Parallel()
 	mustSandbox(t)
 	s := MustStartServer(t, nil)
 	code, hostToken := s.MustRoom(t, codeQuiz)

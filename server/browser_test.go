@@ -27,6 +27,7 @@ const browserQuiz = `{"title":"Browser quiz","ranking":"first-come","winners":[1
 // a question, two students (each in its own browser context, so with its own localStorage)
 // join and answer, the fairness dashboard shows the start, and a reload keeps a student's seat.
 func TestBrowserQuiz(t *testing.T) {
+	t.Parallel()
 	s := MustStartServer(t, nil)
 	b := newBrowser(t)
 

@@ -93,6 +93,7 @@ func (w *wsClient) verdict(tb testing.TB, sub int, d time.Duration) verdictFrame
 // once with its number, then gets its verdict (WA, AC, CE, TLE) with the figures; ranks
 // follow arrival, not verdict order; bad submissions are refused up front.
 func TestCodeAnswers(t *testing.T) {
+	t.Parallel()
 	mustSandbox(t)
 	s := MustStartServer(t, nil)
 	code, host := s.MustRoom(t, codeQuiz)
@@ -205,6 +206,7 @@ func TestCodeAnswers(t *testing.T) {
 // TestCodeQuestionRefusedWithoutJudge: a quiz with a code question in an unknown
 // language or with an unknown checker is refused with a clear error.
 func TestCodeQuestionRefused(t *testing.T) {
+	t.Parallel()
 	mustSandbox(t)
 	s := MustStartServer(t, nil)
 	for _, tt := range []struct{ change, want string }{
@@ -227,6 +229,7 @@ func TestCodeQuestionRefused(t *testing.T) {
 // back in the pool within the lease time; its job is judged by the other judge; the
 // student gets exactly one verdict, on the server node's socket.
 func TestJudgeProcessKilled(t *testing.T) {
+	t.Parallel()
 	mustSandbox(t)
 	srv := redistest.Start(t)
 	const lease, claimIdle = time.Second, 3 * time.Second

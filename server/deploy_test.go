@@ -31,6 +31,7 @@ func composeCommand(tb testing.TB) []string {
 // `config`), checks that it refuses to run without an admin token, that it has the
 // services the README promises, and that deploy/redis.conf turns on the append-only file.
 func TestComposeFile(t *testing.T) {
+	t.Parallel()
 	compose := composeCommand(t)
 	run := func(token string, args ...string) ([]byte, error) {
 		t.Helper()

@@ -69,6 +69,7 @@ func subscribers(ctx context.Context, rdb *redis.Client) (int64, error) {
 // again; no WebSocket closes; and the nodes reconnect by themselves, pub/sub included: the
 // next question's start reaches the players on both nodes.
 func TestDurabilityRedisRestart(t *testing.T) {
+	t.Parallel()
 	const (
 		players = 16
 		before  = 4  // players 0..3 answer before the restart

@@ -40,6 +40,7 @@ func MustHealthy(tb testing.TB, s *testServer) time.Duration {
 // exactly as before the outage: the failed join and the failed moves left nothing behind,
 // and the refused answer is accepted once when sent again.
 func TestFailureRedisDown(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.WithAOF())
 	s := MustStartServer(t, map[string]string{"BULB_REDIS_URL": srv.URL()})
 	code, host := s.MustRoom(t, sampleQuiz)

@@ -15,6 +15,7 @@ import (
 // package's, turns full jobs into busy with their length, and makes jobs that carry the
 // question's tests and limits and name their submission.
 func TestCodeJudge(t *testing.T) {
+	t.Parallel()
 	q := quiz.Question{Kind: quiz.KindCode, Text: "sum", Languages: []string{"python", "cpp"}, TimeLimitMs: 1500, MemoryLimitMB: 64,
 		Checker: "float:1e-6", Tests: []quiz.CodeTest{{In: "1 2\n", Out: "3\n"}, {In: "2 2\n", Out: "4\n"}}}
 	jobs := judge.NewMemoryJobs(1)

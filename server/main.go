@@ -25,6 +25,9 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// go-redis's own messages (failed dials, say) to slog; its logger is the process's,
+	// so it is set here, once, rather than in run.
+	redis.SetLogger(redisLogger{slog.New(slog.NewTextHandler(os.Stdout, nil)).With("component", "redis")})
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "bulb:", err)
 		os.Exit(1)
@@ -42,7 +45,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	redis.SetLogger(redisLogger{log.With("component", "redis")})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -127,6 +127,7 @@ func (n *node) kill(tb testing.TB) {
 // over them: a start on one node reaches everyone, answers racing on three nodes get
 // unique ranks and one winner set, and a player whose node dies keeps its score on another.
 func TestNodesShareOneQuiz(t *testing.T) {
+	t.Parallel()
 	const players = 300
 	srv := redistest.Start(t)
 	nodes := []*node{MustStartNode(t, srv.URL(), "n1"), MustStartNode(t, srv.URL(), "n2"), MustStartNode(t, srv.URL(), "n3")}
@@ -257,6 +258,7 @@ func TestNodesShareOneQuiz(t *testing.T) {
 // keeps a timer and races for the lease, and each still fires exactly once, on time, when
 // the node that scheduled it is killed before its time.
 func TestTimedStartFiresOnce(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	nodes := []*node{MustStartNode(t, srv.URL(), "n1"), MustStartNode(t, srv.URL(), "n2"), MustStartNode(t, srv.URL(), "n3")}
 	quiz := `{"questions":[{"kind":"choice","text":"a","choices":["x","y"],"answer":0},{"kind":"choice","text":"b","choices":["x","y"],"answer":1}]}`

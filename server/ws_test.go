@@ -14,6 +14,7 @@ import (
 )
 
 func TestFramesRefused(t *testing.T) {
+	t.Parallel()
 	s := MustStartServer(t, nil)
 	code, host := s.MustRoom(t, sampleQuiz)
 	room := "/api/rooms/" + code
@@ -113,6 +114,7 @@ func TestFramesRefused(t *testing.T) {
 }
 
 func TestHostCannotAnswer(t *testing.T) {
+	t.Parallel()
 	s := MustStartServer(t, nil)
 	code, host := s.MustRoom(t, sampleQuiz)
 	h := s.MustDial(t, host)
@@ -128,6 +130,7 @@ func TestHostCannotAnswer(t *testing.T) {
 }
 
 func TestReconnectKeepsIdentity(t *testing.T) {
+	t.Parallel()
 	s := MustStartServer(t, nil)
 	code, host := s.MustRoom(t, sampleQuiz)
 	room := "/api/rooms/" + code
@@ -175,6 +178,7 @@ func TestReconnectKeepsIdentity(t *testing.T) {
 // TestManyClients runs 300 players on one in-process server: every one gets the start,
 // concurrent answers get unique ranks, and answers sent in a known order rank in it.
 func TestManyClients(t *testing.T) {
+	t.Parallel()
 	const n = 300
 	s := MustStartServer(t, nil)
 	quiz := `{"winners":[100,60,30],"questions":[
@@ -266,6 +270,7 @@ func TestManyClients(t *testing.T) {
 }
 
 func TestShutdownClosesSockets(t *testing.T) {
+	t.Parallel()
 	s := MustStartServer(t, nil)
 	code, _ := s.MustRoom(t, sampleQuiz)
 	_, token := s.MustJoin(t, code, "sam")
