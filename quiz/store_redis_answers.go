@@ -76,106 +76,19 @@ func (s *RedisStore) Accept(ctx context.Context, room string, a protocol.Answer,
 // and writes the changed records, scores, winners and counts; a submission arriving
 // meanwhile makes it try again.
 func (s *RedisStore) Verdict(ctx context.Context, room string, n, sub int, v protocol.Verdict, sc Scoring) (protocol.Answer, []protocol.Answer, error) {
-	notFound := Errorf(protocol.NotFound, "question %d has no code submission %d", n, sub)
 	if !sc.Code || sub < 1 {
-		return protocol.Answer{}, nil, notFound
+		return protocol.Answer{}, nil, noSubmission(n, sub)
 	}
-	answersKey, settledKey := s.qkey(room, n, "answers"), s.qkey(room, n, "settled")
-	winnersKey, correctKey := s.qkey(room, n, "winners"), s.qkey(room, n, "correct")
-	var stored protocol.Answer
-	var final []protocol.Answer
-	var refused error
-	decode := func(rec string) (protocol.Answer, error) {
-		var a redisAnswer
-		if err := json.Unmarshal([]byte(rec), &a); err != nil {
-			return protocol.Answer{}, fmt.Errorf("decoding an answer of room %s: %w", room, err)
-		}
-		return a.answer(), nil
-	}
-	txf := func(tx *redis.Tx) error {
-		final, refused = nil, nil
-		from, err := tx.Get(ctx, settledKey).Int()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return err
-		}
-		if sub <= from { // settled before, so its verdict is recorded: it stands
-			rec, err := tx.LIndex(ctx, answersKey, int64(sub-1)).Result()
-			if err != nil {
-				return err
-			}
-			stored, refused = decode(rec)
-			return nil
-		}
-		recs, err := tx.LRange(ctx, answersKey, int64(from), -1).Result()
-		if err != nil {
-			return err
-		}
-		if sub > from+len(recs) {
-			refused = notFound
-			return nil
-		}
-		answers := make([]protocol.Answer, len(recs))
-		for i, rec := range recs {
-			if answers[i], refused = decode(rec); refused != nil {
-				return nil
-			}
-		}
-		i := sub - 1 - from
-		if answers[i].Verdict != nil { // recorded before: the first verdict stands
-			stored = answers[i]
-			return nil
-		}
-		answers[i].Verdict, answers[i].Correct = &v, v.Verdict == protocol.AC
-		winners := map[string]bool{}
-		ranked, err := tx.HKeys(ctx, winnersKey).Result()
-		if err != nil {
-			return err
-		}
-		for _, p := range ranked {
-			winners[p] = true
-		}
-		correct, err := tx.Get(ctx, correctKey).Int()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return err
-		}
-		changed, next, correct := settle(answers, 0, winners, correct, sc)
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			for _, j := range append([]int{i}, changed...) {
-				b, err := json.Marshal(redisAnswerOf(answers[j]))
-				if err != nil {
-					return err
-				}
-				p.LSet(ctx, answersKey, int64(from+j), b)
-			}
-			for _, j := range changed {
-				if a := answers[j]; a.Rank > 0 {
-					p.HSet(ctx, winnersKey, a.PlayerID, a.Rank)
-					p.HIncrBy(ctx, s.key(room, "scores"), a.PlayerID, int64(a.Points))
-				}
-			}
-			if answers[i].Correct {
-				p.HSet(ctx, s.qkey(room, n, "solved"), answers[i].PlayerID, 1)
-			}
-			p.Set(ctx, settledKey, from+next, 0)
-			p.Set(ctx, correctKey, correct, 0)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		stored = answers[i]
-		for _, j := range changed {
-			final = append(final, answers[j])
-		}
-		return nil
-	}
+	t := &verdictTx{s: s, room: room, n: n, sub: sub, v: v, sc: sc,
+		answersKey: s.qkey(room, n, "answers"), settledKey: s.qkey(room, n, "settled"),
+		winnersKey: s.qkey(room, n, "winners"), correctKey: s.qkey(room, n, "correct")}
 	for attempt := range maxUpdateAttempts {
-		err := s.rdb.Watch(ctx, txf, answersKey, settledKey)
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error { return t.attempt(ctx, tx) }, t.answersKey, t.settledKey)
 		switch {
-		case refused != nil:
-			return protocol.Answer{}, nil, refused
+		case t.refused != nil:
+			return protocol.Answer{}, nil, t.refused
 		case err == nil:
-			return stored, final, nil
+			return t.stored, t.final, nil
 		case !errors.Is(err, redis.TxFailedErr):
 			return protocol.Answer{}, nil, fail("recording a verdict", err)
 		}
@@ -184,6 +97,120 @@ func (s *RedisStore) Verdict(ctx context.Context, room string, n, sub int, v pro
 		}
 	}
 	return protocol.Answer{}, nil, Errorf(protocol.Conflict, "question %d of room %s changed too often meanwhile: try again", n, room)
+}
+
+func noSubmission(n, sub int) error {
+	return Errorf(protocol.NotFound, "question %d has no code submission %d", n, sub)
+}
+
+// verdictTx is Verdict's transaction: the verdict v on submission sub of code question n,
+// and what its last attempt found.
+type verdictTx struct {
+	s                                              *RedisStore
+	room                                           string
+	n, sub                                         int
+	v                                              protocol.Verdict
+	sc                                             Scoring
+	answersKey, settledKey, winnersKey, correctKey string
+
+	stored  protocol.Answer   // the submission as stored
+	final   []protocol.Answer // the answers this verdict made final
+	refused error             // why the verdict cannot be recorded, if it cannot
+}
+
+// attempt runs the transaction once under WATCH: it reads the unsettled submissions,
+// records the verdict, settles and writes what changed in one MULTI.
+func (t *verdictTx) attempt(ctx context.Context, tx *redis.Tx) error {
+	t.final, t.refused = nil, nil
+	from, err := tx.Get(ctx, t.settledKey).Int()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	if t.sub <= from { // settled before, so its verdict is recorded: it stands
+		rec, err := tx.LIndex(ctx, t.answersKey, int64(t.sub-1)).Result()
+		if err != nil {
+			return err
+		}
+		t.stored, t.refused = t.decode(rec)
+		return nil
+	}
+	recs, err := tx.LRange(ctx, t.answersKey, int64(from), -1).Result()
+	if err != nil {
+		return err
+	}
+	if t.sub > from+len(recs) {
+		t.refused = noSubmission(t.n, t.sub)
+		return nil
+	}
+	answers := make([]protocol.Answer, len(recs))
+	for i, rec := range recs {
+		if answers[i], t.refused = t.decode(rec); t.refused != nil {
+			return nil
+		}
+	}
+	i := t.sub - 1 - from
+	if answers[i].Verdict != nil { // recorded before: the first verdict stands
+		t.stored = answers[i]
+		return nil
+	}
+	answers[i].Verdict, answers[i].Correct = &t.v, t.v.Verdict == protocol.AC
+	winners := map[string]bool{}
+	ranked, err := tx.HKeys(ctx, t.winnersKey).Result()
+	if err != nil {
+		return err
+	}
+	for _, p := range ranked {
+		winners[p] = true
+	}
+	correct, err := tx.Get(ctx, t.correctKey).Int()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	changed, next, correct := settle(answers, 0, winners, correct, t.sc)
+	if err := t.write(ctx, tx, answers, from, i, changed, from+next, correct); err != nil {
+		return err
+	}
+	t.stored = answers[i]
+	for _, j := range changed {
+		t.final = append(t.final, answers[j])
+	}
+	return nil
+}
+
+// write writes, in one MULTI, the judged submission i and the answers settle changed (all
+// indexes after from), the ranked players' winners and scores, the solved flag, and the
+// new settled and correct counts.
+func (t *verdictTx) write(ctx context.Context, tx *redis.Tx, answers []protocol.Answer, from, i int, changed []int, settled, correct int) error {
+	_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for _, j := range append([]int{i}, changed...) {
+			b, err := json.Marshal(redisAnswerOf(answers[j]))
+			if err != nil {
+				return err
+			}
+			p.LSet(ctx, t.answersKey, int64(from+j), b)
+		}
+		for _, j := range changed {
+			if a := answers[j]; a.Rank > 0 {
+				p.HSet(ctx, t.winnersKey, a.PlayerID, a.Rank)
+				p.HIncrBy(ctx, t.s.key(t.room, "scores"), a.PlayerID, int64(a.Points))
+			}
+		}
+		if answers[i].Correct {
+			p.HSet(ctx, t.s.qkey(t.room, t.n, "solved"), answers[i].PlayerID, 1)
+		}
+		p.Set(ctx, t.settledKey, settled, 0)
+		p.Set(ctx, t.correctKey, correct, 0)
+		return nil
+	})
+	return err
+}
+
+func (t *verdictTx) decode(rec string) (protocol.Answer, error) {
+	var a redisAnswer
+	if err := json.Unmarshal([]byte(rec), &a); err != nil {
+		return protocol.Answer{}, fmt.Errorf("decoding an answer of room %s: %w", t.room, err)
+	}
+	return a.answer(), nil
 }
 
 // Finalize implements Store. It reads the answers, and one script, finalize.lua, writes

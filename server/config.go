@@ -52,60 +52,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		LeaseTTL:     10 * time.Second,
 		ClaimIdle:    30 * time.Second,
 	}
-	if v := getenv("BULB_ADDR"); v != "" {
-		cfg.Addr = v
-	}
-	cfg.Redis = getenv("BULB_REDIS_URL")
-	cfg.Node = getenv("BULB_NODE")
-	cfg.Host = getenv("BULB_HOST")
-	if v := getenv("BULB_ROLE"); v != "" {
-		cfg.Role = v
-	}
-	if v := getenv("BULB_SANDBOX"); v != "" {
-		cfg.Sandbox = v
-	}
-	if v := getenv("BULB_BOX_ROOT"); v != "" {
-		cfg.BoxRoot = v
-	}
-	var err error
-	env := func(name string, parse func(string) error) {
-		if v := getenv(name); v != "" && err == nil {
-			if e := parse(v); e != nil {
-				err = fmt.Errorf("%s=%q: %w", name, v, e)
-			}
-		}
-	}
-	env("BULB_LOG_LEVEL", func(v string) error { return cfg.LogLevel.UnmarshalText([]byte(v)) })
-	env("BULB_QUEUE_SIZE", func(v string) (e error) { cfg.QueueSize, e = strconv.Atoi(v); return })
-	env("BULB_WRITE_TIMEOUT", func(v string) (e error) { cfg.WriteTimeout, e = time.ParseDuration(v); return })
-	env("BULB_PING_INTERVAL", func(v string) (e error) { cfg.PingInterval, e = time.ParseDuration(v); return })
-	env("BULB_WORKERS", func(v string) (e error) { cfg.JudgeWorkers, e = strconv.Atoi(v); return })
-	env("BULB_BOXES", func(v string) (e error) { cfg.Boxes, e = strconv.Atoi(v); return })
-	env("BULB_BOX_BASE", func(v string) (e error) { cfg.BoxBase, e = strconv.Atoi(v); return })
-	env("BULB_LEASE_TTL", func(v string) (e error) { cfg.LeaseTTL, e = time.ParseDuration(v); return })
-	env("BULB_CLAIM_IDLE", func(v string) (e error) { cfg.ClaimIdle, e = time.ParseDuration(v); return })
-	if err != nil {
+	if err := cfg.fromEnv(getenv); err != nil {
 		return cfg, err
 	}
-
 	fs := flag.NewFlagSet("bulb", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (BULB_ADDR)")
-	fs.TextVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (BULB_LOG_LEVEL)")
-	fs.IntVar(&cfg.QueueSize, "queue-size", cfg.QueueSize, "frames queued per connection before it is dropped as too slow (BULB_QUEUE_SIZE)")
-	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "longest write to one socket before it is dropped (BULB_WRITE_TIMEOUT)")
-	fs.DurationVar(&cfg.PingInterval, "ping-interval", cfg.PingInterval, "time between RTT pings (BULB_PING_INTERVAL)")
-	fs.StringVar(&cfg.Redis, "redis", cfg.Redis, "Redis URL, e.g. redis://localhost:6379/0: run as one node of many on it (BULB_REDIS_URL)")
-	fs.StringVar(&cfg.Node, "node", cfg.Node, "this node's name, unique among the nodes on one Redis; default host name and a random suffix (BULB_NODE)")
-	fs.StringVar(&cfg.Role, "role", cfg.Role, "all (serve and judge), server (serve; needs --redis and judge processes) or judge (judge for the servers on --redis) (BULB_ROLE)")
-	fs.StringVar(&cfg.Sandbox, "sandbox", cfg.Sandbox, "the judge's sandbox: bwrap (bubblewrap) or isolate, if installed (BULB_SANDBOX)")
-	fs.IntVar(&cfg.JudgeWorkers, "workers", cfg.JudgeWorkers, "judge workers: code submissions judged at once by this process (BULB_WORKERS)")
-	fs.IntVar(&cfg.Boxes, "boxes", cfg.Boxes, "sandbox boxes on this host; default --workers (BULB_BOXES)")
-	fs.IntVar(&cfg.BoxBase, "box-base", cfg.BoxBase, "first box id: box N runs as uid 60000+N (BULB_BOX_BASE)")
-	fs.StringVar(&cfg.BoxRoot, "box-root", cfg.BoxRoot, "directory of the box directories (BULB_BOX_ROOT)")
-	fs.StringVar(&cfg.Host, "host", cfg.Host, "this host's name: judge processes on one host share its boxes; default the host name (BULB_HOST)")
-	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", cfg.LeaseTTL, "a judge process silent this long is dead: its boxes are cleaned and reused (BULB_LEASE_TTL)")
-	fs.DurationVar(&cfg.ClaimIdle, "claim-idle", cfg.ClaimIdle, "a code job this long with one judge process is judged by another (BULB_CLAIM_IDLE)")
+	cfg.defineFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -137,4 +89,61 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		cfg.Node = host + "-" + quiz.Token()[:6]
 	}
 	return cfg, nil
+}
+
+// fromEnv sets the fields whose BULB_ variables getenv has.
+func (c *config) fromEnv(getenv func(string) string) error {
+	if v := getenv("BULB_ADDR"); v != "" {
+		c.Addr = v
+	}
+	c.Redis = getenv("BULB_REDIS_URL")
+	c.Node = getenv("BULB_NODE")
+	c.Host = getenv("BULB_HOST")
+	if v := getenv("BULB_ROLE"); v != "" {
+		c.Role = v
+	}
+	if v := getenv("BULB_SANDBOX"); v != "" {
+		c.Sandbox = v
+	}
+	if v := getenv("BULB_BOX_ROOT"); v != "" {
+		c.BoxRoot = v
+	}
+	var err error
+	env := func(name string, parse func(string) error) {
+		if v := getenv(name); v != "" && err == nil {
+			if e := parse(v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", name, v, e)
+			}
+		}
+	}
+	env("BULB_LOG_LEVEL", func(v string) error { return c.LogLevel.UnmarshalText([]byte(v)) })
+	env("BULB_QUEUE_SIZE", func(v string) (e error) { c.QueueSize, e = strconv.Atoi(v); return })
+	env("BULB_WRITE_TIMEOUT", func(v string) (e error) { c.WriteTimeout, e = time.ParseDuration(v); return })
+	env("BULB_PING_INTERVAL", func(v string) (e error) { c.PingInterval, e = time.ParseDuration(v); return })
+	env("BULB_WORKERS", func(v string) (e error) { c.JudgeWorkers, e = strconv.Atoi(v); return })
+	env("BULB_BOXES", func(v string) (e error) { c.Boxes, e = strconv.Atoi(v); return })
+	env("BULB_BOX_BASE", func(v string) (e error) { c.BoxBase, e = strconv.Atoi(v); return })
+	env("BULB_LEASE_TTL", func(v string) (e error) { c.LeaseTTL, e = time.ParseDuration(v); return })
+	env("BULB_CLAIM_IDLE", func(v string) (e error) { c.ClaimIdle, e = time.ParseDuration(v); return })
+	return err
+}
+
+// defineFlags defines a flag on fs for every field, its default the field's value.
+func (c *config) defineFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (BULB_ADDR)")
+	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (BULB_LOG_LEVEL)")
+	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize, "frames queued per connection before it is dropped as too slow (BULB_QUEUE_SIZE)")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "longest write to one socket before it is dropped (BULB_WRITE_TIMEOUT)")
+	fs.DurationVar(&c.PingInterval, "ping-interval", c.PingInterval, "time between RTT pings (BULB_PING_INTERVAL)")
+	fs.StringVar(&c.Redis, "redis", c.Redis, "Redis URL, e.g. redis://localhost:6379/0: run as one node of many on it (BULB_REDIS_URL)")
+	fs.StringVar(&c.Node, "node", c.Node, "this node's name, unique among the nodes on one Redis; default host name and a random suffix (BULB_NODE)")
+	fs.StringVar(&c.Role, "role", c.Role, "all (serve and judge), server (serve; needs --redis and judge processes) or judge (judge for the servers on --redis) (BULB_ROLE)")
+	fs.StringVar(&c.Sandbox, "sandbox", c.Sandbox, "the judge's sandbox: bwrap (bubblewrap) or isolate, if installed (BULB_SANDBOX)")
+	fs.IntVar(&c.JudgeWorkers, "workers", c.JudgeWorkers, "judge workers: code submissions judged at once by this process (BULB_WORKERS)")
+	fs.IntVar(&c.Boxes, "boxes", c.Boxes, "sandbox boxes on this host; default --workers (BULB_BOXES)")
+	fs.IntVar(&c.BoxBase, "box-base", c.BoxBase, "first box id: box N runs as uid 60000+N (BULB_BOX_BASE)")
+	fs.StringVar(&c.BoxRoot, "box-root", c.BoxRoot, "directory of the box directories (BULB_BOX_ROOT)")
+	fs.StringVar(&c.Host, "host", c.Host, "this host's name: judge processes on one host share its boxes; default the host name (BULB_HOST)")
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", c.LeaseTTL, "a judge process silent this long is dead: its boxes are cleaned and reused (BULB_LEASE_TTL)")
+	fs.DurationVar(&c.ClaimIdle, "claim-idle", c.ClaimIdle, "a code job this long with one judge process is judged by another (BULB_CLAIM_IDLE)")
 }
