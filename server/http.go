@@ -397,47 +397,42 @@ func scheduledAt(c echo.Context) (time.Time, error) {
 	return at, nil
 }
 
-// scheduled is the answer to a timed start or close.
-func scheduled(c echo.Context, n int, at time.Time) error {
-	return c.JSON(http.StatusAccepted, map[string]any{"n": n, "at": at.UTC(), "scheduled": true})
+// timed runs a start or close of question :n, now or at the body's time: act does it and
+// returns the answer to a call for now; a timed one is answered 202 with its time.
+func (s *server) timed(c echo.Context, act func(ctx context.Context, room string, n int, at time.Time) (any, error)) error {
+	n, err := s.hostQuestion(c)
+	if err != nil {
+		return err
+	}
+	at, err := scheduledAt(c)
+	if err != nil {
+		return err
+	}
+	body, err := act(c.Request().Context(), c.Param("room"), n, at)
+	if err != nil {
+		return err
+	}
+	if !at.IsZero() {
+		return c.JSON(http.StatusAccepted, map[string]any{"n": n, "at": at.UTC(), "scheduled": true})
+	}
+	return c.JSON(http.StatusOK, body)
 }
 
 func (s *server) start(c echo.Context) error {
-	n, err := s.hostQuestion(c)
-	if err != nil {
-		return err
-	}
-	at, err := scheduledAt(c)
-	if err != nil {
-		return err
-	}
-	res, err := s.svc.Start(c.Request().Context(), c.Param("room"), n, at)
-	if err != nil {
-		return err
-	}
-	if !at.IsZero() {
-		return scheduled(c, n, at)
-	}
-	return c.JSON(http.StatusOK, map[string]any{"seq": res.Seq, "recipients": res.Recipients})
+	return s.timed(c, func(ctx context.Context, room string, n int, at time.Time) (any, error) {
+		res, err := s.svc.Start(ctx, room, n, at)
+		return map[string]any{"seq": res.Seq, "recipients": res.Recipients}, err
+	})
 }
 
 func (s *server) close(c echo.Context) error {
-	n, err := s.hostQuestion(c)
-	if err != nil {
-		return err
-	}
-	at, err := scheduledAt(c)
-	if err != nil {
-		return err
-	}
-	r, err := s.svc.Close(c.Request().Context(), c.Param("room"), n, at)
-	if err != nil {
-		return err
-	}
-	if !at.IsZero() {
-		return scheduled(c, n, at)
-	}
-	return c.JSON(http.StatusOK, map[string]any{"n": n, "phase": r.Phase})
+	return s.timed(c, func(ctx context.Context, room string, n int, at time.Time) (any, error) {
+		r, err := s.svc.Close(ctx, room, n, at)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"n": n, "phase": r.Phase}, nil
+	})
 }
 
 func (s *server) listAnswers(c echo.Context) error {
