@@ -44,7 +44,7 @@ const benchPrecompiled = "bench-c-precompiled"
 //     of Languages, removed when the case ends).
 func BenchmarkVerdicts(b *testing.B) {
 	sb, root := MustBwrap(b)
-	bin := benchBuildC(b, sumJob(0, "", "c", 0, 0, 0, true).Program.Source)
+	bin := mustBuildC(b, sumJob(0, "", "c", 0, 0, 0, true).Program.Source)
 	Languages[benchPrecompiled] = Language{Name: "C17, precompiled (benchmark only)", Source: "main", Run: []string{"./main"}}
 	defer delete(Languages, benchPrecompiled)
 
@@ -77,7 +77,7 @@ func benchWorkers(b *testing.B, sb Sandbox, root string, w int, job func(i int) 
 	got := make(chan protocol.Verdict, b.N)
 	jobs := NewMemoryJobs(b.N)
 	workers, err := NewWorkers(WorkersOptions{
-		Jobs: jobs, Sandbox: sb, Boxes: NewMemoryBoxes(benchBox0, w), Root: root, Workers: w,
+		Jobs: jobs, Sandbox: sb, Boxes: mustSandboxBoxes(b, sb, root, benchBox0, w), Root: root, Workers: w,
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
@@ -146,7 +146,7 @@ func benchWorkers(b *testing.B, sb Sandbox, root string, w int, job func(i int) 
 //     bwrap-ms, overhead-ms, ×direct).
 func BenchmarkSandboxOverhead(b *testing.B) {
 	sb, root := MustBwrap(b)
-	bin := benchBuildC(b, sumJob(0, "", "c", 0, 0, 0, true).Program.Source)
+	bin := mustBuildC(b, sumJob(0, "", "c", 0, 0, 0, true).Program.Source)
 	path := filepath.Join(b.TempDir(), "main")
 	if err := os.WriteFile(path, bin, 0o755); err != nil {
 		b.Fatal(err)
@@ -244,9 +244,9 @@ func benchQuantile[T time.Duration | float64](xs []T, q float64) T {
 	return xs[min(max(i, 0), len(xs)-1)]
 }
 
-// benchBuildC compiles src with the host's gcc and the c language's flags, outside the
+// mustBuildC compiles src with the host's gcc and the c language's flags, outside the
 // sandbox, and returns the binary.
-func benchBuildC(tb testing.TB, src []byte) []byte {
+func mustBuildC(tb testing.TB, src []byte) []byte {
 	tb.Helper()
 	dir := tb.TempDir()
 	lang := Languages["c"]

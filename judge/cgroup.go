@@ -209,10 +209,10 @@ func (b *boxCgroup) peakKB() int64 {
 }
 
 // cpuTime is the CPU time used by every process that was in the cgroup, and whether it
-// is known.
+// is known (not without a cgroup, b nil, or without CPU accounting).
 func (b *boxCgroup) cpuTime() (time.Duration, bool) {
 	switch {
-	case b.cpu == "":
+	case b == nil || b.cpu == "":
 		return 0, false
 	case b.version == 2:
 		usec := keyedValue(filepath.Join(b.cpu, "cpu.stat"), "usage_usec")

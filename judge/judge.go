@@ -114,6 +114,8 @@ func runVerdict(res RunResult) (string, string) {
 		return protocol.MLE, "memory limit exceeded (" + res.Message + ")"
 	case KilledOutput:
 		return protocol.OLE, "output limit exceeded"
+	case KilledDisk:
+		return protocol.OLE, "disk limit exceeded: the program's files went over the box's size or file count"
 	}
 	if res.Signal != 0 {
 		return protocol.RE, fmt.Sprintf("killed by signal %d\n%s", res.Signal, res.Stderr)
@@ -143,6 +145,12 @@ func mergeLimits(l, d Limits) Limits {
 	}
 	if l.FileSize <= 0 {
 		l.FileSize = d.FileSize
+	}
+	if l.Disk <= 0 {
+		l.Disk = d.Disk
+	}
+	if l.Files <= 0 {
+		l.Files = d.Files
 	}
 	return l
 }

@@ -23,6 +23,7 @@ var DefaultCompileLimits = Limits{
 	Processes: 32,
 	Output:    64 << 10,
 	FileSize:  64 << 20,
+	Disk:      128 << 20,
 }
 
 // Languages is the table of languages by key (the key a submission names). Add a

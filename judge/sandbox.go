@@ -63,6 +63,8 @@ type Limits struct {
 	Processes int           // processes and threads the program may have at once
 	Output    int64         // bytes of stdout and stderr together
 	FileSize  int64         // bytes of any one file written, and of the sandbox's /tmp
+	Disk      int64         // bytes of all the files in the box together (its /box)
+	Files     int           // files and directories in the box, together
 }
 
 // DefaultLimits are the limits of a run where a Limits field is zero.
@@ -73,12 +75,14 @@ var DefaultLimits = Limits{
 	Processes: 16,
 	Output:    1 << 20,
 	FileSize:  16 << 20,
+	Disk:      64 << 20,
+	Files:     4096,
 }
 
 // withDefaults returns l with its zero fields taken from DefaultLimits.
 func (l Limits) withDefaults() Limits { return mergeLimits(l, DefaultLimits) }
 
-// RunSpec says what to run in a box. The box is emptied, Files are written into it
+// RunSpec says what to run in a box. The box is made empty, Files are written into it
 // (mode 0755, owned by the box uid), the command runs in /box with Stdin on its standard
 // input, the Collect files are read back, and the box is emptied again.
 type RunSpec struct {
@@ -99,6 +103,7 @@ const (
 	KilledWall   KillReason = "wall"
 	KilledMemory KillReason = "memory"
 	KilledOutput KillReason = "output"
+	KilledDisk   KillReason = "disk" // the box's files went over Limits.Disk or Limits.Files
 )
 
 // RunResult is what one run did.

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,21 +51,29 @@ func MustBwrap(tb testing.TB) (*Bwrap, string) {
 	return sb, root
 }
 
-// testBoxes hands each test box of MustBox its own id, 1 to maxTestBox, so that tests may
-// run in parallel: box ids are host-wide uids and cgroups.
-var testBoxes atomic.Int32
+// testBoxes are the host's boxes 1 to workersBox0−1, which MustBox leases to the tests,
+// through the host-wide lock files: tests run in parallel, with other packages' tests and
+// with Bulb processes on the host, and box ids are host-wide uids and cgroups.
+var testBoxes = sync.OnceValues(func() (*HostBoxes, error) {
+	return NewHostBoxes(HostBoxesOptions{First: 1, Boxes: workersBox0 - 1, Logger: slog.New(slog.DiscardHandler)})
+})
 
-// maxTestBox is the last id MustBox hands out: the workers tests' boxes begin after it.
-const maxTestBox = workersBox0 - 1
-
-// MustBox returns a box of its own under root, for one test.
+// MustBox leases a box of the host's for the test, with its directory under root, and
+// releases it when the test ends.
 func MustBox(tb testing.TB, root string) Box {
 	tb.Helper()
-	id := int(testBoxes.Add(1))
-	if id > maxTestBox {
-		tb.Fatalf("MustBox: the tests want more than %d boxes", maxTestBox)
+	boxes, err := testBoxes()
+	if err != nil {
+		tb.Fatal(err)
 	}
-	b, err := NewBox(root, id)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lease, err := boxes.Lease(ctx)
+	if err != nil {
+		tb.Fatalf("MustBox: %v", err)
+	}
+	tb.Cleanup(func() { _ = lease.Release(context.Background()) })
+	b, err := NewBox(root, lease.ID())
 	if err != nil {
 		tb.Fatalf("NewBox: %v", err)
 	}

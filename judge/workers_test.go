@@ -125,15 +125,28 @@ func sumJob(sub int, player, lang string, a, b int, sleep time.Duration, ac bool
 	}
 }
 
+// mustSandboxBoxes returns the host's boxes first to first+n−1 for sb's runs under root,
+// on the host-wide lock directory, as a judge process has them.
+func mustSandboxBoxes(tb testing.TB, sb Sandbox, root string, first, n int) *HostBoxes {
+	tb.Helper()
+	return mustHostBoxes(tb, DefaultBoxLocks, first, n, func(ctx context.Context, id int) error {
+		box, err := NewBox(root, id)
+		if err != nil {
+			return err
+		}
+		return sb.Clean(ctx, box)
+	})
+}
+
 // MustWorkers returns workers on MemoryJobs and the real bwrap sandbox wrapped in an
-// exclusiveSandbox, with the given boxes and number of workers.
-func MustWorkers(tb testing.TB, boxes Boxes, workers int) (*Workers, *MemoryJobs, *exclusiveSandbox) {
+// exclusiveSandbox, with the host's boxes first to first+boxes−1.
+func MustWorkers(tb testing.TB, first, boxes, workers int) (*Workers, *MemoryJobs, *exclusiveSandbox) {
 	tb.Helper()
 	sb, root := MustBwrap(tb)
 	ex := &exclusiveSandbox{Sandbox: sb, tb: tb}
 	jobs := NewMemoryJobs(0)
-	w, err := NewWorkers(WorkersOptions{Jobs: jobs, Sandbox: ex, Boxes: boxes, Root: root, Workers: workers,
-		Logger: slog.New(slog.NewTextHandler(tb.Output(), nil))})
+	w, err := NewWorkers(WorkersOptions{Jobs: jobs, Sandbox: ex, Boxes: mustSandboxBoxes(tb, sb, root, first, boxes), Root: root,
+		Workers: workers, Logger: slog.New(slog.NewTextHandler(tb.Output(), nil))})
 	if err != nil {
 		tb.Fatalf("NewWorkers: %v", err)
 	}
@@ -170,7 +183,7 @@ func startWorkers(tb testing.TB, w *Workers, record RecordFunc) (stop func() err
 func TestWorkersManySubmissions(t *testing.T) {
 	t.Parallel()
 	const jobs, players, boxes = 50, 10, 4
-	w, q, ex := MustWorkers(t, NewMemoryBoxes(workersBox0, boxes), boxes)
+	w, q, ex := MustWorkers(t, workersBox0, boxes, boxes)
 	vs := newVerdicts()
 	want := map[JobID]string{}
 	var all []Job
@@ -212,7 +225,7 @@ func TestWorkersManySubmissions(t *testing.T) {
 // other's is judged within the first few.
 func TestWorkersFairness(t *testing.T) {
 	t.Parallel()
-	w, q, _ := MustWorkers(t, NewMemoryBoxes(workersBox0+10, 1), 1)
+	w, q, _ := MustWorkers(t, workersBox0+10, 1, 1)
 	vs := newVerdicts()
 	stop := startWorkers(t, w, vs.record("p"))
 	ctx := context.Background()
@@ -255,7 +268,7 @@ func TestWorkersFairness(t *testing.T) {
 func TestWorkersShutdown(t *testing.T) {
 	const boxes, box0 = 2, workersBox0 + 20
 	baseline := runtime.NumGoroutine()
-	w, q, ex := MustWorkers(t, NewMemoryBoxes(box0, boxes), boxes)
+	w, q, ex := MustWorkers(t, box0, boxes, boxes)
 	vs := newVerdicts()
 	stop := startWorkers(t, w, vs.record("p"))
 	for i := range 4 {
@@ -305,7 +318,7 @@ func TestWorkersShutdown(t *testing.T) {
 }
 
 // TestWorkersShareHost: two judge processes' workers (two Workers with their own consumer
-// and worker names) serve one stream and share one host's two boxes through Redis: 24
+// names and their own HostBoxes) serve one stream and share one host's two boxes: 24
 // submissions from 6 players, enqueued at once, each get exactly one verdict, the right
 // one, recorded before the job is completed; no box ever runs two programs at once, and
 // both processes judge some.
@@ -340,14 +353,7 @@ func TestWorkersShareHost(t *testing.T) {
 	var running sync.WaitGroup
 	for _, name := range []string{"judge-a", "judge-b"} {
 		rdb := srv.Client(t)
-		hostBoxes := NewRedisBoxes(rdb, RedisBoxesOptions{Prefix: "test:", Host: "h", Worker: name, First: workersBox0 + 30, Boxes: boxes,
-			Clean: func(ctx context.Context, id int) error {
-				box, err := NewBox(root, id)
-				if err != nil {
-					return err
-				}
-				return sb.Clean(ctx, box)
-			}, Logger: log})
+		hostBoxes := mustSandboxBoxes(t, sb, root, workersBox0+30, boxes) // one host: one lock directory
 		w, err := NewWorkers(WorkersOptions{
 			Jobs:    NewRedisJobs(rdb, RedisJobsOptions{Prefix: "test:", Consumer: name, Logger: log}),
 			Sandbox: ex, Boxes: hostBoxes, Root: root, Workers: 2, Logger: log,
@@ -355,7 +361,6 @@ func TestWorkersShareHost(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		running.Go(func() { _ = hostBoxes.Run(wctx) })
 		running.Go(func() { _ = w.Run(wctx, vs.record(name)) })
 	}
 	vs.wait(t, jobs, 80*time.Second)

@@ -11,8 +11,14 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/bulbquiz/bulb/judge"
 	"github.com/bulbquiz/bulb/quiz"
 )
+
+// defaultBoxes is how many sandbox boxes a host has unless told: more than the workers
+// of a few Bulb processes, so that a second one on the host takes other boxes rather than
+// waiting. A box costs a uid, a lock file and an empty directory.
+const defaultBoxes = 64
 
 // config is the server's configuration. Every field has a flag and an environment
 // variable; a flag wins over the variable, which wins over the default.
@@ -30,11 +36,10 @@ type config struct {
 	Role         string        // roleAll, roleServer or roleJudge
 	Sandbox      string        // "bwrap" or "isolate"
 	JudgeWorkers int           // submissions judged at once by this process
-	Boxes        int           // sandbox boxes on this host
+	Boxes        int           // sandbox boxes on this host, shared by every Bulb process on it
 	BoxBase      int           // the first box id (uid 60000+id, a cgroup and a directory each)
 	BoxRoot      string        // the directory of the box directories
-	Host         string        // this host's name: processes on one host share its boxes
-	LeaseTTL     time.Duration // a judge silent this long is dead; its boxes are cleaned and reused
+	BoxLocks     string        // the host-wide directory of the boxes' lock files
 	ClaimIdle    time.Duration // a job this long with one judge is taken by another
 }
 
@@ -49,7 +54,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		Sandbox:      "bwrap",
 		JudgeWorkers: runtime.NumCPU(),
 		BoxRoot:      filepath.Join(os.TempDir(), "bulb-boxes"),
-		LeaseTTL:     10 * time.Second,
+		Boxes:        defaultBoxes,
+		BoxLocks:     judge.DefaultBoxLocks,
 		ClaimIdle:    30 * time.Second,
 	}
 	if err := cfg.fromEnv(getenv); err != nil {
@@ -75,16 +81,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if cfg.Sandbox != "bwrap" && cfg.Sandbox != "isolate" {
 		return cfg, fmt.Errorf("--sandbox must be bwrap or isolate, not %q", cfg.Sandbox)
 	}
-	if cfg.Boxes == 0 {
-		cfg.Boxes = cfg.JudgeWorkers
-	}
-	if cfg.JudgeWorkers < 1 || cfg.Boxes < 1 || cfg.BoxBase < 0 || cfg.LeaseTTL <= 0 || cfg.ClaimIdle <= 0 {
-		return cfg, fmt.Errorf("judge workers, boxes, lease TTL and claim idle must be positive, box base not negative")
+	if cfg.JudgeWorkers < 1 || cfg.Boxes < 1 || cfg.BoxBase < 0 || cfg.ClaimIdle <= 0 {
+		return cfg, fmt.Errorf("judge workers, boxes and claim idle must be positive, box base not negative")
 	}
 	host, _ := os.Hostname()
-	if cfg.Host == "" {
-		cfg.Host = host
-	}
 	if cfg.Node == "" {
 		cfg.Node = host + "-" + quiz.Token()[:6]
 	}
@@ -98,7 +98,6 @@ func (c *config) fromEnv(getenv func(string) string) error {
 	}
 	c.Redis = getenv("BULB_REDIS_URL")
 	c.Node = getenv("BULB_NODE")
-	c.Host = getenv("BULB_HOST")
 	if v := getenv("BULB_ROLE"); v != "" {
 		c.Role = v
 	}
@@ -107,6 +106,9 @@ func (c *config) fromEnv(getenv func(string) string) error {
 	}
 	if v := getenv("BULB_BOX_ROOT"); v != "" {
 		c.BoxRoot = v
+	}
+	if v := getenv("BULB_BOX_LOCKS"); v != "" {
+		c.BoxLocks = v
 	}
 	var err error
 	env := func(name string, parse func(string) error) {
@@ -123,7 +125,6 @@ func (c *config) fromEnv(getenv func(string) string) error {
 	env("BULB_WORKERS", func(v string) (e error) { c.JudgeWorkers, e = strconv.Atoi(v); return })
 	env("BULB_BOXES", func(v string) (e error) { c.Boxes, e = strconv.Atoi(v); return })
 	env("BULB_BOX_BASE", func(v string) (e error) { c.BoxBase, e = strconv.Atoi(v); return })
-	env("BULB_LEASE_TTL", func(v string) (e error) { c.LeaseTTL, e = time.ParseDuration(v); return })
 	env("BULB_CLAIM_IDLE", func(v string) (e error) { c.ClaimIdle, e = time.ParseDuration(v); return })
 	return err
 }
@@ -140,10 +141,9 @@ func (c *config) defineFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Role, "role", c.Role, "all (serve and judge), server (serve; needs --redis and judge processes) or judge (judge for the servers on --redis) (BULB_ROLE)")
 	fs.StringVar(&c.Sandbox, "sandbox", c.Sandbox, "the judge's sandbox: bwrap (bubblewrap) or isolate, if installed (BULB_SANDBOX)")
 	fs.IntVar(&c.JudgeWorkers, "workers", c.JudgeWorkers, "judge workers: code submissions judged at once by this process (BULB_WORKERS)")
-	fs.IntVar(&c.Boxes, "boxes", c.Boxes, "sandbox boxes on this host; default --workers (BULB_BOXES)")
+	fs.IntVar(&c.Boxes, "boxes", c.Boxes, "sandbox boxes on this host, box ids --box-base to --box-base+boxes-1, shared by every Bulb process on it (BULB_BOXES)")
 	fs.IntVar(&c.BoxBase, "box-base", c.BoxBase, "first box id: box N runs as uid 60000+N (BULB_BOX_BASE)")
 	fs.StringVar(&c.BoxRoot, "box-root", c.BoxRoot, "directory of the box directories (BULB_BOX_ROOT)")
-	fs.StringVar(&c.Host, "host", c.Host, "this host's name: judge processes on one host share its boxes; default the host name (BULB_HOST)")
-	fs.DurationVar(&c.LeaseTTL, "lease-ttl", c.LeaseTTL, "a judge process silent this long is dead: its boxes are cleaned and reused (BULB_LEASE_TTL)")
+	fs.StringVar(&c.BoxLocks, "box-locks", c.BoxLocks, "host-wide directory of the boxes' lock files: every Bulb process on the host must use the same (BULB_BOX_LOCKS)")
 	fs.DurationVar(&c.ClaimIdle, "claim-idle", c.ClaimIdle, "a code job this long with one judge process is judged by another (BULB_CLAIM_IDLE)")
 }

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/bulbquiz/bulb/judge"
 	"github.com/bulbquiz/bulb/protocol"
 	"github.com/bulbquiz/bulb/quiz"
@@ -31,11 +29,13 @@ type judging struct {
 	// run judges until ctx is done, recording each verdict with record (the service's
 	// Verdict); nil if this process judges nothing.
 	run func(ctx context.Context, record judge.RecordFunc) error
+	// boxes are the host's boxes this process leases; nil if it judges nothing.
+	boxes *judge.HostBoxes
 }
 
 // newJudging sets up the judge of a process: the jobs (in memory, or a Redis stream that
 // every process on the Redis shares), and, where this process judges, Workers on the
-// host's boxes (leased in the process, or per host through Redis). Without a usable
+// host's boxes, exclusive among every process on the host. Without a usable
 // sandbox (no root, no bubblewrap) a process of role all judges nothing: on the in-memory
 // engine code questions are then refused; with Redis, judge processes may still judge.
 func newJudging(cfg config, eng *engine, log *slog.Logger) (*judging, error) {
@@ -56,31 +56,15 @@ func newJudging(cfg config, eng *engine, log *slog.Logger) (*judging, error) {
 	}
 
 	var jobs judge.Jobs
-	var boxes judge.Boxes
-	var runBoxes func(ctx context.Context) error
 	if eng.rdb == nil {
 		if sb == nil {
 			return &judging{}, nil
 		}
-		jobs, boxes = judge.NewMemoryJobs(0), judge.NewMemoryBoxes(cfg.BoxBase, cfg.Boxes)
+		jobs = judge.NewMemoryJobs(0)
 	} else {
 		jobs = judge.NewRedisJobs(eng.rdb, judge.RedisJobsOptions{
 			Prefix: quiz.DefaultRedisPrefix, Consumer: cfg.Node, ClaimIdle: cfg.ClaimIdle, Logger: log,
 		})
-		if sb != nil {
-			rb := judge.NewRedisBoxes(eng.rdb, judge.RedisBoxesOptions{
-				Prefix: quiz.DefaultRedisPrefix, Host: cfg.Host, Worker: cfg.Node, First: cfg.BoxBase, Boxes: cfg.Boxes,
-				TTL: cfg.LeaseTTL, Logger: log,
-				Clean: func(ctx context.Context, id int) error {
-					box, err := judge.NewBox(cfg.BoxRoot, id)
-					if err != nil {
-						return err
-					}
-					return sb.Clean(ctx, box)
-				},
-			})
-			boxes, runBoxes = rb, rb.Run
-		}
 	}
 	j := &judging{judge: codeJudge{jobs: jobs}}
 	if cfg.Role == roleJudge {
@@ -89,20 +73,29 @@ func newJudging(cfg config, eng *engine, log *slog.Logger) (*judging, error) {
 	if sb == nil {
 		return j, nil
 	}
+	// Boxes are the host's, whatever the engine: lock files make them exclusive among every
+	// process on the host.
+	boxes, err := judge.NewHostBoxes(judge.HostBoxesOptions{
+		Locks: cfg.BoxLocks, First: cfg.BoxBase, Boxes: cfg.Boxes, Logger: log,
+		Clean: func(ctx context.Context, id int) error {
+			box, err := judge.NewBox(cfg.BoxRoot, id)
+			if err != nil {
+				return err
+			}
+			return sb.Clean(ctx, box)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
 	workers, err := judge.NewWorkers(judge.WorkersOptions{
 		Jobs: jobs, Sandbox: sb, Boxes: boxes, Root: cfg.BoxRoot, Workers: cfg.JudgeWorkers, Logger: log,
 	})
 	if err != nil {
 		return nil, err
 	}
-	j.run = func(ctx context.Context, record judge.RecordFunc) error {
-		g, ctx := errgroup.WithContext(ctx)
-		if runBoxes != nil {
-			g.Go(func() error { return runBoxes(ctx) })
-		}
-		g.Go(func() error { return workers.Run(ctx, record) })
-		return g.Wait()
-	}
+	j.boxes = boxes
+	j.run = func(ctx context.Context, record judge.RecordFunc) error { return workers.Run(ctx, record) }
 	return j, nil
 }
 

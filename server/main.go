@@ -19,10 +19,17 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bulbquiz/bulb/hub"
+	"github.com/bulbquiz/bulb/internal/fds"
 	"github.com/bulbquiz/bulb/quiz"
 )
 
 func main() {
+	// A descriptor this process inherited without close-on-exec (a shell's, a supervisor's)
+	// must reach no program it starts, least of all a submission in the sandbox.
+	if err := fds.CloseOnExec(); err != nil {
+		fmt.Fprintln(os.Stderr, "bulb: marking inherited descriptors close-on-exec:", err)
+		os.Exit(1)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// go-redis's own messages (failed dials, say) to slog; its logger is the process's,
@@ -75,7 +82,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if cfg.Role == roleJudge {
 		// No HTTP and no sockets: it judges, records verdicts and sends their frames to
 		// the nodes through the bus.
-		fmt.Fprintf(stdout, "Bulb judge running (%s, host %s)\n", eng.name, cfg.Host)
+		fmt.Fprintf(stdout, "Bulb judge running (%s)\n", eng.name)
 		if jd.run == nil {
 			return errors.New("this process cannot judge")
 		}
@@ -86,6 +93,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if adminToken == "" {
 		adminToken = quiz.Token()
 		fmt.Fprintf(stdout, "admin token: %s\n", adminToken)
+	}
+	if jd.boxes != nil {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "bulb_judge_boxes_broken", Help: "Sandbox boxes out of the pool because they could not be made clean: alert on any.",
+		}, func() float64 { return float64(len(jd.boxes.Broken())) }))
 	}
 	srv, err := newServer(svc, h, eng.health, adminToken, reg, log)
 	if err != nil {

@@ -63,12 +63,22 @@ type node struct {
 // added to its command line. Its judge uses the test's judgeEnv.
 func MustStartNode(tb testing.TB, redisURL, name string, args ...string) *node {
 	tb.Helper()
-	args = append([]string{"--addr", "127.0.0.1:0", "--redis", redisURL, "--node", name, "--ping-interval", "200ms"}, args...)
-	cmd := exec.Command(MustBinary(tb), args...)
-	cmd.Env = append(os.Environ(), "BULB_ADMIN_TOKEN="+testAdmin)
+	var env []string
 	for k, v := range judgeEnv(tb) {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		env = append(env, k+"="+v)
 	}
+	return MustStartProcess(tb, name, env, nil,
+		append([]string{"--redis", redisURL, "--node", name, "--ping-interval", "200ms"}, args...)...)
+}
+
+// MustStartProcess runs the Bulb binary as a process of its own, listening on a free
+// loopback port, until the test ends or kill: with the test's admin token, env added to
+// this process's environment, extra as its descriptors 3 and up, and args.
+func MustStartProcess(tb testing.TB, name string, env []string, extra []*os.File, args ...string) *node {
+	tb.Helper()
+	cmd := exec.Command(MustBinary(tb), append([]string{"--addr", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(append(os.Environ(), "BULB_ADMIN_TOKEN="+testAdmin), env...)
+	cmd.ExtraFiles = extra
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		tb.Fatal(err)
