@@ -92,7 +92,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		adminToken = quiz.Token()
 		fmt.Fprintf(stdout, "admin token: %s\n", adminToken)
 	}
-	srv, err := newServer(svc, h, eng.health, adminToken, reg, log)
+	lim := newLimits(cfg)
+	if err := reg.Register(lim.refused); err != nil {
+		return err
+	}
+	srv, err := newServer(svc, h, eng.health, adminToken, lim, reg, log)
 	if err != nil {
 		return err
 	}

@@ -273,7 +273,7 @@ func TestReconnectKeepsIdentity(t *testing.T) {
 func TestManyClients(t *testing.T) {
 	t.Parallel()
 	const n = 300
-	s := MustStartServer(t, nil)
+	s := MustStartServer(t, nil, "--join-rate", "0") // 300 joins from one address, at once
 	quiz := `{"winners":[100,60,30],"questions":[
 		{"kind":"choice","text":"a","choices":["x","y"],"answer":0},
 		{"kind":"choice","text":"b","choices":["x","y"],"answer":1}]}`
@@ -391,7 +391,7 @@ func FuzzFrame(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	s := MustStartServer(f, nil)
+	s := MustStartServer(f, nil, "--join-rate", "0") // a join per input, from one address
 	code, host := s.MustRoom(f, sampleQuiz)
 	s.mustCall(f, 200, "POST", "/api/rooms/"+code+"/questions/1/open", host, nil, nil)
 	s.mustCall(f, 200, "POST", "/api/rooms/"+code+"/questions/1/start", host, nil, nil)
