@@ -41,7 +41,7 @@ func TestSecurityHeaders(t *testing.T) {
 		{"GET", room + "/fairness", host, "", 200},
 		{"PUT", room + "/quiz", host, `{}`, 400},
 		{"GET", room + "/nothing", "", "", 404},
-		{"GET", "/api/rooms/000000x/leaderboard", "", "", 429},
+		{"POST", "/api/rooms/000000x/players", "", `{"name":"eve"}`, 429},
 		{"DELETE", "/healthz", "", "", 404},
 		{"GET", "/nothing", "", "", 404},
 		{"GET", "/ws", "", "", 401},

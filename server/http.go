@@ -61,7 +61,7 @@ func newServer(svc *quiz.Service, h *hub.Hub, health func(context.Context) error
 	api := e.Group("/api", requestDeadline)
 	api.POST("/rooms", s.createRoom)
 	api.GET("/rooms", s.listRooms)
-	room := api.Group("/rooms/:room", lim.limitUnknownRooms) // every call about a room, unknown routes too
+	room := api.Group("/rooms/:room", lim.countUnknownRooms) // every call about a room, unknown routes too
 	room.GET("", s.getRoom)
 	room.PUT("/quiz", s.editQuiz)
 	room.POST("/players", s.join, lim.limitJoins)

@@ -121,44 +121,49 @@ func newLimits(cfg config) *limits {
 		}, []string{"limit"})}
 }
 
-// limitJoins refuses a join past the client address's join rate.
+// limitJoins refuses a join past the client address's join rate, or once the address
+// has used up its look-ups of unknown rooms (countUnknownRooms): a join is the one call
+// that looks its room up before any token is checked (other calls answer 401 or 403
+// first, whatever the room), so it is the one that could probe for rooms; refused, it
+// gets 429 whether its room exists or not, and the answer tells nothing.
 func (l *limits) limitJoins(next echo.HandlerFunc) echo.HandlerFunc {
-	if l.joins == nil {
+	if l.joins == nil && l.misses == nil {
 		return next
 	}
 	return func(c echo.Context) error {
 		now := time.Now()
-		b := l.joins.bucket(l.proxies.client(c.Request()), now)
-		if !b.AllowN(now, 1) {
-			l.refused.WithLabelValues("join").Inc()
-			return rateLimited(c, retryAfter(b, now), "more than %d joins a minute from your address: try again shortly", l.joins.burst)
+		client := l.proxies.client(c.Request())
+		if l.misses != nil {
+			if b := l.misses.bucket(client, now); b.TokensAt(now) < 1 {
+				l.refused.WithLabelValues("unknown_room").Inc()
+				return rateLimited(c, retryAfter(b, now), "too many look-ups of unknown rooms from your address: check the room code and try again shortly")
+			}
+		}
+		if l.joins != nil {
+			if b := l.joins.bucket(client, now); !b.AllowN(now, 1) {
+				l.refused.WithLabelValues("join").Inc()
+				return rateLimited(c, retryAfter(b, now), "more than %d joins a minute from your address: try again shortly", l.joins.burst)
+			}
 		}
 		return next(c)
 	}
 }
 
-// limitUnknownRooms counts, per client address, the calls about a room that are answered
-// 404 (an unknown room, or question, or route under it). Once an address has used up its
-// count, calls without a token are refused with 429 whether their room exists or not, so
-// that the answer tells nothing. Calls with a token are never refused: a token is checked
-// before the room is looked up, so they cannot probe for rooms.
+// countUnknownRooms counts, per client address, the calls about a room that are answered
+// 404: an unknown room, or question, or route under it. limitJoins refuses an address's
+// joins once it has none left.
 //
-// Requests under way at once are all let through while the count lasts and all counted
+// Joins under way at once are all let through while the count lasts and all counted
 // after: a burst can run the bucket into debt, which then takes longer to refill.
-func (l *limits) limitUnknownRooms(next echo.HandlerFunc) echo.HandlerFunc {
+func (l *limits) countUnknownRooms(next echo.HandlerFunc) echo.HandlerFunc {
 	if l.misses == nil {
 		return next
 	}
 	return func(c echo.Context) error {
-		now := time.Now()
-		b := l.misses.bucket(l.proxies.client(c.Request()), now)
-		if bearer(c) == "" && b.TokensAt(now) < 1 {
-			l.refused.WithLabelValues("unknown_room").Inc()
-			return rateLimited(c, retryAfter(b, now), "too many look-ups of unknown rooms from your address: check the room code and try again shortly")
-		}
 		err := next(c)
 		if status, _ := errorStatus(err); err != nil && status == http.StatusNotFound {
-			b.ReserveN(time.Now(), 1) // a debt if there was no token
+			now := time.Now()
+			l.misses.bucket(l.proxies.client(c.Request()), now).ReserveN(now, 1) // a debt if there was no token
 		}
 		return err
 	}

@@ -27,7 +27,8 @@ func mustRateLimited(tb testing.TB, what string, r reply, maxWait int) {
 // TestRateLimits: with the default limits, a class of 60 behind one address joins at once
 // and a script joining on from there is refused with 429 and Retry-After after 120; one
 // address probing room codes is refused after 20 unknown rooms, then whether the room
-// exists or not, while calls with a token go on; other addresses are not affected.
+// exists or not, while calls that check a token first go on; other addresses are not
+// affected.
 func TestRateLimits(t *testing.T) {
 	t.Parallel()
 	s := MustStartServer(t, nil)
@@ -73,14 +74,18 @@ func TestRateLimits(t *testing.T) {
 				probes++
 			}
 		}
-		// From now on the answer tells nothing: a known room gets the same 429.
+		// From now on a join's answer tells nothing: a known room gets the same 429, with
+		// or without a token (a join checks none).
+		_, player := s.MustJoin(t, code, "insider")
 		mustRateLimited(t, "probe 21, an unknown room", s.join(prober, "999999x", nil), 3)
 		mustRateLimited(t, "probe 22, the known room", s.join(prober, code, nil), 3)
-		mustRateLimited(t, "probe 23, a GET", s.callWith(prober, "GET", "/api/rooms/"+code+"/leaderboard", nil, ""), 3)
-		// Calls with a token cannot probe: they go on.
-		bearer := map[string]string{"Authorization": "Bearer " + host}
-		if r := s.callWith(prober, "GET", "/api/rooms/"+code, bearer, ""); r.status != http.StatusOK {
+		mustRateLimited(t, "probe 23, with a player's token", s.join(prober, "999998x", map[string]string{"Authorization": "Bearer " + player}), 3)
+		// Other calls check their token before the room: they cannot probe, and go on.
+		if r := s.callWith(prober, "GET", "/api/rooms/"+code, map[string]string{"Authorization": "Bearer " + host}, ""); r.status != http.StatusOK {
 			t.Errorf("the host's call from the prober's address: got %v, want 200", r)
+		}
+		if r := s.callWith(prober, "GET", "/api/rooms/999997x/leaderboard", nil, ""); r.status != http.StatusUnauthorized {
+			t.Errorf("a call without a token from the prober's address: got %v, want 401", r)
 		}
 		if r := s.callWith(prober, "GET", "/api/rooms/000000x", map[string]string{"Authorization": "Bearer " + s.Admin}, ""); r.status != http.StatusNotFound {
 			t.Errorf("the admin's look-up of an unknown room from the prober's address: got %v, want 404", r)
