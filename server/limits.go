@@ -34,7 +34,7 @@ const (
 	maxAddrs   = 1 << 16
 )
 
-// addrLimits is a token bucket per client address. The zero rate means no limit.
+// addrLimits is a token bucket per client address; a nil *addrLimits is no limit.
 type addrLimits struct {
 	every rate.Limit // tokens a second
 	burst int
@@ -63,11 +63,11 @@ func (l *addrLimits) bucket(a netip.Addr, now time.Time) *rate.Limiter {
 	if now.Sub(l.swept) >= sweepEvery {
 		l.sweepLocked(now)
 	}
-	for a := range l.m { // Go's map order is random: an arbitrary address makes room
+	for old := range l.m { // Go's map order is random: an arbitrary address makes room
 		if len(l.m) < maxAddrs {
 			break
 		}
-		delete(l.m, a)
+		delete(l.m, old)
 	}
 	b := rate.NewLimiter(l.every, l.burst)
 	l.m[a] = b
@@ -114,6 +114,7 @@ type limits struct {
 	refused *prometheus.CounterVec
 }
 
+// newLimits returns the limits cfg sets, their metric not yet registered.
 func newLimits(cfg config) *limits {
 	return &limits{proxies: cfg.TrustedProxies, joins: newAddrLimits(cfg.JoinRate), misses: newAddrLimits(cfg.UnknownRoomRate),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -105,7 +105,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Bulb listening on %s (%s)\n", baseURL(ln.Addr()), eng.name)
 	if cfg.ConnsPerAddr > 0 {
 		capped := newCapListener(ln, cfg.ConnsPerAddr, cfg.TrustedProxies, log)
 		if err := reg.Register(capped.refused); err != nil {
@@ -114,6 +113,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		ln = capped
 	}
+	fmt.Fprintf(stdout, "Bulb listening on %s (%s)\n", baseURL(ln.Addr()), eng.name)
 
 	// Every phase of a request is bounded, so that a slow client holds its connection for
 	// a while at most: net/http clears these deadlines when it hands a WebSocket over.
