@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -81,6 +82,11 @@ type Conn struct {
 	rttMu sync.Mutex
 	rtts  [rttSamples]time.Duration // ring of recent ping round trips
 	nrtt  int
+
+	// The reader goroutine's own: the client's frame rate (limit.go).
+	allowed bucket // frames the client may send
+	excess  bucket // frames past that before it is dropped as a flooder
+	refused int    // frames refused in a row
 }
 
 // Client returns who is on the other end.
@@ -240,6 +246,9 @@ func (h *Hub) Attach(ctx context.Context, ws *websocket.Conn, client Client, han
 // attach registers a new connection, or closes ws if the hub is shutting down.
 func (h *Hub) attach(ws *websocket.Conn, client Client) (*Conn, error) {
 	c := &Conn{hub: h, ws: ws, client: client, limit: queueSize(h.opts, client.Role)}
+	now := time.Now()
+	c.allowed.fill(now, h.opts.FrameBurst)
+	c.excess.fill(now, h.opts.FrameBurst)
 	ws.SetReadLimit(h.opts.ReadLimit)
 	if err := h.register(c); err != nil {
 		ws.Close(protocol.CloseGoingAway, "server shutting down")
@@ -315,10 +324,12 @@ func (h *Hub) unregister(c *Conn) {
 }
 
 // read reads frames until the connection fails or is closed (a drop makes the writer
-// close the socket, which ends Read). Each frame is decoded once, here: acks are recorded,
-// a frame that is not a well-formed client frame gets an error frame, and everything else
-// goes to the handler. Reads take no context: one with a Done channel would cost every
-// read a context.AfterFunc inside the library, and the socket's close ends a read anyway.
+// close the socket, which ends Read), or until the client breaks a rule that drops it.
+// Each frame is counted against the client's rate (limit.go), then decoded once, here:
+// acks are recorded, a frame that is not a well-formed client frame gets an error frame,
+// and everything else goes to the handler. Reads take no context: one with a Done channel
+// would cost every read a context.AfterFunc inside the library, and the socket's close
+// ends a read anyway.
 func (c *Conn) read(ctx context.Context, handler Handler) error {
 	for {
 		typ, data, err := c.ws.Read(context.Background())
@@ -329,9 +340,20 @@ func (c *Conn) read(ctx context.Context, handler Handler) error {
 			}
 			return err
 		}
+		if ok, flood := c.frameAllowed(received); flood {
+			return errFlood
+		} else if !ok {
+			continue
+		}
 		if typ != websocket.MessageText {
 			c.Send(binaryError)
 			continue
+		}
+		// RFC 6455 (8.1): a text frame that is not UTF-8 fails the connection with 1007.
+		// The library leaves that check to its caller.
+		if !utf8.Valid(data) {
+			c.drop(protocol.CloseInvalidUTF8, "text frame is not valid UTF-8", "invalid_utf8")
+			return errInvalidUTF8
 		}
 		f, err := protocol.DecodeClient(data)
 		switch {
@@ -344,6 +366,12 @@ func (c *Conn) read(ctx context.Context, handler Handler) error {
 		}
 	}
 }
+
+// Why read stopped reading a client that broke a rule; the writer closes its socket.
+var (
+	errFlood       = errors.New("hub: client dropped: frames too fast")
+	errInvalidUTF8 = errors.New("hub: client dropped: text frame not valid UTF-8")
+)
 
 var binaryError = protocol.Encode(protocol.ErrorFrame{Code: protocol.Invalid, Message: "frames are JSON text, not binary"})
 

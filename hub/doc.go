@@ -14,12 +14,15 @@
 // per-start latency statistics and a per-player bias test.
 //
 // The reading side of a connection runs in the goroutine that calls [Hub.Serve], or, after
-// [Hub.Attach], in one of the hub's own; it decodes each frame once (protocol.DecodeClient),
-// records acks itself, refuses malformed frames with an error frame, and hands the others
-// to the connection's [Handler], which may ask the [Conn] what it knows of a start
-// ([Conn.Delivery]). An idle connection holds that one goroutine. A server attaches the
-// connections it upgrades with [Accept], whose buffers are smaller than net/http's, so
-// that each costs little memory while it waits.
+// [Hub.Attach], in one of the hub's own. It counts each frame against the connection's rate
+// (Options.FrameRate and FrameBurst: a frame past it is refused unread, and a client that
+// keeps sending is dropped with 1008), closes the socket with 1007 on a text frame that is
+// not UTF-8, decodes each frame once (protocol.DecodeClient), records acks itself, refuses
+// malformed frames with an error frame, and hands the others to the connection's
+// [Handler], which may ask the [Conn] what it knows of a start ([Conn.Delivery]). An idle
+// connection holds that one goroutine. A server attaches the connections it upgrades with
+// [Accept], whose buffers are smaller than net/http's, so that each costs little memory
+// while it waits.
 //
 // With a [Bus] the hub is one node of many: frames and starts reach every node's
 // connections, and [Hub.Notify] and [Hub.Survey] carry any component's messages by topic

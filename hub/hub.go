@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -23,6 +24,8 @@ type Options struct {
 	PingInterval time.Duration // between RTT pings; default 5 s
 	PingTimeout  time.Duration // for a pong to come back; default 15 s
 	ReadLimit    int64         // largest frame read, in bytes; default protocol.MaxFrame
+	FrameRate    float64       // client frames a connection may send a second, sustained; default 20
+	FrameBurst   int           // client frames a connection may send at once; default 40
 	Shards       int           // concurrent enqueuers of a start; default GOMAXPROCS
 	WriterIdle   time.Duration // how long an idle writer goroutine waits for work before it ends; default 30 s
 	History      int           // starts kept per room for fairness; default 200
@@ -47,6 +50,10 @@ func (o Options) withDefaults() Options {
 	def(&o.HostQueue, 4096)
 	def(&o.Shards, runtime.GOMAXPROCS(0))
 	def(&o.History, 200)
+	def(&o.FrameBurst, 40)
+	if o.FrameRate <= 0 {
+		o.FrameRate = 20
+	}
 	defDur(&o.WriteTimeout, 5*time.Second)
 	defDur(&o.PingInterval, 5*time.Second)
 	defDur(&o.PingTimeout, 15*time.Second)
@@ -85,6 +92,8 @@ type Hub struct {
 	seqMu sync.Mutex
 	seq   uint64
 
+	rateLimited []byte // the error frame of a frame over the connection's rate
+
 	work      chan *Conn     // unbuffered: hands a connection with frames to an idle writer
 	writers   sync.WaitGroup // the writer goroutines and their watchdog's sweeper
 	dog       *watchdog      // cuts off the writers' hung writes
@@ -104,6 +113,8 @@ func New(opts Options) *Hub {
 	h := &Hub{opts: opts, log: opts.Logger.With("component", "hub"), m: opts.Metrics, bus: opts.Bus, rooms: map[string]*room{},
 		onNotify: map[string]func([]byte){}, onSurvey: map[string]func(context.Context, []byte) ([]byte, error){},
 		work: make(chan *Conn), dog: newWatchdog(opts.WriteTimeout)}
+	h.rateLimited = protocol.Encode(protocol.ErrorFrame{Code: protocol.RateLimited,
+		Message: fmt.Sprintf("more than %d frames at once or %g a second: frame refused", opts.FrameBurst, opts.FrameRate)})
 	h.OnSurvey(topicOnline, answerJSON(h.online))
 	h.OnSurvey(topicFairness, answerJSON(h.localStarts))
 	return h

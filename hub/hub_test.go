@@ -935,17 +935,28 @@ func TestBadFrames(t *testing.T) {
 		send      func(tb testing.TB, r *reader)
 		wantFrame string // the error frame's code, "" if none
 		wantClose websocket.StatusCode
+		wantDrop  string // the reason of the drop in the metrics, with wantClose
 	}{
 		{"binary", func(tb testing.TB, r *reader) {
 			if err := r.ws.Write(context.Background(), websocket.MessageBinary, []byte(`{"type":"answer"}`)); err != nil {
 				tb.Fatalf("write: got %v, want nil", err)
 			}
-		}, "invalid", 0},
+		}, "invalid", 0, ""},
 		{"over the read limit", func(tb testing.TB, r *reader) {
 			if err := r.ws.Write(context.Background(), websocket.MessageText, bytes.Repeat([]byte("x"), protocol.MaxFrame+1)); err != nil {
 				tb.Fatalf("write: got %v, want nil", err)
 			}
-		}, "", websocket.StatusMessageTooBig},
+		}, "", websocket.StatusMessageTooBig, "too_big"},
+		// RFC 6455: invalid UTF-8 in a text frame fails the connection with 1007.
+		{"text not UTF-8", func(tb testing.TB, r *reader) {
+			r.write(tb, "{\"type\":\"answer\",\"n\":1,\"text\":\"\xff\xfe\"}")
+		}, "", websocket.StatusInvalidFramePayloadData, "invalid_utf8"},
+		{"text with an overlong encoding", func(tb testing.TB, r *reader) {
+			r.write(tb, "{\"type\":\"answer\",\"n\":1,\"text\":\"\xc0\xaf\"}")
+		}, "", websocket.StatusInvalidFramePayloadData, "invalid_utf8"},
+		{"text with a surrogate", func(tb testing.TB, r *reader) {
+			r.write(tb, "{\"type\":\"answer\",\"n\":1,\"text\":\"\xed\xa0\x80\"}")
+		}, "", websocket.StatusInvalidFramePayloadData, "invalid_utf8"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -954,13 +965,16 @@ func TestBadFrames(t *testing.T) {
 			tt.send(t, r)
 			if tt.wantClose != 0 {
 				MustClose(t, r, tt.wantClose)
-				// The library sends the close before the hub's Read returns: poll.
+				// The library sends a 1009 close before the hub's Read returns: poll.
 				MustPoll(t, testTimeout, func() string {
-					if got := ts.dropped(t, "too_big"); got != 1 {
-						return fmt.Sprintf("dropped{reason=too_big}: got %v, want 1", got)
+					if got := ts.dropped(t, tt.wantDrop); got != 1 {
+						return fmt.Sprintf("dropped{reason=%s}: got %v, want 1", tt.wantDrop, got)
 					}
 					return ""
 				})
+				if got := ts.frames.snapshot(); len(got) != 0 {
+					t.Errorf("handler frames: got %v, want none", got)
+				}
 				return
 			}
 			f, err := r.next(testTimeout)
@@ -983,6 +997,122 @@ func TestBadFrames(t *testing.T) {
 			MustFrame(t, r, `{"type":"still"}`)
 		})
 	}
+}
+
+// handled counts the handler's frames from one player.
+func (l *frameLog) handled(player string) int {
+	n := 0
+	for _, f := range l.snapshot() {
+		if f.player == player {
+			n++
+		}
+	}
+	return n
+}
+
+// TestFrameRate: a client may send FrameBurst frames at once and then FrameRate a second,
+// all handled; past that its frames are refused unread, the first three in a row with a
+// rate_limited error frame; a client that keeps sending is dropped with 1008 (reason
+// flood), and another client of the same room is served throughout.
+func TestFrameRate(t *testing.T) {
+	answer := func(n int) string { return fmt.Sprintf(`{"type":"answer","n":%d}`, n) }
+	mustHandled := func(t *testing.T, ts *testServer, player string, want int) {
+		t.Helper()
+		MustPoll(t, testTimeout, func() string {
+			if got := ts.frames.handled(player); got != want {
+				return fmt.Sprintf("%s's frames handled: got %d, want %d", player, got, want)
+			}
+			return ""
+		})
+	}
+
+	t.Run("within the rate", func(t *testing.T) {
+		const rate, burst = 20, 40
+		ts := MustServer(t, hub.Options{FrameRate: rate, FrameBurst: burst})
+		r := MustDial(t, ts, "a", "p", hub.Player)
+		for i := range burst { // what a page sends at connect
+			r.write(t, answer(i+1))
+		}
+		for i := range rate { // then half the rate, for two seconds
+			time.Sleep(2 * time.Second / rate)
+			r.write(t, answer(burst+i+1))
+		}
+		mustHandled(t, ts, "p", burst+rate)
+		if f, err := r.next(50 * time.Millisecond); err == nil {
+			t.Fatalf("got %s, want no reply", f.data)
+		}
+	})
+
+	t.Run("over the rate", func(t *testing.T) {
+		const burst, over = 10, 5
+		ts := MustServer(t, hub.Options{FrameRate: 0.01, FrameBurst: burst}) // no refill in this test
+		r := MustDial(t, ts, "a", "p", hub.Player)
+		for i := range burst + over {
+			r.write(t, answer(i+1))
+		}
+		for i := range 3 {
+			f, err := r.next(testTimeout)
+			if err != nil || !strings.Contains(f.data, `"type":"error","code":"rate_limited"`) {
+				t.Fatalf("refused frame %d: got %q, %v, want a rate_limited error frame", i+1, f.data, err)
+			}
+		}
+		mustHandled(t, ts, "p", burst)
+		if f, err := r.next(50 * time.Millisecond); err == nil {
+			t.Fatalf("after three error frames: got %s, want no more", f.data)
+		}
+		if got := ts.dropped(t, ""); got != 0 { // five refused frames are within its tolerance
+			t.Fatalf("dropped: got %v, want 0", got)
+		}
+	})
+
+	t.Run("flood", func(t *testing.T) {
+		const rate, burst = 20, 40
+		ts := MustServer(t, hub.Options{FrameRate: rate, FrameBurst: burst})
+		honest := MustDial(t, ts, "a", "honest", hub.Player)
+		flooder := MustDial(t, ts, "a", "flooder", hub.Player)
+		began := time.Now()
+		flooding := make(chan int, 1)
+		go func() { // as fast as it can, until its socket is closed
+			n := 0
+			for ; n < 100000; n++ {
+				if flooder.ws.Write(context.Background(), websocket.MessageText, []byte(answer(1))) != nil {
+					break
+				}
+			}
+			flooding <- n
+		}()
+		frames := MustClose(t, flooder, websocket.StatusPolicyViolation)
+		elapsed, sent := time.Since(began), <-flooding
+		for _, f := range frames { // the drop may discard them before they are written
+			if !strings.Contains(f, `"type":"error","code":"rate_limited"`) {
+				t.Errorf("flooder: got %s, want only rate_limited error frames", f)
+			}
+		}
+		if handled, most := ts.frames.handled("flooder"), burst+int(rate*elapsed.Seconds())+1; handled < burst || handled > most {
+			t.Errorf("flooder's frames handled: got %d, want %d to %d", handled, burst, most)
+		}
+		t.Logf("the flooder wrote %d frames in %v before it was dropped", sent, elapsed.Round(time.Millisecond))
+		MustPoll(t, testTimeout, func() string {
+			if got := ts.dropped(t, "flood"); got != 1 {
+				return fmt.Sprintf("dropped{reason=flood}: got %v, want 1", got)
+			}
+			return ""
+		})
+
+		// The honest client is still served, both ways.
+		seq, _, err := ts.h.Start(context.Background(), "a", 1)
+		if err != nil {
+			t.Fatalf("Start: got %v, want nil", err)
+		}
+		MustFrame(t, honest, startFrame(1, seq))
+		honest.write(t, fmt.Sprintf(`{"type":"ack","seq":%d}`, seq))
+		MustLatest(t, ts, "a", func(st hub.StartStats) string {
+			if st.Recipients != 1 || st.Acked != 1 {
+				return fmt.Sprintf("recipients, acked: got %d, %d, want 1, 1", st.Recipients, st.Acked)
+			}
+			return ""
+		})
+	})
 }
 
 func TestHandlerGetsFramesButNotAcks(t *testing.T) {

@@ -20,7 +20,7 @@ func NewMetrics() *Metrics {
 			Name: "bulb_hub_connections", Help: "Open WebSocket connections.",
 		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "bulb_hub_dropped_total", Help: "Clients dropped, by reason (queue_full, write_failed, ping_timeout, too_big).",
+			Name: "bulb_hub_dropped_total", Help: "Clients dropped, by reason (queue_full, write_failed, ping_timeout, too_big, flood, invalid_utf8).",
 		}, []string{"reason"}),
 		starts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bulb_hub_starts_total", Help: "Start signals fanned out.",

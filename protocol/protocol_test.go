@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,8 +112,8 @@ func FuzzDecodeClient(f *testing.F) {
 	})
 }
 
-// TestMirrorsDocs: the error codes and the server frames of docs/protocol.md are those of
-// this package, in the same order.
+// TestMirrorsDocs: the error codes, the frames and the close codes of docs/protocol.md are
+// those of this package, in the same order.
 func TestMirrorsDocs(t *testing.T) {
 	doc, err := os.ReadFile("../docs/protocol.md")
 	if err != nil {
@@ -151,5 +152,17 @@ func TestMirrorsDocs(t *testing.T) {
 	}
 	if got := names(section("### Client → server", "### Close codes")); !slices.Equal(got, []string{TypeAnswer, TypeAck}) {
 		t.Errorf("client frames in docs/protocol.md: got %v, want answer, ack", got)
+	}
+	var closeCodes []string
+	for _, c := range CloseCodes {
+		closeCodes = append(closeCodes, strconv.Itoa(int(c)))
+	}
+	var got []string
+	closeRow := regexp.MustCompile(`(?m)^\| ([0-9]{4})\b`)
+	for _, m := range closeRow.FindAllStringSubmatch(section("### Close codes", "## Limits"), -1) {
+		got = append(got, m[1])
+	}
+	if !slices.Equal(got, closeCodes) {
+		t.Errorf("close codes in docs/protocol.md: got %v, want %v", got, closeCodes)
 	}
 }

@@ -314,8 +314,10 @@ e2e() {
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
   base=http://127.0.0.1:$port
-  echo "\$ BULB_ADMIN_TOKEN=… BULB_ADDR=127.0.0.1:$port BULB_LOG_LEVEL=info $tmp/bulb &"
-  BULB_ADMIN_TOKEN=$token BULB_ADDR=127.0.0.1:$port BULB_LOG_LEVEL=info "$tmp/bulb" >"$tmp/server.log" 2>&1 &
+  # Every client comes from 127.0.0.1: no cap of connections or joins per address.
+  echo "\$ BULB_ADMIN_TOKEN=… BULB_ADDR=127.0.0.1:$port BULB_LOG_LEVEL=info BULB_CONNS_PER_ADDR=0 BULB_JOIN_RATE=0 $tmp/bulb &"
+  BULB_ADMIN_TOKEN=$token BULB_ADDR=127.0.0.1:$port BULB_LOG_LEVEL=info BULB_CONNS_PER_ADDR=0 BULB_JOIN_RATE=0 \
+    "$tmp/bulb" >"$tmp/server.log" 2>&1 &
   server_pid=$!
   local tries=0
   until curl -fsS "$base/healthz" >/dev/null 2>&1; do

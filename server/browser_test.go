@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -41,6 +42,22 @@ func TestBrowserQuiz(t *testing.T) {
 	)
 	code := host.waitMatch("#room-code", jsText("#room-code"), regexp.MustCompile(`^\d{6}$`))
 	host.waitEqual("#status", jsText("#status"), "connected")
+
+	b.step("the policy blocks an injected script and style")
+	host.checkEqual("an injected inline script and style", `(() => {
+  const s = document.createElement('script');
+  s.textContent = 'window.injected = true';
+  document.head.append(s);
+  const st = document.createElement('style');
+  st.textContent = 'body { display: none }';
+  document.head.append(st);
+  const ran = window.injected === true, styled = getComputedStyle(document.body).display === 'none';
+  s.remove();
+  st.remove();
+  return 'script ran: ' + ran + ', style applied: ' + styled;
+})()`, "script ran: false, style applied: false")
+	host.waitMatch("the violations recorded", jsViolations, regexp.MustCompile(`(?s)^script-src-elem blocked inline .*\nstyle-src-elem blocked inline `))
+	host.do("forget them", chromedp.Evaluate[chromedp.Void](`window.bulbViolations.length = 0`))
 
 	b.step("students join")
 	alice := b.open("alice", s.URL+"/")
@@ -229,6 +246,9 @@ func newBrowser(t *testing.T) *browser {
 	ctx, cancelBrowser := chromedp.NewContext(allocCtx)
 	b := &browser{t: t, ctx: ctx}
 	t.Cleanup(func() {
+		if !t.Failed() {
+			b.checkPolicy()
+		}
 		if t.Failed() {
 			b.dump()
 		}
@@ -277,8 +297,35 @@ func (b *browser) open(name, url string) *tab {
 	if err := firstRun(p.ctx, 10*time.Second); err != nil {
 		p.fatalf("new tab: %v", err)
 	}
+	ctx, cancel := context.WithTimeout(p.ctx, stepTimeout)
+	defer cancel()
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: jsRecordViolations}); err != nil {
+		p.fatalf("recording policy violations: %v", err)
+	}
 	p.do("open "+url, chromedp.Navigate(url))
 	return p
+}
+
+// jsRecordViolations runs in every page before its own scripts: it keeps what the
+// Content-Security-Policy blocked, which checkPolicy reads.
+const jsRecordViolations = `window.bulbViolations = [];
+document.addEventListener('securitypolicyviolation', (e) =>
+  window.bulbViolations.push(e.effectiveDirective + ' blocked ' + (e.blockedURI || 'inline') + ' at ' + e.sourceFile + ':' + e.lineNumber));`
+
+// jsViolations gives what the Content-Security-Policy blocked in the page, one a line.
+const jsViolations = `(window.bulbViolations ?? ['no record: the page was not loaded']).join('\n')`
+
+// checkPolicy fails the test if the Content-Security-Policy blocked anything in a tab: the
+// pages must work under it, and they cannot if it blocks what they load or do.
+func (b *browser) checkPolicy() {
+	for _, p := range b.tabs {
+		ctx, cancel := context.WithTimeout(p.ctx, stepTimeout)
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](jsViolations))
+		cancel()
+		if err != nil || got != "" {
+			b.t.Errorf("%s: Content-Security-Policy violations: got %q (%v), want none", p.name, got, err)
+		}
+	}
 }
 
 // dump logs each tab's console and takes its screenshot, for a failed test.

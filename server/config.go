@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -32,6 +33,15 @@ type config struct {
 	Redis        string // Redis URL; empty for the in-memory engine
 	Node         string // this node's name among the nodes on one Redis
 
+	// What one client may take of the HTTP server (limits.go, listener.go).
+	HeaderTimeout   time.Duration  // to read a request's header
+	ReadTimeout     time.Duration  // to read a whole request, header and body
+	IdleTimeout     time.Duration  // a keep-alive connection may wait for its next request
+	ConnsPerAddr    int            // open connections per client address; 0: no cap
+	JoinRate        int            // joins per minute per client address; 0: no limit
+	UnknownRoomRate int            // look-ups of unknown rooms per minute per client address; 0: no limit
+	TrustedProxies  []netip.Prefix // proxies whose X-Forwarded-For names the client
+
 	// The judge of code questions.
 	Role         string        // roleAll, roleServer or roleJudge
 	Sandbox      string        // "bwrap" or "isolate"
@@ -57,6 +67,21 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		Boxes:        defaultBoxes,
 		BoxLocks:     judge.DefaultBoxLocks,
 		ClaimIdle:    30 * time.Second,
+
+		// A 1 MiB quiz over a slow classroom link fits in the read timeout; a keep-alive
+		// connection idle for a minute is reopened at little cost.
+		HeaderTimeout: 10 * time.Second,
+		ReadTimeout:   30 * time.Second,
+		IdleTimeout:   60 * time.Second,
+		// Up to 512 connections from one address: a class of 60 behind one NAT holds one
+		// WebSocket each and a few keep-alive connections per browser.
+		ConnsPerAddr: 512,
+		// 120 joins at once, then 2 a second: a class of 60 behind one NAT joins at once,
+		// retries of taken names included; a script filling a room of 20,000 needs hours.
+		// A student mistypes a room code now and then; a script trying every code at 20 a
+		// minute needs a month.
+		JoinRate:        120,
+		UnknownRoomRate: 20,
 	}
 	if err := cfg.fromEnv(getenv); err != nil {
 		return cfg, err
@@ -72,6 +97,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if cfg.QueueSize < 1 || cfg.WriteTimeout <= 0 || cfg.PingInterval <= 0 {
 		return cfg, fmt.Errorf("queue size, write timeout and ping interval must be positive")
+	}
+	if cfg.HeaderTimeout <= 0 || cfg.ReadTimeout <= 0 || cfg.IdleTimeout <= 0 {
+		return cfg, fmt.Errorf("header, read and idle timeouts must be positive")
+	}
+	if cfg.ConnsPerAddr < 0 || cfg.JoinRate < 0 || cfg.UnknownRoomRate < 0 {
+		return cfg, fmt.Errorf("connections per address, join rate and unknown-room rate must not be negative (0: no limit)")
 	}
 	switch cfg.Role {
 	case roleAll, roleServer, roleJudge:
@@ -119,6 +150,13 @@ func (c *config) fromEnv(getenv func(string) string) error {
 		}
 	}
 	env("BULB_LOG_LEVEL", func(v string) error { return c.LogLevel.UnmarshalText([]byte(v)) })
+	env("BULB_HEADER_TIMEOUT", func(v string) (e error) { c.HeaderTimeout, e = time.ParseDuration(v); return })
+	env("BULB_READ_TIMEOUT", func(v string) (e error) { c.ReadTimeout, e = time.ParseDuration(v); return })
+	env("BULB_IDLE_TIMEOUT", func(v string) (e error) { c.IdleTimeout, e = time.ParseDuration(v); return })
+	env("BULB_CONNS_PER_ADDR", func(v string) (e error) { c.ConnsPerAddr, e = strconv.Atoi(v); return })
+	env("BULB_JOIN_RATE", func(v string) (e error) { c.JoinRate, e = strconv.Atoi(v); return })
+	env("BULB_UNKNOWN_ROOM_RATE", func(v string) (e error) { c.UnknownRoomRate, e = strconv.Atoi(v); return })
+	env("BULB_TRUSTED_PROXIES", func(v string) (e error) { c.TrustedProxies, e = parsePrefixes(v); return })
 	env("BULB_QUEUE_SIZE", func(v string) (e error) { c.QueueSize, e = strconv.Atoi(v); return })
 	env("BULB_WRITE_TIMEOUT", func(v string) (e error) { c.WriteTimeout, e = time.ParseDuration(v); return })
 	env("BULB_PING_INTERVAL", func(v string) (e error) { c.PingInterval, e = time.ParseDuration(v); return })
@@ -136,6 +174,14 @@ func (c *config) defineFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize, "frames queued per connection before it is dropped as too slow (BULB_QUEUE_SIZE)")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "longest write to one socket before it is dropped (BULB_WRITE_TIMEOUT)")
 	fs.DurationVar(&c.PingInterval, "ping-interval", c.PingInterval, "time between RTT pings (BULB_PING_INTERVAL)")
+	fs.DurationVar(&c.HeaderTimeout, "header-timeout", c.HeaderTimeout, "longest time to read a request's header (BULB_HEADER_TIMEOUT)")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "longest time to read a whole request, header and body; not an open WebSocket (BULB_READ_TIMEOUT)")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "a keep-alive connection idle this long is closed (BULB_IDLE_TIMEOUT)")
+	fs.IntVar(&c.ConnsPerAddr, "conns-per-addr", c.ConnsPerAddr, "open connections per client address, WebSockets included; 0: no cap (BULB_CONNS_PER_ADDR)")
+	fs.IntVar(&c.JoinRate, "join-rate", c.JoinRate, "joins per minute per client address, as many at once; 0: no limit (BULB_JOIN_RATE)")
+	fs.IntVar(&c.UnknownRoomRate, "unknown-room-rate", c.UnknownRoomRate, "look-ups of unknown rooms per minute per client address, as many at once; 0: no limit (BULB_UNKNOWN_ROOM_RATE)")
+	fs.Func("trusted-proxies", "comma-separated CIDRs of reverse proxies: the client address of their requests is the rightmost untrusted hop of X-Forwarded-For (BULB_TRUSTED_PROXIES)",
+		func(v string) (err error) { c.TrustedProxies, err = parsePrefixes(v); return })
 	fs.StringVar(&c.Redis, "redis", c.Redis, "Redis URL, e.g. redis://localhost:6379/0: run as one node of many on it (BULB_REDIS_URL)")
 	fs.StringVar(&c.Node, "node", c.Node, "this node's name, unique among the nodes on one Redis; default host name and a random suffix (BULB_NODE)")
 	fs.StringVar(&c.Role, "role", c.Role, "all (serve and judge), server (serve; needs --redis and judge processes) or judge (judge for the servers on --redis) (BULB_ROLE)")

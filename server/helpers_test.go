@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -339,3 +340,63 @@ func MustRaceAnswers(tb testing.TB, clients []*wsClient, q int) {
 		}
 	}
 }
+
+// Every address of 127.0.0.0/8 is this machine's on Linux: a test's clients dial from
+// addresses of their own to be different client addresses to the server.
+
+// dialerFrom returns a dialer whose connections come from the loopback address ip.
+func dialerFrom(ip string) *net.Dialer {
+	return &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+}
+
+// clientFrom returns an HTTP client whose connections come from the loopback address ip.
+func clientFrom(ip string) *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dialerFrom(ip).DialContext}}
+}
+
+// reply is what a call got.
+type reply struct {
+	status int
+	header http.Header
+	code   string // the error code, if any
+	body   []byte
+	err    error // the call failed: no reply
+}
+
+// callWith makes a call with client; header adds headers, body is sent as is.
+func (s *testServer) callWith(client *http.Client, method, path string, header map[string]string, body string) reply {
+	req, err := http.NewRequest(method, s.URL+path, strings.NewReader(body))
+	if err != nil {
+		return reply{err: err}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return reply{err: err}
+	}
+	defer resp.Body.Close()
+	r := reply{status: resp.StatusCode, header: resp.Header}
+	r.body, r.err = io.ReadAll(resp.Body)
+	var e apiError
+	if json.Unmarshal(r.body, &e) == nil {
+		r.code = e.Error.Code
+	}
+	return r
+}
+
+func (r reply) String() string {
+	if r.err != nil {
+		return r.err.Error()
+	}
+	return fmt.Sprintf("%d %s", r.status, r.body)
+}
+
+// join joins a player with a fresh name through client, with extra headers.
+func (s *testServer) join(client *http.Client, code string, header map[string]string) reply {
+	return s.callWith(client, "POST", "/api/rooms/"+code+"/players", header, fmt.Sprintf(`{"name":"p%d"}`, joinNames.Add(1)))
+}
+
+var joinNames atomic.Int64

@@ -43,7 +43,7 @@ type server struct {
 }
 
 // newServer returns the echo router of a Bulb node.
-func newServer(svc *quiz.Service, h *hub.Hub, health func(context.Context) error, adminToken string, reg *prometheus.Registry, log *slog.Logger) (*echo.Echo, error) {
+func newServer(svc *quiz.Service, h *hub.Hub, health func(context.Context) error, adminToken string, lim *limits, reg *prometheus.Registry, log *slog.Logger) (*echo.Echo, error) {
 	s := &server{svc: svc, hub: h, health: health, adminToken: adminToken, log: log.With("component", "server"),
 		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bulb_answers_total", Help: "Answer frames by outcome: accepted or the error code.",
@@ -55,20 +55,22 @@ func newServer(svc *quiz.Service, h *hub.Hub, health func(context.Context) error
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
+	e.Pre(secureHeaders) // before routing: every answer, unknown routes too
 	e.Use(s.recoverPanics)
 
 	api := e.Group("/api", requestDeadline)
 	api.POST("/rooms", s.createRoom)
 	api.GET("/rooms", s.listRooms)
-	api.GET("/rooms/:room", s.getRoom)
-	api.PUT("/rooms/:room/quiz", s.editQuiz)
-	api.POST("/rooms/:room/players", s.join)
-	api.POST("/rooms/:room/questions/:n/open", s.open)
-	api.POST("/rooms/:room/questions/:n/start", s.start)
-	api.POST("/rooms/:room/questions/:n/close", s.close)
-	api.GET("/rooms/:room/questions/:n/answers", s.listAnswers)
-	api.GET("/rooms/:room/leaderboard", s.leaderboard)
-	api.GET("/rooms/:room/fairness", s.fairness)
+	room := api.Group("/rooms/:room", lim.countUnknownRooms) // every call about a room, unknown routes too
+	room.GET("", s.getRoom)
+	room.PUT("/quiz", s.editQuiz)
+	room.POST("/players", s.join, lim.limitJoins)
+	room.POST("/questions/:n/open", s.open)
+	room.POST("/questions/:n/start", s.start)
+	room.POST("/questions/:n/close", s.close)
+	room.GET("/questions/:n/answers", s.listAnswers)
+	room.GET("/leaderboard", s.leaderboard)
+	room.GET("/fairness", s.fairness)
 	e.GET("/ws", s.websocket)
 	e.GET("/healthz", s.healthz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
@@ -111,25 +113,42 @@ func (s *server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	status, code := errorStatus(err)
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
-		code, ok := codeOf[he.Code]
-		if !ok {
-			code = protocol.Invalid
-		}
 		err = quiz.Errorf(code, "%s", strings.ToLower(http.StatusText(he.Code)))
 	}
-	code := quiz.ErrorCode(err)
 	if code == protocol.Internal {
 		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
-	}
-	status, ok := statusOf[code]
-	if !ok {
-		status = http.StatusInternalServerError
 	}
 	body := protocol.ErrorBody{Error: protocol.ErrorDetail{Code: code, Message: quiz.ErrorMessage(err)}}
 	if err := c.JSON(status, body); err != nil {
 		s.log.Debug("writing error response", "err", err)
+	}
+}
+
+// securityHeaders go on every answer, pages and API alike. The pages load their scripts
+// and styles from files of their own (web/: no inline script or style, no event handler
+// attribute, no eval) and talk to this server only, so the policy allows nothing else: a
+// script or style injected into a page does not run, no plug-in loads, forms post here
+// only, and no other site may frame a page to trick a click (frame-ancestors, and
+// X-Frame-Options for older browsers). nosniff makes browsers take the content types as
+// given; no-referrer keeps the pages' URLs (with a room code) from other sites.
+var securityHeaders = [][2]string{
+	{"Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; " +
+		"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"},
+	{"X-Frame-Options", "DENY"},
+	{"X-Content-Type-Options", "nosniff"},
+	{"Referrer-Policy", "no-referrer"},
+}
+
+func secureHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		for _, kv := range securityHeaders {
+			h.Set(kv[0], kv[1])
+		}
+		return next(c)
 	}
 }
 

@@ -44,6 +44,11 @@ func main() {
 // shutdownTimeout bounds a graceful shutdown.
 const shutdownTimeout = 10 * time.Second
 
+// maxHeaderBytes bounds a request's header (net/http's default is 1 MiB): Bulb's own are
+// small, and 32 KiB leaves room for the cookies of other sites on the same domain, as
+// nginx's default does.
+const maxHeaderBytes = 32 << 10
+
 // run runs a Bulb node until ctx is done. It prints the URL it serves and, if none was
 // configured, the generated admin token on stdout; logs go there too.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -99,7 +104,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			Name: "bulb_judge_boxes_broken", Help: "Sandbox boxes out of the pool because they could not be made clean: alert on any.",
 		}, func() float64 { return float64(len(jd.boxes.Broken())) }))
 	}
-	srv, err := newServer(svc, h, eng.health, adminToken, reg, log)
+	lim := newLimits(cfg)
+	if err := reg.Register(lim.refused); err != nil {
+		return err
+	}
+	srv, err := newServer(svc, h, eng.health, adminToken, lim, reg, log)
 	if err != nil {
 		return err
 	}
@@ -108,9 +117,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	if cfg.ConnsPerAddr > 0 {
+		capped := newCapListener(ln, cfg.ConnsPerAddr, cfg.TrustedProxies, log)
+		if err := reg.Register(capped.refused); err != nil {
+			ln.Close()
+			return err
+		}
+		ln = capped
+	}
 	fmt.Fprintf(stdout, "Bulb listening on %s (%s)\n", baseURL(ln.Addr()), eng.name)
 
-	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	// Every phase of a request is bounded, so that a slow client holds its connection for
+	// a while at most: net/http clears these deadlines when it hands a WebSocket over.
+	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: cfg.HeaderTimeout, ReadTimeout: cfg.ReadTimeout,
+		IdleTimeout: cfg.IdleTimeout, MaxHeaderBytes: maxHeaderBytes}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return svc.Run(ctx) })
 	g.Go(func() error { return h.Run(ctx) })

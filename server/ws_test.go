@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/bulbquiz/bulb/protocol"
 	"github.com/coder/websocket"
@@ -101,6 +103,18 @@ func TestFramesRefused(t *testing.T) {
 		t.Fatalf("got %+v, want the one wrong answer", answers.Answers)
 	}
 
+	// a text frame that is not UTF-8 closes the socket with 1007 (RFC 6455)
+	bad := player()
+	bad.send(t, "{\"type\":\"answer\",\"n\":1,\"text\":\"caf\xe9\"}")
+	select {
+	case err := <-bad.closed:
+		if got := websocket.CloseStatus(err); got != websocket.StatusInvalidFramePayloadData {
+			t.Fatalf("got close %v (%v), want 1007", got, err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a frame of invalid UTF-8 did not close the socket")
+	}
+
 	// a frame over protocol.MaxFrame (512 KiB) closes the socket with 1009
 	c.send(t, `{"type":"answer","text":"`+strings.Repeat("x", protocol.MaxFrame)+`"}`)
 	select {
@@ -110,6 +124,85 @@ func TestFramesRefused(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("oversized frame did not close the socket")
+	}
+}
+
+// TestFloodDropped: a socket flooding frames just before a start is dropped with 1008,
+// while the other players get the start promptly and their own frames, a burst of acks at
+// connect (as a page's clock sync would send), acks and answers, are never refused.
+func TestFloodDropped(t *testing.T) {
+	t.Parallel()
+	const honest = 20
+	s := MustStartServer(t, nil)
+	code, host := s.MustRoom(t, sampleQuiz)
+	room := "/api/rooms/" + code
+	players := make([]*wsClient, honest)
+	for i := range players {
+		_, token := s.MustJoin(t, code, fmt.Sprintf("honest%d", i))
+		players[i] = s.MustDial(t, token)
+		players[i].next(t, "welcome")
+		for range 30 {
+			players[i].send(t, `{"type":"ack","seq":0}`)
+		}
+	}
+	_, token := s.MustJoin(t, code, "flooder")
+	flooder := s.MustDial(t, token)
+	flooder.next(t, "welcome")
+	s.mustCall(t, 200, "POST", room+"/questions/1/open", host, nil, nil)
+	for _, p := range players {
+		p.next(t, "question")
+	}
+
+	// The flood: acks, which get no reply (a flood of frames that get one fills the
+	// flooder's queue and is dropped as too slow), as fast as the socket takes them.
+	var sent atomic.Int64
+	go func() {
+		for flooder.c.Write(context.Background(), websocket.MessageText, []byte(`{"type":"ack","seq":1}`)) == nil {
+			sent.Add(1)
+		}
+	}()
+	for deadline := time.Now().Add(5 * time.Second); sent.Load() < 200; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the flooder wrote %d frames in 5 s, want 200", sent.Load())
+		}
+	}
+	began := time.Now()
+	s.mustCall(t, 200, "POST", room+"/questions/1/start", host, nil, nil)
+	var slowest time.Duration
+	for i, p := range players {
+		f := p.next(t, "start")
+		slowest = max(slowest, f.at.Sub(began))
+		p.send(t, map[string]any{"type": "ack", "seq": f.Seq})
+		p.send(t, map[string]any{"type": "answer", "n": 1, "choice": i % 3})
+		if r := p.reply(t); r.Type != "result" {
+			t.Errorf("honest player %d's answer: got %s, want a result", i, r.raw)
+		}
+	}
+	select {
+	case err := <-flooder.closed:
+		if got := websocket.CloseStatus(err); got != websocket.StatusPolicyViolation {
+			t.Fatalf("flooder: got close %v (%v), want 1008", got, err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("flooder still connected after 5 s")
+	}
+	// Without the hub's limit the flood delayed the start by over a second on two cores.
+	if limit := time.Second / 2; slowest > limit {
+		t.Errorf("slowest start after the start call began: got %v, want under %v", slowest, limit)
+	}
+	t.Logf("slowest start %v after the call", slowest.Round(time.Millisecond))
+	for i, p := range players { // nothing an honest player sent was refused
+	drain:
+		for {
+			select {
+			case f := <-p.frames:
+				if f.Code == "rate_limited" {
+					t.Errorf("honest player %d: got %s", i, f.raw)
+				}
+			default:
+				break drain
+			}
+		}
 	}
 }
 
@@ -180,7 +273,7 @@ func TestReconnectKeepsIdentity(t *testing.T) {
 func TestManyClients(t *testing.T) {
 	t.Parallel()
 	const n = 300
-	s := MustStartServer(t, nil)
+	s := MustStartServer(t, nil, "--join-rate", "0") // 300 joins from one address, at once
 	quiz := `{"winners":[100,60,30],"questions":[
 		{"kind":"choice","text":"a","choices":["x","y"],"answer":0},
 		{"kind":"choice","text":"b","choices":["x","y"],"answer":1}]}`
@@ -288,7 +381,8 @@ func TestShutdownClosesSockets(t *testing.T) {
 }
 
 // FuzzFrame sends arbitrary client frames to a live server: every frame that is not an ack
-// gets exactly one reply, a result or an error, and the connection survives.
+// gets exactly one reply, a result or an error, and the connection survives, unless the
+// frame is not UTF-8, which closes it with 1007.
 func FuzzFrame(f *testing.F) {
 	for _, seed := range []string{
 		`{"type":"answer","n":1,"choice":2}`, `{"type":"answer","n":1,"text":"tcp"}`, `{"type":"ack","seq":1}`,
@@ -297,7 +391,7 @@ func FuzzFrame(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	s := MustStartServer(f, nil)
+	s := MustStartServer(f, nil, "--join-rate", "0") // a join per input, from one address
 	code, host := s.MustRoom(f, sampleQuiz)
 	s.mustCall(f, 200, "POST", "/api/rooms/"+code+"/questions/1/open", host, nil, nil)
 	s.mustCall(f, 200, "POST", "/api/rooms/"+code+"/questions/1/start", host, nil, nil)
@@ -308,6 +402,17 @@ func FuzzFrame(f *testing.F) {
 		c := s.MustDial(t, token)
 		c.next(t, "welcome")
 		c.send(t, string(data))
+		if !utf8.Valid(data) { // RFC 6455: it fails the connection with 1007
+			select {
+			case err := <-c.closed:
+				if got := websocket.CloseStatus(err); got != websocket.StatusInvalidFramePayloadData {
+					t.Fatalf("sent %q: got close %v (%v), want 1007", data, got, err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("sent %q: socket still open, want it closed with 1007", data)
+			}
+			return
+		}
 		c.send(t, `{"type":"probe"}`) // its error marks the end of the replies to data
 		var replies []received
 		for {

@@ -75,10 +75,11 @@ func startServer(ctx context.Context, bin string, ping time.Duration, stderr io.
 	// Not the lab's context: the lab stops the server itself, gracefully, after its clients.
 	s.cmd.Env = append(os.Environ(),
 		"BULB_ADMIN_TOKEN="+s.token, "BULB_ADDR="+port, "BULB_LOG_LEVEL=info",
-		"BULB_PING_INTERVAL="+ping.String(), "BULB_REDIS_URL=") // the memory engine
+		"BULB_PING_INTERVAL="+ping.String(), "BULB_REDIS_URL=", // the memory engine
+		"BULB_CONNS_PER_ADDR=0", "BULB_JOIN_RATE=0") // every student comes from 127.0.0.1
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	dieWithParent(s.cmd)
-	fmt.Fprintf(stderr, "fairness: $ BULB_ADMIN_TOKEN=… BULB_ADDR=%s BULB_LOG_LEVEL=info BULB_PING_INTERVAL=%s %s\n", port, ping, bin)
+	fmt.Fprintf(stderr, "fairness: $ BULB_ADMIN_TOKEN=… BULB_ADDR=%s BULB_LOG_LEVEL=info BULB_PING_INTERVAL=%s BULB_CONNS_PER_ADDR=0 BULB_JOIN_RATE=0 %s\n", port, ping, bin)
 	if err := s.cmd.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("starting the server: %w", err)

@@ -9,7 +9,9 @@
 //	    --rate 500 --starts 10 --reaction-ms 300,100 --choice 2
 //
 // The host opens and starts questions as usual (host page or curl); loadgen only plays
-// students. Every goroutine it starts stops before it exits.
+// students. Every goroutine it starts stops before it exits. All its clients come from one
+// address, so start the server with no cap of connections or joins per address
+// (--conns-per-addr 0 --join-rate 0), as scripts/bench.sh e2e does.
 package main
 
 import (
