@@ -57,7 +57,7 @@ func BenchmarkBroadcast(b *testing.B) {
 			e := newBroadcastBench(b, n)
 			b.Run("bulb", func(b *testing.B) {
 				e.run(b, func(ctx context.Context) error {
-					_, got, err := e.h.Start(ctx, "bench", 1)
+					_, got, err := e.h.Start(ctx, "bench", 1, time.Time{})
 					if err == nil && got != n {
 						err = fmt.Errorf("recipients: got %d, want %d", got, n)
 					}

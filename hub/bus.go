@@ -41,6 +41,7 @@ type message struct {
 	N      int             `json:"n,omitempty"`
 	Seq    uint64          `json:"s,omitempty"`
 	At     int64           `json:"t,omitempty"` // Unix ns: when a start was published
+	Reveal int64           `json:"v,omitempty"` // Unix ns: a synced start's reveal instant
 	Topic  string          `json:"c,omitempty"` // of a notification or survey
 	ID     string          `json:"i,omitempty"` // of a survey: where the replies go
 	Data   []byte          `json:"d,omitempty"` // of a notification or survey
@@ -85,7 +86,11 @@ func (h *Hub) deliver(ctx context.Context, raw []byte) {
 func (h *Hub) startFromBus(ctx context.Context, m message) {
 	delay := time.Duration(time.Now().UnixNano() - m.At)
 	h.m.busDelay.Observe(delay.Seconds())
-	recipients, err := h.fanout(ctx, m.Room, m.N, m.Seq, delay)
+	var reveal time.Time
+	if m.Reveal != 0 {
+		reveal = time.Unix(0, m.Reveal)
+	}
+	recipients, err := h.fanout(ctx, m.Room, m.N, m.Seq, reveal, delay)
 	if err == nil {
 		err = h.bus.Reply(ctx, startReplies(m.Seq), []byte(strconv.Itoa(recipients)))
 	}
@@ -95,12 +100,16 @@ func (h *Hub) startFromBus(ctx context.Context, m message) {
 }
 
 // startOnBus publishes a start to every node and waits for their recipient counts.
-func (h *Hub) startOnBus(ctx context.Context, roomName string, n int) (uint64, int, error) {
+func (h *Hub) startOnBus(ctx context.Context, roomName string, n int, reveal time.Time) (uint64, int, error) {
 	seq, err := h.bus.NextSeq(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := h.publishMessage(ctx, message{Kind: kindStart, Room: roomName, N: n, Seq: seq, At: time.Now().UnixNano()}); err != nil {
+	m := message{Kind: kindStart, Room: roomName, N: n, Seq: seq, At: time.Now().UnixNano()}
+	if !reveal.IsZero() {
+		m.Reveal = reveal.UnixNano()
+	}
+	if err := h.publishMessage(ctx, m); err != nil {
 		return 0, 0, err
 	}
 	replies, err := h.gather(ctx, startReplies(seq))

@@ -218,7 +218,7 @@ func TestStartAcrossNodes(t *testing.T) {
 				}
 			}
 
-			seq, recipients, err := na.h.Start(context.Background(), "r", 1)
+			seq, recipients, err := na.h.Start(context.Background(), "r", 1, time.Time{})
 			if err != nil || recipients != 40 {
 				t.Fatalf("Start: got %d recipients, %v; want 40", recipients, err)
 			}

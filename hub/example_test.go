@@ -56,7 +56,7 @@ func Example() {
 		clients = append(clients, ws)
 	}
 
-	seq, recipients, err := h.Start(ctx, "482913", 1)
+	seq, recipients, err := h.Start(ctx, "482913", 1, time.Time{})
 	fmt.Printf("start %d sent to %d players, err %v\n", seq, recipients, err)
 	for i, ws := range clients {
 		_, frame, _ := ws.Read(ctx)

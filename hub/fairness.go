@@ -16,6 +16,7 @@ type startRecord struct {
 	Seq        uint64
 	N          int
 	At         time.Time
+	Reveal     time.Time // the reveal instant of a synced start; zero for an immediate one
 	Node       string
 	BusDelay   time.Duration // from publish to this node's fan-out; 0 without a bus
 	t0         time.Time     // At with its monotonic reading
@@ -35,6 +36,15 @@ type delivery struct {
 	written  atomic.Int64
 	acked    atomic.Int64
 	dropped  atomic.Bool
+	seen     atomic.Pointer[seenReport]
+}
+
+// seenReport is what a client reported of a start (a seen frame), its instants moved to
+// nanoseconds after the record's t0: when the start arrived and when its bulb lit, by its
+// synced clock, within errorNs.
+type seenReport struct {
+	received, revealed, errorNs int64
+	late                        bool
 }
 
 func (r *startRecord) droppedCount() int {
@@ -63,17 +73,24 @@ type Quantiles struct {
 
 // PlayerDelivery is one player's delivery of one start, in microseconds after the start was
 // sent (the fan-out began, or, with a bus, the start was published). Order is the place in
-// its node's send order. AckUs is nil until the ack came.
+// its node's send order. AckUs is nil until an ack came. ReceivedUs, RevealedUs and ErrorUs
+// are what the client reported in its seen frame (its synced clock's reading of when the
+// start arrived and when its bulb lit, and that clock's error bound), nil until it did;
+// Late says the start arrived after its reveal instant.
 type PlayerDelivery struct {
-	PlayerID  string `json:"playerId"`
-	Name      string `json:"name"`
-	Node      string `json:"node"`
-	Order     int    `json:"order"`
-	EnqueueUs int64  `json:"enqueueUs"`
-	WrittenUs *int64 `json:"writtenUs"`
-	AckUs     *int64 `json:"ackUs"`
-	RTTUs     int64  `json:"rttUs"`
-	Dropped   bool   `json:"dropped,omitempty"`
+	PlayerID   string `json:"playerId"`
+	Name       string `json:"name"`
+	Node       string `json:"node"`
+	Order      int    `json:"order"`
+	EnqueueUs  int64  `json:"enqueueUs"`
+	WrittenUs  *int64 `json:"writtenUs"`
+	AckUs      *int64 `json:"ackUs"`
+	RTTUs      int64  `json:"rttUs"`
+	Dropped    bool   `json:"dropped,omitempty"`
+	ReceivedUs *int64 `json:"receivedUs,omitempty"`
+	RevealedUs *int64 `json:"revealedUs,omitempty"`
+	ErrorUs    *int64 `json:"errorUs,omitempty"`
+	Late       bool   `json:"late,omitempty"`
 }
 
 // StartStats are the statistics of one start.
@@ -90,7 +107,27 @@ type StartStats struct {
 	AckUs       Quantiles        `json:"ackUs"`
 	SpreadUs    int64            `json:"spreadUs"`
 	AckSpreadUs int64            `json:"ackSpreadUs"`
+	Reveal      *Reveal          `json:"reveal,omitempty"` // a synced start's
 	Players     []PlayerDelivery `json:"players"`
+}
+
+// Reveal is how a synced start's bulbs lit, from the clients' seen reports: the reveal
+// instant At and its lead over the start (LeadUs, from the start's At), how many
+// reported, how many lit on time and late, when the start arrived (ReceivedUs) and when
+// the bulbs lit (RevealedUs), by the clients' clocks, in µs after the start, and the
+// clocks' error bounds. SpreadUs is the spread of the reported reveal instants; SkewUs
+// bounds the true one: the widest the reveals can lie apart, each within its error bound.
+type Reveal struct {
+	At         time.Time `json:"at"`
+	LeadUs     int64     `json:"leadUs"`
+	Seen       int       `json:"seen"`
+	OnTime     int       `json:"onTime"`
+	Late       int       `json:"late"`
+	ReceivedUs Quantiles `json:"receivedUs"`
+	RevealedUs Quantiles `json:"revealedUs"`
+	ErrorUs    Quantiles `json:"errorUs"`
+	SpreadUs   int64     `json:"spreadUs"`
+	SkewUs     int64     `json:"skewUs"`
 }
 
 // Bias is one player's position across a room's starts: the mean percentile of its delivery
@@ -214,10 +251,18 @@ func (r *startRecord) stats() StartStats {
 			us := v/1e3 + bus
 			p.AckUs = &us
 		}
+		if sr := d.seen.Load(); sr != nil {
+			received, revealed, errUs := sr.received/1e3+bus, sr.revealed/1e3+bus, sr.errorNs/1e3
+			p.ReceivedUs, p.RevealedUs, p.ErrorUs, p.Late = &received, &revealed, &errUs, sr.late
+		}
 		players[i] = p
 	}
-	return summarize(StartStats{Seq: r.Seq, N: r.N, At: r.At.Add(-r.BusDelay),
-		Nodes: []NodeDelivery{{Node: r.Node, BusUs: bus, Recipients: recipients}}, Players: players})
+	st := StartStats{Seq: r.Seq, N: r.N, At: r.At.Add(-r.BusDelay),
+		Nodes: []NodeDelivery{{Node: r.Node, BusUs: bus, Recipients: recipients}}, Players: players}
+	if !r.Reveal.IsZero() {
+		st.Reveal = &Reveal{At: r.Reveal}
+	}
+	return summarize(st)
 }
 
 // summarize fills in a start's counts and quantiles from its players.
@@ -241,7 +286,36 @@ func summarize(st StartStats) StartStats {
 	st.Acked = len(ack)
 	st.EnqueueUs, st.WrittenUs, st.AckUs = quantiles(enq), quantiles(wr), quantiles(ack)
 	st.SpreadUs, st.AckSpreadUs = spread(wr), spread(ack)
+	if st.Reveal != nil {
+		summarizeReveal(st.Reveal, st.At, st.Players)
+	}
 	return st
+}
+
+// summarizeReveal fills in a synced start's reveal statistics from its players' reports.
+func summarizeReveal(rv *Reveal, at time.Time, players []PlayerDelivery) {
+	*rv = Reveal{At: rv.At, LeadUs: rv.At.Sub(at).Microseconds()}
+	var received, revealed, errs []int64
+	first, last := int64(math.MaxInt64), int64(math.MinInt64)
+	for _, p := range players {
+		if p.RevealedUs == nil {
+			continue
+		}
+		rv.Seen++
+		if p.Late {
+			rv.Late++
+		} else {
+			rv.OnTime++
+		}
+		received, revealed, errs = append(received, *p.ReceivedUs), append(revealed, *p.RevealedUs), append(errs, *p.ErrorUs)
+		first, last = min(first, *p.RevealedUs-*p.ErrorUs), max(last, *p.RevealedUs+*p.ErrorUs)
+	}
+	rv.ReceivedUs, rv.ErrorUs = quantiles(received), quantiles(errs)
+	rv.RevealedUs = quantiles(revealed)
+	rv.SpreadUs = spread(revealed)
+	if rv.Seen > 0 {
+		rv.SkewUs = last - first
+	}
 }
 
 // quantiles sorts xs and returns its nearest-rank p50, p99 and max (stats.Percentile;

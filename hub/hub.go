@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bulbquiz/bulb/internal/clocksync"
 	"github.com/bulbquiz/bulb/protocol"
 	"golang.org/x/sync/errgroup"
 )
@@ -29,6 +30,9 @@ type Options struct {
 	Shards       int           // concurrent enqueuers of a start; default GOMAXPROCS
 	WriterIdle   time.Duration // how long an idle writer goroutine waits for work before it ends; default 30 s
 	History      int           // starts kept per room for fairness; default 200
+	MinLead      time.Duration // the shortest lead of a synced start (see Lead); default 150 ms
+	MaxLead      time.Duration // the longest; default 1 s
+	LeadMargin   time.Duration // added to what Lead measured; default 30 ms
 	Logger       *slog.Logger  // default slog.Default()
 	Metrics      *Metrics      // default: unregistered metrics
 	Bus          Bus           // other nodes; nil for a single node
@@ -58,6 +62,10 @@ func (o Options) withDefaults() Options {
 	defDur(&o.PingInterval, 5*time.Second)
 	defDur(&o.PingTimeout, 15*time.Second)
 	defDur(&o.WriterIdle, 30*time.Second)
+	defDur(&o.MinLead, 150*time.Millisecond)
+	defDur(&o.MaxLead, time.Second)
+	defDur(&o.LeadMargin, 30*time.Millisecond)
+	o.MaxLead = max(o.MaxLead, o.MinLead)
 	if o.ReadLimit <= 0 {
 		o.ReadLimit = protocol.MaxFrame
 	}
@@ -271,26 +279,34 @@ func (h *Hub) conns(roomName string, players, hosts bool) []*Conn {
 // number and the number of players it was enqueued for; hosts get the frame afterwards,
 // outside the measured fan-out.
 //
+// reveal is the instant the bulbs light, for a synced start (the frame carries it and
+// pages light at it, on their synced clocks; see Lead for how far ahead to choose it), or
+// zero for an immediate start (pages light on receipt).
+//
 // With a Bus, the start is published once and every node, this one included, fans out to
 // its own players when the message reaches it; the recipients are the sum over the nodes.
-func (h *Hub) Start(ctx context.Context, roomName string, n int) (uint64, int, error) {
+func (h *Hub) Start(ctx context.Context, roomName string, n int, reveal time.Time) (uint64, int, error) {
 	if h.bus == nil {
 		seq := h.nextSeq()
-		recipients, err := h.fanout(ctx, roomName, n, seq, 0)
+		recipients, err := h.fanout(ctx, roomName, n, seq, reveal, 0)
 		return seq, recipients, err
 	}
-	return h.startOnBus(ctx, roomName, n)
+	return h.startOnBus(ctx, roomName, n, reveal)
 }
 
-// fanout enqueues the start frame of seq for every local player of the room and records
-// the deliveries; busDelay is how long the start took to reach this node, if it came over
-// the bus.
-func (h *Hub) fanout(ctx context.Context, roomName string, n int, seq uint64, busDelay time.Duration) (int, error) {
+// fanout enqueues the start frame of seq (revealed at reveal, if not zero) for every local
+// player of the room and records the deliveries; busDelay is how long the start took to
+// reach this node, if it came over the bus.
+func (h *Hub) fanout(ctx context.Context, roomName string, n int, seq uint64, reveal time.Time, busDelay time.Duration) (int, error) {
 	players := h.conns(roomName, true, false)
-	frame := protocol.AppendStart(make([]byte, 0, 48), n, seq)
+	var at float64
+	if !reveal.IsZero() {
+		at = clocksync.Millis(reveal)
+	}
+	frame := protocol.AppendStart(make([]byte, 0, 72), n, seq, at)
 	rand.Shuffle(len(players), func(i, j int) { players[i], players[j] = players[j], players[i] })
 
-	rec := &startRecord{Seq: seq, N: n, At: time.Now(), Node: h.opts.Node, BusDelay: busDelay, frame: frame, deliveries: make([]delivery, len(players))}
+	rec := &startRecord{Seq: seq, N: n, At: time.Now(), Reveal: reveal, Node: h.opts.Node, BusDelay: busDelay, frame: frame, deliveries: make([]delivery, len(players))}
 	rec.t0 = rec.At
 	shards := min(h.opts.Shards, len(players))
 	var g errgroup.Group // no WithContext: one client's failure must not cancel the others

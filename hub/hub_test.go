@@ -467,7 +467,7 @@ func TestStartReachesEveryPlayerOnce(t *testing.T) {
 			hosts := MustDialMany(t, ts, "a", "h", tt.hosts, hub.Host)
 			others := MustDialMany(t, ts, "b", "q", tt.others, hub.Player)
 
-			seq, recipients, err := ts.h.Start(context.Background(), "a", 3)
+			seq, recipients, err := ts.h.Start(context.Background(), "a", 3, time.Time{})
 			if err != nil {
 				t.Fatalf("Start: got %v, want nil", err)
 			}
@@ -524,7 +524,7 @@ func TestStartSeqIncreases(t *testing.T) {
 	r := MustDial(t, ts, "a", "p1", hub.Player)
 	var last uint64
 	for n := 1; n <= 3; n++ {
-		seq, _, err := ts.h.Start(context.Background(), "a", n)
+		seq, _, err := ts.h.Start(context.Background(), "a", n, time.Time{})
 		if err != nil || seq <= last {
 			t.Fatalf("Start %d: got seq %d, %v, want > %d, nil", n, seq, err, last)
 		}
@@ -538,7 +538,7 @@ func TestStartCanceled(t *testing.T) {
 	MustDialMany(t, ts, "a", "p", 10, hub.Player)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, recipients, err := ts.h.Start(ctx, "a", 1)
+	_, recipients, err := ts.h.Start(ctx, "a", 1, time.Time{})
 	if !errors.Is(err, context.Canceled) || recipients != 0 {
 		t.Fatalf("Start with a canceled context: got %d, %v, want 0, %v", recipients, err, context.Canceled)
 	}
@@ -557,7 +557,7 @@ func TestAcksRecorded(t *testing.T) {
 	const n = 20
 	ts := MustServer(t, hub.Options{})
 	rs := MustDialMany(t, ts, "a", "p", n, hub.Player)
-	seq, _, err := ts.h.Start(context.Background(), "a", 1)
+	seq, _, err := ts.h.Start(context.Background(), "a", 1, time.Time{})
 	if err != nil {
 		t.Fatalf("Start: got %v, want nil", err)
 	}
@@ -650,7 +650,7 @@ func TestStartOrderIsRandom(t *testing.T) {
 	ts := MustServer(t, hub.Options{})
 	rs := MustDialMany(t, ts, "a", "p", players, hub.Player)
 	for n := 1; n <= starts; n++ {
-		seq, _, err := ts.h.Start(context.Background(), "a", n)
+		seq, _, err := ts.h.Start(context.Background(), "a", n, time.Time{})
 		if err != nil {
 			t.Fatalf("Start: got %v, want nil", err)
 		}
@@ -764,7 +764,7 @@ func TestSlowClientDoesNotDelayOthers(t *testing.T) {
 
 	// Its writer is still stuck in a write for up to writeTimeout: the others must not wait.
 	before := time.Now()
-	seq, recipients, err := ts.h.Start(context.Background(), "a", 1)
+	seq, recipients, err := ts.h.Start(context.Background(), "a", 1, time.Time{})
 	if err != nil || recipients != others {
 		t.Fatalf("Start: got %d recipients, %v, want %d, nil", recipients, err, others)
 	}
@@ -848,7 +848,7 @@ func TestStartNotStuckBehindBacklog(t *testing.T) {
 	for i := range backlog {
 		ts.h.SendPlayer("a", "p1", fmt.Appendf(nil, `{"type":"fill","i":%d,"pad":"%s"}`, i, pad))
 	}
-	seq, _, err := ts.h.Start(context.Background(), "a", 1)
+	seq, _, err := ts.h.Start(context.Background(), "a", 1, time.Time{})
 	if err != nil {
 		t.Fatalf("Start: got %v, want nil", err)
 	}
@@ -912,7 +912,7 @@ func TestReplaced(t *testing.T) {
 
 	ts.h.SendPlayer("a", "p1", []byte(`{"type":"hello"}`))
 	MustFrame(t, cur, `{"type":"hello"}`)
-	seq, recipients, err := ts.h.Start(context.Background(), "a", 1)
+	seq, recipients, err := ts.h.Start(context.Background(), "a", 1, time.Time{})
 	if err != nil || recipients != 1 {
 		t.Fatalf("Start: got %d, %v, want 1, nil", recipients, err)
 	}
@@ -1100,7 +1100,7 @@ func TestFrameRate(t *testing.T) {
 		})
 
 		// The honest client is still served, both ways.
-		seq, _, err := ts.h.Start(context.Background(), "a", 1)
+		seq, _, err := ts.h.Start(context.Background(), "a", 1, time.Time{})
 		if err != nil {
 			t.Fatalf("Start: got %v, want nil", err)
 		}
@@ -1118,7 +1118,7 @@ func TestFrameRate(t *testing.T) {
 func TestHandlerGetsFramesButNotAcks(t *testing.T) {
 	ts := MustServer(t, hub.Options{})
 	r := MustDial(t, ts, "a", "p1", hub.Player)
-	seq, _, err := ts.h.Start(context.Background(), "a", 1)
+	seq, _, err := ts.h.Start(context.Background(), "a", 1, time.Time{})
 	if err != nil {
 		t.Fatalf("Start: got %v, want nil", err)
 	}
@@ -1287,7 +1287,7 @@ func TestPingRTTAndDelivery(t *testing.T) {
 	MustPoll(t, testTimeout, func() string {
 		n++
 		before = time.Now()
-		seq, _, err := ts.h.Start(context.Background(), "a", n)
+		seq, _, err := ts.h.Start(context.Background(), "a", n, time.Time{})
 		if err != nil {
 			t.Fatalf("Start: got %v, want nil", err)
 		}
@@ -1305,7 +1305,8 @@ func TestPingRTTAndDelivery(t *testing.T) {
 		return ""
 	})
 	c := ts.frames.conn("p1")
-	at, rtt, ok := c.Delivery(n)
+	sd, ok := c.Delivery(n)
+	at, rtt := sd.Written, sd.RTT
 	if !ok {
 		t.Fatalf("Delivery: got not ok, want ok")
 	}
@@ -1318,7 +1319,7 @@ func TestPingRTTAndDelivery(t *testing.T) {
 	if rtt <= 0 {
 		t.Errorf("Delivery rtt: got %v, want > 0", rtt)
 	}
-	if _, _, ok := c.Delivery(n + 1); ok {
+	if _, ok := c.Delivery(n + 1); ok {
 		t.Errorf("Delivery of another question: got ok, want not ok")
 	}
 }
@@ -1330,7 +1331,7 @@ func TestDeliveryRTTTakesTheLesser(t *testing.T) {
 	ts := MustServer(t, hub.Options{PingInterval: 10 * time.Millisecond})
 	r := MustDial(t, ts, "a", "p1", hub.Player)
 	MustPoll(t, testTimeout, func() string { // a few pings first
-		st, _, err := ts.h.Start(context.Background(), "a", 100)
+		st, _, err := ts.h.Start(context.Background(), "a", 100, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1345,7 +1346,7 @@ func TestDeliveryRTTTakesTheLesser(t *testing.T) {
 		n     int
 		delay time.Duration
 	}{{1, 300 * time.Millisecond}, {2, 0}} {
-		seq, _, err := ts.h.Start(context.Background(), "a", tt.n)
+		seq, _, err := ts.h.Start(context.Background(), "a", tt.n, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1358,7 +1359,8 @@ func TestDeliveryRTTTakesTheLesser(t *testing.T) {
 			if st.Players[0].AckUs == nil {
 				return "ack not recorded yet"
 			}
-			_, rtt, _ = ts.frames.conn("p1").Delivery(tt.n)
+			sd, _ := ts.frames.conn("p1").Delivery(tt.n)
+			rtt = sd.RTT
 			return ""
 		})
 		if rtt <= 0 || rtt >= 200*time.Millisecond {
@@ -1374,7 +1376,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		defer stop()
 		rs := append(MustDialMany(t, ts, "a", "p", 20, hub.Player), MustDial(t, ts, "a", "", hub.Host))
 		for n := 1; n <= 3; n++ {
-			seq, _, err := ts.h.Start(context.Background(), "a", n)
+			seq, _, err := ts.h.Start(context.Background(), "a", n, time.Time{})
 			if err != nil {
 				t.Fatalf("Start: got %v, want nil", err)
 			}
@@ -1473,7 +1475,7 @@ func TestAttach(t *testing.T) {
 		}
 		return ""
 	})
-	seq, recipients, err := h.Start(context.Background(), "a", 1)
+	seq, recipients, err := h.Start(context.Background(), "a", 1, time.Time{})
 	if err != nil || recipients != 1 {
 		t.Fatalf("Start: got %d, %v, want 1, nil", recipients, err)
 	}
@@ -1553,7 +1555,7 @@ func TestIdleConnectionHasOneGoroutine(t *testing.T) {
 	}
 	MustPoll(t, testTimeout, idle)
 	for k := range 3 {
-		seq, _, err := ts.h.Start(context.Background(), "a", k+1)
+		seq, _, err := ts.h.Start(context.Background(), "a", k+1, time.Time{})
 		if err != nil {
 			t.Fatalf("Start: got %v, want nil", err)
 		}

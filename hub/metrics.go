@@ -10,6 +10,8 @@ type Metrics struct {
 	fanout      prometheus.Histogram
 	startWrite  prometheus.Histogram
 	busDelay    prometheus.Histogram
+	clockError  prometheus.Histogram
+	late        prometheus.Counter
 }
 
 // NewMetrics returns the hub's metrics, not yet registered.
@@ -34,12 +36,18 @@ func NewMetrics() *Metrics {
 		busDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "bulb_hub_bus_delay_seconds", Help: "From a start's publish on the bus to this node's fan-out.", Buckets: latency,
 		}),
+		clockError: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "bulb_hub_client_clock_error_seconds", Help: "The error bound of a client's synced clock, as its seen reports say.", Buckets: latency,
+		}),
+		late: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bulb_hub_late_starts_total", Help: "Synced starts that reached a client after their reveal instant, as its seen reports say.",
+		}),
 	}
 }
 
 // Register registers the metrics with reg.
 func (m *Metrics) Register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.connections, m.dropped, m.starts, m.fanout, m.startWrite, m.busDelay} {
+	for _, c := range []prometheus.Collector{m.connections, m.dropped, m.starts, m.fanout, m.startWrite, m.busDelay, m.clockError, m.late} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

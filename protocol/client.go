@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 )
 
@@ -15,16 +16,30 @@ const MaxFrame = 512 << 10
 // Client frame types.
 const (
 	TypeAnswer = "answer" // answer question N with a Response
-	TypeAck    = "ack"    // a start arrived: measures delivery
+	TypeAck    = "ack"    // a start arrived (pages without clock sync): measures delivery
+	TypeSync   = "sync"   // a clock sync sample: the server answers with its times
+	TypeSeen   = "seen"   // a start was received and revealed, in server time
 )
 
 // ClientFrame is a frame a client sent, decoded once: Type says which of the other fields
 // apply.
 type ClientFrame struct {
 	Type     string
-	N        int    // answer: the question
-	Seq      uint64 // ack: the start's sequence number
-	Response        // answer: the response
+	N        int     // answer: the question
+	Seq      uint64  // ack, seen: the start's sequence number
+	T0       float64 // sync: the client's send time, ms on its own clock
+	Seen     Seen    // seen
+	Response         // answer: the response
+}
+
+// Seen is what a page reports of a start after revealing it: when the start arrived and
+// when its bulb lit, both in server time (ms since the Unix epoch, from its synced clock),
+// the error bound of that clock, and whether the start arrived after its reveal instant.
+type Seen struct {
+	ReceivedAt float64 `json:"receivedAt"`
+	RevealedAt float64 `json:"revealedAt"`
+	ErrorMs    float64 `json:"errorMs"`
+	Late       bool    `json:"late"`
 }
 
 // clientJSON is a client frame as it is read: seq is checked by hand, so that a negative
@@ -33,12 +48,14 @@ type clientJSON struct {
 	Type string          `json:"type"`
 	N    int             `json:"n"`
 	Seq  json.RawMessage `json:"seq"`
+	T0   *float64        `json:"t0"`
+	Seen
 	Response
 }
 
 // DecodeClient decodes a client's text frame. Its error is fit to show the client, in an
-// error frame with code Invalid: malformed JSON, an unknown type, or an ack without a
-// whole-number seq.
+// error frame with code Invalid: malformed JSON, an unknown type, an ack or seen without a
+// whole-number seq, a sync without its time, or a seen whose times are not finite.
 func DecodeClient(data []byte) (ClientFrame, error) {
 	var j clientJSON
 	if err := json.Unmarshal(data, &j); err != nil {
@@ -47,12 +64,23 @@ func DecodeClient(data []byte) (ClientFrame, error) {
 	f := ClientFrame{Type: j.Type, N: j.N, Response: j.Response}
 	switch j.Type {
 	case TypeAnswer:
-	case TypeAck:
+	case TypeAck, TypeSeen:
 		seq, err := strconv.ParseUint(string(j.Seq), 10, 64)
 		if err != nil {
-			return ClientFrame{}, errAckSeq
+			return ClientFrame{}, fmt.Errorf("%s: %w", j.Type, errSeq)
 		}
 		f.Seq = seq
+		if j.Type == TypeSeen {
+			if !(j.ReceivedAt > 0 && j.RevealedAt > 0 && j.ErrorMs >= 0) || math.IsInf(j.ReceivedAt+j.RevealedAt+j.ErrorMs, 0) {
+				return ClientFrame{}, errSeenTimes
+			}
+			f.Seen = j.Seen
+		}
+	case TypeSync:
+		if j.T0 == nil || math.IsInf(*j.T0, 0) {
+			return ClientFrame{}, errSyncT0
+		}
+		f.T0 = *j.T0
 	default:
 		return ClientFrame{}, fmt.Errorf("unknown frame type %q", j.Type)
 	}
@@ -61,5 +89,7 @@ func DecodeClient(data []byte) (ClientFrame, error) {
 
 var (
 	errMalformed = errors.New("malformed JSON frame")
-	errAckSeq    = errors.New("an ack needs the start's seq, a whole number")
+	errSeq       = errors.New("a start's seq, a whole number, is needed")
+	errSyncT0    = errors.New("a sync needs t0, the client's send time in ms")
+	errSeenTimes = errors.New("a seen needs receivedAt and revealedAt, positive times in ms, and errorMs ≥ 0")
 )

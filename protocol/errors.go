@@ -15,6 +15,7 @@ const (
 	NotStarted      ErrorCode = "not_started"      // answer before the bulb is lit
 	Closed          ErrorCode = "closed"           // answer after close or to another question
 	AlreadyAnswered ErrorCode = "already_answered" // a second answer to one question
+	FalseStart      ErrorCode = "false_start"      // an answer faster than a person can react: it used up the answer
 	RateLimited     ErrorCode = "rate_limited"     // too many frames, or code submissions
 	Busy            ErrorCode = "busy"             // the judge's queue is full: try again shortly
 	Unavailable     ErrorCode = "unavailable"      // the engine cannot serve now
@@ -23,7 +24,7 @@ const (
 
 // ErrorCodes lists every error code, in the order of docs/protocol.md.
 var ErrorCodes = []ErrorCode{Invalid, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, NotStarted,
-	Closed, AlreadyAnswered, RateLimited, Busy, Unavailable, Internal}
+	Closed, AlreadyAnswered, FalseStart, RateLimited, Busy, Unavailable, Internal}
 
 // ErrorBody is the body of every failed HTTP call: {"error":{"code","message"}}.
 type ErrorBody struct {

@@ -21,7 +21,7 @@ func everyFrame() []ServerFrame {
 	return []ServerFrame{
 		WelcomeFrame{PlayerID: "p1", Name: "ada", Room: "482913", Role: "player", Phase: "open", Current: 2, Question: &q, Answered: &r,
 			Submissions: []ResultFrame{r}, Verdicts: []VerdictFrame{v}},
-		q, StartFrame{N: 2, Seq: 7}, CloseFrame{N: 2}, r, v,
+		q, StartFrame{N: 2, Seq: 7, At: 1765000000123.5}, SyncFrame{T0: 1, T1: 2, T2: 3}, CloseFrame{N: 2}, r, v,
 		LeaderboardFrame{Entries: []Entry{{PlayerID: "p1", Name: "ada", Score: 100, Rank: 1}}, Players: 1},
 		ErrorFrame{Code: Closed, Message: "question 2 is closed", N: 2},
 		AnsweredFrame{Answer: Answer{N: 2, PlayerID: "p1", Name: "ada", Response: Response{Choice: new(int)}, ReceivedAt: at}},
@@ -56,9 +56,15 @@ func TestEncodeTypeFirst(t *testing.T) {
 
 // TestAppendStart: the hand-written start frame is the encoded StartFrame, byte for byte.
 func TestAppendStart(t *testing.T) {
-	for _, f := range []StartFrame{{1, 1}, {200, 18446744073709551615}, {0, 0}, {-3, 42}} {
-		if got, want := string(AppendStart([]byte("x"), f.N, f.Seq)), "x"+string(Encode(f)); got != want {
-			t.Errorf("AppendStart(%d, %d): got %s, want %s", f.N, f.Seq, got, want)
+	for _, f := range []StartFrame{{1, 1, 0}, {200, 18446744073709551615, 0}, {0, 0, 0}, {-3, 42, 0},
+		{7, 9, 1765000000123.456}, {7, 9, 1765000000123}, {7, 9, 1765000000123.0005}} {
+		if got, want := string(AppendStart([]byte("x"), f.N, f.Seq, f.At)), "x"+string(Encode(f)); got != want {
+			t.Errorf("AppendStart(%d, %d, %v): got %s, want %s", f.N, f.Seq, f.At, got, want)
+		}
+	}
+	for _, f := range []SyncFrame{{1765000000000.25, 1765000004321.125, 1765000004321.5}, {0, 1, 2}, {-5.5, 1e15, 123.456789}} {
+		if got, want := string(AppendSync(nil, f.T0, f.T1, f.T2)), string(Encode(f)); got != want {
+			t.Errorf("AppendSync(%v): got %s, want %s", f, got, want)
 		}
 	}
 }
@@ -74,11 +80,18 @@ func TestDecodeClient(t *testing.T) {
 		{data: `{"type":"answer","n":3,"language":"c","code":"int main(){}"}`, want: ClientFrame{Type: TypeAnswer, N: 3, Response: Response{Language: "c", Source: "int main(){}"}}},
 		{data: `{"seq":18446744073709551615,"type":"ack"}`, want: ClientFrame{Type: TypeAck, Seq: 18446744073709551615}},
 		{data: `{"type":"ack","seq":7,"n":2}`, want: ClientFrame{Type: TypeAck, Seq: 7, N: 2}},
-		{data: `{"type":"ack"}`, wantErr: "an ack needs the start's seq, a whole number"},
-		{data: `{"type":"ack","seq":-1}`, wantErr: "an ack needs the start's seq, a whole number"},
-		{data: `{"type":"ack","seq":1.5}`, wantErr: "an ack needs the start's seq, a whole number"},
-		{data: `{"type":"ack","seq":"1"}`, wantErr: "an ack needs the start's seq, a whole number"},
-		{data: `{"type":"ack","seq":null}`, wantErr: "an ack needs the start's seq, a whole number"},
+		{data: `{"type":"ack"}`, wantErr: "ack: a start's seq, a whole number, is needed"},
+		{data: `{"type":"ack","seq":-1}`, wantErr: "ack: a start's seq, a whole number, is needed"},
+		{data: `{"type":"ack","seq":1.5}`, wantErr: "ack: a start's seq, a whole number, is needed"},
+		{data: `{"type":"ack","seq":"1"}`, wantErr: "ack: a start's seq, a whole number, is needed"},
+		{data: `{"type":"ack","seq":null}`, wantErr: "ack: a start's seq, a whole number, is needed"},
+		{data: `{"type":"sync","t0":1765000000000.125}`, want: ClientFrame{Type: TypeSync, T0: 1765000000000.125}},
+		{data: `{"type":"sync"}`, wantErr: "a sync needs t0, the client's send time in ms"},
+		{data: `{"type":"sync","t0":"now"}`, wantErr: "malformed JSON frame"},
+		{data: `{"type":"seen","seq":4,"receivedAt":1765000000100.5,"revealedAt":1765000000300,"errorMs":1.25,"late":true}`,
+			want: ClientFrame{Type: TypeSeen, Seq: 4, Seen: Seen{ReceivedAt: 1765000000100.5, RevealedAt: 1765000000300, ErrorMs: 1.25, Late: true}}},
+		{data: `{"type":"seen","seq":4,"receivedAt":0,"revealedAt":1,"errorMs":1}`, wantErr: "a seen needs receivedAt and revealedAt, positive times in ms, and errorMs ≥ 0"},
+		{data: `{"type":"seen","receivedAt":1,"revealedAt":1,"errorMs":1}`, wantErr: "seen: a start's seq, a whole number, is needed"},
 		{data: `{"type":"hello"}`, wantErr: `unknown frame type "hello"`},
 		{data: `{}`, wantErr: `unknown frame type ""`},
 		{data: `not json`, wantErr: "malformed JSON frame"},
@@ -150,8 +163,8 @@ func TestMirrorsDocs(t *testing.T) {
 	if got := names(section("### Server → client", "### Client → server")); !slices.Equal(got, types) {
 		t.Errorf("server frames in docs/protocol.md: got %v, want %v", got, types)
 	}
-	if got := names(section("### Client → server", "### Close codes")); !slices.Equal(got, []string{TypeAnswer, TypeAck}) {
-		t.Errorf("client frames in docs/protocol.md: got %v, want answer, ack", got)
+	if got, want := names(section("### Client → server", "### Close codes")), []string{TypeAnswer, TypeSync, TypeSeen, TypeAck}; !slices.Equal(got, want) {
+		t.Errorf("client frames in docs/protocol.md: got %v, want %v", got, want)
 	}
 	var closeCodes []string
 	for _, c := range CloseCodes {

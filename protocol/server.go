@@ -73,20 +73,53 @@ type QuestionFrame struct {
 	MemoryLimitMB int        `json:"memoryLimitMB,omitempty"`
 }
 
-// StartFrame lights the bulb of question N; Seq numbers the start, for acks. It is the
+// StartFrame lights the bulb of question N; Seq numbers the start. At, under the synced
+// reveal, is the reveal instant in server time (ms since the Unix epoch): the page lights
+// its bulb then, on its synced clock; without it (the immediate reveal) at once. It is the
 // frame of the hot path: AppendStart encodes it without reflection.
 type StartFrame struct {
-	N   int    `json:"n"`
-	Seq uint64 `json:"seq"`
+	N   int     `json:"n"`
+	Seq uint64  `json:"seq"`
+	At  float64 `json:"at,omitempty"`
 }
 
-// AppendStart appends the start frame of question n and sequence number seq to b: the
-// same bytes as Encode(StartFrame{n, seq}), without reflection or a second allocation.
-func AppendStart(b []byte, n int, seq uint64) []byte {
+// AppendStart appends the start frame of question n, sequence number seq and reveal
+// instant at (ms since the Unix epoch; 0 for none) to b: the same bytes as
+// Encode(StartFrame{n, seq, at}), without reflection or a second allocation.
+func AppendStart(b []byte, n int, seq uint64, at float64) []byte {
 	b = append(b, `{"type":"start","n":`...)
 	b = strconv.AppendInt(b, int64(n), 10)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, seq, 10)
+	if at != 0 {
+		b = append(b, `,"at":`...)
+		b = appendMillis(b, at)
+	}
+	return append(b, '}')
+}
+
+// appendMillis appends ms as encoding/json does a float64 of its size: plain digits, the
+// shortest that reads back to ms.
+func appendMillis(b []byte, ms float64) []byte { return strconv.AppendFloat(b, ms, 'f', -1, 64) }
+
+// SyncFrame answers a client's sync: T0 as the client sent it, T1 when the server received
+// it and T2 when the server sent the answer (ms since the Unix epoch, server time, T2
+// stamped just before the write). AppendSync encodes it at the moment it is written.
+type SyncFrame struct {
+	T0 float64 `json:"t0"`
+	T1 float64 `json:"t1"`
+	T2 float64 `json:"t2"`
+}
+
+// AppendSync appends the sync frame of t0, t1 and t2 to b: the same bytes as
+// Encode(SyncFrame{t0, t1, t2}).
+func AppendSync(b []byte, t0, t1, t2 float64) []byte {
+	b = append(b, `{"type":"sync","t0":`...)
+	b = appendMillis(b, t0)
+	b = append(b, `,"t1":`...)
+	b = appendMillis(b, t1)
+	b = append(b, `,"t2":`...)
+	b = appendMillis(b, t2)
 	return append(b, '}')
 }
 
@@ -166,6 +199,15 @@ func (StartFrame) FrameType() string { return "start" }
 // MarshalJSON implements json.Marshaler: the fields, after the type.
 func (f StartFrame) MarshalJSON() ([]byte, error) {
 	type fields StartFrame
+	return withType(f, fields(f))
+}
+
+// FrameType implements ServerFrame.
+func (SyncFrame) FrameType() string { return "sync" }
+
+// MarshalJSON implements json.Marshaler: the fields, after the type.
+func (f SyncFrame) MarshalJSON() ([]byte, error) {
+	type fields SyncFrame
 	return withType(f, fields(f))
 }
 

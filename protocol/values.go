@@ -26,7 +26,8 @@ type Answer struct {
 	Pending     bool      `json:"pending,omitempty"` // rank and points are still to come
 	ReceivedAt  time.Time `json:"receivedAt"`
 	ElapsedUs   int64     `json:"elapsedUs"`            // since the question went live
-	ReactionUs  *int64    `json:"reactionUs,omitempty"` // compensated timing: what ranks it
+	ReactionUs  *int64    `json:"reactionUs,omitempty"` // compensated timing, or a synced reveal: the reaction time
+	FalseStart  bool      `json:"falseStart,omitempty"` // came faster than a person can react: never correct
 	// Verdict is the judge's verdict on a code submission; nil while it is judged. A code
 	// submission is Pending until it and every earlier one have their verdicts.
 	Verdict *Verdict `json:"verdict,omitempty"`

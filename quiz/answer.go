@@ -58,12 +58,15 @@ func reaction(a protocol.Answer) int64 {
 }
 
 // Delivery is what the connection an answer came on knows of the question's start: when
-// the write of the start frame to it returned, and the round trip of that start's signal
-// (the lesser of its ack's and the connection's median ping). Written is zero if the
-// connection got no start of the question. Compensated timing credits it.
+// the write of the start frame to it returned, the round trip of that start's signal (the
+// lesser of its ack's and the connection's median ping), the start's reveal instant if it
+// was synced, and the client's return delay (the way back of its answer: half its median
+// ping round trip). Written is zero if the connection got no start of the question.
 type Delivery struct {
-	Written time.Time
-	RTT     time.Duration
+	Written     time.Time
+	RTT         time.Duration
+	Reveal      time.Time
+	ReturnDelay time.Duration
 }
 
 // Answer marks and records a player's response to question n, received at the given
@@ -96,8 +99,12 @@ func (s *Service) answer(ctx context.Context, id Identity, n int, resp protocol.
 	}
 	a := protocol.Answer{N: n, PlayerID: id.PlayerID, Response: resp, Correct: correct}
 	sc := ScoringFor(qz, n)
-	if sc.Deferred {
-		a.ReactionUs = reactionTime(d, received)
+	synced := qz.Reveal == RevealSynced && !d.Reveal.IsZero()
+	if sc.Deferred || synced {
+		a.ReactionUs = reactionTime(d, synced, received)
+	}
+	if synced && !sc.Code && a.ReactionUs != nil && *a.ReactionUs < int64(*qz.FalseStartMs)*1000 {
+		a.Correct, a.FalseStart = false, true // it still uses up the answer
 	}
 	a, replayed, err := s.store.Accept(ctx, id.Room, a, sc)
 	if err != nil {
@@ -105,6 +112,10 @@ func (s *Service) answer(ctx context.Context, id Identity, n int, resp protocol.
 	}
 	if !replayed {
 		s.bc.SendHosts(id.Room, protocol.Encode(protocol.AnsweredFrame{Answer: a}))
+	}
+	if a.FalseStart {
+		return a, Errorf(protocol.FalseStart, "a false start: the answer came %d ms after the bulb lit, faster than anyone reacts (%d ms); it counts as your answer",
+			*a.ReactionUs/1000, *qz.FalseStartMs)
 	}
 	if sc.Code {
 		return a, s.submit(ctx, id.Room, a, qz.Questions[n-1])
@@ -175,13 +186,21 @@ func (s *Service) Verdict(ctx context.Context, room string, n, sub int, v protoc
 	return nil
 }
 
-// reactionTime is a player's reaction time: from when its start frame was written, less
-// what the signal's travel took (its round trip, capped). Without a delivery it is nil,
-// and ranking falls back to the time since the question went live.
-func reactionTime(d Delivery, received time.Time) *int64 {
-	if d.Written.IsZero() {
+// reactionTime is a player's reaction time, or nil without a delivery. Under the synced
+// reveal everyone saw the bulb at its reveal instant, so it is the time from that instant
+// to the answer's arrival, less the way back (the return delay, capped: a client can make
+// its round trips look longer, never shorter). Under the immediate reveal it is the time
+// from when the player's start frame was written, less the signal's round trip, capped;
+// without a delivery, ranking falls back to the time since the question went live.
+func reactionTime(d Delivery, synced bool, received time.Time) *int64 {
+	var us int64
+	switch {
+	case synced:
+		us = (received.Sub(d.Reveal) - min(d.ReturnDelay, ReturnDelayCap)).Microseconds()
+	case !d.Written.IsZero():
+		us = (received.Sub(d.Written) - min(d.RTT, CompensationCap)).Microseconds()
+	default:
 		return nil
 	}
-	us := (received.Sub(d.Written) - min(d.RTT, CompensationCap)).Microseconds()
 	return &us
 }

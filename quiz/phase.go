@@ -35,11 +35,12 @@ func (s *Service) Open(ctx context.Context, room string, n int) (*Room, error) {
 	return r, nil
 }
 
-// StartResult is what a start did: the start's sequence number and recipients, or, for a
-// timed start, when it is scheduled.
+// StartResult is what a start did: the start's sequence number and recipients, and its
+// reveal instant if it is synced; or, for a timed start, when it is scheduled.
 type StartResult struct {
 	Seq        uint64
 	Recipients int
+	Reveal     time.Time // when the bulbs light, under the synced reveal; zero if immediate
 	At         time.Time // zero unless scheduled
 }
 
@@ -72,10 +73,33 @@ func (s *Service) Start(ctx context.Context, room string, n int, at time.Time) (
 // start moves question n from open to live and fans the start out. A timed start passes
 // the time it was scheduled for: if the room no longer has that schedule (the host started
 // by hand, closed or rescheduled), the firing is stale and changes nothing.
+//
+// Under the synced reveal the start is sent ahead of its reveal instant, by the
+// broadcaster's lead (a timed start's timer fires that early, and it lights at its time),
+// and the question's StartedAt is the reveal instant: times are counted from when the
+// students saw the bulb. An immediate timed start waits for its time.
 func (s *Service) start(ctx context.Context, room string, n int, scheduled time.Time) (StartResult, error) {
 	ctx = context.WithoutCancel(ctx) // a start, once begun, reaches everyone even if the host hangs up
+	qz, err := s.store.Quiz(ctx, room)
+	if err != nil {
+		return StartResult{}, err
+	}
+	synced := qz.Reveal == RevealSynced
+	if !synced && !scheduled.IsZero() {
+		if wait := time.Until(scheduled); wait > 0 { // the timer fired timedStartAhead early
+			time.Sleep(wait)
+		}
+	}
 	started := s.now()
-	_, err := s.store.Update(ctx, room, func(r *Room) error {
+	var reveal time.Time
+	if synced {
+		reveal = started.Add(s.bc.Lead(room))
+		if scheduled.After(reveal) {
+			reveal = scheduled
+		}
+		started = reveal
+	}
+	_, err = s.store.Update(ctx, room, func(r *Room) error {
 		if err := checkCurrentOpen(r, n); err != nil {
 			return err
 		}
@@ -98,7 +122,7 @@ func (s *Service) start(ctx context.Context, room string, n int, scheduled time.
 	if scheduled.IsZero() {
 		s.cancelTimer(room, ActionStart)
 	}
-	seq, recipients, err := s.bc.Start(ctx, room, n)
+	seq, recipients, err := s.bc.Start(ctx, room, n, reveal)
 	if err != nil && seq == 0 {
 		// Nothing was sent: back to open, so that nobody can answer a question whose
 		// bulb they never saw, and the host can try again.
@@ -117,8 +141,8 @@ func (s *Service) start(ctx context.Context, room string, n int, scheduled time.
 	if err != nil {
 		return StartResult{}, fmt.Errorf("start fan-out: %w", err)
 	}
-	s.log.Info("started", "room", room, "n", n, "seq", seq, "recipients", recipients)
-	return StartResult{Seq: seq, Recipients: recipients}, nil
+	s.log.Info("started", "room", room, "n", n, "seq", seq, "recipients", recipients, "reveal", reveal)
+	return StartResult{Seq: seq, Recipients: recipients, Reveal: reveal}, nil
 }
 
 var errStale = errors.New("stale timed start")

@@ -24,6 +24,12 @@ const (
 	Compensated = "compensated" // rank by reaction time: arrival minus delivery minus min(RTT, cap)
 )
 
+// Reveal modes: when a start's bulb lights on the students' screens.
+const (
+	RevealSynced    = "synced"    // at the start's reveal instant, on clocks synced with the server's
+	RevealImmediate = "immediate" // when the start arrives
+)
+
 // Question kinds.
 const (
 	KindChoice = "choice" // pick one of Choices; Answer is the 0-based index of the right one
@@ -33,21 +39,29 @@ const (
 
 // Limits and defaults of a quiz.
 const (
-	MaxQuestions      = 200
-	MaxTitle          = 200
-	MaxText           = 2000
-	MaxChoices        = 26
-	MaxAnswerText     = 1000
-	MaxWinners        = 100
-	DefaultPoints     = 100
-	DefaultTimeLimit  = 20 * time.Second
-	minTimeLimitMs    = 1000
-	maxTimeLimitMs    = 3_600_000
-	maxPoints         = 1_000_000
-	fullPointsWithin  = 500 * time.Millisecond
-	CompensationCap   = 150 * time.Millisecond // most a measured RTT may take off a reaction time
-	defaultQuizTitle  = "Quiz"
-	maxAnswersPerQues = 50
+	MaxQuestions     = 200
+	MaxTitle         = 200
+	MaxText          = 2000
+	MaxChoices       = 26
+	MaxAnswerText    = 1000
+	MaxWinners       = 100
+	DefaultPoints    = 100
+	DefaultTimeLimit = 20 * time.Second
+	minTimeLimitMs   = 1000
+	maxTimeLimitMs   = 3_600_000
+	maxPoints        = 1_000_000
+	fullPointsWithin = 500 * time.Millisecond
+	CompensationCap  = 150 * time.Millisecond // most a measured RTT may take off a reaction time
+	// ReturnDelayCap is the most a student's return delay (the way back of an answer) may
+	// take off a reaction time under the synced reveal.
+	ReturnDelayCap = CompensationCap / 2
+	// DefaultFalseStartMs is the reaction time, in ms, below which an answer under the
+	// synced reveal is a false start: no person reacts faster (athletics counts a start
+	// within 0.100 s of the gun as false).
+	DefaultFalseStartMs = 100
+	maxFalseStartMs     = 1000
+	defaultQuizTitle    = "Quiz"
+	maxAnswersPerQues   = 50
 
 	// Code questions.
 	MaxCode             = 64 << 10 // bytes of one code submission
@@ -69,12 +83,16 @@ const (
 
 // Quiz is what a host creates a room from.
 type Quiz struct {
-	Version   int64      `json:"-"` // bumped by every edit; the base of optimistic edits
-	Title     string     `json:"title"`
-	Ranking   string     `json:"ranking"`
-	Winners   []int      `json:"winners,omitempty"`
-	Timing    string     `json:"timing"`
-	Questions []Question `json:"questions"`
+	Version int64  `json:"-"` // bumped by every edit; the base of optimistic edits
+	Title   string `json:"title"`
+	Ranking string `json:"ranking"`
+	Winners []int  `json:"winners,omitempty"`
+	Timing  string `json:"timing"`
+	Reveal  string `json:"reveal"`
+	// FalseStartMs is the reaction time below which an answer is a false start, under the
+	// synced reveal; nil means DefaultFalseStartMs, 0 none.
+	FalseStartMs *int       `json:"falseStartMs,omitempty"`
+	Questions    []Question `json:"questions"`
 }
 
 // Question is one question of a quiz. Which fields apply depends on Kind.
@@ -127,6 +145,20 @@ func (q *Quiz) Normalize() error {
 	case FirstCome, Speed:
 	default:
 		return Errorf(protocol.Invalid, "ranking must be %q or %q, got %q", FirstCome, Speed, q.Ranking)
+	}
+	switch q.Reveal {
+	case "":
+		q.Reveal = RevealSynced
+	case RevealSynced, RevealImmediate:
+	default:
+		return Errorf(protocol.Invalid, "reveal must be %q or %q, got %q", RevealSynced, RevealImmediate, q.Reveal)
+	}
+	if q.FalseStartMs == nil {
+		d := DefaultFalseStartMs
+		q.FalseStartMs = &d
+	}
+	if *q.FalseStartMs < 0 || *q.FalseStartMs > maxFalseStartMs {
+		return Errorf(protocol.Invalid, "falseStartMs must be between 0 and %d", maxFalseStartMs)
 	}
 	switch q.Timing {
 	case "":

@@ -17,6 +17,10 @@ import (
 // schedule, so a start or close fires exactly once however many nodes there are, and even
 // if the node that scheduled it has died.
 
+// timedStartAhead is how long before its time a timed start's timer fires: a synced start
+// must be sent its lead ahead (at most the hub's longest lead); an immediate one waits.
+const timedStartAhead = time.Second
+
 // maxScheduleAhead is how far ahead a timed start or close may be.
 const maxScheduleAhead = 24 * time.Hour
 
@@ -87,7 +91,11 @@ func (s *Service) setTimer(room string, n int, action string, at time.Time) {
 	if t := s.timers[key]; t != nil {
 		t.Stop()
 	}
-	s.timers[key] = time.AfterFunc(time.Until(at), func() {
+	fireAt := at
+	if action == ActionStart {
+		fireAt = at.Add(-timedStartAhead) // a synced start is sent ahead of its instant
+	}
+	s.timers[key] = time.AfterFunc(time.Until(fireAt), func() {
 		s.mu.Lock()
 		ctx := s.ctx
 		if ctx == nil || ctx.Err() != nil {

@@ -18,9 +18,13 @@ type Broadcaster interface {
 	// SendPlayer queues frame for one player's connection.
 	SendPlayer(room, playerID string, frame []byte)
 	// Start lights the bulb of question n: the start frame goes to every player of the room
-	// at as nearly the same instant as possible. It returns the start's sequence number and
-	// how many players it was sent to.
-	Start(ctx context.Context, room string, n int) (seq uint64, recipients int, err error)
+	// at as nearly the same instant as possible, revealed at reveal (a synced start) or at
+	// once (reveal zero). It returns the start's sequence number and how many players it
+	// was sent to.
+	Start(ctx context.Context, room string, n int, reveal time.Time) (seq uint64, recipients int, err error)
+	// Lead is how far ahead of its reveal instant a synced start of the room should be
+	// sent, for the start to reach (nearly) every player before it.
+	Lead(room string) time.Duration
 }
 
 // Limits of a room.

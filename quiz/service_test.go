@@ -23,7 +23,11 @@ type fakeBroadcaster struct {
 	frames   []string // every frame sent to anyone
 	toPlayer map[string][]string
 	starts   int
+	reveals  []time.Time // of each start: zero for an immediate one
 }
+
+// fakeLead is the lead the fake broadcaster measures for every room.
+const fakeLead = 200 * time.Millisecond
 
 func newFake() *fakeBroadcaster {
 	return &fakeBroadcaster{toPlayer: map[string][]string{}}
@@ -40,13 +44,15 @@ func (f *fakeBroadcaster) SendPlayer(_, id string, frame []byte) {
 	defer f.mu.Unlock()
 	f.toPlayer[id] = append(f.toPlayer[id], string(frame))
 }
-func (f *fakeBroadcaster) Start(context.Context, string, int) (uint64, int, error) {
+func (f *fakeBroadcaster) Lead(string) time.Duration { return fakeLead }
+func (f *fakeBroadcaster) Start(_ context.Context, _ string, _ int, reveal time.Time) (uint64, int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.startErr != nil {
 		return 0, 0, f.startErr
 	}
 	f.starts++
+	f.reveals = append(f.reveals, reveal)
 	return uint64(f.starts), 0, nil
 }
 
@@ -126,8 +132,46 @@ func TestTimedStart(t *testing.T) {
 		}
 	})
 
-	t.Run("fires once, at its time", func(t *testing.T) {
+	t.Run("synced: sent ahead, lights at its time", func(t *testing.T) {
+		r := mustCreate(t, s, validQuiz()) // synced by default
+		if _, err := s.Open(ctx, r.Code, 1); err != nil {
+			t.Fatal(err)
+		}
+		before := bc.startCount()
+		at := time.Now().Add(1500 * time.Millisecond) // the timer fires a second before
+		if _, err := s.Start(ctx, r.Code, 1, at); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { return bc.startCount() == before+1 })
+		sent := time.Now()
+		if !sent.Before(at) {
+			t.Fatalf("sent at %v, want ahead of its time %v", sent, at)
+		}
+		bc.mu.Lock()
+		reveal := bc.reveals[len(bc.reveals)-1]
+		bc.mu.Unlock()
+		room, _ := s.Room(ctx, r.Code)
+		if !reveal.Equal(at) || !room.StartedAt.Equal(at) || room.Phase != PhaseLive {
+			t.Fatalf("got reveal %v, started %v, phase %s; want both at its time %v, live", reveal, room.StartedAt, room.Phase, at)
+		}
+	})
+
+	t.Run("synced: a start now lights after the lead", func(t *testing.T) {
 		r := mustCreate(t, s, validQuiz())
+		if _, err := s.Open(ctx, r.Code, 1); err != nil {
+			t.Fatal(err)
+		}
+		before := time.Now()
+		res, err := s.Start(ctx, r.Code, 1, time.Time{})
+		if err != nil || res.Reveal.Before(before.Add(fakeLead)) || res.Reveal.After(time.Now().Add(fakeLead)) {
+			t.Fatalf("got %+v, %v; want revealed the lead (%v) after the call", res, err, fakeLead)
+		}
+	})
+
+	t.Run("fires once, at its time", func(t *testing.T) {
+		qz := validQuiz()
+		qz.Reveal = RevealImmediate
+		r := mustCreate(t, s, qz)
 		if _, err := s.Open(ctx, r.Code, 1); err != nil {
 			t.Fatal(err)
 		}
@@ -430,7 +474,9 @@ func TestEditQuiz(t *testing.T) {
 func TestTimedClose(t *testing.T) {
 	ctx := context.Background()
 	s, bc := newTestService(t)
-	r := mustCreate(t, s, validQuiz())
+	qz := validQuiz()
+	qz.Reveal = RevealImmediate // a timed start that fires at its time, not ahead
+	r := mustCreate(t, s, qz)
 	closes := func() int {
 		bc.mu.Lock()
 		defer bc.mu.Unlock()
@@ -660,5 +706,77 @@ func TestCodeQuestion(t *testing.T) {
 		!strings.Contains(string(w), `"submissions":[{"type":"result","n":1,"accepted":true,"correct":true,"rank":1,"points":100,"submission":2,"language":"c"}]`) ||
 		!strings.Contains(string(w), `"languages":["python","c"]`) || strings.Contains(string(w), "tests") {
 		t.Fatalf("bob's welcome after reconnecting: %s, %v", w, err)
+	}
+}
+
+// TestSyncedReveal: under the synced reveal a reaction counts from the reveal instant,
+// less the player's return delay (capped); an answer faster than falseStartMs is a false
+// start, refused, stored wrong, and it uses up the player's answer; compensated timing
+// ranks by that reaction, whatever the way out took.
+func TestSyncedReveal(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestService(t)
+	qz := validQuiz()
+	qz.Timing = Compensated
+	r := mustCreate(t, s, qz)
+	players := map[string]Player{}
+	for _, name := range []string{"quick", "near", "far", "greedy"} {
+		p, err := s.Join(ctx, r.Code, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		players[name] = p
+	}
+	if _, err := s.Open(ctx, r.Code, 1); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Start(ctx, r.Code, 1, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	S := res.Reveal
+	answerWith := func(name string, choice int, after, returnDelay time.Duration) (protocol.Answer, error) {
+		id := Identity{Room: r.Code, Role: RolePlayer, PlayerID: players[name].ID}
+		d := Delivery{Reveal: S, ReturnDelay: returnDelay, Written: S.Add(-time.Second)} // the start went out long before
+		return s.Answer(ctx, id, 1, protocol.Response{Choice: intp(choice)}, S.Add(after), d)
+	}
+	answer := func(name string, after, returnDelay time.Duration) (protocol.Answer, error) {
+		return answerWith(name, 2, after, returnDelay)
+	}
+	// 60 ms after the reveal, 5 ms of it the way back: 55 ms, no person is that quick.
+	a, err := answer("quick", 60*time.Millisecond, 5*time.Millisecond)
+	if ErrorCode(err) != protocol.FalseStart || !a.FalseStart || a.Correct || *a.ReactionUs != 55_000 {
+		t.Fatalf("a 55 ms reaction: got %+v, %v; want a false start, stored wrong", a, err)
+	}
+	if _, err := answerWith("quick", 1, 900*time.Millisecond, 5*time.Millisecond); ErrorCode(err) != protocol.AlreadyAnswered {
+		t.Fatalf("another answer after a false start: got %v, want already_answered", err)
+	}
+	if _, err := answer("quick", 900*time.Millisecond, 5*time.Millisecond); ErrorCode(err) != protocol.FalseStart {
+		t.Fatalf("the same answer again (a retry): got %v, want the stored false start", err)
+	}
+	// far's answer arrives later but took 60 ms to come back: it reacted first.
+	if a, err := answer("far", 300*time.Millisecond, 60*time.Millisecond); err != nil || *a.ReactionUs != 240_000 {
+		t.Fatalf("far: got %+v, %v; want reaction 240 ms", a, err)
+	}
+	if a, err := answer("near", 250*time.Millisecond, 2*time.Millisecond); err != nil || *a.ReactionUs != 248_000 {
+		t.Fatalf("near: got %+v, %v; want reaction 248 ms", a, err)
+	}
+	// A claimed return delay of 2 s is capped.
+	if a, err := answer("greedy", 400*time.Millisecond, 2*time.Second); err != nil || *a.ReactionUs != (400*time.Millisecond-ReturnDelayCap).Microseconds() {
+		t.Fatalf("greedy: got %+v, %v; want the return delay capped at %v", a, err, ReturnDelayCap)
+	}
+	if _, err := s.Close(ctx, r.Code, 1, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	ranked, err := s.Answers(ctx, r.Code, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, a := range ranked {
+		order = append(order, a.Name)
+	}
+	if want := []string{"far", "near", "greedy", "quick"}; !slices.Equal(order, want) {
+		t.Errorf("ranked %v, want %v: by reaction from the reveal, the false start last", order, want)
 	}
 }

@@ -13,7 +13,7 @@ import (
 // Accept implements Store in one script, accept.lua: see it for what it checks and
 // writes. The receive time is the Redis server's.
 func (s *RedisStore) Accept(ctx context.Context, room string, a protocol.Answer, sc Scoring) (protocol.Answer, bool, error) {
-	head, err := json.Marshal(redisAnswerHead{N: a.N, PlayerID: a.PlayerID, Response: a.Response, Correct: a.Correct, ReactionUs: a.ReactionUs})
+	head, err := json.Marshal(redisAnswerHead{N: a.N, PlayerID: a.PlayerID, Response: a.Response, Correct: a.Correct, ReactionUs: a.ReactionUs, FalseStart: a.FalseStart})
 	if err != nil {
 		return protocol.Answer{}, false, fmt.Errorf("encoding an answer: %w", err)
 	}

@@ -31,6 +31,7 @@ type redisAnswerHead struct {
 	Response   protocol.Response `json:"answer"`
 	Correct    bool              `json:"correct"`
 	ReactionUs *int64            `json:"reactionUs,omitempty"`
+	FalseStart bool              `json:"falseStart,omitempty"`
 }
 
 // redisAnswer is an answer as stored: times in µs since the epoch.
@@ -40,6 +41,7 @@ type redisAnswer struct {
 	Response    protocol.Response `json:"answer"`
 	Correct     bool              `json:"correct"`
 	ReactionUs  *int64            `json:"reactionUs,omitempty"`
+	FalseStart  bool              `json:"falseStart,omitempty"`
 	Name        string            `json:"name"`
 	Rank        int               `json:"rank"`
 	ArrivalRank int               `json:"arrivalRank"`
@@ -55,13 +57,13 @@ func (a redisAnswer) answer() protocol.Answer {
 		N: a.N, PlayerID: a.PlayerID, Name: a.Name, Response: a.Response, Correct: a.Correct,
 		Rank: a.Rank, ArrivalRank: a.ArrivalRank, Points: a.Points, Pending: a.Pending,
 		ReceivedAt: time.UnixMicro(a.ReceivedUs).UTC(), ElapsedUs: a.ElapsedUs, ReactionUs: a.ReactionUs,
-		Verdict: a.Verdict,
+		FalseStart: a.FalseStart, Verdict: a.Verdict,
 	}
 }
 
 func redisAnswerOf(a protocol.Answer) redisAnswer {
 	return redisAnswer{
-		N: a.N, PlayerID: a.PlayerID, Response: a.Response, Correct: a.Correct, ReactionUs: a.ReactionUs,
+		N: a.N, PlayerID: a.PlayerID, Response: a.Response, Correct: a.Correct, ReactionUs: a.ReactionUs, FalseStart: a.FalseStart,
 		Name: a.Name, Rank: a.Rank, ArrivalRank: a.ArrivalRank, Points: a.Points, Pending: a.Pending,
 		ReceivedUs: a.ReceivedAt.UnixMicro(), ElapsedUs: a.ElapsedUs, Verdict: a.Verdict,
 	}

@@ -93,6 +93,7 @@ var statusOf = map[protocol.ErrorCode]int{
 	protocol.NotStarted:      http.StatusConflict,
 	protocol.Closed:          http.StatusConflict,
 	protocol.AlreadyAnswered: http.StatusConflict,
+	protocol.FalseStart:      http.StatusConflict,
 	protocol.RateLimited:     http.StatusTooManyRequests,
 	protocol.Busy:            http.StatusServiceUnavailable,
 	protocol.Unavailable:     http.StatusServiceUnavailable,
@@ -440,7 +441,11 @@ func (s *server) timed(c echo.Context, act func(ctx context.Context, room string
 func (s *server) start(c echo.Context) error {
 	return s.timed(c, func(ctx context.Context, room string, n int, at time.Time) (any, error) {
 		res, err := s.svc.Start(ctx, room, n, at)
-		return map[string]any{"seq": res.Seq, "recipients": res.Recipients}, err
+		body := map[string]any{"seq": res.Seq, "recipients": res.Recipients}
+		if !res.Reveal.IsZero() {
+			body["revealAt"] = res.Reveal.UTC()
+		}
+		return body, err
 	})
 }
 

@@ -86,8 +86,8 @@ func (ss *session) answer(ctx context.Context, c *hub.Conn, f protocol.ClientFra
 	if !ss.allow(received) {
 		return protocol.Answer{}, quiz.Errorf(protocol.RateLimited, "more than %d answers in a second", answerBurst)
 	}
-	var d quiz.Delivery
-	d.Written, d.RTT, _ = c.Delivery(f.N)
+	sd, _ := c.Delivery(f.N)
+	d := quiz.Delivery{Written: sd.Written, RTT: sd.RTT, Reveal: sd.Reveal, ReturnDelay: sd.ReturnDelay}
 	return ss.srv.svc.Answer(ctx, ss.id, f.N, f.Response, received, d)
 }
 

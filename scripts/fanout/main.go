@@ -392,7 +392,7 @@ func (e *bench) broadcast(ctx context.Context, strategy string) error {
 		e.hubIn <- e.frame()
 		return nil
 	case "bulb":
-		_, got, err := e.h.Start(ctx, "fanout", 1)
+		_, got, err := e.h.Start(ctx, "fanout", 1, time.Time{})
 		if err == nil && got != e.n {
 			err = fmt.Errorf("hub.Start recipients: got %d, want %d", got, e.n)
 		}
