@@ -36,10 +36,11 @@ type JobID struct {
 // String is the id as ROOM/QUESTION/SUBMISSION, for logs and Redis.
 func (id JobID) String() string { return fmt.Sprintf("%s/%d/%d", id.Room, id.Question, id.Submission) }
 
-// Job is one code submission to judge.
+// Job is one code submission to judge. Its room, the first level of the jobs' fairness,
+// is ID.Room; Player, the second, is the submitter's player ID within that room.
 type Job struct {
 	ID      JobID
-	Player  string // who submitted it, unique across rooms: the jobs are fair across players
+	Player  string
 	Program Program
 	Tests   []Test
 	Options Options

@@ -2,7 +2,8 @@ package judge
 
 import "context"
 
-// MemoryJobs are Jobs in one process, on a fair Queue. They live in memory only: a job
+// MemoryJobs are Jobs in one process, on a fair Queue: its round order is the jobs' order,
+// decided when a worker asks for its next job. They live in memory only: a job
 // waiting, or being judged, when the process ends is lost.
 type MemoryJobs struct {
 	queue *Queue[Job]
@@ -23,7 +24,9 @@ func NewMemoryJobs(max int) *MemoryJobs {
 }
 
 // Enqueue implements Jobs.
-func (m *MemoryJobs) Enqueue(_ context.Context, job Job) error { return m.queue.Push(job.Player, job) }
+func (m *MemoryJobs) Enqueue(_ context.Context, job Job) error {
+	return m.queue.Push(job.ID.Room, job.Player, job)
+}
 
 // Next implements Jobs.
 func (m *MemoryJobs) Next(ctx context.Context) (Delivery, error) {
