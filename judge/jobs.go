@@ -29,6 +29,10 @@ type Jobs interface {
 	// jobs, and its room's quota. It reports false when d is stale: the job was handed to
 	// another worker meanwhile, or completed before.
 	Complete(ctx context.Context, d Delivery) (bool, error)
+	// Drop removes the jobs of player in room that no worker has been handed yet (a kicked
+	// player's submissions), and returns how many it removed. A job already handed to a
+	// worker is left to finish.
+	Drop(ctx context.Context, room, player string) (int, error)
 }
 
 // DefaultMaxJobs is how many unfinished jobs MemoryJobs hold unless told otherwise.

@@ -108,7 +108,7 @@ local function topup(group)
   end
 end
 
--- Counts n of room's jobs as finished (completed); with none left unfinished
+-- Counts n of room's jobs as finished (completed, or dropped); with none left unfinished
 -- the room's rounds of players are forgotten.
 local function finish(room, n)
   if redis.call('HINCRBY', key('unfinished'), room, -n) <= 0 then

@@ -113,6 +113,20 @@ func (m *MemoryJobs) Complete(_ context.Context, d Delivery) (bool, error) {
 	return true, nil
 }
 
+// Drop implements Jobs.
+func (m *MemoryJobs) Drop(_ context.Context, room, player string) (int, error) {
+	if err := (Job{ID: JobID{Room: room}, Player: player}).check(); err != nil {
+		return 0, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	dropped := m.queue.Drop(room, player)
+	for _, mj := range dropped {
+		m.finish(mj)
+	}
+	return len(dropped), nil
+}
+
 // finish counts mj out of the unfinished jobs and its room's. m.mu is held.
 func (m *MemoryJobs) finish(mj memoryJob) {
 	m.unfinished--

@@ -27,8 +27,8 @@ import (
 // in Redis: a job waits in a list of its player's, its player in its room's two lists of
 // rounds (this round's turns, the next round's), its room in the two lists of rounds of
 // rooms. The stream holds the jobs handed to workers and at most one job not yet read:
-// whenever no job in the stream waits to be read (after an Enqueue, after each read, and
-// at each turn of a worker's Next loop), a script moves the next job in round
+// whenever no job in the stream waits to be read (after an Enqueue, after each read, after
+// a Drop, and at each turn of a worker's Next loop), a script moves the next job in round
 // order into it. So the order is decided one job ahead of the workers, a burst waits in
 // its lists rather than in the stream, and every free worker still gets a job at once:
 // the workers are never held back while anything waits, and a player's jobs may be
@@ -81,11 +81,14 @@ var (
 	jobsClaimLua string
 	//go:embed jobs_complete.lua
 	jobsCompleteLua string
+	//go:embed jobs_drop.lua
+	jobsDropLua string
 
 	jobsEnqueue  = jobsScript(jobsEnqueueLua)
 	jobsTaken    = jobsScript(jobsTakenLua)
 	jobsClaim    = jobsScript(jobsClaimLua)
 	jobsComplete = jobsScript(jobsCompleteLua)
+	jobsDrop     = jobsScript(jobsDropLua)
 )
 
 // jobsScript is one of the jobs' scripts after their shared part.
@@ -101,7 +104,7 @@ const (
 type RedisJobsOptions struct {
 	Prefix   string // key prefix, e.g. "bulb:"
 	Group    string // the consumer group of the judge workers; default "judges"
-	Consumer string // this worker's name, unique in the group; empty to only Enqueue
+	Consumer string // this worker's name, unique in the group; empty to only Enqueue and Drop
 	// ClaimIdle is how long a job may sit with a worker before another worker may claim
 	// it as dead; default 30 s. It must exceed the longest judging of one job, or a slow
 	// worker's job is judged again (the first verdict still wins).
@@ -381,4 +384,17 @@ func (j *RedisJobs) Complete(ctx context.Context, d Delivery) (bool, error) {
 		j.log.Info("stale delivery: another worker has the job", "entry", d.ID, "job", d.Job.ID, "attempt", d.Attempt)
 	}
 	return n == 1, nil
+}
+
+// Drop implements Jobs: the player's jobs waiting in its list, and its job in the stream
+// if no worker has read it yet, leave the jobs in one script.
+func (j *RedisJobs) Drop(ctx context.Context, room, player string) (int, error) {
+	if err := (Job{ID: JobID{Room: room}, Player: player}).check(); err != nil {
+		return 0, err
+	}
+	n, err := jobsDrop.Run(ctx, j.rdb, []string{j.stream}, j.group, room, player).Int()
+	if err != nil {
+		return 0, fmt.Errorf("dropping the jobs of player %s of room %s: %w", player, room, err)
+	}
+	return n, nil
 }

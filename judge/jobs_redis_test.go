@@ -247,6 +247,60 @@ func TestRedisJobsOneUnread(t *testing.T) {
 	}
 }
 
+// TestRedisJobsDropUnread: Drop takes a player's job from the stream if no worker has read
+// it, and the next job takes its place; one a worker has read stays.
+func TestRedisJobsDropUnread(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	jobs := mustRedisJobs(t, srv, "a", 0)
+	for i, j := range []Job{roomJob("R", 1, "kicked"), roomJob("R", 2, "kicked"), roomJob("S", 3, "p")} {
+		if err := jobs.Enqueue(ctx, j); err != nil {
+			t.Fatalf("Enqueue %d: %v", i, err)
+		}
+	}
+	d, err := jobs.Next(ctx) // R/kicked's first, read; S/p's job is the unread one
+	if err != nil || d.Job.ID.Submission != 1 {
+		t.Fatalf("Next: got %s, %v, want submission 1", d.Job.ID, err)
+	}
+	if err := jobs.Enqueue(ctx, roomJob("R", 4, "kicked")); err != nil {
+		t.Fatal(err)
+	}
+	d2, err := jobs.Next(ctx) // S/p's; now R/kicked's second is unread in the stream
+	if err != nil || d2.Job.ID.Submission != 3 {
+		t.Fatalf("Next: got %s, %v, want submission 3", d2.Job.ID, err)
+	}
+	unread := func() []string {
+		var subs []string
+		for _, m := range jobs.rdb.XRange(ctx, jobs.stream, "-", "+").Val() {
+			if m.ID != d.ID && m.ID != d2.ID {
+				subs = append(subs, m.Values["id"].(string))
+			}
+		}
+		return subs
+	}
+	if got := unread(); !slices.Equal(got, []string{"R/2/2"}) {
+		t.Fatalf("unread in the stream before Drop: got %v, want [R/2/2]", got)
+	}
+	if n, err := jobs.Drop(ctx, "R", "kicked"); n != 2 || err != nil {
+		t.Fatalf("Drop: got %d, %v, want 2 (one in the stream, one waiting), nil", n, err)
+	}
+	if got := unread(); len(got) != 0 {
+		t.Errorf("unread in the stream after Drop: got %v, want none", got)
+	}
+	for _, d := range []Delivery{d, d2} {
+		if ok, err := jobs.Complete(ctx, d); !ok || err != nil {
+			t.Errorf("Complete %s: got %v, %v, want true, nil", d.Job.ID, ok, err)
+		}
+	}
+	if got := redisKeys(t, jobs.rdb); slices.ContainsFunc(got, func(k string) bool {
+		return k == jobs.key("unfinished") || strings.HasPrefix(k, jobs.key("room:"))
+	}) {
+		t.Errorf("keys after every job was completed or dropped: got %v, want no room's nor unfinished", got)
+	}
+}
+
 // TestRedisJobsReadWithoutTaken: a worker that reads a job and dies before the script
 // that lets the next job into the stream stalls nothing: another worker's Next lets it in
 // within its next turn (about a second), and later claims the dead worker's job.

@@ -203,12 +203,48 @@ func TestJobsContract(t *testing.T) {
 			enqueue(jobs, roomJob("A", 4, "r"))
 		})
 
+		t.Run("Drop", func(t *testing.T) {
+			// Room R: p three jobs, q one; room S: a player also named p. The worker has
+			// R/p's first; Drop takes p's other two of room R only, and frees their
+			// places in R's quota; the job being judged may finish.
+			jobs := newJobs(0, 4)
+			enqueue(jobs, roomJob("R", 1, "p"), roomJob("R", 2, "p"), roomJob("R", 3, "p"), roomJob("R", 4, "q"),
+				roomJob("S", 5, "p"))
+			judged := next(jobs)
+			if judged.Job.ID.Submission != 1 {
+				t.Fatalf("Next: got %s, want R's first", judged.Job.ID)
+			}
+			if n, err := jobs.Drop(ctx, "R", "p"); n != 2 || err != nil {
+				t.Fatalf("Drop R/p: got %d, %v, want 2, nil", n, err)
+			}
+			enqueue(jobs, roomJob("R", 6, "q"), roomJob("R", 7, "q"))
+			var busy *BusyError
+			if err := jobs.Enqueue(ctx, roomJob("R", 8, "q")); !errors.As(err, &busy) || busy.Room != "R" {
+				t.Fatalf("Enqueue of a fifth job of room R: got %v, want a *BusyError for room R", err)
+			}
+			for _, dropped := range []struct{ room, player string }{{"R", "p"}, {"R", "nobody"}, {"nowhere", "p"}} {
+				if n, err := jobs.Drop(ctx, dropped.room, dropped.player); n != 0 || err != nil {
+					t.Errorf("Drop %s/%s: got %d, %v, want 0, nil", dropped.room, dropped.player, n, err)
+				}
+			}
+			complete(jobs, judged)
+			got := judgeAll(jobs, 4)
+			want := []string{"S/p/5", "R/q/4", "R/q/6", "R/q/7"}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("judged in the order %v, want %v", got, want)
+			}
+			nothingLeft(jobs)
+		})
+
 		t.Run("a room and a player are needed, without colons", func(t *testing.T) {
 			jobs := newJobs(0, 0)
 			for _, j := range []Job{roomJob("", 1, "p"), roomJob("R", 1, ""), roomJob("R:x", 1, "p"), roomJob("R", 1, "p:x")} {
 				if err := jobs.Enqueue(ctx, j); err == nil {
 					t.Errorf("Enqueue of room %q player %q: got nil, want an error", j.ID.Room, j.Player)
 				}
+			}
+			if n, err := jobs.Drop(ctx, "R:x", "p"); n != 0 || err == nil {
+				t.Errorf("Drop of room %q: got %d, %v, want 0 and an error", "R:x", n, err)
 			}
 			enqueue(jobs, roomJob("R", 2, "p"))
 			if d := next(jobs); d.Job.ID.Submission != 2 {
