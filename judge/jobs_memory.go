@@ -15,21 +15,30 @@ import (
 // A job is unfinished, and counts against MaxJobs and its room's RoomJobs, from Enqueue
 // until it is completed or dropped; a delivery that is never completed (its verdict could
 // not be recorded) holds its place until the process ends, as no other worker could take
-// the job over.
+// the job over. Jobs with equal tests share one copy of them, held while any of those jobs
+// is unfinished.
 type MemoryJobs struct {
 	maxJobs, roomJobs int
 	queue             *Queue[memoryJob]
 
 	mu         sync.Mutex
 	unfinished int
-	rooms      map[string]int       // each room's unfinished jobs
-	handed     map[string]memoryJob // the jobs handed to workers, by delivery id
-	delivered  uint64               // the last delivery id
+	rooms      map[string]int          // each room's unfinished jobs
+	handed     map[string]memoryJob    // the jobs handed to workers, by delivery id
+	tests      map[[32]byte]*testsCopy // the unfinished jobs' tests
+	delivered  uint64                  // the last delivery id
 }
 
-// memoryJob is a job in MemoryJobs.
+// memoryJob is a job in MemoryJobs, with the name of its tests.
 type memoryJob struct {
-	job Job
+	job   Job
+	tests [32]byte
+}
+
+// testsCopy is the one copy of a test set, and how many unfinished jobs have it.
+type testsCopy struct {
+	tests []Test
+	jobs  int
 }
 
 var _ Jobs = (*MemoryJobs)(nil)
@@ -56,15 +65,17 @@ func NewMemoryJobsWith(opts MemoryJobsOptions) *MemoryJobs {
 	}
 	return &MemoryJobs{
 		maxJobs: opts.MaxJobs, roomJobs: opts.RoomJobs, queue: NewQueue[memoryJob](opts.MaxJobs),
-		rooms: map[string]int{}, handed: map[string]memoryJob{},
+		rooms: map[string]int{}, handed: map[string]memoryJob{}, tests: map[[32]byte]*testsCopy{},
 	}
 }
 
-// Enqueue implements Jobs.
+// Enqueue implements Jobs. The job's tests are kept, not copied, unless equal tests are
+// kept already: the caller must not change them afterwards.
 func (m *MemoryJobs) Enqueue(_ context.Context, job Job) error {
 	if err := job.check(); err != nil {
 		return err
 	}
+	sum := testsSum(job.Tests)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	room := job.ID.Room
@@ -74,9 +85,16 @@ func (m *MemoryJobs) Enqueue(_ context.Context, job Job) error {
 	if n := m.rooms[room]; n >= m.roomJobs {
 		return &BusyError{Room: room, Len: n}
 	}
-	if err := m.queue.Push(room, job.Player, memoryJob{job: job}); err != nil {
+	c := m.tests[sum]
+	if c == nil {
+		c = &testsCopy{tests: job.Tests}
+		m.tests[sum] = c
+	}
+	job.Tests = c.tests
+	if err := m.queue.Push(room, job.Player, memoryJob{job: job, tests: sum}); err != nil {
 		return err // not with fewer than maxJobs unfinished
 	}
+	c.jobs++
 	m.rooms[room]++
 	m.unfinished++
 	return nil
@@ -127,7 +145,7 @@ func (m *MemoryJobs) Drop(_ context.Context, room, player string) (int, error) {
 	return len(dropped), nil
 }
 
-// finish counts mj out of the unfinished jobs and its room's. m.mu is held.
+// finish counts mj out of the unfinished jobs, its room's and its tests'. m.mu is held.
 func (m *MemoryJobs) finish(mj memoryJob) {
 	m.unfinished--
 	room := mj.job.ID.Room
@@ -135,9 +153,15 @@ func (m *MemoryJobs) finish(mj memoryJob) {
 		delete(m.rooms, room)
 		m.queue.Forget(room)
 	}
+	if c := m.tests[mj.tests]; c != nil {
+		if c.jobs--; c.jobs <= 0 {
+			delete(m.tests, mj.tests)
+		}
+	}
 }
 
-// testsSum names tests by their contents, for RedisJobs to keep one copy of equal tests: the SHA-256 of the number of tests, then each input and output after its length.
+// testsSum names tests by their contents, for both backends to keep one copy of equal
+// tests: the SHA-256 of the number of tests, then each input and output after its length.
 func testsSum(tests []Test) [32]byte {
 	h := sha256.New()
 	var n [8]byte
