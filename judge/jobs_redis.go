@@ -344,20 +344,23 @@ func (j *RedisJobs) read(ctx context.Context) (Delivery, bool, error) {
 	return d, ok, nil
 }
 
-// delivery decodes a job and its tests. A job that does not decode is completed at once,
-// with an error in the log, and not delivered: no worker could judge it, and no
-// submission is known to wait for it. A job whose test set is gone (found is false) is
-// delivered with TestsLost as its checker, for an IE verdict.
+// delivery decodes a job and its tests (an entry without a test set's name, written
+// before test sets were stored apart, has them in its job). A job that does not decode
+// is completed at once, with an error in the log, and not delivered: no worker could
+// judge it, and no submission is known to wait for it. A job whose test set is gone
+// (found is false) is delivered with TestsLost as its checker, for an IE verdict.
 func (j *RedisJobs) delivery(ctx context.Context, id string, values map[string]any, attempt int64, found bool, tests string) (Delivery, bool) {
 	d := Delivery{ID: id, Attempt: attempt}
 	s, _ := values["job"].(string)
 	err := json.Unmarshal([]byte(s), &d.Job)
-	if err == nil && found {
+	_, named := values["tests"] // else an entry of the old layout: the job has its tests
+	switch {
+	case err != nil || !named:
+	case found:
 		if err = json.Unmarshal([]byte(tests), &d.Job.Tests); err != nil {
 			err = fmt.Errorf("its tests: %w", err)
 		}
-	}
-	if err == nil && !found {
+	default:
 		j.log.Error("the tests of a job expired before it was judged: an IE verdict", "entry", id, "job", d.Job.ID,
 			"tests", values["tests"], "ttl", j.testsTTL)
 		d.Job.Tests, d.Job.Options.Checker = nil, TestsLost

@@ -456,3 +456,28 @@ func TestRedisJobsTestsLost(t *testing.T) {
 		t.Errorf("Next after the tests were stored again: got %+v, %v, want %+v", d.Job, err, job)
 	}
 }
+
+// TestRedisJobsOldEntry: a job the previous layout left in the stream, its tests inside
+// and no room nor test set's name, is still delivered whole and completed.
+func TestRedisJobsOldEntry(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	jobs := mustRedisJobs(t, srv, "a", 0)
+	if err := jobs.ensureGroup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old := testJob(1, "123456/p1") // the old Player: ROOM/PLAYER
+	b, _ := json.Marshal(old)
+	if err := jobs.rdb.XAdd(ctx, &redis.XAddArgs{Stream: jobs.stream, Values: []string{"id", old.ID.String(), "player", old.Player, "job", string(b)}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := jobs.Next(ctx)
+	if err != nil || !reflect.DeepEqual(d.Job, old) {
+		t.Fatalf("Next: got %+v, %v, want %+v", d.Job, err, old)
+	}
+	if ok, err := jobs.Complete(ctx, d); !ok || err != nil {
+		t.Errorf("Complete: got %v, %v, want true, nil", ok, err)
+	}
+}
