@@ -75,7 +75,7 @@ func benchPlayer(i int) string { return fmt.Sprintf("player-%d", i%16) }
 // verdicts/s from the first Enqueue to the last verdict.
 func benchWorkers(b *testing.B, sb Sandbox, root string, w int, job func(i int) Job) {
 	got := make(chan protocol.Verdict, b.N)
-	jobs := NewMemoryJobs(b.N)
+	jobs := NewMemoryJobsWith(MemoryJobsOptions{MaxJobs: b.N, RoomJobs: b.N}) // one room
 	workers, err := NewWorkers(WorkersOptions{
 		Jobs: jobs, Sandbox: sb, Boxes: mustSandboxBoxes(b, sb, root, benchBox0, w), Root: root, Workers: w,
 		Logger: slog.New(slog.DiscardHandler),

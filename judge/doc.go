@@ -19,10 +19,12 @@
 //   - Boxes lease a host's boxes so that no two runs share one: MemoryBoxes in one
 //     process, RedisBoxes for judge processes sharing a host (BLMOVE, no polling, and a
 //     reaper that cleans and returns the boxes of dead workers).
-//   - Jobs carry code submissions from the servers to the workers, fair across players
-//     and bounded (a *BusyError when full): MemoryJobs on a fair Queue in one process,
-//     RedisJobs on a Redis Stream consumer group across processes and hosts (a job whose
-//     worker died is handed to another after ClaimIdle, as a new attempt).
+//   - Jobs carry code submissions from the servers to the workers, fair across rooms, then
+//     across the players of a room, and bounded, in all and per room (a *BusyError when
+//     full); Drop takes a kicked player's waiting jobs out. MemoryJobs on a fair Queue in
+//     one process, RedisJobs on a Redis Stream consumer group across processes and hosts
+//     (a job whose worker died is handed to another after ClaimIdle, as a new attempt;
+//     each distinct test set is stored once).
 //   - Workers take jobs from Jobs, lease a box, Evaluate the job in it, release the box,
 //     record the verdict (RecordFunc) and complete the job. When Run's context ends, the
 //     runs in progress are killed and their jobs get no verdict from these workers:

@@ -3,6 +3,7 @@ package judge
 import (
 	"context"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,11 +23,26 @@ import (
 // attempt completes it: a stale worker, whose job was claimed by another, gets false from
 // Complete.
 //
-// Fair across players: a player has at most one job in the stream at a time; its other
-// jobs wait in a list of its own and enter the stream, at the end, as the one before is
-// completed. So one player's burst waits behind every other player's next job, and many
-// worker processes can serve one stream in order. (A player's jobs are judged one after
-// another, never two at once.)
+// Fairness, across rooms then across the players of a room, is Queue's (queue.go), kept
+// in Redis: a job waits in a list of its player's, its player in its room's two lists of
+// rounds (this round's turns, the next round's), its room in the two lists of rounds of
+// rooms. The stream holds the jobs handed to workers and at most one job not yet read:
+// whenever no job in the stream waits to be read (after an Enqueue, after each read, after
+// a Drop, and at each turn of a worker's Next loop), a script moves the next job in round
+// order into it. So the order is decided one job ahead of the workers, a burst waits in
+// its lists rather than in the stream, and every free worker still gets a job at once:
+// the workers are never held back while anything waits, and a player's jobs may be
+// judged side by side when no one else waits.
+//
+// Tests are stored once per distinct test set, under a name made of their contents (a
+// SHA-256), with an expiry of TestsTTL renewed by every Enqueue and every delivery of a
+// job that has them; a job, waiting or in the stream, carries only the name. Next loads
+// the test set; if it expired meanwhile (the workers were down for longer than TestsTTL),
+// the job is delivered with no tests and TestsLost as its checker, so that Evaluate gives
+// it an IE verdict that tells the submitter to submit again, and an error is logged.
+//
+// Each room may have RoomJobs unfinished jobs (waiting or in the stream), all rooms
+// MaxJobs; Enqueue returns a *BusyError past either.
 //
 // Delivery is at least once: a job may be judged more than once (a worker that was slow
 // rather than dead, or one that lost its connection mid-read); the verdicts' recorder
@@ -35,7 +51,8 @@ import (
 // docs/redis.md lists the keys. The attempt of a delivery is the job's delivery count in
 // the group: 1 when first read, raised by one by every claim. Complete's script acts only
 // while the job is pending with this consumer at this count; it acknowledges the job and
-// deletes its entry in one step, so the stream holds only unfinished jobs.
+// deletes its entry in one step, so the stream holds only unfinished jobs. Every change
+// of the lists, the counts and the stream is one script, so they agree at every instant.
 //
 // All methods are safe for concurrent use; Next and Complete need a Consumer.
 type RedisJobs struct {
@@ -45,6 +62,8 @@ type RedisJobs struct {
 	consumer  string
 	claimIdle time.Duration
 	maxJobs   int
+	roomJobs  int
+	testsTTL  time.Duration
 	log       *slog.Logger
 	grouped   atomic.Bool // the group is known to exist
 }
@@ -52,33 +71,58 @@ type RedisJobs struct {
 var _ Jobs = (*RedisJobs)(nil)
 
 var (
+	//go:embed jobs_lib.lua
+	jobsLibLua string
 	//go:embed jobs_enqueue.lua
 	jobsEnqueueLua string
+	//go:embed jobs_taken.lua
+	jobsTakenLua string
 	//go:embed jobs_claim.lua
 	jobsClaimLua string
 	//go:embed jobs_complete.lua
 	jobsCompleteLua string
+	//go:embed jobs_drop.lua
+	jobsDropLua string
 
-	jobsEnqueue  = redis.NewScript(jobsEnqueueLua)
-	jobsClaim    = redis.NewScript(jobsClaimLua)
-	jobsComplete = redis.NewScript(jobsCompleteLua)
+	jobsEnqueue  = jobsScript(jobsEnqueueLua)
+	jobsTaken    = jobsScript(jobsTakenLua)
+	jobsClaim    = jobsScript(jobsClaimLua)
+	jobsComplete = jobsScript(jobsCompleteLua)
+	jobsDrop     = jobsScript(jobsDropLua)
+)
+
+// jobsScript is one of the jobs' scripts after their shared part.
+func jobsScript(body string) *redis.Script { return redis.NewScript(jobsLibLua + "\n" + body) }
+
+// Defaults of RedisJobsOptions.
+const (
+	DefaultRedisMaxJobs = 10000
+	DefaultTestsTTL     = time.Hour
 )
 
 // RedisJobsOptions configure NewRedisJobs.
 type RedisJobsOptions struct {
 	Prefix   string // key prefix, e.g. "bulb:"
 	Group    string // the consumer group of the judge workers; default "judges"
-	Consumer string // this worker's name, unique in the group; empty to only Enqueue
+	Consumer string // this worker's name, unique in the group; empty to only Enqueue and Drop
 	// ClaimIdle is how long a job may sit with a worker before another worker may claim
 	// it as dead; default 30 s. It must exceed the longest judging of one job, or a slow
 	// worker's job is judged again (the first verdict still wins).
 	ClaimIdle time.Duration
-	// MaxJobs bounds the unfinished jobs, in the stream or waiting; Enqueue returns a
-	// *BusyError beyond it. Default 10000: ten times MemoryJobs' default, minutes of work
-	// for the workers of a few hosts, and at most a few hundred MB of jobs (their tests
-	// travel with them).
+	// MaxJobs bounds the unfinished jobs, waiting or in the stream; Enqueue returns a
+	// *BusyError beyond it. Default DefaultRedisMaxJobs: ten times MemoryJobs' default,
+	// minutes of work for the workers of a few hosts; a job without its tests is about the
+	// size of its program, so a few hundred MB at the very most.
 	MaxJobs int
-	Logger  *slog.Logger
+	// RoomJobs bounds the unfinished jobs of one room; default DefaultRoomJobs.
+	RoomJobs int
+	// TestsTTL is how long a test set stays after the last job that has it was enqueued or
+	// delivered; default DefaultTestsTTL, an hour: far longer than a job waits while
+	// workers run (RoomJobs and MaxJobs see to that), short enough that the test sets of
+	// the past hour's questions are all that Redis holds. A job that waits longer, with
+	// the workers down, gets an IE verdict (see TestsLost).
+	TestsTTL time.Duration
+	Logger   *slog.Logger
 }
 
 // NewRedisJobs returns the jobs of opts.Group as seen by opts.Consumer.
@@ -90,21 +134,26 @@ func NewRedisJobs(rdb redis.UniversalClient, opts RedisJobsOptions) *RedisJobs {
 		opts.ClaimIdle = 30 * time.Second
 	}
 	if opts.MaxJobs <= 0 {
-		opts.MaxJobs = 10000
+		opts.MaxJobs = DefaultRedisMaxJobs
+	}
+	if opts.RoomJobs <= 0 {
+		opts.RoomJobs = DefaultRoomJobs
+	}
+	if opts.TestsTTL <= 0 {
+		opts.TestsTTL = DefaultTestsTTL
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	return &RedisJobs{
 		rdb: rdb, stream: opts.Prefix + "judge:{jobs}", group: opts.Group, consumer: opts.Consumer,
-		claimIdle: opts.ClaimIdle, maxJobs: opts.MaxJobs,
+		claimIdle: opts.ClaimIdle, maxJobs: opts.MaxJobs, roomJobs: opts.RoomJobs, testsTTL: opts.TestsTTL,
 		log: opts.Logger.With("component", "judge.jobs", "consumer", opts.Consumer),
 	}
 }
 
-func (j *RedisJobs) inStreamKey() string          { return j.stream + ":instream" }
-func (j *RedisJobs) waitingKey() string           { return j.stream + ":waiting" }
-func (j *RedisJobs) waitKey(player string) string { return j.stream + ":wait:" + player }
+// key is one of the jobs' keys besides the stream (see jobs_lib.lua), for tests.
+func (j *RedisJobs) key(suffix string) string { return j.stream + ":" + suffix }
 
 // ensureGroup creates the group, from the stream's start, unless it is known to exist.
 func (j *RedisJobs) ensureGroup(ctx context.Context) error {
@@ -129,28 +178,58 @@ func (j *RedisJobs) noGroup(err error) bool {
 	return false
 }
 
-// Enqueue implements Jobs: it returns a *BusyError when MaxJobs jobs are unfinished.
+// Enqueue implements Jobs: it returns a *BusyError when MaxJobs jobs are unfinished, or
+// RoomJobs of the job's room. The job's tests are sent only when Redis lacks them.
 func (j *RedisJobs) Enqueue(ctx context.Context, job Job) error {
+	if err := job.check(); err != nil {
+		return err
+	}
 	if err := j.ensureGroup(ctx); err != nil {
 		return err
 	}
-	b, err := json.Marshal(job)
+	sum := testsSum(job.Tests)
+	ref := hex.EncodeToString(sum[:])
+	bare := job
+	bare.Tests = nil
+	b, err := json.Marshal(bare)
 	if err != nil {
 		return fmt.Errorf("encoding job %s: %w", job.ID, err)
 	}
-	r, err := jobsEnqueue.Run(ctx, j.rdb, []string{j.stream, j.inStreamKey(), j.waitingKey(), j.waitKey(job.Player)},
-		j.maxJobs, job.ID.String(), job.Player, b).Slice()
+	args := []any{j.group, j.maxJobs, j.roomJobs, job.ID.Room, job.Player, job.ID.String(), ref, b, j.testsTTL.Milliseconds()}
+	status, n, err := j.enqueue(ctx, args)
+	if err == nil && status == "tests" {
+		var blob []byte
+		if blob, err = json.Marshal(job.Tests); err != nil {
+			return fmt.Errorf("encoding the tests of job %s: %w", job.ID, err)
+		}
+		status, n, err = j.enqueue(ctx, append(args, blob))
+	}
 	if err != nil {
 		return fmt.Errorf("enqueueing job %s: %w", job.ID, err)
 	}
+	switch status {
+	case "ok":
+		return nil
+	case "full":
+		return &BusyError{Len: n}
+	case "room":
+		return &BusyError{Room: job.ID.Room, Len: n}
+	}
+	return fmt.Errorf("enqueueing job %s: reply %q %d", job.ID, status, n)
+}
+
+// enqueue runs the enqueue script and returns its reply.
+func (j *RedisJobs) enqueue(ctx context.Context, args []any) (string, int, error) {
+	r, err := jobsEnqueue.Run(ctx, j.rdb, []string{j.stream}, args...).Slice()
+	if err != nil {
+		return "", 0, err
+	}
 	if len(r) != 2 {
-		return fmt.Errorf("enqueueing job %s: reply %v", job.ID, r)
+		return "", 0, fmt.Errorf("reply %v", r)
 	}
-	if added, _ := r[0].(int64); added == 0 {
-		n, _ := r[1].(int64)
-		return &BusyError{Len: int(n)}
-	}
-	return nil
+	status, _ := r[0].(string)
+	n, _ := r[1].(int64)
+	return status, int(n), nil
 }
 
 // Next implements Jobs. It first claims a job that a dead worker left idle for longer than
@@ -199,11 +278,12 @@ func (j *RedisJobs) ctxErr(ctx context.Context, err error) error {
 
 // claim claims one job left idle by a dead worker, if any.
 func (j *RedisJobs) claim(ctx context.Context) (Delivery, bool, error) {
-	r, err := jobsClaim.Run(ctx, j.rdb, []string{j.stream}, j.group, j.consumer, j.claimIdle.Milliseconds()).Slice()
+	r, err := jobsClaim.Run(ctx, j.rdb, []string{j.stream}, j.group, j.consumer, j.claimIdle.Milliseconds(),
+		j.testsTTL.Milliseconds()).Slice()
 	if err != nil {
 		return Delivery{}, false, fmt.Errorf("claiming jobs of dead workers: %w", err)
 	}
-	if len(r) != 4 {
+	if len(r) != 6 {
 		return Delivery{}, false, fmt.Errorf("claiming jobs of dead workers: reply %v", r)
 	}
 	if deleted, _ := r[3].([]any); len(deleted) > 0 {
@@ -220,12 +300,15 @@ func (j *RedisJobs) claim(ctx context.Context) (Delivery, bool, error) {
 		values[k] = fields[i+1]
 	}
 	attempt, _ := r[2].(int64)
-	d, ok := j.delivery(ctx, id, values, attempt)
+	found, _ := r[4].(int64)
+	tests, _ := r[5].(string)
+	d, ok := j.delivery(ctx, id, values, attempt, found == 1, tests)
 	j.log.Info("claimed a dead worker's job", "id", id, "attempt", attempt)
 	return d, ok, nil
 }
 
-// read reads one new job, blocking for up to a second.
+// read reads one new job, blocking for up to a second, then lets the next job into the
+// stream and loads this one's tests.
 func (j *RedisJobs) read(ctx context.Context) (Delivery, bool, error) {
 	// Block for a second at a time so that ctx is honoured, or for ClaimIdle if shorter so
 	// that a dead worker's job waits little longer than ClaimIdle; a new job wakes us at once.
@@ -239,23 +322,49 @@ func (j *RedisJobs) read(ctx context.Context) (Delivery, bool, error) {
 	if err != nil {
 		return Delivery{}, false, fmt.Errorf("reading jobs: %w", err)
 	}
-	for _, s := range streams {
-		for _, m := range s.Messages {
-			d, ok := j.delivery(ctx, m.ID, m.Values, 1) // a new entry's delivery count is 1
-			return d, ok, nil
-		}
+	if len(streams) == 0 || len(streams[0].Messages) == 0 {
+		return Delivery{}, false, nil
 	}
-	return Delivery{}, false, nil
+	m := streams[0].Messages[0]
+	// The job is ours now: even if ctx ends, let the next one in for the other workers.
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	ref, _ := m.Values["tests"].(string)
+	r, err := jobsTaken.Run(tctx, j.rdb, []string{j.stream}, j.group, ref, j.testsTTL.Milliseconds()).Slice()
+	if err == nil && len(r) != 2 {
+		err = fmt.Errorf("reply %v", r)
+	}
+	if err != nil {
+		// The job stays pending with us: a worker claims it after ClaimIdle.
+		return Delivery{}, false, fmt.Errorf("loading the tests of job %s: %w", m.ID, err)
+	}
+	found, _ := r[0].(int64)
+	tests, _ := r[1].(string)
+	d, ok := j.delivery(ctx, m.ID, m.Values, 1, found == 1, tests) // a new entry's delivery count is 1
+	return d, ok, nil
 }
 
-// delivery decodes a job. One that does not decode is completed at once, with an error
-// in the log, and not delivered: no worker could judge it, and no submission is known to
-// wait for it.
-func (j *RedisJobs) delivery(ctx context.Context, id string, values map[string]any, attempt int64) (Delivery, bool) {
+// delivery decodes a job and its tests (an entry without a test set's name, written
+// before test sets were stored apart, has them in its job). A job that does not decode
+// is completed at once, with an error in the log, and not delivered: no worker could
+// judge it, and no submission is known to wait for it. A job whose test set is gone
+// (found is false) is delivered with TestsLost as its checker, for an IE verdict.
+func (j *RedisJobs) delivery(ctx context.Context, id string, values map[string]any, attempt int64, found bool, tests string) (Delivery, bool) {
 	d := Delivery{ID: id, Attempt: attempt}
-	d.Job.Player, _ = values["player"].(string)
 	s, _ := values["job"].(string)
 	err := json.Unmarshal([]byte(s), &d.Job)
+	_, named := values["tests"] // else an entry of the old layout: the job has its tests
+	switch {
+	case err != nil || !named:
+	case found:
+		if err = json.Unmarshal([]byte(tests), &d.Job.Tests); err != nil {
+			err = fmt.Errorf("its tests: %w", err)
+		}
+	default:
+		j.log.Error("the tests of a job expired before it was judged: an IE verdict", "entry", id, "job", d.Job.ID,
+			"tests", values["tests"], "ttl", j.testsTTL)
+		d.Job.Tests, d.Job.Options.Checker = nil, TestsLost
+	}
 	if err == nil {
 		return d, true
 	}
@@ -267,11 +376,10 @@ func (j *RedisJobs) delivery(ctx context.Context, id string, values map[string]a
 }
 
 // Complete implements Jobs: only while d's job is pending with this consumer at d's
-// attempt, it acknowledges the job, deletes its entry and lets the player's next waiting
-// job into the stream, in one script.
+// attempt, it acknowledges the job, deletes its entry and counts it out of its room's
+// unfinished jobs, in one script.
 func (j *RedisJobs) Complete(ctx context.Context, d Delivery) (bool, error) {
-	keys := []string{j.stream, j.inStreamKey(), j.waitingKey(), j.waitKey(d.Job.Player)}
-	n, err := jobsComplete.Run(ctx, j.rdb, keys, j.group, d.ID, j.consumer, d.Attempt, d.Job.Player).Int()
+	n, err := jobsComplete.Run(ctx, j.rdb, []string{j.stream}, j.group, d.ID, j.consumer, d.Attempt).Int()
 	if err != nil {
 		return false, fmt.Errorf("completing job %s: %w", d.ID, err)
 	}
@@ -279,4 +387,17 @@ func (j *RedisJobs) Complete(ctx context.Context, d Delivery) (bool, error) {
 		j.log.Info("stale delivery: another worker has the job", "entry", d.ID, "job", d.Job.ID, "attempt", d.Attempt)
 	}
 	return n == 1, nil
+}
+
+// Drop implements Jobs: the player's jobs waiting in its list, and its job in the stream
+// if no worker has read it yet, leave the jobs in one script.
+func (j *RedisJobs) Drop(ctx context.Context, room, player string) (int, error) {
+	if err := (Job{ID: JobID{Room: room}, Player: player}).check(); err != nil {
+		return 0, err
+	}
+	n, err := jobsDrop.Run(ctx, j.rdb, []string{j.stream}, j.group, room, player).Int()
+	if err != nil {
+		return 0, fmt.Errorf("dropping the jobs of player %s of room %s: %w", player, room, err)
+	}
+	return n, nil
 }

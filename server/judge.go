@@ -144,14 +144,14 @@ func (j codeJudge) Submit(ctx context.Context, c quiz.CodeJob) error {
 	return err
 }
 
-// jobOf is the judge's job for a code submission. Its player is the room's player, for
-// the jobs' fairness.
+// jobOf is the judge's job for a code submission. Its room and player (the player's ID
+// within the room) are the two levels of the jobs' fairness, and what Drop names.
 func jobOf(c quiz.CodeJob) judge.Job {
 	q := c.Question
 	cpu := time.Duration(q.TimeLimitMs) * time.Millisecond
 	job := judge.Job{
 		ID:      judge.JobID{Room: c.Room, Question: c.N, Submission: c.Submission},
-		Player:  c.Room + "/" + c.PlayerID,
+		Player:  c.PlayerID,
 		Program: judge.Program{Language: c.Language, Source: []byte(c.Source)},
 		Options: judge.Options{Checker: q.Checker, Limits: judge.Limits{
 			CPU:    cpu,

@@ -46,7 +46,7 @@ func TestCodeJudge(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := judge.Limits{CPU: 1500 * time.Millisecond, Wall: 4 * time.Second, Memory: 64 << 20}
-	if g := d.Job; g.ID != (judge.JobID{Room: "123456", Question: 2, Submission: 5}) || g.Player != "123456/p1" ||
+	if g := d.Job; g.ID != (judge.JobID{Room: "123456", Question: 2, Submission: 5}) || g.Player != "p1" ||
 		string(g.Program.Source) != "int main(){}" || g.Program.Language != "cpp" || len(g.Tests) != 2 ||
 		string(g.Tests[1].Output) != "4\n" || g.Options.Checker != "float:1e-6" || g.Options.Limits != want {
 		t.Errorf("job %+v", g)
