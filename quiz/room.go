@@ -8,10 +8,7 @@ import (
 	"math/big"
 	"reflect"
 	"slices"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/bulbquiz/bulb/protocol"
 )
@@ -106,14 +103,13 @@ func (s *Service) Identify(ctx context.Context, token string) (Identity, error) 
 	return s.store.Identify(ctx, token)
 }
 
-// Join adds a player called name to the room.
+// Join adds a player called name to the room. The name is kept as typed, trimmed and
+// with inner white space collapsed; it must pass checkName, and its key (foldName) must be
+// free in the room.
 func (s *Service) Join(ctx context.Context, room, name string) (Player, error) {
 	name = normalizeText(name)
-	if name == "" || utf8.RuneCountInString(name) > MaxName {
-		return Player{}, Errorf(protocol.Invalid, "a name has 1 to %d characters", MaxName)
-	}
-	if strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) {
-		return Player{}, Errorf(protocol.Invalid, "a name must be printable")
+	if err := checkName(name); err != nil {
+		return Player{}, err
 	}
 	p := Player{ID: randomHex(8), Name: name, Token: Token(), JoinedAt: s.now()}
 	if err := s.store.AddPlayer(ctx, room, p); err != nil {

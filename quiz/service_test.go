@@ -334,7 +334,18 @@ func TestJoinNames(t *testing.T) {
 		name string
 		want protocol.ErrorCode
 	}{{"  ada   lovelace ", ""}, {"ADA LOVELACE", protocol.Conflict}, {"", protocol.Invalid}, {"   ", protocol.Invalid}, {"x\x00y", protocol.Invalid},
-		{"0123456789012345678901234567890123", protocol.Invalid}} {
+		{"0123456789012345678901234567890123", protocol.Invalid},
+		{"\u0430da lovelace", protocol.Conflict}, // Cyrillic а
+		{"ａｄａ ｌｏｖｅｌａｃｅ", protocol.Conflict},      // fullwidth
+		{"ada\u3000lovelace", protocol.Conflict}, // an ideographic space is a space
+		{"eve\u202Exe.exe", protocol.Invalid},    // right-to-left override: shows as "eveexe.exe" backwards
+		{"eve\u2066x", protocol.Invalid},         // left-to-right isolate
+		{"e\u200Bve", protocol.Invalid},          // zero-width space
+		{"e\u200Dve", protocol.Invalid},          // zero-width joiner
+		{"\u0007bell", protocol.Invalid},
+		{"e\u034Fve", protocol.Invalid},               // combining grapheme joiner: invisible, yet printable to Go
+		{"Zoë", ""}, {"zoe\u0308", protocol.Conflict}, // the same name, composed or not
+		{"李小龍", ""}} {
 		_, err := s.Join(ctx, r.Code, tt.name)
 		if tt.want == "" && err != nil || tt.want != "" && ErrorCode(err) != tt.want {
 			t.Errorf("join %q: got %v, want %q", tt.name, err, tt.want)
@@ -344,8 +355,12 @@ func TestJoinNames(t *testing.T) {
 		t.Errorf("join unknown room: got %v, want not_found", err)
 	}
 	room, _ := s.Room(ctx, r.Code)
-	if len(room.Players) != 1 || room.Players[0].Name != "ada lovelace" {
-		t.Fatalf("got players %+v, want only \"ada lovelace\"", room.Players)
+	var names []string
+	for _, p := range room.Players {
+		names = append(names, p.Name)
+	}
+	if want := []string{"ada lovelace", "Zoë", "李小龍"}; !slices.Equal(names, want) {
+		t.Fatalf("got players %q, want %q, as typed", names, want)
 	}
 }
 

@@ -25,8 +25,8 @@ type Store interface {
 	Player(ctx context.Context, room, playerID string) (*Room, Player, error)
 	// Rooms returns copies of all rooms, newest first.
 	Rooms(ctx context.Context) ([]*Room, error)
-	// AddPlayer adds p to the room; Conflict if its name is taken (case-insensitively) or
-	// the room has MaxPlayers.
+	// AddPlayer adds p to the room; Conflict if its name is taken (another player's name
+	// has the same foldName key) or the room has MaxPlayers.
 	AddPlayer(ctx context.Context, room string, p Player) error
 	// Identify returns who a host or player token belongs to; Unauthorized if nobody.
 	Identify(ctx context.Context, token string) (Identity, error)

@@ -3,7 +3,6 @@ package quiz
 import (
 	"context"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -25,7 +24,7 @@ type memRoom struct {
 	mu        sync.Mutex
 	room      Room
 	byID      map[string]int                 // player ID → index in room.Players
-	names     map[string]bool                // folded player names
+	names     map[string]bool                // the players' foldName keys
 	answers   map[int][]protocol.Answer      // by question, in arrival order
 	answered  map[int]map[string]memAnswered // by question and player
 	correct   map[int]int                    // by question, correct answers ranked so far
@@ -371,9 +370,6 @@ func (s *MemoryStore) Answers(_ context.Context, room string, n int) ([]protocol
 	defer r.mu.Unlock()
 	return slices.Clone(r.answers[n]), nil
 }
-
-// foldName is the form in which two player names that differ only in case are equal.
-func foldName(name string) string { return strings.ToLower(name) }
 
 // cloneRoom returns a deep copy of r, so callers never share memory with the store.
 func cloneRoom(r *Room) *Room {

@@ -77,6 +77,31 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("names a person could take for each other are one name", func(t *testing.T) {
+		s := newStore(t)
+		r := mustRoom(t, s, nil)
+		mustPlayer(t, s, r.Code, "alice")
+		wide := mustPlayer(t, s, r.Code, "ＢＯＢ") // fullwidth, kept as typed
+		for _, name := range []string{
+			"alice", "ALICE", "Alice",
+			"\u0430lice",             // Cyrillic а
+			"ａｌｉｃｅ",                  // fullwidth
+			"\u0391LICE",             // Greek capital alpha
+			"bob", "Bob", "b\u043eb", // Cyrillic о
+			"b0b", // a zero looks like an o
+		} {
+			if err := s.AddPlayer(ctx, r.Code, Player{ID: randomHex(8), Name: name, Token: Token()}); ErrorCode(err) != protocol.Conflict {
+				t.Errorf("adding %q beside alice and ＢＯＢ: got %v, want conflict", name, err)
+			}
+		}
+		mustPlayer(t, s, r.Code, "alicia")
+		id, err := s.Identify(ctx, wide.Token)
+		room, _ := s.Room(ctx, r.Code)
+		if err != nil || id.Name != "ＢＯＢ" || len(room.Players) != 3 || room.Players[1].Name != "ＢＯＢ" {
+			t.Fatalf("got identity %+v (%v) and players %+v, want ＢＯＢ shown as typed among 3", id, err, room.Players)
+		}
+	})
+
 	t.Run("player reads one player with the room", func(t *testing.T) {
 		s := newStore(t)
 		r := mustRoom(t, s, nil)
