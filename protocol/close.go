@@ -13,4 +13,7 @@ const (
 	CloseTooBig = websocket.StatusMessageTooBig
 	// CloseReplaced: a newer connection of the same player replaced this one.
 	CloseReplaced websocket.StatusCode = 4000
+	// CloseRemoved: the player's seat was removed (the host removed the player, or the
+	// player left); a removed frame came first, and the token no longer works.
+	CloseRemoved websocket.StatusCode = 4001
 )
