@@ -17,6 +17,9 @@ type Broadcaster interface {
 	SendHosts(room string, frame []byte)
 	// SendPlayer queues frame for one player's connection.
 	SendPlayer(room, playerID string, frame []byte)
+	// Remove queues frame for one player's connection and then closes that connection
+	// with protocol.CloseRemoved: the player's seat was removed.
+	Remove(room, playerID string, frame []byte)
 	// Start lights the bulb of question n: the start frame goes to every player of the room
 	// at as nearly the same instant as possible. It returns the start's sequence number and
 	// how many players it was sent to.

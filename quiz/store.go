@@ -25,9 +25,16 @@ type Store interface {
 	Player(ctx context.Context, room, playerID string) (*Room, Player, error)
 	// Rooms returns copies of all rooms, newest first.
 	Rooms(ctx context.Context) ([]*Room, error)
-	// AddPlayer adds p to the room; Conflict if its name is taken (another player's name
-	// has the same foldName key) or the room has MaxPlayers.
+	// AddPlayer adds p to the room; Conflict if the room is locked (Room.Locked), its name
+	// is taken (another player's name has the same foldName key) or the room has
+	// MaxPlayers.
 	AddPlayer(ctx context.Context, room string, p Player) error
+	// RemovePlayer frees a player's seat and returns the player: the player leaves the
+	// room's players, its name is free again, its score leaves the room and its token
+	// stops working. Its answers stay as they were (ranks given are kept), and it takes no
+	// rank given after: a later verdict on one of its code submissions ranks nothing, and
+	// Accept refuses its answers (NotFound). NotFound if the room or the player is unknown.
+	RemovePlayer(ctx context.Context, room, playerID string) (Player, error)
 	// Identify returns who a host or player token belongs to; Unauthorized if nobody.
 	Identify(ctx context.Context, token string) (Identity, error)
 	// Update applies fn to the room atomically and bumps its version. fn may refuse by
@@ -67,3 +74,6 @@ type Store interface {
 	// Answers returns the answers to question n in arrival order.
 	Answers(ctx context.Context, room string, n int) ([]protocol.Answer, error)
 }
+
+// errLocked refuses a join to a locked room.
+var errLocked = Errorf(protocol.Conflict, "the room is locked")

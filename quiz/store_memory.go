@@ -24,7 +24,7 @@ type memRoom struct {
 	mu        sync.Mutex
 	room      Room
 	byID      map[string]int                 // player ID → index in room.Players
-	names     map[string]bool                // the players' foldName keys
+	names     map[string]string              // the players' foldName keys → player ID
 	answers   map[int][]protocol.Answer      // by question, in arrival order
 	answered  map[int]map[string]memAnswered // by question and player
 	correct   map[int]int                    // by question, correct answers ranked so far
@@ -72,7 +72,7 @@ func (s *MemoryStore) CreateRoom(_ context.Context, r *Room) error {
 	s.rooms[r.Code] = &memRoom{
 		room:      *cloneRoom(r),
 		byID:      map[string]int{},
-		names:     map[string]bool{},
+		names:     map[string]string{},
 		answers:   map[int][]protocol.Answer{},
 		answered:  map[int]map[string]memAnswered{},
 		correct:   map[int]int{},
@@ -131,16 +131,20 @@ func (s *MemoryStore) AddPlayer(_ context.Context, room string, p Player) error 
 	if err != nil {
 		return err
 	}
+	key := foldName(p.Name)
 	r.mu.Lock()
-	if len(r.room.Players) >= MaxPlayers {
+	switch {
+	case r.room.Locked:
+		r.mu.Unlock()
+		return errLocked
+	case len(r.room.Players) >= MaxPlayers:
 		r.mu.Unlock()
 		return Errorf(protocol.Conflict, "room %s is full: %d players", room, MaxPlayers)
-	}
-	if r.names[foldName(p.Name)] {
+	case r.names[key] != "":
 		r.mu.Unlock()
 		return Errorf(protocol.Conflict, "the name %q is taken in this room", p.Name)
 	}
-	r.names[foldName(p.Name)] = true
+	r.names[key] = p.ID
 	r.byID[p.ID] = len(r.room.Players)
 	r.room.Players = append(r.room.Players, p)
 	r.room.Version++
@@ -150,6 +154,39 @@ func (s *MemoryStore) AddPlayer(_ context.Context, room string, p Player) error 
 	s.tokens[p.Token] = Identity{Room: room, Role: RolePlayer, PlayerID: p.ID, Name: p.Name}
 	s.mu.Unlock()
 	return nil
+}
+
+// RemovePlayer implements Store.
+func (s *MemoryStore) RemovePlayer(_ context.Context, room, playerID string) (Player, error) {
+	r, err := s.get(room)
+	if err != nil {
+		return Player{}, err
+	}
+	r.mu.Lock()
+	i, ok := r.byID[playerID]
+	if !ok {
+		r.mu.Unlock()
+		return Player{}, Errorf(protocol.NotFound, "player %s is not in room %s", playerID, room)
+	}
+	p := r.room.Players[i]
+	r.room.Players = slices.Delete(r.room.Players, i, i+1)
+	delete(r.byID, playerID)
+	for j := i; j < len(r.room.Players); j++ {
+		r.byID[r.room.Players[j].ID] = j
+	}
+	if key := foldName(p.Name); r.names[key] == playerID {
+		delete(r.names, key)
+	}
+	for _, c := range r.coding {
+		c.winners[playerID] = true // ranked for good: a later verdict gives it no rank
+	}
+	r.room.Version++
+	r.mu.Unlock()
+
+	s.mu.Lock()
+	delete(s.tokens, p.Token)
+	s.mu.Unlock()
+	return p, nil
 }
 
 // Player implements Store.
@@ -313,7 +350,7 @@ func (s *MemoryStore) Verdict(_ context.Context, room string, n, sub int, v prot
 	final := make([]protocol.Answer, len(changed))
 	for i, j := range changed {
 		final[i] = answers[j]
-		r.room.Players[r.byID[answers[j].PlayerID]].Score += answers[j].Points
+		r.addScore(answers[j].PlayerID, answers[j].Points)
 	}
 	return answers[sub-1], final, nil
 }
@@ -355,9 +392,16 @@ func (s *MemoryStore) Finalize(_ context.Context, room string, n int, ranked []p
 		}
 		a.Rank, a.Points, a.Pending, a.ReactionUs = f.Rank, f.Points, false, f.ReactionUs
 		r.answers[n][i] = a
-		r.room.Players[r.byID[a.PlayerID]].Score += a.Points
+		r.addScore(a.PlayerID, a.Points)
 	}
 	return nil
+}
+
+// addScore adds points to a player's score, unless the player has left the room.
+func (r *memRoom) addScore(playerID string, points int) {
+	if i, ok := r.byID[playerID]; ok {
+		r.room.Players[i].Score += points
+	}
 }
 
 // Answers implements Store.

@@ -24,11 +24,11 @@ import (
 // its own so that players joining do not touch the room hash, which Update watches: a
 // join storm never makes a host's move retry.
 //
-// Every change that touches several keys is one Lua script (CreateRoom, AddPlayer, Accept,
-// Finalize) or one MULTI under WATCH (Update, Verdict), so a failure never leaves half of
-// it written. CreateRoom and AddPlayer also write the token and rooms keys, which lie
-// outside the room's slot: they are atomic on one Redis server but not (yet) fit for Redis
-// Cluster.
+// Every change that touches several keys is one Lua script (CreateRoom, AddPlayer,
+// RemovePlayer, Accept, Finalize) or one MULTI under WATCH (Update, Verdict), so a failure
+// never leaves half of it written. CreateRoom, AddPlayer and RemovePlayer also write the
+// token and rooms keys, which lie outside the room's slot: they are atomic on one Redis
+// server but not (yet) fit for Redis Cluster.
 //
 // When Redis cannot be reached, every method returns an Unavailable *Error that wraps the
 // cause, as soon as the client gives up: its dial and read timeouts and MaxRetries decide
@@ -66,12 +66,15 @@ var (
 	addPlayerLua string
 	//go:embed create_room.lua
 	createRoomLua string
+	//go:embed remove_player.lua
+	removePlayerLua string
 
 	// acceptScript is one script: the points rule, then the accept itself.
-	acceptScript     = redis.NewScript(awardLua + acceptLua)
-	finalizeScript   = redis.NewScript(finalizeLua)
-	addPlayerScript  = redis.NewScript(addPlayerLua)
-	createRoomScript = redis.NewScript(createRoomLua)
+	acceptScript       = redis.NewScript(awardLua + acceptLua)
+	finalizeScript     = redis.NewScript(finalizeLua)
+	addPlayerScript    = redis.NewScript(addPlayerLua)
+	createRoomScript   = redis.NewScript(createRoomLua)
+	removePlayerScript = redis.NewScript(removePlayerLua)
 )
 
 // NewRedisStore returns a RedisStore on rdb whose keys all begin with prefix

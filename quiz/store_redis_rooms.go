@@ -40,8 +40,12 @@ func roomFields(r *Room) []any {
 	if !r.StartedAt.IsZero() {
 		started = strconv.FormatInt(r.StartedAt.UnixMicro(), 10)
 	}
+	locked := 0
+	if r.Locked {
+		locked = 1
+	}
 	return []any{"current", r.Current, "phase", string(r.Phase), "startAt", formatTime(r.StartAt), "startedAt", started,
-		"closeAt", formatTime(r.CloseAt)}
+		"closeAt", formatTime(r.CloseAt), "locked", locked}
 }
 
 // Quiz implements Store. The quiz comes from the process's cache after the first call.
@@ -91,7 +95,7 @@ func (s *RedisStore) queueRoomReads(ctx context.Context, p redis.Pipeliner, room
 // queueRoomHead queues the reads of a room without its players.
 func (s *RedisStore) queueRoomHead(ctx context.Context, p redis.Pipeliner, room string) roomReads {
 	return roomReads{
-		fields:  p.HMGet(ctx, s.key(room, "room"), "hostToken", "current", "phase", "startAt", "startedAt", "createdAt", "quizVersion", "closeAt"),
+		fields:  p.HMGet(ctx, s.key(room, "room"), "hostToken", "current", "phase", "startAt", "startedAt", "createdAt", "quizVersion", "closeAt", "locked"),
 		version: p.Get(ctx, s.key(room, "version")),
 	}
 }
@@ -114,7 +118,7 @@ func (rr roomReads) room(room string, qz Quiz) (*Room, error) {
 		return nil, roomNotFound(room)
 	}
 	str := func(v any) string { s, _ := v.(string); return s }
-	r := &Room{Code: room, HostToken: str(f[0]), Phase: Phase(str(f[2])), Quiz: qz}
+	r := &Room{Code: room, HostToken: str(f[0]), Phase: Phase(str(f[2])), Quiz: qz, Locked: str(f[8]) == "1"}
 	r.Quiz.Winners = slices.Clone(qz.Winners)
 	r.Quiz.Questions = slices.Clone(qz.Questions)
 	var errs []error
@@ -293,7 +297,7 @@ func (s *RedisStore) AddPlayer(ctx context.Context, room string, p Player) error
 	id, _ := json.Marshal(redisIdentity{Room: room, Role: RolePlayer, PlayerID: p.ID, Name: p.Name})
 	keys := []string{
 		s.key(room, "room"), s.key(room, "players"), s.key(room, "names"), s.key(room, "scores"),
-		s.key(room, "version"), s.tokenKey(p.Token),
+		s.key(room, "version"), s.tokenKey(p.Token), s.key(room, "joined"),
 	}
 	status, err := addPlayerScript.Run(ctx, s.rdb, keys, p.ID, foldName(p.Name), player, id, MaxPlayers).Text()
 	if err != nil {
@@ -304,6 +308,8 @@ func (s *RedisStore) AddPlayer(ctx context.Context, room string, p Player) error
 		return nil
 	case "no_room":
 		return roomNotFound(room)
+	case "locked":
+		return errLocked
 	case "full":
 		return Errorf(protocol.Conflict, "room %s is full: %d players", room, MaxPlayers)
 	case "name_taken":
@@ -312,6 +318,49 @@ func (s *RedisStore) AddPlayer(ctx context.Context, room string, p Player) error
 		return Errorf(protocol.Conflict, "player %s exists", p.ID)
 	}
 	return fmt.Errorf("add_player.lua: unknown status %q", status)
+}
+
+// RemovePlayer implements Store: it reads the player, for its token and name, and one
+// script, remove_player.lua, removes it. A player's record never changes once written, so
+// what was read still holds when the script runs, or the script finds no player.
+func (s *RedisStore) RemovePlayer(ctx context.Context, room, playerID string) (Player, error) {
+	qz, err := s.Quiz(ctx, room)
+	if err != nil {
+		return Player{}, err
+	}
+	b, err := s.rdb.HGet(ctx, s.key(room, "players"), playerID).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Player{}, Errorf(protocol.NotFound, "player %s is not in room %s", playerID, room)
+	}
+	if err != nil {
+		return Player{}, fail("reading a player", err)
+	}
+	var rp redisPlayer
+	if err := json.Unmarshal(b, &rp); err != nil {
+		return Player{}, fmt.Errorf("decoding player %s of room %s: %w", playerID, room, err)
+	}
+	keys := []string{
+		s.key(room, "room"), s.key(room, "players"), s.key(room, "names"), s.key(room, "scores"),
+		s.key(room, "version"), s.tokenKey(rp.Token),
+	}
+	for n, q := range qz.Questions {
+		if q.Kind == KindCode {
+			keys = append(keys, s.qkey(room, n+1, "winners"))
+		}
+	}
+	status, err := removePlayerScript.Run(ctx, s.rdb, keys, playerID, foldName(rp.Name)).Text()
+	if err != nil {
+		return Player{}, fail("removing a player", err)
+	}
+	switch status {
+	case "ok":
+		return Player{ID: rp.ID, Name: rp.Name, Token: rp.Token, JoinedAt: rp.JoinedAt}, nil
+	case "no_room":
+		return Player{}, roomNotFound(room)
+	case "no_player":
+		return Player{}, Errorf(protocol.NotFound, "player %s is not in room %s", playerID, room)
+	}
+	return Player{}, fmt.Errorf("remove_player.lua: unknown status %q", status)
 }
 
 // Identify implements Store.
@@ -334,8 +383,8 @@ func (s *RedisStore) Identify(ctx context.Context, token string) (Identity, erro
 // room, applies fn and writes the room's fields back in one MULTI, which Redis refuses if
 // the room hash changed meanwhile; then it starts again, with a short random pause, at
 // most maxUpdateAttempts times (then Conflict). fn may therefore run more than once, each
-// time on a fresh copy. Only Current, Phase, StartAt, StartedAt, CloseAt and an edited
-// quiz are written back.
+// time on a fresh copy. Only Current, Phase, StartAt, StartedAt, CloseAt, Locked and an
+// edited quiz are written back.
 func (s *RedisStore) Update(ctx context.Context, room string, fn func(*Room) error) (*Room, error) {
 	roomKey := s.key(room, "room")
 	for attempt := range maxUpdateAttempts {

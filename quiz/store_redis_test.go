@@ -355,3 +355,55 @@ func TestRedisStoreQuizEditAcrossNodes(t *testing.T) {
 		t.Fatalf("b's room: got quiz v%d, %v; want v1", room.Quiz.Version, err)
 	}
 }
+
+// TestRedisStoreRemovalLeavesNoTrace: a removed player's keys and fields are gone, even
+// when the removal races a verdict that would rank the player and add to its score.
+func TestRedisStoreRemovalLeavesNoTrace(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	s := NewRedisStore(rdb, "")
+	ctx := context.Background()
+	qz := Quiz{Winners: []int{300}, Questions: []Question{codeQuestion()}}
+	if err := qz.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	sc := ScoringFor(qz, 1)
+	for i := range 30 {
+		r := &Room{Code: fmt.Sprintf("%06d", 100000+i), HostToken: Token(), Quiz: qz, Phase: PhaseLobby, CreatedAt: time.Now()}
+		if err := s.CreateRoom(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		p := Player{ID: "p1", Name: "Ｍallory", Token: Token()}
+		if err := s.AddPlayer(ctx, r.Code, p); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Update(ctx, r.Code, func(r *Room) error { r.Current, r.Phase, r.StartedAt = 1, PhaseLive, time.Now(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		a, _, err := s.Accept(ctx, r.Code, protocol.Answer{N: 1, PlayerID: p.ID, Response: protocol.Response{Language: "c", Source: "x"}}, sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			if _, err := s.RemovePlayer(ctx, r.Code, p.ID); err != nil {
+				t.Error(err)
+			}
+		})
+		wg.Go(func() {
+			if _, _, err := s.Verdict(ctx, r.Code, 1, a.ArrivalRank, protocol.Verdict{Verdict: protocol.AC}, sc); err != nil {
+				t.Error(err)
+			}
+		})
+		wg.Wait()
+		for _, k := range []struct{ key, field string }{
+			{s.key(r.Code, "players"), p.ID}, {s.key(r.Code, "scores"), p.ID}, {s.key(r.Code, "names"), foldName(p.Name)},
+		} {
+			if n, err := rdb.HExists(ctx, k.key, k.field).Result(); err != nil || n {
+				t.Fatalf("room %s: %s %s is still there (%v)", r.Code, k.key, k.field, err)
+			}
+		}
+		if n, err := rdb.Exists(ctx, s.tokenKey(p.Token)).Result(); err != nil || n != 0 {
+			t.Fatalf("room %s: the token key is still there (%v)", r.Code, err)
+		}
+	}
+}

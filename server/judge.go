@@ -151,6 +151,11 @@ func (j codeJudge) Submit(ctx context.Context, c quiz.CodeJob) error {
 	return err
 }
 
+// Drop implements quiz.Judge.
+func (j codeJudge) Drop(ctx context.Context, room, playerID string) error {
+	return nil // wired to judge.Jobs.Drop at merge
+}
+
 // jobOf is the judge's job for a code submission. Its player is the room's player, for
 // the jobs' fairness.
 func jobOf(c quiz.CodeJob) judge.Job {
