@@ -2,8 +2,9 @@
 --
 -- KEYS[1] room hash   KEYS[2] players hash   KEYS[3] names hash   KEYS[4] scores hash
 -- KEYS[5] version     KEYS[6] the player's token key   KEYS[7] joins counter
+-- KEYS[8] the room's last activity (µs)
 -- ARGV[1] player ID   ARGV[2] the name's key (quiz.foldName)   ARGV[3] player JSON (an object)
--- ARGV[4] identity JSON   ARGV[5] the most players a room takes
+-- ARGV[4] identity JSON   ARGV[5] the most players a room takes   ARGV[6] now (µs)
 --
 -- Returns "ok", or why not (no_room, locked, full, name_taken, id_taken) with nothing
 -- written. The player's record gets "seq", its place in join order, first: the joins
@@ -34,4 +35,7 @@ redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])
 redis.call('HSET', KEYS[4], ARGV[1], 0)
 redis.call('SET', KEYS[6], ARGV[4])
 redis.call('INCR', KEYS[5])
+if tonumber(redis.call('GET', KEYS[8]) or '0') < tonumber(ARGV[6]) then
+  redis.call('SET', KEYS[8], ARGV[6])
+end
 return 'ok'

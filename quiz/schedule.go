@@ -132,8 +132,8 @@ func (s *Service) fire(ctx context.Context, room string, n int, action string, a
 			return
 		}
 		r, err := s.store.Room(ctx, room)
-		if err == nil && (r.Current != n || !pending(r, action, at)) {
-			return // it happened, or was cancelled or moved
+		if err == nil && (r.Current != n || !pending(r, action, at)) || ErrorCode(err) == protocol.NotFound {
+			return // it happened, or was cancelled or moved, or the room expired
 		}
 	}
 }

@@ -833,3 +833,81 @@ func TestRemovedPlayerTakesNoRankAtClose(t *testing.T) {
 		t.Fatalf("got leaderboard %+v, want slow alone with 100", lb)
 	}
 }
+
+// sweepCounter is a store that counts the Expire calls under way at once.
+type sweepCounter struct {
+	Store
+	mu             sync.Mutex
+	running, most  int
+	calls, expired int
+}
+
+func (c *sweepCounter) Expire(ctx context.Context, before time.Time) ([]string, error) {
+	c.mu.Lock()
+	c.running++
+	c.calls++
+	c.most = max(c.most, c.running)
+	c.mu.Unlock()
+	time.Sleep(5 * time.Millisecond) // long enough for an unguarded sweep of another node to overlap
+	gone, err := c.Store.Expire(ctx, before)
+	c.mu.Lock()
+	c.running--
+	c.expired += len(gone)
+	c.mu.Unlock()
+	return gone, err
+}
+
+// TestRoomsExpire runs two nodes' services on one store: a room quiet for the TTL is
+// swept with its tokens, a room in use is not, and the nodes never sweep at once.
+func TestRoomsExpire(t *testing.T) {
+	ctx := context.Background()
+	store := &sweepCounter{Store: NewMemoryStore()}
+	locker := NewMemoryLocker()
+	const ttl = 300 * time.Millisecond
+	var nodes []*Service
+	for range 2 {
+		s := NewService(Options{Store: store, Broadcaster: newFake(), Locker: locker, RoomTTL: ttl, Logger: slog.New(slog.DiscardHandler)})
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error)
+		go func() { done <- s.Run(runCtx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		nodes = append(nodes, s)
+	}
+	quiet := mustCreate(t, nodes[0], validQuiz())
+	p, err := nodes[0].Join(ctx, quiet.Code, "quiet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := mustCreate(t, nodes[1], validQuiz())
+	start := time.Now()
+	for i := 0; ; i++ {
+		if _, err := nodes[i%2].Room(ctx, quiet.Code); ErrorCode(err) == protocol.NotFound {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("the quiet room did not expire within 5 s")
+		}
+		if _, err := nodes[i%2].Join(ctx, busy.Code, fmt.Sprint("p", i)); err != nil { // busy stays in use
+			t.Fatal(err)
+		}
+		time.Sleep(ttl / 6)
+	}
+	if took := time.Since(start); took < ttl {
+		t.Fatalf("the quiet room expired after %v, before its TTL of %v", took, ttl)
+	}
+	if _, err := nodes[0].Identify(ctx, p.Token); ErrorCode(err) != protocol.Unauthorized {
+		t.Fatalf("a player token of the expired room: got %v, want unauthorized", err)
+	}
+	if _, err := nodes[0].Identify(ctx, quiet.HostToken); ErrorCode(err) != protocol.Unauthorized {
+		t.Fatalf("the host token of the expired room: got %v, want unauthorized", err)
+	}
+	if _, err := nodes[1].Room(ctx, busy.Code); err != nil {
+		t.Fatalf("the room in use: %v", err)
+	}
+	waitFor(t, func() bool { _, err := nodes[1].Room(ctx, busy.Code); return ErrorCode(err) == protocol.NotFound })
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if store.most != 1 || store.calls < 4 || store.expired != 2 {
+		t.Fatalf("got %d sweeps, at most %d at once, %d rooms expired; want several, one at a time, 2", store.calls, store.most, store.expired)
+	}
+}

@@ -2,6 +2,7 @@ package quiz
 
 import (
 	"context"
+	"time"
 
 	"github.com/bulbquiz/bulb/protocol"
 )
@@ -73,6 +74,26 @@ type Store interface {
 	Finalize(ctx context.Context, room string, n int, ranked []protocol.Answer) error
 	// Answers returns the answers to question n in arrival order.
 	Answers(ctx context.Context, room string, n int) ([]protocol.Answer, error)
+	// Expire deletes every room whose last activity came before the given instant, with
+	// its players, tokens and answers, and returns their codes. A room's activity is the
+	// latest of: its creation, a player joining or removed, a change by Update (a host's
+	// move), an accepted answer; and a timed start or close it has scheduled counts as
+	// activity at its time. Each room is checked and deleted atomically: one active at the
+	// instant of its check stays. Calls from several nodes at once are safe (a room is
+	// deleted once), if wasteful: the service has one node sweep at a time.
+	Expire(ctx context.Context, before time.Time) ([]string, error)
+}
+
+// activeAt is the activity of room r changed at now: now, or a timed start or close it
+// has scheduled later.
+func activeAt(r *Room, now time.Time) time.Time {
+	t := now
+	for _, at := range []time.Time{r.StartAt, r.CloseAt} {
+		if at.After(t) {
+			t = at
+		}
+	}
+	return t
 }
 
 // errLocked refuses a join to a locked room.

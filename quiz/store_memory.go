@@ -10,7 +10,8 @@ import (
 )
 
 // MemoryStore is the in-memory engine's Store: one process, nothing to install. Each room
-// has its own lock, so rooms never wait on each other.
+// has its own lock, so rooms never wait on each other. Where both are taken, a room's
+// lock comes before the store's (Expire).
 type MemoryStore struct {
 	mu     sync.RWMutex
 	rooms  map[string]*memRoom
@@ -22,6 +23,8 @@ var _ Store = (*MemoryStore)(nil)
 
 type memRoom struct {
 	mu        sync.Mutex
+	gone      bool      // expired: deleted from the store
+	active    time.Time // last activity (see Store.Expire)
 	room      Room
 	byID      map[string]int                 // player ID → index in room.Players
 	names     map[string]string              // the players' foldName keys → player ID
@@ -52,14 +55,20 @@ func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{rooms: map[string]*memRoom{}, tokens: map[string]Identity{}, now: time.Now}
 }
 
-func (s *MemoryStore) get(room string) (*memRoom, error) {
+// lock returns the room with its lock held, or NotFound if it does not exist, or no
+// longer: a room expired (Expire) while the caller waited for its lock is gone.
+func (s *MemoryStore) lock(room string) (*memRoom, error) {
 	s.mu.RLock()
 	r := s.rooms[room]
 	s.mu.RUnlock()
-	if r == nil {
-		return nil, Errorf(protocol.NotFound, "room %s not found", room)
+	if r != nil {
+		r.mu.Lock()
+		if !r.gone {
+			return r, nil
+		}
+		r.mu.Unlock()
 	}
-	return r, nil
+	return nil, Errorf(protocol.NotFound, "room %s not found", room)
 }
 
 // CreateRoom implements Store.
@@ -70,6 +79,7 @@ func (s *MemoryStore) CreateRoom(_ context.Context, r *Room) error {
 		return Errorf(protocol.Conflict, "room %s exists", r.Code)
 	}
 	s.rooms[r.Code] = &memRoom{
+		active:    activeAt(r, s.now()),
 		room:      *cloneRoom(r),
 		byID:      map[string]int{},
 		names:     map[string]string{},
@@ -85,22 +95,20 @@ func (s *MemoryStore) CreateRoom(_ context.Context, r *Room) error {
 
 // Room implements Store.
 func (s *MemoryStore) Room(_ context.Context, room string) (*Room, error) {
-	r, err := s.get(room)
+	r, err := s.lock(room)
 	if err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
 	return cloneRoom(&r.room), nil
 }
 
 // Quiz implements Store.
 func (s *MemoryStore) Quiz(_ context.Context, room string) (Quiz, error) {
-	r, err := s.get(room)
+	r, err := s.lock(room)
 	if err != nil {
 		return Quiz{}, err
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.room.Quiz, nil
 }
@@ -116,6 +124,9 @@ func (s *MemoryStore) Rooms(ctx context.Context) ([]*Room, error) {
 	out := make([]*Room, 0, len(rooms))
 	for _, room := range rooms {
 		r, err := s.Room(ctx, room)
+		if ErrorCode(err) == protocol.NotFound {
+			continue // expired meanwhile
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -127,12 +138,11 @@ func (s *MemoryStore) Rooms(ctx context.Context) ([]*Room, error) {
 
 // AddPlayer implements Store.
 func (s *MemoryStore) AddPlayer(_ context.Context, room string, p Player) error {
-	r, err := s.get(room)
+	key := foldName(p.Name)
+	r, err := s.lock(room)
 	if err != nil {
 		return err
 	}
-	key := foldName(p.Name)
-	r.mu.Lock()
 	switch {
 	case r.room.Locked:
 		r.mu.Unlock()
@@ -148,21 +158,32 @@ func (s *MemoryStore) AddPlayer(_ context.Context, room string, p Player) error 
 	r.byID[p.ID] = len(r.room.Players)
 	r.room.Players = append(r.room.Players, p)
 	r.room.Version++
+	r.touch(s.now())
 	r.mu.Unlock()
 
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rooms[room] != r {
+		return roomNotFound(room) // expired since: its players' tokens are gone, so is this one
+	}
 	s.tokens[p.Token] = Identity{Room: room, Role: RolePlayer, PlayerID: p.ID, Name: p.Name}
-	s.mu.Unlock()
 	return nil
+}
+
+// touch records activity at now; activity never moves back here (only Update, whose
+// schedules count, may move it).
+func (r *memRoom) touch(now time.Time) {
+	if now.After(r.active) {
+		r.active = now
+	}
 }
 
 // RemovePlayer implements Store.
 func (s *MemoryStore) RemovePlayer(_ context.Context, room, playerID string) (Player, error) {
-	r, err := s.get(room)
+	r, err := s.lock(room)
 	if err != nil {
 		return Player{}, err
 	}
-	r.mu.Lock()
 	i, ok := r.byID[playerID]
 	if !ok {
 		r.mu.Unlock()
@@ -181,6 +202,7 @@ func (s *MemoryStore) RemovePlayer(_ context.Context, room, playerID string) (Pl
 		c.winners[playerID] = true // ranked for good: a later verdict gives it no rank
 	}
 	r.room.Version++
+	r.touch(s.now())
 	r.mu.Unlock()
 
 	s.mu.Lock()
@@ -191,11 +213,10 @@ func (s *MemoryStore) RemovePlayer(_ context.Context, room, playerID string) (Pl
 
 // Player implements Store.
 func (s *MemoryStore) Player(_ context.Context, room, playerID string) (*Room, Player, error) {
-	r, err := s.get(room)
+	r, err := s.lock(room)
 	if err != nil {
 		return nil, Player{}, err
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
 	if playerID == "" {
 		return roomHead(&r.room), Player{}, nil
@@ -220,11 +241,10 @@ func (s *MemoryStore) Identify(_ context.Context, token string) (Identity, error
 
 // Update implements Store.
 func (s *MemoryStore) Update(_ context.Context, room string, fn func(*Room) error) (*Room, error) {
-	r, err := s.get(room)
+	r, err := s.lock(room)
 	if err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
 	next := cloneRoom(&r.room)
 	if err := fn(next); err != nil {
@@ -232,16 +252,16 @@ func (s *MemoryStore) Update(_ context.Context, room string, fn func(*Room) erro
 	}
 	next.Version = r.room.Version + 1
 	r.room = *next
+	r.active = activeAt(next, s.now())
 	return cloneRoom(next), nil
 }
 
 // Accept implements Store.
 func (s *MemoryStore) Accept(_ context.Context, room string, a protocol.Answer, sc Scoring) (protocol.Answer, bool, error) {
-	r, err := s.get(room)
+	r, err := s.lock(room)
 	if err != nil {
 		return protocol.Answer{}, false, err
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := s.now()
 	if sc.QuizVersion != r.room.Quiz.Version {
@@ -252,6 +272,9 @@ func (s *MemoryStore) Accept(_ context.Context, room string, a protocol.Answer, 
 	}
 	if sc.Code {
 		a, err := r.acceptCode(a, sc, now)
+		if err == nil {
+			r.touch(now)
+		}
 		return a, false, err
 	}
 	if prior, ok := r.answered[a.N][a.PlayerID]; ok {
@@ -279,6 +302,7 @@ func (s *MemoryStore) Accept(_ context.Context, room string, a protocol.Answer, 
 	}
 	r.answered[a.N][a.PlayerID] = memAnswered{index: len(r.answers[a.N]), key: responseKey(a.Response)}
 	r.answers[a.N] = append(r.answers[a.N], a)
+	r.touch(now)
 	return a, false, nil
 }
 
@@ -326,11 +350,10 @@ func (r *memRoom) codeOf(n int) *memCode {
 
 // Verdict implements Store.
 func (s *MemoryStore) Verdict(_ context.Context, room string, n, sub int, v protocol.Verdict, sc Scoring) (protocol.Answer, []protocol.Answer, error) {
-	r, err := s.get(room)
+	r, err := s.lock(room)
 	if err != nil {
 		return protocol.Answer{}, nil, err
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
 	answers := r.answers[n]
 	if !sc.Code || sub < 1 || sub > len(answers) {
@@ -371,11 +394,10 @@ func checkAcceptable(r *Room, n int) error {
 
 // Finalize implements Store.
 func (s *MemoryStore) Finalize(_ context.Context, room string, n int, ranked []protocol.Answer) error {
-	r, err := s.get(room)
+	r, err := s.lock(room)
 	if err != nil {
 		return err
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.finalized[n] {
 		return nil
@@ -397,6 +419,35 @@ func (s *MemoryStore) Finalize(_ context.Context, room string, n int, ranked []p
 	return nil
 }
 
+// Expire implements Store. It takes each room's lock, then the store's: a room is deleted
+// atomically with the check of its activity.
+func (s *MemoryStore) Expire(_ context.Context, before time.Time) ([]string, error) {
+	s.mu.RLock()
+	rooms := make([]*memRoom, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	s.mu.RUnlock()
+	var gone []string
+	for _, r := range rooms {
+		r.mu.Lock()
+		if !r.gone && r.active.Before(before) {
+			r.gone = true
+			s.mu.Lock()
+			delete(s.rooms, r.room.Code)
+			delete(s.tokens, r.room.HostToken)
+			for _, p := range r.room.Players {
+				delete(s.tokens, p.Token)
+			}
+			s.mu.Unlock()
+			gone = append(gone, r.room.Code)
+		}
+		r.mu.Unlock()
+	}
+	slices.Sort(gone)
+	return gone, nil
+}
+
 // addScore adds points to a player's score, unless the player has left the room.
 func (r *memRoom) addScore(playerID string, points int) {
 	if i, ok := r.byID[playerID]; ok {
@@ -406,11 +457,10 @@ func (r *memRoom) addScore(playerID string, points int) {
 
 // Answers implements Store.
 func (s *MemoryStore) Answers(_ context.Context, room string, n int) ([]protocol.Answer, error) {
-	r, err := s.get(room)
+	r, err := s.lock(room)
 	if err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.answers[n]), nil
 }

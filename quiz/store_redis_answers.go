@@ -25,14 +25,14 @@ func (s *RedisStore) Accept(ctx context.Context, room string, a protocol.Answer,
 	keys := []string{
 		s.key(room, "room"), s.key(room, "players"), s.key(room, "scores"),
 		s.qkey(room, a.N, "answers"), s.qkey(room, a.N, "answered"), s.qkey(room, a.N, "correct"),
-		s.qkey(room, a.N, "solved"),
+		s.qkey(room, a.N, "solved"), s.key(room, "active"),
 	}
 	isCode := "0"
 	if sc.Code {
 		isCode = "1"
 	}
 	res, err := acceptScript.Run(ctx, s.rdb, keys, a.N, a.PlayerID, correct, head, scoring, sc.QuizVersion, responseKey(a.Response),
-		isCode, MaxSubmissions).StringSlice()
+		isCode, MaxSubmissions, s.now().UnixMicro()).StringSlice()
 	if err != nil {
 		return protocol.Answer{}, false, fail("accepting an answer", err)
 	}

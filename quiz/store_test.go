@@ -601,6 +601,71 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("rooms quiet since the cut-off expire with all they hold", func(t *testing.T) {
+		s := newStore(t)
+		t0 := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+		clock := &fakeClock{now: t0}
+		setClock(t, s, clock.Now)
+		quiet := mustRoom(t, s, nil)
+		q := mustPlayer(t, s, quiet.Code, "quiet")
+		joined := mustRoom(t, s, nil)
+		answered := mustRoom(t, s, nil)
+		a := mustPlayer(t, s, answered.Code, "answering")
+		goLive(t, s, answered.Code, 1)
+		scheduled := mustRoom(t, s, nil)
+		if _, err := s.Update(ctx, scheduled.Code, func(r *Room) error {
+			r.Current, r.Phase, r.StartAt = 1, PhaseOpen, t0.Add(3*time.Hour)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		clock.Set(t0.Add(time.Hour)) // one room gets a player, another an answer
+		mustPlayer(t, s, joined.Code, "late")
+		if _, _, err := s.Accept(ctx, answered.Code, protocol.Answer{N: 1, PlayerID: a.ID, Response: protocol.Response{Choice: intp(1)}}, ScoringFor(answered.Quiz, 1)); err != nil {
+			t.Fatal(err)
+		}
+		clock.Set(t0.Add(2 * time.Hour))
+
+		expire := func(before time.Time, want ...string) {
+			t.Helper()
+			gone, err := s.Expire(ctx, before)
+			slices.Sort(want)
+			if err != nil || !slices.Equal(gone, want) {
+				t.Fatalf("Expire(%s): got %v, %v; want %v", before.Sub(t0), gone, err, want)
+			}
+		}
+		expire(t0.Add(30*time.Minute), quiet.Code)
+		if _, err := s.Room(ctx, quiet.Code); ErrorCode(err) != protocol.NotFound {
+			t.Fatalf("the expired room: got %v, want not_found", err)
+		}
+		if _, err := s.Answers(ctx, quiet.Code, 1); ErrorCode(err) != protocol.NotFound {
+			t.Fatalf("the expired room's answers: got %v, want not_found", err)
+		}
+		for _, token := range []string{quiet.HostToken, q.Token} {
+			if _, err := s.Identify(ctx, token); ErrorCode(err) != protocol.Unauthorized {
+				t.Fatalf("a token of the expired room: got %v, want unauthorized", err)
+			}
+		}
+		if err := s.AddPlayer(ctx, quiet.Code, Player{ID: randomHex(8), Name: "after", Token: Token()}); ErrorCode(err) != protocol.NotFound {
+			t.Fatalf("joining the expired room: got %v, want not_found", err)
+		}
+		rooms, err := s.Rooms(ctx)
+		if err != nil || len(rooms) != 3 {
+			t.Fatalf("Rooms: got %d rooms, %v; want the 3 others", len(rooms), err)
+		}
+		expire(t0.Add(30 * time.Minute)) // once is enough
+
+		// a join and an answer count as activity; a scheduled start, at its time
+		expire(t0.Add(time.Hour+time.Second), answered.Code, joined.Code)
+		if _, err := s.Room(ctx, scheduled.Code); err != nil {
+			t.Fatalf("the room with a start scheduled at 3h: %v", err)
+		}
+		expire(t0.Add(3*time.Hour+time.Second), scheduled.Code)
+		if rooms, err := s.Rooms(ctx); err != nil || len(rooms) != 0 {
+			t.Fatalf("Rooms: got %d rooms, %v; want none", len(rooms), err)
+		}
+	})
+
 	t.Run("finalize applies once", func(t *testing.T) {
 		s := newStore(t)
 		r := mustRoom(t, s, []int{100, 60})
@@ -625,6 +690,37 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Fatalf("got score %d, answer %+v; want 100 once and rank 1", room.Players[0].Score, answers[0])
 		}
 	})
+}
+
+// fakeClock is a clock a test sets.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+// setClock gives store s the clock now for its rooms' activity.
+func setClock(t *testing.T, s Store, now func() time.Time) {
+	t.Helper()
+	switch s := s.(type) {
+	case *MemoryStore:
+		s.now = now
+	case *RedisStore:
+		s.now = now
+	default:
+		t.Fatalf("no clock to set in a %T", s)
+	}
 }
 
 func TestMemoryStore(t *testing.T) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -143,4 +144,30 @@ func TestRemovePlayerAcrossNodes(t *testing.T) {
 	mustBeRemoved(t, m, "the host removed you from the room")
 	b.mustRefuseDial(t, token)
 	a.mustRefuseDial(t, token)
+}
+
+// TestRoomExpires: with --room-ttl, a room nobody uses is gone after it (404), its tokens
+// with it (401), while a room in use stays.
+func TestRoomExpires(t *testing.T) {
+	t.Parallel()
+	const ttl = 500 * time.Millisecond
+	s := MustStartServer(t, map[string]string{"BULB_ROOM_TTL": "1h"}, "--room-ttl", ttl.String()) // the flag wins
+	quiet, host := s.MustRoom(t, sampleQuiz)
+	_, player := s.MustJoin(t, quiet, "quiet")
+	busy, busyHost := s.MustRoom(t, sampleQuiz)
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		if status, _ := s.call(t, "GET", "/api/rooms/"+quiet, s.Admin, nil, nil); status == http.StatusNotFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the quiet room was not gone within 10 s")
+		}
+		s.MustJoin(t, busy, "p"+strconv.Itoa(i))
+		time.Sleep(ttl / 5)
+	}
+	s.mustCall(t, http.StatusUnauthorized, "GET", "/api/rooms/"+quiet, host, nil, nil)
+	s.mustCall(t, http.StatusUnauthorized, "GET", "/api/rooms/"+quiet+"/leaderboard", player, nil, nil)
+	s.mustCall(t, http.StatusNotFound, "POST", "/api/rooms/"+quiet+"/players", "", map[string]string{"name": "late"}, nil)
+	s.mustCall(t, http.StatusOK, "GET", "/api/rooms/"+busy, busyHost, nil, nil)
 }
