@@ -172,7 +172,7 @@ func jobOf(c quiz.CodeJob) judge.Job {
 		}},
 	}
 	for _, t := range q.Tests {
-		job.Tests = append(job.Tests, judge.Test{Input: []byte(t.In), Output: []byte(t.Out)})
+		job.Tests = append(job.Tests, judge.Test{Input: []byte(t.In), Output: []byte(t.Out), Sample: t.Sample})
 	}
 	return job
 }
