@@ -172,8 +172,8 @@ func (s *Service) fireHeld(ctx context.Context, lease Lease, room string, n int,
 	}
 	close(done)
 	wg.Wait()
-	if ErrorCode(err) == protocol.Conflict {
-		err = errStale // it happened by other means
+	if code := ErrorCode(err); code == protocol.Conflict || code == protocol.NotFound {
+		err = errStale // it happened by other means, or the room expired
 	}
 	return err
 }

@@ -911,3 +911,29 @@ func TestRoomsExpire(t *testing.T) {
 		t.Fatalf("got %d sweeps, at most %d at once, %d rooms expired; want several, one at a time, 2", store.calls, store.most, store.expired)
 	}
 }
+
+// TestTimedStartOfExpiredRoom: a node whose timer fires for a room another node expired
+// meanwhile gives up at once, without retrying.
+func TestTimedStartOfExpiredRoom(t *testing.T) {
+	ctx := context.Background()
+	s, bc := newTestService(t)
+	r := mustCreate(t, s, validQuiz())
+	if _, err := s.Open(ctx, r.Code, 1); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(time.Hour)
+	if _, err := s.Start(ctx, r.Code, 1, at); err != nil {
+		t.Fatal(err)
+	}
+	if gone, err := s.store.Expire(ctx, at.Add(time.Second)); err != nil || len(gone) != 1 {
+		t.Fatalf("Expire: got %v, %v; want the room", gone, err)
+	}
+	start := time.Now()
+	s.fire(ctx, r.Code, 1, ActionStart, at)
+	if took := time.Since(start); took > leaseTTL/2 {
+		t.Fatalf("fire took %v, want it to give up at once", took)
+	}
+	if bc.startCount() != 0 {
+		t.Fatal("a start was sent for an expired room")
+	}
+}
