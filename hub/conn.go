@@ -70,6 +70,7 @@ type Conn struct {
 	closing   bool // drop was called: the writer sends the close frame; nothing is queued
 	closeCode websocket.StatusCode
 	closeWhy  string
+	farewell  []byte // the frame written before the close frame, if any
 	pinger    *time.Timer
 	tasks     sync.WaitGroup // the writer and the ping at work on the connection
 
@@ -157,18 +158,27 @@ func (c *Conn) wakeLocked() {
 	}
 }
 
+// Close ends the connection with the given close code and reason, once: frames still
+// waiting are not sent, but farewell, if not nil, is written just before the close frame.
+func (c *Conn) Close(code websocket.StatusCode, why string, farewell []byte) {
+	c.end(code, why, "", farewell)
+}
+
 // drop ends the connection once with the given close code; a writer sends the close
 // frame. Frames still waiting are not sent. reason labels the drop in the metrics; empty
 // means not a drop (shutdown).
-func (c *Conn) drop(code websocket.StatusCode, why, reason string) {
+func (c *Conn) drop(code websocket.StatusCode, why, reason string) { c.end(code, why, reason, nil) }
+
+// end is drop with a farewell frame.
+func (c *Conn) end(code websocket.StatusCode, why, reason string, farewell []byte) {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
 		return
 	}
 	c.closing = true
-	c.closeCode, c.closeWhy = code, why
-	c.frames, c.starts, c.nstart = nil, [startQueue]*delivery{}, 0
+	c.closeCode, c.closeWhy, c.farewell = code, why, farewell
+	c.frames, c.starts, c.nstart, c.nsync = nil, [startQueue]*delivery{}, 0, 0
 	if c.pinger != nil {
 		c.pinger.Stop()
 	}

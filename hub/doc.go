@@ -10,7 +10,8 @@
 // through an errgroup, recording for every recipient when the frame was enqueued, when its
 // write returned and when the client acknowledged it. A client whose queue is full, whose
 // write times out or that stops answering pings is dropped with close code 1008; it never
-// delays anyone else. [Hub.Fairness] turns the records into
+// delays anyone else. [Hub.Remove] sends a player a last frame and closes its connection
+// with 4001, on whichever node holds it. [Hub.Fairness] turns the records into
 // per-start latency statistics and a per-player bias test.
 //
 // The reading side of a connection runs in the goroutine that calls [Hub.Serve], or, after

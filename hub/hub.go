@@ -194,11 +194,18 @@ func (h *Hub) SendPlayer(roomName, playerID string, frame []byte) {
 	h.send(roomName, toPlayer, playerID, frame)
 }
 
+// Remove queues frame for one player's connection, on whichever node holds it, and then
+// closes that connection with protocol.CloseRemoved: the frame is the last it gets.
+func (h *Hub) Remove(roomName, playerID string, frame []byte) {
+	h.send(roomName, toRemove, playerID, frame)
+}
+
 // Audiences of a frame.
 const (
 	toAll    = "all"
 	toHosts  = "hosts"
 	toPlayer = "player"
+	toRemove = "remove" // one player, whose connection is closed after the frame
 )
 
 // send delivers a frame here, or publishes it to every node when there is a bus.
@@ -212,9 +219,15 @@ func (h *Hub) send(roomName, to, playerID string, frame []byte) {
 
 // local queues frame for this node's connections of the room in the audience.
 func (h *Hub) local(roomName, to, playerID string, frame []byte) {
-	if to == toPlayer {
+	switch to {
+	case toPlayer:
 		if c := h.player(roomName, playerID); c != nil {
 			c.Send(frame)
+		}
+		return
+	case toRemove:
+		if c := h.player(roomName, playerID); c != nil {
+			c.Close(protocol.CloseRemoved, "removed", frame)
 		}
 		return
 	}

@@ -13,14 +13,18 @@ import (
 // write runs on a writer goroutine that has the connection: it writes start frames first,
 // then clock sync answers, then the other frames, until the queues are empty, and lets the
 // connection go. After a
-// drop it sends the close frame instead.
+// drop it sends the farewell frame, if any, and the close frame instead.
 func (c *Conn) write() {
 	defer c.tasks.Done()
 	for {
 		c.mu.Lock()
 		if c.closing {
-			code, why := c.closeCode, c.closeWhy
+			code, why, farewell := c.closeCode, c.closeWhy, c.farewell
+			c.farewell = nil
 			c.mu.Unlock()
+			if farewell != nil {
+				_ = c.writeFrame(farewell) // a failure is the close's too
+			}
 			c.closeSocket(code, why)
 			return
 		}

@@ -14,10 +14,12 @@ type Program struct {
 	Source   []byte
 }
 
-// Test is one test case: the input given on stdin and the expected output.
+// Test is one test case: the input given on stdin and the expected output. A sample test
+// is one the students may see; the others are hidden (see Evaluate).
 type Test struct {
 	Input  []byte
 	Output []byte
+	Sample bool
 }
 
 // Options say how to judge: the checker (see Check), the limits of each test run, and
@@ -28,12 +30,24 @@ type Options struct {
 	Compile Limits
 }
 
-// maxMessage bounds Verdict.Message.
-const maxMessage = 2000
+// maxMessage bounds Verdict.Message, and maxShown each stream a sample test's message
+// shows of it.
+const (
+	maxMessage = 2000
+	maxShown   = 500
+)
 
 // Evaluate compiles prog in box (if its language compiles) and runs it on each test in
 // turn; the first failing test decides the verdict, AC if all pass. Sandbox failures give
 // IE. Evaluate uses the box for its whole duration: the caller must hold it.
+//
+// The verdict's message, which the student reads, says which test failed and how (its
+// exit status or signal, the limit it exceeded, or a wrong answer). For a hidden test it
+// says nothing more: never its input or expected output, nor what the program wrote on it,
+// not even to stderr, where a program could copy its input. For a sample test it also
+// shows the program's stderr and, on a wrong answer, the expected and actual output, each
+// truncated. A compiler's errors are shown in full (to maxMessage): the tests are not in
+// the box when it compiles.
 func Evaluate(ctx context.Context, sb Sandbox, box Box, prog Program, tests []Test, opts Options) protocol.Verdict {
 	v := protocol.Verdict{Total: len(tests)}
 	lang, ok := Languages[prog.Language]
@@ -81,19 +95,8 @@ func Evaluate(ctx context.Context, sb Sandbox, box Box, prog Program, tests []Te
 		}
 		v.TimeMs = max(v.TimeMs, res.CPUTime.Milliseconds())
 		v.MemoryKB = max(v.MemoryKB, res.PeakMemoryKB)
-		verdict, why := runVerdict(res)
-		if verdict == "" {
-			ok, err := Check(opts.Checker, t.Output, res.Stdout)
-			switch {
-			case err != nil:
-				verdict, why = protocol.IE, err.Error()
-			case !ok:
-				verdict, why = protocol.WA, "wrong answer"
-			}
-		}
-		if verdict != "" {
-			v.Verdict = verdict
-			v.Message = truncate(fmt.Sprintf("test %d: %s", i+1, why))
+		if verdict, msg := runVerdict(i, t, res, opts.Checker); verdict != "" {
+			v.Verdict, v.Message = verdict, truncate(msg)
 			return v
 		}
 		v.Passed++
@@ -102,28 +105,59 @@ func Evaluate(ctx context.Context, sb Sandbox, box Box, prog Program, tests []Te
 	return v
 }
 
-// runVerdict classifies a finished run: "" when it ended normally (its output is to be
-// checked), else the verdict and why.
-func runVerdict(res RunResult) (string, string) {
-	switch res.Killed {
-	case KilledCPU:
-		return protocol.TLE, "CPU time limit exceeded"
-	case KilledWall:
-		return protocol.TLE, "wall-clock time limit exceeded"
-	case KilledMemory:
-		return protocol.MLE, "memory limit exceeded (" + res.Message + ")"
-	case KilledOutput:
-		return protocol.OLE, "output limit exceeded"
-	case KilledDisk:
-		return protocol.OLE, "disk limit exceeded: the program's files went over the box's size or file count"
+// runVerdict judges the run res of test i, t, whose output the checker compares: it
+// returns "" if the test passed, else the verdict and its message. The message says which
+// test failed and why; only for a sample test does it show what the program wrote to
+// stderr and, on a wrong answer, the expected and actual output, each truncated.
+func runVerdict(i int, t Test, res RunResult, checker string) (verdict, message string) {
+	var why string
+	switch {
+	case res.Killed == KilledCPU:
+		verdict, why = protocol.TLE, "CPU time limit exceeded"
+	case res.Killed == KilledWall:
+		verdict, why = protocol.TLE, "wall-clock time limit exceeded"
+	case res.Killed == KilledMemory:
+		verdict, why = protocol.MLE, "memory limit exceeded ("+res.Message+")"
+	case res.Killed == KilledOutput:
+		verdict, why = protocol.OLE, "output limit exceeded"
+	case res.Killed == KilledDisk:
+		verdict, why = protocol.OLE, "disk limit exceeded: the program's files went over the box's size or file count"
+	case res.Signal != 0:
+		verdict, why = protocol.RE, fmt.Sprintf("killed by signal %d", res.Signal)
+	case res.ExitCode != 0:
+		verdict, why = protocol.RE, fmt.Sprintf("exit status %d", res.ExitCode)
+	default:
+		ok, err := Check(checker, t.Output, res.Stdout)
+		switch {
+		case err != nil:
+			return protocol.IE, fmt.Sprintf("test %d: %v", i+1, err)
+		case ok:
+			return "", ""
+		}
+		verdict, why = protocol.WA, "wrong answer"
 	}
-	if res.Signal != 0 {
-		return protocol.RE, fmt.Sprintf("killed by signal %d\n%s", res.Signal, res.Stderr)
+	if !t.Sample {
+		// Not even the exit status or the signal: a program could choose them to spell out
+		// a hidden input, a few bits a submission.
+		if verdict == protocol.RE {
+			why = "runtime error"
+		}
+		return verdict, fmt.Sprintf("test %d: %s", i+1, why)
 	}
-	if res.ExitCode != 0 {
-		return protocol.RE, fmt.Sprintf("exit status %d\n%s", res.ExitCode, res.Stderr)
+	shown := func(b []byte) string { // at most maxShown bytes, as valid UTF-8
+		if len(b) <= maxShown {
+			return strings.ToValidUTF8(string(b), "?")
+		}
+		return strings.ToValidUTF8(string(b[:maxShown]), "") + "…"
 	}
-	return "", ""
+	message = fmt.Sprintf("test %d (sample): %s", i+1, why)
+	if verdict == protocol.WA {
+		message += "\nexpected:\n" + shown(t.Output) + "\ngot:\n" + shown(res.Stdout)
+	}
+	if len(res.Stderr) > 0 {
+		message += "\nstderr:\n" + shown(res.Stderr)
+	}
+	return verdict, message
 }
 
 // mergeLimits fills l's zero fields from d.

@@ -19,8 +19,11 @@ const (
 	CloseTooBig = websocket.StatusMessageTooBig
 	// CloseReplaced: a newer connection of the same player replaced this one.
 	CloseReplaced websocket.StatusCode = 4000
+	// CloseRemoved: the player's seat was removed (the host removed the player, or the
+	// player left); a removed frame came first, and the token no longer works.
+	CloseRemoved websocket.StatusCode = 4001
 )
 
 // CloseCodes lists every close code the server sends, once each, in the order of
 // docs/protocol.md.
-var CloseCodes = []websocket.StatusCode{CloseGoingAway, CloseInvalidUTF8, CloseTooSlow, CloseTooBig, CloseReplaced}
+var CloseCodes = []websocket.StatusCode{CloseGoingAway, CloseInvalidUTF8, CloseTooSlow, CloseTooBig, CloseReplaced, CloseRemoved}

@@ -26,6 +26,8 @@ func everyFrame() []ServerFrame {
 		ErrorFrame{Code: Closed, Message: "question 2 is closed", N: 2},
 		AnsweredFrame{Answer: Answer{N: 2, PlayerID: "p1", Name: "ada", Response: Response{Choice: new(int)}, ReceivedAt: at}},
 		JoinedFrame{PlayerID: "p1", Name: "ada"},
+		LeftFrame{PlayerID: "p1", Name: "ada"},
+		RemovedFrame{Message: "the host removed you from the room"},
 	}
 }
 

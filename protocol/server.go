@@ -175,6 +175,19 @@ type JoinedFrame struct {
 	Name     string `json:"name"`
 }
 
+// RemovedFrame tells a player its seat was removed, just before its socket is closed with
+// CloseRemoved: by the host, or because the player left.
+type RemovedFrame struct {
+	Message string `json:"message"`
+}
+
+// LeftFrame tells hosts that a player's seat was removed: the host removed the player, or
+// the player left.
+type LeftFrame struct {
+	PlayerID string `json:"playerId"`
+	Name     string `json:"name"`
+}
+
 // FrameType implements ServerFrame.
 func (WelcomeFrame) FrameType() string { return "welcome" }
 
@@ -271,5 +284,23 @@ func (JoinedFrame) FrameType() string { return "joined" }
 // MarshalJSON implements json.Marshaler: the fields, after the type.
 func (f JoinedFrame) MarshalJSON() ([]byte, error) {
 	type fields JoinedFrame
+	return withType(f, fields(f))
+}
+
+// FrameType implements ServerFrame.
+func (RemovedFrame) FrameType() string { return "removed" }
+
+// MarshalJSON implements json.Marshaler: the fields, after the type.
+func (f RemovedFrame) MarshalJSON() ([]byte, error) {
+	type fields RemovedFrame
+	return withType(f, fields(f))
+}
+
+// FrameType implements ServerFrame.
+func (LeftFrame) FrameType() string { return "left" }
+
+// MarshalJSON implements json.Marshaler: the fields, after the type.
+func (f LeftFrame) MarshalJSON() ([]byte, error) {
+	type fields LeftFrame
 	return withType(f, fields(f))
 }

@@ -3,12 +3,14 @@
 -- KEYS[1] room hash      KEYS[2] players hash   KEYS[3] scores hash
 -- KEYS[4] answers list   KEYS[5] answered hash  KEYS[6] correct counter   (of question n)
 -- KEYS[7] solved hash (of a code question n: player ID → 1 once a submission is accepted)
+-- KEYS[8] the room's last activity (µs)
 -- ARGV[1] n   ARGV[2] player ID   ARGV[3] "1" if the answer is correct
 -- ARGV[4] the answer's head: a JSON object with the fields the caller knows
 -- ARGV[5] the scoring rule, JSON (see award.lua)
 -- ARGV[6] the version of the quiz the answer was marked by
 -- ARGV[7] the response's key: the same answer sent again has the same key
 -- ARGV[8] "1" for a code submission   ARGV[9] the most code submissions of a player
+-- ARGV[10] now, by the store's clock (µs): the room's activity
 --
 -- A code submission is one of many: the answered hash counts a player's submissions, and
 -- the submission is stored pending, with no rank, for the verdict to settle (store_redis.go).
@@ -101,5 +103,8 @@ if code then
   redis.call('HINCRBY', KEYS[5], player, 1)
 else
   redis.call('HSET', KEYS[5], player, string.format('%d', arrival) .. ' ' .. ARGV[7])
+end
+if tonumber(redis.call('GET', KEYS[8]) or '0') < tonumber(ARGV[10]) then
+  redis.call('SET', KEYS[8], ARGV[10])
 end
 return {'ok', record}

@@ -12,12 +12,29 @@ import (
 
 // finalize ranks a compensated question's correct answers by reaction time (ties by
 // arrival), stores ranks and points, and sends each answering player its final result.
+// The answers of players removed since they answered are final with no rank.
 func (s *Service) finalize(ctx context.Context, room string, n int, sc Scoring) error {
 	answers, err := s.store.Answers(ctx, room, n)
 	if err != nil {
 		return err
 	}
-	ranked := Rank(answers, sc)
+	r, err := s.store.Room(ctx, room)
+	if err != nil {
+		return err
+	}
+	seated := make(map[string]bool, len(r.Players))
+	for _, p := range r.Players {
+		seated[p.ID] = true
+	}
+	var gone []protocol.Answer // final too, with no rank
+	answers = slices.DeleteFunc(answers, func(a protocol.Answer) bool {
+		if !seated[a.PlayerID] {
+			a.Pending, a.Rank, a.Points = false, 0, 0
+			gone = append(gone, a)
+		}
+		return !seated[a.PlayerID]
+	})
+	ranked := append(Rank(answers, sc), gone...)
 	if err := s.store.Finalize(ctx, room, n, ranked); err != nil {
 		return err
 	}

@@ -28,6 +28,9 @@ type Judge interface {
 	// Submit queues job for judging, or returns a Busy *Error when the queue is full
 	// (nothing was queued).
 	Submit(ctx context.Context, job CodeJob) error
+	// Drop takes the jobs of a player of a room that are still waiting out of the queue:
+	// the player left. A job being judged may still get its verdict.
+	Drop(ctx context.Context, room, playerID string) error
 }
 
 // settle ranks a code question's submissions in arrival order, from index from, for as

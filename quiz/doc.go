@@ -10,11 +10,15 @@
 // ranks are unique and the winners exact however many answers race. The values a student
 // is sent (an answer, a verdict, a leaderboard entry) are the protocol package's.
 //
-// The files follow the use cases: room.go (creating rooms, joining, editing the quiz),
+// The files follow the use cases: room.go (creating rooms, joining, locking, removing
+// players, editing the quiz),
 // phase.go (opening, starting and closing a question), schedule.go (timed starts and
 // closes), answer.go (answers, code submissions, verdicts, ranking), view.go (what hosts
-// and players are shown). store_redis*.go split the Redis engine into rooms, answers and
-// encoding.
+// and players are shown), name.go (which names may sit beside each other). store_redis*.go
+// split the Redis engine into rooms, answers, expiry and encoding.
+//
+// Rooms expire: [Service.Run] has the store delete every room quiet for Options.RoomTTL
+// ([Store.Expire]), one node at a time under a [Locker] lease.
 //
 // All methods of [Service], of the stores and of the lockers are safe to call
 // concurrently. Errors meant for users are of type [*Error], with a protocol.ErrorCode.

@@ -115,10 +115,14 @@ type Question struct {
 	Checker       string     `json:"checker,omitempty"`
 }
 
-// CodeTest is one test of a code question: the program reads In and must print Out.
+// CodeTest is one test of a code question: the program reads In and must print Out. A
+// sample test is one students may see: a verdict on it may show the program's stderr and
+// its expected and actual output; a verdict on any other, a hidden test, shows none of
+// them (see the judge's Evaluate).
 type CodeTest struct {
-	In  string `json:"in"`
-	Out string `json:"out"`
+	In     string `json:"in"`
+	Out    string `json:"out"`
+	Sample bool   `json:"sample,omitempty"`
 }
 
 // TimeLimit is the question's time limit T of the speed rule.

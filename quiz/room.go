@@ -8,10 +8,7 @@ import (
 	"math/big"
 	"reflect"
 	"slices"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/bulbquiz/bulb/protocol"
 )
@@ -50,6 +47,7 @@ type Room struct {
 	CloseAt   time.Time // a scheduled timed close of the current question, if any
 	StartedAt time.Time // when the current question went live
 	CreatedAt time.Time
+	Locked    bool     // no new players may join
 	Players   []Player // in join order
 }
 
@@ -106,14 +104,13 @@ func (s *Service) Identify(ctx context.Context, token string) (Identity, error) 
 	return s.store.Identify(ctx, token)
 }
 
-// Join adds a player called name to the room.
+// Join adds a player called name to the room. The name is kept as typed, trimmed and
+// with inner white space collapsed; it must pass checkName, and its key (foldName) must be
+// free in the room.
 func (s *Service) Join(ctx context.Context, room, name string) (Player, error) {
 	name = normalizeText(name)
-	if name == "" || utf8.RuneCountInString(name) > MaxName {
-		return Player{}, Errorf(protocol.Invalid, "a name has 1 to %d characters", MaxName)
-	}
-	if strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) {
-		return Player{}, Errorf(protocol.Invalid, "a name must be printable")
+	if err := checkName(name); err != nil {
+		return Player{}, err
 	}
 	p := Player{ID: randomHex(8), Name: name, Token: Token(), JoinedAt: s.now()}
 	if err := s.store.AddPlayer(ctx, room, p); err != nil {
@@ -121,6 +118,83 @@ func (s *Service) Join(ctx context.Context, room, name string) (Player, error) {
 	}
 	s.bc.SendHosts(room, protocol.Encode(protocol.JoinedFrame{PlayerID: p.ID, Name: p.Name}))
 	return p, nil
+}
+
+// Lock locks the room, so that nobody new may join (Join gets Conflict), or unlocks it.
+func (s *Service) Lock(ctx context.Context, room string, locked bool) (*Room, error) {
+	return s.store.Update(ctx, room, func(r *Room) error {
+		r.Locked = locked
+		return nil
+	})
+}
+
+// Remove frees a player's seat: the host removed the player (byHost), or the player left.
+// The store removes the player (Store.RemovePlayer: its name is free again, its score and
+// token are gone); its connection gets a removed frame and is closed with
+// protocol.CloseRemoved, and the hosts get a left frame. Its code submissions still
+// waiting for a verdict get an IE verdict saying it left, so that nobody's rank waits for
+// them, and leave the judge's queue. If the current question is closed, everyone gets the
+// leaderboard without the player.
+func (s *Service) Remove(ctx context.Context, room, playerID string, byHost bool) (Player, error) {
+	qz, err := s.store.Quiz(ctx, room)
+	if err != nil {
+		return Player{}, err
+	}
+	p, err := s.store.RemovePlayer(ctx, room, playerID)
+	if err != nil {
+		return Player{}, err
+	}
+	ctx = context.WithoutCancel(ctx) // a removal, once made, is finished even if the caller hangs up
+	msg := "you left the room"
+	if byHost {
+		msg = "the host removed you from the room"
+	}
+	s.bc.Remove(room, playerID, protocol.Encode(protocol.RemovedFrame{Message: msg}))
+	s.bc.SendHosts(room, protocol.Encode(protocol.LeftFrame{PlayerID: p.ID, Name: p.Name}))
+	s.log.Info("player removed", "room", room, "player", playerID, "byHost", byHost)
+	if err := s.dropSubmissions(ctx, room, qz, playerID); err != nil {
+		s.log.Error("settling the submissions of a removed player", "room", room, "player", playerID, "err", err)
+	}
+	r, _, err := s.store.Player(ctx, room, "")
+	if err == nil && r.Phase == PhaseClosed {
+		err = s.sendLeaderboard(ctx, room)
+	}
+	if err != nil {
+		s.log.Error("the leaderboard after a removal", "room", room, "err", err)
+	}
+	return p, nil
+}
+
+// dropSubmissions gives every code submission of a removed player still without a verdict
+// an IE verdict (the first verdict stands: the judge's, should it come later, changes
+// nothing), then takes the player's waiting jobs out of the judge's queue. In that order, a
+// failure halfway leaves jobs to be judged, never a submission that waits for ever and
+// holds up the ranks of the submissions after it.
+func (s *Service) dropSubmissions(ctx context.Context, room string, qz Quiz, playerID string) error {
+	code := false
+	for i, q := range qz.Questions {
+		if q.Kind != KindCode {
+			continue
+		}
+		code = true
+		answers, err := s.store.Answers(ctx, room, i+1)
+		if err != nil {
+			return err
+		}
+		for _, a := range answers {
+			if a.PlayerID != playerID || a.Verdict != nil {
+				continue
+			}
+			v := protocol.Verdict{Verdict: protocol.IE, Total: len(q.Tests), Message: "not judged: the player left the room"}
+			if err := s.Verdict(ctx, room, i+1, a.ArrivalRank, v); err != nil {
+				return err
+			}
+		}
+	}
+	if !code || s.judge == nil {
+		return nil
+	}
+	return s.judge.Drop(ctx, room, playerID)
 }
 
 // EditQuiz replaces the room's quiz with qz, if the quiz is still at the version the host

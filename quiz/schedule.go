@@ -140,8 +140,8 @@ func (s *Service) fire(ctx context.Context, room string, n int, action string, a
 			return
 		}
 		r, err := s.store.Room(ctx, room)
-		if err == nil && (r.Current != n || !pending(r, action, at)) {
-			return // it happened, or was cancelled or moved
+		if err == nil && (r.Current != n || !pending(r, action, at)) || ErrorCode(err) == protocol.NotFound {
+			return // it happened, or was cancelled or moved, or the room expired
 		}
 	}
 }
@@ -180,8 +180,8 @@ func (s *Service) fireHeld(ctx context.Context, lease Lease, room string, n int,
 	}
 	close(done)
 	wg.Wait()
-	if ErrorCode(err) == protocol.Conflict {
-		err = errStale // it happened by other means
+	if code := ErrorCode(err); code == protocol.Conflict || code == protocol.NotFound {
+		err = errStale // it happened by other means, or the room expired
 	}
 	return err
 }

@@ -17,6 +17,9 @@ type Broadcaster interface {
 	SendHosts(room string, frame []byte)
 	// SendPlayer queues frame for one player's connection.
 	SendPlayer(room, playerID string, frame []byte)
+	// Remove queues frame for one player's connection and then closes that connection
+	// with protocol.CloseRemoved: the player's seat was removed.
+	Remove(room, playerID string, frame []byte)
 	// Start lights the bulb of question n: the start frame goes to every player of the room
 	// at as nearly the same instant as possible, revealed at reveal (a synced start) or at
 	// once (reveal zero). It returns the start's sequence number and how many players it
@@ -50,7 +53,15 @@ type Options struct {
 	Locker      Locker // leases for timed starts and closes
 	Judge       Judge  // nil: quizzes with code questions are refused
 	Logger      *slog.Logger
+	// RoomTTL is how long a room lives after its last activity (see Store.Expire);
+	// DefaultRoomTTL if zero.
+	RoomTTL time.Duration
 }
+
+// DefaultRoomTTL is how long a room lives after its last activity unless told otherwise:
+// a day, so that a class that meets again tomorrow finds a new room, and a room nobody
+// uses does not hold its players, tokens and answers for ever.
+const DefaultRoomTTL = 24 * time.Hour
 
 // Service runs rooms: it is what the server's handlers call. Create one with NewService and
 // run its Run method for timed starts.
@@ -62,6 +73,7 @@ type Service struct {
 	judge  Judge
 	log    *slog.Logger
 	now    func() time.Time
+	ttl    time.Duration // RoomTTL
 
 	mu     sync.Mutex
 	ctx    context.Context // Run's, for timed starts; nil until Run
@@ -75,8 +87,11 @@ func NewService(opts Options) *Service {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.RoomTTL <= 0 {
+		opts.RoomTTL = DefaultRoomTTL
+	}
 	s := &Service{store: opts.Store, bc: opts.Broadcaster, nodes: opts.Nodes, locker: opts.Locker, judge: opts.Judge,
-		log: opts.Logger.With("component", "quiz"), now: time.Now, timers: map[string]*time.Timer{}}
+		log: opts.Logger.With("component", "quiz"), now: time.Now, ttl: opts.RoomTTL, timers: map[string]*time.Timer{}}
 	if s.nodes != nil {
 		s.nodes.OnNotify(scheduleTopic, s.onSchedule)
 	}
@@ -102,9 +117,9 @@ func (s *Service) normalize(qz *Quiz) error {
 	return nil
 }
 
-// Run serves timed starts until ctx is done, then stops the pending timers and waits for
-// a start that is firing to finish. It first picks up the starts already scheduled in the
-// store, so that a node that (re)starts fires them too.
+// Run serves timed starts and expires quiet rooms (sweep) until ctx is done, then stops
+// the pending timers and waits for a start that is firing to finish. It first picks up the
+// starts already scheduled in the store, so that a node that (re)starts fires them too.
 func (s *Service) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.ctx = ctx
@@ -121,7 +136,16 @@ func (s *Service) Run(ctx context.Context) error {
 			s.setTimer(r.Code, r.Current, ActionClose, r.CloseAt)
 		}
 	}
-	<-ctx.Done()
+	sweeps := time.NewTicker(sweepEvery(s.ttl))
+	defer sweeps.Stop()
+	for done := false; !done; {
+		select {
+		case <-sweeps.C:
+			s.sweep(ctx)
+		case <-ctx.Done():
+			done = true
+		}
+	}
 	s.mu.Lock()
 	for k, t := range s.timers {
 		t.Stop()
@@ -130,4 +154,47 @@ func (s *Service) Run(ctx context.Context) error {
 	s.mu.Unlock()
 	s.wg.Wait()
 	return nil
+}
+
+// sweepEvery is how often a node sweeps for rooms that expired with the given TTL: a
+// tenth of it, at most every minute, at least every 10 ms. Every node sweeps; the sweep's
+// lease makes it one at a time, so the rooms are swept about that often however many
+// nodes there are.
+func sweepEvery(ttl time.Duration) time.Duration {
+	return min(max(ttl/10, 10*time.Millisecond), time.Minute)
+}
+
+// sweepLease names the lease of the sweep, and sweepLeaseTTL bounds how long a node that
+// died while sweeping holds it.
+const (
+	sweepLease    = "rooms:sweep"
+	sweepLeaseTTL = 30 * time.Second
+)
+
+// sweep expires the rooms quiet for longer than the TTL, if this node takes the sweep's
+// lease (Locker): one node sweeps at a time. Should two ever overlap (a sweep longer than
+// the lease), Store.Expire is still right, only wasteful. The timers of the expired rooms
+// stop here; another node's fire finds the room gone and stops too.
+func (s *Service) sweep(ctx context.Context) {
+	lease, ok, err := s.locker.Acquire(ctx, sweepLease, sweepLeaseTTL)
+	if err != nil {
+		s.log.Warn("the sweep's lease", "err", err)
+	}
+	if !ok {
+		return
+	}
+	defer func() {
+		if err := lease.Release(context.WithoutCancel(ctx)); err != nil {
+			s.log.Warn("releasing the sweep's lease", "err", err)
+		}
+	}()
+	gone, err := s.store.Expire(ctx, s.now().Add(-s.ttl))
+	for _, room := range gone {
+		s.cancelTimer(room, ActionStart)
+		s.cancelTimer(room, ActionClose)
+		s.log.Info("room expired", "room", room, "quietFor", s.ttl)
+	}
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("expiring rooms", "err", err)
+	}
 }

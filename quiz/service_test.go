@@ -22,6 +22,7 @@ type fakeBroadcaster struct {
 	startErr error    // Start fails with it, sending nothing
 	frames   []string // every frame sent to anyone
 	toPlayer map[string][]string
+	removed  map[string]string // player ID → the frame its connection was closed after
 	starts   int
 	reveals  []time.Time // of each start: zero for an immediate one
 }
@@ -30,7 +31,7 @@ type fakeBroadcaster struct {
 const fakeLead = 200 * time.Millisecond
 
 func newFake() *fakeBroadcaster {
-	return &fakeBroadcaster{toPlayer: map[string][]string{}}
+	return &fakeBroadcaster{toPlayer: map[string][]string{}, removed: map[string]string{}}
 }
 
 func (f *fakeBroadcaster) Send(_ string, frame []byte) {
@@ -43,6 +44,11 @@ func (f *fakeBroadcaster) SendPlayer(_, id string, frame []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.toPlayer[id] = append(f.toPlayer[id], string(frame))
+}
+func (f *fakeBroadcaster) Remove(_, id string, frame []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removed[id] = string(frame)
 }
 func (f *fakeBroadcaster) Lead(string) time.Duration { return fakeLead }
 func (f *fakeBroadcaster) Start(_ context.Context, _ string, _ int, reveal time.Time) (uint64, int, error) {
@@ -378,7 +384,18 @@ func TestJoinNames(t *testing.T) {
 		name string
 		want protocol.ErrorCode
 	}{{"  ada   lovelace ", ""}, {"ADA LOVELACE", protocol.Conflict}, {"", protocol.Invalid}, {"   ", protocol.Invalid}, {"x\x00y", protocol.Invalid},
-		{"0123456789012345678901234567890123", protocol.Invalid}} {
+		{"0123456789012345678901234567890123", protocol.Invalid},
+		{"\u0430da lovelace", protocol.Conflict}, // Cyrillic а
+		{"ａｄａ ｌｏｖｅｌａｃｅ", protocol.Conflict},      // fullwidth
+		{"ada\u3000lovelace", protocol.Conflict}, // an ideographic space is a space
+		{"eve\u202Exe.exe", protocol.Invalid},    // right-to-left override: shows as "eveexe.exe" backwards
+		{"eve\u2066x", protocol.Invalid},         // left-to-right isolate
+		{"e\u200Bve", protocol.Invalid},          // zero-width space
+		{"e\u200Dve", protocol.Invalid},          // zero-width joiner
+		{"\u0007bell", protocol.Invalid},
+		{"e\u034Fve", protocol.Invalid},               // combining grapheme joiner: invisible, yet printable to Go
+		{"Zoë", ""}, {"zoe\u0308", protocol.Conflict}, // the same name, composed or not
+		{"李小龍", ""}} {
 		_, err := s.Join(ctx, r.Code, tt.name)
 		if tt.want == "" && err != nil || tt.want != "" && ErrorCode(err) != tt.want {
 			t.Errorf("join %q: got %v, want %q", tt.name, err, tt.want)
@@ -388,8 +405,12 @@ func TestJoinNames(t *testing.T) {
 		t.Errorf("join unknown room: got %v, want not_found", err)
 	}
 	room, _ := s.Room(ctx, r.Code)
-	if len(room.Players) != 1 || room.Players[0].Name != "ada lovelace" {
-		t.Fatalf("got players %+v, want only \"ada lovelace\"", room.Players)
+	var names []string
+	for _, p := range room.Players {
+		names = append(names, p.Name)
+	}
+	if want := []string{"ada lovelace", "Zoë", "李小龍"}; !slices.Equal(names, want) {
+		t.Fatalf("got players %q, want %q, as typed", names, want)
 	}
 }
 
@@ -607,9 +628,10 @@ func TestLeaderboardFrameIsTheTop(t *testing.T) {
 // is busy while busy is set. It stands in for the judge package in unit tests of the
 // rules; the real judge is tested in the server's tests.
 type fakeJudge struct {
-	mu   sync.Mutex
-	jobs []CodeJob
-	busy bool
+	mu      sync.Mutex
+	jobs    []CodeJob
+	busy    bool
+	dropped []string // room/player of every Drop
 }
 
 func (j *fakeJudge) Check(q Question) error {
@@ -628,6 +650,13 @@ func (j *fakeJudge) Submit(_ context.Context, job CodeJob) error {
 		return Errorf(protocol.Busy, "the judge is busy: 7 submissions waiting")
 	}
 	j.jobs = append(j.jobs, job)
+	return nil
+}
+
+func (j *fakeJudge) Drop(_ context.Context, room, playerID string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.dropped = append(j.dropped, room+"/"+playerID)
 	return nil
 }
 

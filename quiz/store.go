@@ -2,6 +2,7 @@ package quiz
 
 import (
 	"context"
+	"time"
 
 	"github.com/bulbquiz/bulb/protocol"
 )
@@ -25,9 +26,16 @@ type Store interface {
 	Player(ctx context.Context, room, playerID string) (*Room, Player, error)
 	// Rooms returns copies of all rooms, newest first.
 	Rooms(ctx context.Context) ([]*Room, error)
-	// AddPlayer adds p to the room; Conflict if its name is taken (case-insensitively) or
-	// the room has MaxPlayers.
+	// AddPlayer adds p to the room; Conflict if the room is locked (Room.Locked), its name
+	// is taken (another player's name has the same foldName key) or the room has
+	// MaxPlayers.
 	AddPlayer(ctx context.Context, room string, p Player) error
+	// RemovePlayer frees a player's seat and returns the player: the player leaves the
+	// room's players, its name is free again, its score leaves the room and its token
+	// stops working. Its answers stay as they were (ranks given are kept), and it takes no
+	// rank given after: a later verdict on one of its code submissions ranks nothing, and
+	// Accept refuses its answers (NotFound). NotFound if the room or the player is unknown.
+	RemovePlayer(ctx context.Context, room, playerID string) (Player, error)
 	// Identify returns who a host or player token belongs to; Unauthorized if nobody.
 	Identify(ctx context.Context, token string) (Identity, error)
 	// Update applies fn to the room atomically and bumps its version. fn may refuse by
@@ -66,4 +74,27 @@ type Store interface {
 	Finalize(ctx context.Context, room string, n int, ranked []protocol.Answer) error
 	// Answers returns the answers to question n in arrival order.
 	Answers(ctx context.Context, room string, n int) ([]protocol.Answer, error)
+	// Expire deletes every room whose last activity came before the given instant, with
+	// its players, tokens and answers, and returns their codes. A room's activity is the
+	// latest of: its creation, a player joining or removed, a change by Update (a host's
+	// move), an accepted answer; and a timed start or close it has scheduled counts as
+	// activity at its time. Each room is checked and deleted atomically: one active at the
+	// instant of its check stays. Calls from several nodes at once are safe (a room is
+	// deleted once), if wasteful: the service has one node sweep at a time.
+	Expire(ctx context.Context, before time.Time) ([]string, error)
 }
+
+// activeAt is the activity of room r changed at now: now, or a timed start or close it
+// has scheduled later.
+func activeAt(r *Room, now time.Time) time.Time {
+	t := now
+	for _, at := range []time.Time{r.StartAt, r.CloseAt} {
+		if at.After(t) {
+			t = at
+		}
+	}
+	return t
+}
+
+// errLocked refuses a join to a locked room.
+var errLocked = Errorf(protocol.Conflict, "the room is locked")

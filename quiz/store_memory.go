@@ -3,7 +3,6 @@ package quiz
 import (
 	"context"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -11,7 +10,8 @@ import (
 )
 
 // MemoryStore is the in-memory engine's Store: one process, nothing to install. Each room
-// has its own lock, so rooms never wait on each other.
+// has its own lock, so rooms never wait on each other. Where both are taken, a room's
+// lock comes before the store's (Expire).
 type MemoryStore struct {
 	mu     sync.RWMutex
 	rooms  map[string]*memRoom
@@ -23,9 +23,11 @@ var _ Store = (*MemoryStore)(nil)
 
 type memRoom struct {
 	mu        sync.Mutex
+	gone      bool      // expired: deleted from the store
+	active    time.Time // last activity (see Store.Expire)
 	room      Room
 	byID      map[string]int                 // player ID → index in room.Players
-	names     map[string]bool                // folded player names
+	names     map[string]string              // the players' foldName keys → player ID
 	answers   map[int][]protocol.Answer      // by question, in arrival order
 	answered  map[int]map[string]memAnswered // by question and player
 	correct   map[int]int                    // by question, correct answers ranked so far
@@ -53,14 +55,20 @@ func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{rooms: map[string]*memRoom{}, tokens: map[string]Identity{}, now: time.Now}
 }
 
-func (s *MemoryStore) get(room string) (*memRoom, error) {
+// lock returns the room with its lock held, or NotFound if it does not exist, or no
+// longer: a room expired (Expire) while the caller waited for its lock is gone.
+func (s *MemoryStore) lock(room string) (*memRoom, error) {
 	s.mu.RLock()
 	r := s.rooms[room]
 	s.mu.RUnlock()
-	if r == nil {
-		return nil, Errorf(protocol.NotFound, "room %s not found", room)
+	if r != nil {
+		r.mu.Lock()
+		if !r.gone {
+			return r, nil
+		}
+		r.mu.Unlock()
 	}
-	return r, nil
+	return nil, Errorf(protocol.NotFound, "room %s not found", room)
 }
 
 // CreateRoom implements Store.
@@ -71,9 +79,10 @@ func (s *MemoryStore) CreateRoom(_ context.Context, r *Room) error {
 		return Errorf(protocol.Conflict, "room %s exists", r.Code)
 	}
 	s.rooms[r.Code] = &memRoom{
+		active:    activeAt(r, s.now()),
 		room:      *cloneRoom(r),
 		byID:      map[string]int{},
-		names:     map[string]bool{},
+		names:     map[string]string{},
 		answers:   map[int][]protocol.Answer{},
 		answered:  map[int]map[string]memAnswered{},
 		correct:   map[int]int{},
@@ -86,22 +95,20 @@ func (s *MemoryStore) CreateRoom(_ context.Context, r *Room) error {
 
 // Room implements Store.
 func (s *MemoryStore) Room(_ context.Context, room string) (*Room, error) {
-	r, err := s.get(room)
+	r, err := s.lock(room)
 	if err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
 	return cloneRoom(&r.room), nil
 }
 
 // Quiz implements Store.
 func (s *MemoryStore) Quiz(_ context.Context, room string) (Quiz, error) {
-	r, err := s.get(room)
+	r, err := s.lock(room)
 	if err != nil {
 		return Quiz{}, err
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.room.Quiz, nil
 }
@@ -117,6 +124,9 @@ func (s *MemoryStore) Rooms(ctx context.Context) ([]*Room, error) {
 	out := make([]*Room, 0, len(rooms))
 	for _, room := range rooms {
 		r, err := s.Room(ctx, room)
+		if ErrorCode(err) == protocol.NotFound {
+			continue // expired meanwhile
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -128,38 +138,85 @@ func (s *MemoryStore) Rooms(ctx context.Context) ([]*Room, error) {
 
 // AddPlayer implements Store.
 func (s *MemoryStore) AddPlayer(_ context.Context, room string, p Player) error {
-	r, err := s.get(room)
+	key := foldName(p.Name)
+	r, err := s.lock(room)
 	if err != nil {
 		return err
 	}
-	r.mu.Lock()
-	if len(r.room.Players) >= MaxPlayers {
+	switch {
+	case r.room.Locked:
+		r.mu.Unlock()
+		return errLocked
+	case len(r.room.Players) >= MaxPlayers:
 		r.mu.Unlock()
 		return Errorf(protocol.Conflict, "room %s is full: %d players", room, MaxPlayers)
-	}
-	if r.names[foldName(p.Name)] {
+	case r.names[key] != "":
 		r.mu.Unlock()
 		return Errorf(protocol.Conflict, "the name %q is taken in this room", p.Name)
 	}
-	r.names[foldName(p.Name)] = true
+	r.names[key] = p.ID
 	r.byID[p.ID] = len(r.room.Players)
 	r.room.Players = append(r.room.Players, p)
 	r.room.Version++
+	r.touch(s.now())
 	r.mu.Unlock()
 
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rooms[room] != r {
+		return roomNotFound(room) // expired since: its players' tokens are gone, so is this one
+	}
 	s.tokens[p.Token] = Identity{Room: room, Role: RolePlayer, PlayerID: p.ID, Name: p.Name}
-	s.mu.Unlock()
 	return nil
+}
+
+// touch records activity at now; activity never moves back here (only Update, whose
+// schedules count, may move it).
+func (r *memRoom) touch(now time.Time) {
+	if now.After(r.active) {
+		r.active = now
+	}
+}
+
+// RemovePlayer implements Store.
+func (s *MemoryStore) RemovePlayer(_ context.Context, room, playerID string) (Player, error) {
+	r, err := s.lock(room)
+	if err != nil {
+		return Player{}, err
+	}
+	i, ok := r.byID[playerID]
+	if !ok {
+		r.mu.Unlock()
+		return Player{}, Errorf(protocol.NotFound, "player %s is not in room %s", playerID, room)
+	}
+	p := r.room.Players[i]
+	r.room.Players = slices.Delete(r.room.Players, i, i+1)
+	delete(r.byID, playerID)
+	for j := i; j < len(r.room.Players); j++ {
+		r.byID[r.room.Players[j].ID] = j
+	}
+	if key := foldName(p.Name); r.names[key] == playerID {
+		delete(r.names, key)
+	}
+	for _, c := range r.coding {
+		c.winners[playerID] = true // ranked for good: a later verdict gives it no rank
+	}
+	r.room.Version++
+	r.touch(s.now())
+	r.mu.Unlock()
+
+	s.mu.Lock()
+	delete(s.tokens, p.Token)
+	s.mu.Unlock()
+	return p, nil
 }
 
 // Player implements Store.
 func (s *MemoryStore) Player(_ context.Context, room, playerID string) (*Room, Player, error) {
-	r, err := s.get(room)
+	r, err := s.lock(room)
 	if err != nil {
 		return nil, Player{}, err
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
 	if playerID == "" {
 		return roomHead(&r.room), Player{}, nil
@@ -184,11 +241,10 @@ func (s *MemoryStore) Identify(_ context.Context, token string) (Identity, error
 
 // Update implements Store.
 func (s *MemoryStore) Update(_ context.Context, room string, fn func(*Room) error) (*Room, error) {
-	r, err := s.get(room)
+	r, err := s.lock(room)
 	if err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
 	next := cloneRoom(&r.room)
 	if err := fn(next); err != nil {
@@ -196,16 +252,16 @@ func (s *MemoryStore) Update(_ context.Context, room string, fn func(*Room) erro
 	}
 	next.Version = r.room.Version + 1
 	r.room = *next
+	r.active = activeAt(next, s.now())
 	return cloneRoom(next), nil
 }
 
 // Accept implements Store.
 func (s *MemoryStore) Accept(_ context.Context, room string, a protocol.Answer, sc Scoring) (protocol.Answer, bool, error) {
-	r, err := s.get(room)
+	r, err := s.lock(room)
 	if err != nil {
 		return protocol.Answer{}, false, err
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := s.now()
 	if sc.QuizVersion != r.room.Quiz.Version {
@@ -216,6 +272,9 @@ func (s *MemoryStore) Accept(_ context.Context, room string, a protocol.Answer, 
 	}
 	if sc.Code {
 		a, err := r.acceptCode(a, sc, now)
+		if err == nil {
+			r.touch(now)
+		}
 		return a, false, err
 	}
 	if prior, ok := r.answered[a.N][a.PlayerID]; ok {
@@ -243,6 +302,7 @@ func (s *MemoryStore) Accept(_ context.Context, room string, a protocol.Answer, 
 	}
 	r.answered[a.N][a.PlayerID] = memAnswered{index: len(r.answers[a.N]), key: responseKey(a.Response)}
 	r.answers[a.N] = append(r.answers[a.N], a)
+	r.touch(now)
 	return a, false, nil
 }
 
@@ -290,11 +350,10 @@ func (r *memRoom) codeOf(n int) *memCode {
 
 // Verdict implements Store.
 func (s *MemoryStore) Verdict(_ context.Context, room string, n, sub int, v protocol.Verdict, sc Scoring) (protocol.Answer, []protocol.Answer, error) {
-	r, err := s.get(room)
+	r, err := s.lock(room)
 	if err != nil {
 		return protocol.Answer{}, nil, err
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
 	answers := r.answers[n]
 	if !sc.Code || sub < 1 || sub > len(answers) {
@@ -314,7 +373,7 @@ func (s *MemoryStore) Verdict(_ context.Context, room string, n, sub int, v prot
 	final := make([]protocol.Answer, len(changed))
 	for i, j := range changed {
 		final[i] = answers[j]
-		r.room.Players[r.byID[answers[j].PlayerID]].Score += answers[j].Points
+		r.addScore(answers[j].PlayerID, answers[j].Points)
 	}
 	return answers[sub-1], final, nil
 }
@@ -335,11 +394,10 @@ func checkAcceptable(r *Room, n int) error {
 
 // Finalize implements Store.
 func (s *MemoryStore) Finalize(_ context.Context, room string, n int, ranked []protocol.Answer) error {
-	r, err := s.get(room)
+	r, err := s.lock(room)
 	if err != nil {
 		return err
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.finalized[n] {
 		return nil
@@ -356,24 +414,56 @@ func (s *MemoryStore) Finalize(_ context.Context, room string, n int, ranked []p
 		}
 		a.Rank, a.Points, a.Pending, a.ReactionUs = f.Rank, f.Points, false, f.ReactionUs
 		r.answers[n][i] = a
-		r.room.Players[r.byID[a.PlayerID]].Score += a.Points
+		r.addScore(a.PlayerID, a.Points)
 	}
 	return nil
 }
 
+// Expire implements Store. It takes each room's lock, then the store's: a room is deleted
+// atomically with the check of its activity.
+func (s *MemoryStore) Expire(_ context.Context, before time.Time) ([]string, error) {
+	s.mu.RLock()
+	rooms := make([]*memRoom, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	s.mu.RUnlock()
+	var gone []string
+	for _, r := range rooms {
+		r.mu.Lock()
+		if !r.gone && r.active.Before(before) {
+			r.gone = true
+			s.mu.Lock()
+			delete(s.rooms, r.room.Code)
+			delete(s.tokens, r.room.HostToken)
+			for _, p := range r.room.Players {
+				delete(s.tokens, p.Token)
+			}
+			s.mu.Unlock()
+			gone = append(gone, r.room.Code)
+		}
+		r.mu.Unlock()
+	}
+	slices.Sort(gone)
+	return gone, nil
+}
+
+// addScore adds points to a player's score, unless the player has left the room.
+func (r *memRoom) addScore(playerID string, points int) {
+	if i, ok := r.byID[playerID]; ok {
+		r.room.Players[i].Score += points
+	}
+}
+
 // Answers implements Store.
 func (s *MemoryStore) Answers(_ context.Context, room string, n int) ([]protocol.Answer, error) {
-	r, err := s.get(room)
+	r, err := s.lock(room)
 	if err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.answers[n]), nil
 }
-
-// foldName is the form in which two player names that differ only in case are equal.
-func foldName(name string) string { return strings.ToLower(name) }
 
 // cloneRoom returns a deep copy of r, so callers never share memory with the store.
 func cloneRoom(r *Room) *Room {

@@ -24,11 +24,11 @@ import (
 // its own so that players joining do not touch the room hash, which Update watches: a
 // join storm never makes a host's move retry.
 //
-// Every change that touches several keys is one Lua script (CreateRoom, AddPlayer, Accept,
-// Finalize) or one MULTI under WATCH (Update, Verdict), so a failure never leaves half of
-// it written. CreateRoom and AddPlayer also write the token and rooms keys, which lie
-// outside the room's slot: they are atomic on one Redis server but not (yet) fit for Redis
-// Cluster.
+// Every change that touches several keys is one Lua script (CreateRoom, AddPlayer,
+// RemovePlayer, Accept, Finalize, Expire) or one MULTI under WATCH (Update, Verdict), so a
+// failure never leaves half of it written. CreateRoom, AddPlayer, RemovePlayer and Expire
+// also write the token and rooms keys, which lie outside the room's slot: they are atomic
+// on one Redis server but not (yet) fit for Redis Cluster.
 //
 // When Redis cannot be reached, every method returns an Unavailable *Error that wraps the
 // cause, as soon as the client gives up: its dial and read timeouts and MaxRetries decide
@@ -39,12 +39,29 @@ type RedisStore struct {
 	rdb    redis.UniversalClient
 	prefix string
 
-	// quizzes caches each room's decoded Quiz (code → Quiz): Quiz is on the path of every
-	// answer. An entry may go stale when another node edits the quiz: accept.lua refuses an
-	// answer marked by an old version (ErrStaleQuiz), and reads of the room compare the
-	// version they read with the cached one.
+	// quizzes caches each room's decoded Quiz (code → cachedQuiz): Quiz is on the path of
+	// every answer. An entry may go stale when another node edits the quiz: accept.lua
+	// refuses an answer marked by an old version (ErrStaleQuiz), and reads of the room
+	// compare the version they read with the cached one. It may also outlive its room,
+	// expired by another node; so an entry is read anew after quizCacheAge, and an expired
+	// room's code is not given to a new room for longer (goneFor): no node ever takes one
+	// room's quiz for another's.
 	quizzes sync.Map
+
+	now func() time.Time // the clock of rooms' activity (Expire)
 }
+
+// cachedQuiz is an entry of RedisStore.quizzes.
+type cachedQuiz struct {
+	quiz   Quiz
+	loaded time.Time
+}
+
+// Cached quizzes and expired rooms' codes.
+const (
+	quizCacheAge = 30 * time.Second // how long a node trusts its copy of a quiz without reading the room
+	goneFor      = 10 * time.Minute // how long an expired room's code is not given to a new room
+)
 
 var _ Store = (*RedisStore)(nil)
 
@@ -66,12 +83,18 @@ var (
 	addPlayerLua string
 	//go:embed create_room.lua
 	createRoomLua string
+	//go:embed remove_player.lua
+	removePlayerLua string
+	//go:embed expire_room.lua
+	expireRoomLua string
 
 	// acceptScript is one script: the points rule, then the accept itself.
-	acceptScript     = redis.NewScript(awardLua + acceptLua)
-	finalizeScript   = redis.NewScript(finalizeLua)
-	addPlayerScript  = redis.NewScript(addPlayerLua)
-	createRoomScript = redis.NewScript(createRoomLua)
+	acceptScript       = redis.NewScript(awardLua + acceptLua)
+	finalizeScript     = redis.NewScript(finalizeLua)
+	addPlayerScript    = redis.NewScript(addPlayerLua)
+	createRoomScript   = redis.NewScript(createRoomLua)
+	removePlayerScript = redis.NewScript(removePlayerLua)
+	expireRoomScript   = redis.NewScript(expireRoomLua)
 )
 
 // NewRedisStore returns a RedisStore on rdb whose keys all begin with prefix
@@ -80,7 +103,7 @@ func NewRedisStore(rdb redis.UniversalClient, prefix string) *RedisStore {
 	if prefix == "" {
 		prefix = DefaultRedisPrefix
 	}
-	return &RedisStore{rdb: rdb, prefix: prefix}
+	return &RedisStore{rdb: rdb, prefix: prefix, now: time.Now}
 }
 
 // key returns the key of one of a room's parts, e.g. key("482913", "room").
@@ -93,7 +116,8 @@ func (s *RedisStore) qkey(room string, n int, part string) string {
 	return s.key(room, "q:"+strconv.Itoa(n)+":"+part)
 }
 
-func (s *RedisStore) tokenKey(token string) string { return s.prefix + "token:{" + token + "}" }
+func (s *RedisStore) tokenKey(token string) string { return s.tokenPrefix() + token + "}" }
+func (s *RedisStore) tokenPrefix() string          { return s.prefix + "token:{" }
 func (s *RedisStore) roomsKey() string             { return s.prefix + "rooms" }
 
 // backoff waits before another optimistic attempt, after another writer won: a little,

@@ -25,14 +25,14 @@ func (s *RedisStore) Accept(ctx context.Context, room string, a protocol.Answer,
 	keys := []string{
 		s.key(room, "room"), s.key(room, "players"), s.key(room, "scores"),
 		s.qkey(room, a.N, "answers"), s.qkey(room, a.N, "answered"), s.qkey(room, a.N, "correct"),
-		s.qkey(room, a.N, "solved"),
+		s.qkey(room, a.N, "solved"), s.key(room, "active"),
 	}
 	isCode := "0"
 	if sc.Code {
 		isCode = "1"
 	}
 	res, err := acceptScript.Run(ctx, s.rdb, keys, a.N, a.PlayerID, correct, head, scoring, sc.QuizVersion, responseKey(a.Response),
-		isCode, MaxSubmissions).StringSlice()
+		isCode, MaxSubmissions, s.now().UnixMicro()).StringSlice()
 	if err != nil {
 		return protocol.Answer{}, false, fail("accepting an answer", err)
 	}
@@ -71,10 +71,10 @@ func (s *RedisStore) Accept(ctx context.Context, room string, a protocol.Answer,
 	return stored.answer(), replay, nil
 }
 
-// Verdict implements Store: one transaction under WATCH of the question's answers and
-// settled count reads the unsettled submissions, records the verdict, settles (see settle)
-// and writes the changed records, scores, winners and counts; a submission arriving
-// meanwhile makes it try again.
+// Verdict implements Store: one transaction under WATCH of the question's answers,
+// settled count and winners reads the unsettled submissions, records the verdict, settles
+// (see settle) and writes the changed records, scores, winners and counts; a submission
+// arriving, or a player removed, meanwhile makes it try again.
 func (s *RedisStore) Verdict(ctx context.Context, room string, n, sub int, v protocol.Verdict, sc Scoring) (protocol.Answer, []protocol.Answer, error) {
 	if !sc.Code || sub < 1 {
 		return protocol.Answer{}, nil, noSubmission(n, sub)
@@ -83,7 +83,8 @@ func (s *RedisStore) Verdict(ctx context.Context, room string, n, sub int, v pro
 		answersKey: s.qkey(room, n, "answers"), settledKey: s.qkey(room, n, "settled"),
 		winnersKey: s.qkey(room, n, "winners"), correctKey: s.qkey(room, n, "correct")}
 	for attempt := range maxUpdateAttempts {
-		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error { return t.attempt(ctx, tx) }, t.answersKey, t.settledKey)
+		// winners too: a player removed meanwhile is entered there, and must not be ranked
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error { return t.attempt(ctx, tx) }, t.answersKey, t.settledKey, t.winnersKey)
 		switch {
 		case t.refused != nil:
 			return protocol.Answer{}, nil, t.refused
@@ -248,7 +249,7 @@ func (s *RedisStore) Finalize(ctx context.Context, room string, n int, ranked []
 		}
 		args = append(args, i, b, a.PlayerID, a.Points)
 	}
-	keys := []string{s.key(room, "room"), s.qkey(room, n, "final"), answersKey, s.key(room, "scores")}
+	keys := []string{s.key(room, "room"), s.qkey(room, n, "final"), answersKey, s.key(room, "scores"), s.key(room, "players")}
 	status, err := finalizeScript.Run(ctx, s.rdb, keys, args...).Text()
 	if err != nil {
 		return fail("finalizing a question", err)

@@ -20,10 +20,11 @@ func (s *RedisStore) CreateRoom(ctx context.Context, r *Room) error {
 		return fmt.Errorf("encoding the quiz of room %s: %w", r.Code, err)
 	}
 	host, _ := json.Marshal(redisIdentity{Room: r.Code, Role: RoleHost})
-	args := []any{r.CreatedAt.UnixMicro(), r.Code, host, r.Version,
+	args := []any{activeAt(r, s.now()).UnixMicro(), r.Code, host, r.Version,
 		"quiz", qz, "hostToken", r.HostToken, "createdAt", formatTime(r.CreatedAt)}
 	args = append(args, roomFields(r)...)
-	keys := []string{s.key(r.Code, "room"), s.key(r.Code, "version"), s.tokenKey(r.HostToken), s.roomsKey()}
+	keys := []string{s.key(r.Code, "room"), s.key(r.Code, "version"), s.tokenKey(r.HostToken), s.roomsKey(),
+		s.key(r.Code, "active"), s.key(r.Code, "gone")}
 	created, err := createRoomScript.Run(ctx, s.rdb, keys, args...).Int()
 	if err != nil {
 		return fail("creating a room", err)
@@ -40,14 +41,19 @@ func roomFields(r *Room) []any {
 	if !r.StartedAt.IsZero() {
 		started = strconv.FormatInt(r.StartedAt.UnixMicro(), 10)
 	}
+	locked := 0
+	if r.Locked {
+		locked = 1
+	}
 	return []any{"current", r.Current, "phase", string(r.Phase), "startAt", formatTime(r.StartAt), "startedAt", started,
-		"closeAt", formatTime(r.CloseAt)}
+		"closeAt", formatTime(r.CloseAt), "locked", locked}
 }
 
-// Quiz implements Store. The quiz comes from the process's cache after the first call.
+// Quiz implements Store. The quiz comes from the process's cache after the first call,
+// for quizCacheAge.
 func (s *RedisStore) Quiz(ctx context.Context, room string) (Quiz, error) {
-	if qz, ok := s.quizzes.Load(room); ok {
-		return qz.(Quiz), nil
+	if c, ok := s.quizzes.Load(room); ok && time.Since(c.(cachedQuiz).loaded) < quizCacheAge {
+		return c.(cachedQuiz).quiz, nil
 	}
 	f, err := s.rdb.HMGet(ctx, s.key(room, "room"), "quiz", "quizVersion").Result()
 	if err != nil {
@@ -55,6 +61,7 @@ func (s *RedisStore) Quiz(ctx context.Context, room string) (Quiz, error) {
 	}
 	b, ok := f[0].(string)
 	if !ok {
+		s.quizzes.Delete(room)
 		return Quiz{}, roomNotFound(room)
 	}
 	var qz Quiz
@@ -66,8 +73,12 @@ func (s *RedisStore) Quiz(ctx context.Context, room string) (Quiz, error) {
 			return Quiz{}, fmt.Errorf("the quiz version of room %s: %w", room, err)
 		}
 	}
-	s.quizzes.Store(room, qz)
+	s.cacheQuiz(room, qz)
 	return qz, nil
+}
+
+func (s *RedisStore) cacheQuiz(room string, qz Quiz) {
+	s.quizzes.Store(room, cachedQuiz{quiz: qz, loaded: time.Now()})
 }
 
 func roomNotFound(room string) error { return Errorf(protocol.NotFound, "room %s not found", room) }
@@ -91,7 +102,7 @@ func (s *RedisStore) queueRoomReads(ctx context.Context, p redis.Pipeliner, room
 // queueRoomHead queues the reads of a room without its players.
 func (s *RedisStore) queueRoomHead(ctx context.Context, p redis.Pipeliner, room string) roomReads {
 	return roomReads{
-		fields:  p.HMGet(ctx, s.key(room, "room"), "hostToken", "current", "phase", "startAt", "startedAt", "createdAt", "quizVersion", "closeAt"),
+		fields:  p.HMGet(ctx, s.key(room, "room"), "hostToken", "current", "phase", "startAt", "startedAt", "createdAt", "quizVersion", "closeAt", "locked"),
 		version: p.Get(ctx, s.key(room, "version")),
 	}
 }
@@ -114,7 +125,7 @@ func (rr roomReads) room(room string, qz Quiz) (*Room, error) {
 		return nil, roomNotFound(room)
 	}
 	str := func(v any) string { s, _ := v.(string); return s }
-	r := &Room{Code: room, HostToken: str(f[0]), Phase: Phase(str(f[2])), Quiz: qz}
+	r := &Room{Code: room, HostToken: str(f[0]), Phase: Phase(str(f[2])), Quiz: qz, Locked: str(f[8]) == "1"}
 	r.Quiz.Winners = slices.Clone(qz.Winners)
 	r.Quiz.Questions = slices.Clone(qz.Questions)
 	var errs []error
@@ -249,7 +260,7 @@ func (s *RedisStore) withFreshQuiz(room string, read func() error) error {
 	return err
 }
 
-// Rooms implements Store.
+// Rooms implements Store: the rooms of the rooms index, newest first.
 func (s *RedisStore) Rooms(ctx context.Context) ([]*Room, error) {
 	rooms, err := s.rdb.ZRevRange(ctx, s.roomsKey(), 0, -1).Result()
 	if err != nil {
@@ -257,7 +268,7 @@ func (s *RedisStore) Rooms(ctx context.Context) ([]*Room, error) {
 	}
 	quizzes := make([]Quiz, len(rooms))
 	for i, room := range rooms {
-		if quizzes[i], err = s.Quiz(ctx, room); err != nil {
+		if quizzes[i], err = s.Quiz(ctx, room); err != nil && ErrorCode(err) != protocol.NotFound {
 			return nil, err
 		}
 	}
@@ -271,16 +282,21 @@ func (s *RedisStore) Rooms(ctx context.Context) ([]*Room, error) {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fail("reading rooms", err)
 	}
-	out := make([]*Room, len(rooms))
+	out := make([]*Room, 0, len(rooms))
 	for i, room := range rooms {
-		out[i], err = reads[i].room(room, quizzes[i])
+		r, err := reads[i].room(room, quizzes[i])
 		if errors.Is(err, ErrStaleQuiz) {
-			out[i], err = s.Room(ctx, room)
+			r, err = s.Room(ctx, room)
+		}
+		if ErrorCode(err) == protocol.NotFound {
+			continue // expired meanwhile
 		}
 		if err != nil {
 			return nil, err
 		}
+		out = append(out, r)
 	}
+	slices.SortStableFunc(out, func(a, b *Room) int { return b.CreatedAt.Compare(a.CreatedAt) })
 	return out, nil
 }
 
@@ -293,9 +309,9 @@ func (s *RedisStore) AddPlayer(ctx context.Context, room string, p Player) error
 	id, _ := json.Marshal(redisIdentity{Room: room, Role: RolePlayer, PlayerID: p.ID, Name: p.Name})
 	keys := []string{
 		s.key(room, "room"), s.key(room, "players"), s.key(room, "names"), s.key(room, "scores"),
-		s.key(room, "version"), s.tokenKey(p.Token),
+		s.key(room, "version"), s.tokenKey(p.Token), s.key(room, "joined"), s.key(room, "active"),
 	}
-	status, err := addPlayerScript.Run(ctx, s.rdb, keys, p.ID, foldName(p.Name), player, id, MaxPlayers).Text()
+	status, err := addPlayerScript.Run(ctx, s.rdb, keys, p.ID, foldName(p.Name), player, id, MaxPlayers, s.now().UnixMicro()).Text()
 	if err != nil {
 		return fail("adding a player", err)
 	}
@@ -304,6 +320,8 @@ func (s *RedisStore) AddPlayer(ctx context.Context, room string, p Player) error
 		return nil
 	case "no_room":
 		return roomNotFound(room)
+	case "locked":
+		return errLocked
 	case "full":
 		return Errorf(protocol.Conflict, "room %s is full: %d players", room, MaxPlayers)
 	case "name_taken":
@@ -312,6 +330,49 @@ func (s *RedisStore) AddPlayer(ctx context.Context, room string, p Player) error
 		return Errorf(protocol.Conflict, "player %s exists", p.ID)
 	}
 	return fmt.Errorf("add_player.lua: unknown status %q", status)
+}
+
+// RemovePlayer implements Store: it reads the player, for its token and name, and one
+// script, remove_player.lua, removes it. A player's record never changes once written, so
+// what was read still holds when the script runs, or the script finds no player.
+func (s *RedisStore) RemovePlayer(ctx context.Context, room, playerID string) (Player, error) {
+	qz, err := s.Quiz(ctx, room)
+	if err != nil {
+		return Player{}, err
+	}
+	b, err := s.rdb.HGet(ctx, s.key(room, "players"), playerID).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Player{}, Errorf(protocol.NotFound, "player %s is not in room %s", playerID, room)
+	}
+	if err != nil {
+		return Player{}, fail("reading a player", err)
+	}
+	var rp redisPlayer
+	if err := json.Unmarshal(b, &rp); err != nil {
+		return Player{}, fmt.Errorf("decoding player %s of room %s: %w", playerID, room, err)
+	}
+	keys := []string{
+		s.key(room, "room"), s.key(room, "players"), s.key(room, "names"), s.key(room, "scores"),
+		s.key(room, "version"), s.tokenKey(rp.Token), s.key(room, "active"),
+	}
+	for n, q := range qz.Questions {
+		if q.Kind == KindCode {
+			keys = append(keys, s.qkey(room, n+1, "winners"))
+		}
+	}
+	status, err := removePlayerScript.Run(ctx, s.rdb, keys, playerID, foldName(rp.Name), s.now().UnixMicro()).Text()
+	if err != nil {
+		return Player{}, fail("removing a player", err)
+	}
+	switch status {
+	case "ok":
+		return Player{ID: rp.ID, Name: rp.Name, Token: rp.Token, JoinedAt: rp.JoinedAt}, nil
+	case "no_room":
+		return Player{}, roomNotFound(room)
+	case "no_player":
+		return Player{}, Errorf(protocol.NotFound, "player %s is not in room %s", playerID, room)
+	}
+	return Player{}, fmt.Errorf("remove_player.lua: unknown status %q", status)
 }
 
 // Identify implements Store.
@@ -334,8 +395,8 @@ func (s *RedisStore) Identify(ctx context.Context, token string) (Identity, erro
 // room, applies fn and writes the room's fields back in one MULTI, which Redis refuses if
 // the room hash changed meanwhile; then it starts again, with a short random pause, at
 // most maxUpdateAttempts times (then Conflict). fn may therefore run more than once, each
-// time on a fresh copy. Only Current, Phase, StartAt, StartedAt, CloseAt and an edited
-// quiz are written back.
+// time on a fresh copy. Only Current, Phase, StartAt, StartedAt, CloseAt, Locked and an
+// edited quiz are written back.
 func (s *RedisStore) Update(ctx context.Context, room string, fn func(*Room) error) (*Room, error) {
 	roomKey := s.key(room, "room")
 	for attempt := range maxUpdateAttempts {
@@ -375,6 +436,7 @@ func (s *RedisStore) Update(ctx context.Context, room string, fn func(*Room) err
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.HSet(ctx, roomKey, fields...)
 				version = p.Incr(ctx, s.key(room, "version"))
+				p.Set(ctx, s.key(room, "active"), activeAt(r, s.now()).UnixMicro(), 0)
 				return nil
 			})
 			if err != nil {
@@ -392,7 +454,7 @@ func (s *RedisStore) Update(ctx context.Context, room string, fn func(*Room) err
 			return nil, final
 		case err == nil:
 			if next.Quiz.Version != qz.Version {
-				s.quizzes.Store(room, next.Quiz)
+				s.cacheQuiz(room, next.Quiz)
 			}
 			return cloneRoom(next), nil
 		case !errors.Is(err, redis.TxFailedErr):

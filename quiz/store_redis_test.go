@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -353,5 +354,169 @@ func TestRedisStoreQuizEditAcrossNodes(t *testing.T) {
 	room, err := b.Room(ctx, r.Code)
 	if err != nil || room.Quiz.Version != 1 {
 		t.Fatalf("b's room: got quiz v%d, %v; want v1", room.Quiz.Version, err)
+	}
+}
+
+// TestRedisStoreRemovalLeavesNoTrace: a removed player's keys and fields are gone, even
+// when the removal races a verdict that would rank the player and add to its score.
+func TestRedisStoreRemovalLeavesNoTrace(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	s := NewRedisStore(rdb, "")
+	ctx := context.Background()
+	qz := Quiz{Winners: []int{300}, Questions: []Question{codeQuestion()}}
+	if err := qz.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	sc := ScoringFor(qz, 1)
+	for i := range 30 {
+		r := &Room{Code: fmt.Sprintf("%06d", 100000+i), HostToken: Token(), Quiz: qz, Phase: PhaseLobby, CreatedAt: time.Now()}
+		if err := s.CreateRoom(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		p := Player{ID: "p1", Name: "Ｍallory", Token: Token()}
+		if err := s.AddPlayer(ctx, r.Code, p); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Update(ctx, r.Code, func(r *Room) error { r.Current, r.Phase, r.StartedAt = 1, PhaseLive, time.Now(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		a, _, err := s.Accept(ctx, r.Code, protocol.Answer{N: 1, PlayerID: p.ID, Response: protocol.Response{Language: "c", Source: "x"}}, sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			if _, err := s.RemovePlayer(ctx, r.Code, p.ID); err != nil {
+				t.Error(err)
+			}
+		})
+		wg.Go(func() {
+			if _, _, err := s.Verdict(ctx, r.Code, 1, a.ArrivalRank, protocol.Verdict{Verdict: protocol.AC}, sc); err != nil {
+				t.Error(err)
+			}
+		})
+		wg.Wait()
+		for _, k := range []struct{ key, field string }{
+			{s.key(r.Code, "players"), p.ID}, {s.key(r.Code, "scores"), p.ID}, {s.key(r.Code, "names"), foldName(p.Name)},
+		} {
+			if n, err := rdb.HExists(ctx, k.key, k.field).Result(); err != nil || n {
+				t.Fatalf("room %s: %s %s is still there (%v)", r.Code, k.key, k.field, err)
+			}
+		}
+		if n, err := rdb.Exists(ctx, s.tokenKey(p.Token)).Result(); err != nil || n != 0 {
+			t.Fatalf("room %s: the token key is still there (%v)", r.Code, err)
+		}
+	}
+}
+
+// TestRedisStoreExpireLeavesNoKeys: an expired room leaves no key behind (but the mark
+// that keeps its code from a new room for a while), and no token.
+func TestRedisStoreExpireLeavesNoKeys(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	ctx := context.Background()
+	s := NewRedisStore(rdb, "")
+	qz := Quiz{Timing: Compensated, Questions: []Question{validQuiz().Questions[0], codeQuestion()}}
+	if err := qz.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	r := &Room{Code: "424242", HostToken: Token(), Quiz: qz, Phase: PhaseLobby, CreatedAt: time.Now()}
+	if err := s.CreateRoom(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	var ps []Player
+	for _, name := range []string{"ann", "ben", "cy"} {
+		p := Player{ID: randomHex(8), Name: name, Token: Token()}
+		if err := s.AddPlayer(ctx, r.Code, p); err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	live := func(n int) {
+		if _, err := s.Update(ctx, r.Code, func(r *Room) error { r.Current, r.Phase, r.StartedAt = n, PhaseLive, time.Now(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// every kind of key a room has: a finalized question, a judged code question, a removal
+	live(1)
+	sc := ScoringFor(qz, 1)
+	if _, _, err := s.Accept(ctx, r.Code, protocol.Answer{N: 1, PlayerID: ps[0].ID, Correct: true}, sc); err != nil {
+		t.Fatal(err)
+	}
+	answers, _ := s.Answers(ctx, r.Code, 1)
+	if err := s.Finalize(ctx, r.Code, 1, Rank(answers, sc)); err != nil {
+		t.Fatal(err)
+	}
+	live(2)
+	sc = ScoringFor(qz, 2)
+	a, _, err := s.Accept(ctx, r.Code, protocol.Answer{N: 2, PlayerID: ps[1].ID, Response: protocol.Response{Language: "c", Source: "x"}}, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Verdict(ctx, r.Code, 2, a.ArrivalRank, protocol.Verdict{Verdict: protocol.AC}, sc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RemovePlayer(ctx, r.Code, ps[2].ID); err != nil {
+		t.Fatal(err)
+	}
+	keys := func(pattern string) []string {
+		t.Helper()
+		got, err := rdb.Keys(ctx, pattern).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(got)
+		return got
+	}
+	if got := keys("*{424242}*"); len(got) < 15 {
+		t.Fatalf("before: got keys %v, want every kind", got)
+	}
+
+	gone, err := s.Expire(ctx, time.Now().Add(time.Second))
+	if err != nil || !slices.Equal(gone, []string{r.Code}) {
+		t.Fatalf("Expire: got %v, %v; want %s", gone, err, r.Code)
+	}
+	if got := keys("*{424242}*"); !slices.Equal(got, []string{"bulb:{424242}:gone"}) {
+		t.Errorf("after: got keys %v, want only the mark bulb:{424242}:gone", got)
+	}
+	if got := keys("bulb:token:*"); len(got) != 0 {
+		t.Errorf("after: got token keys %v, want none", got)
+	}
+	if n, err := rdb.ZCard(ctx, s.roomsKey()).Result(); err != nil || n != 0 {
+		t.Errorf("after: the rooms index holds %d rooms (%v), want none", n, err)
+	}
+	if ttl, err := rdb.TTL(ctx, "bulb:{424242}:gone").Result(); err != nil || ttl <= 0 || ttl > goneFor {
+		t.Errorf("the mark's TTL: got %v (%v), want at most %v", ttl, err, goneFor)
+	}
+	// the code waits before it names another room: another node may still cache the quiz
+	if err := s.CreateRoom(ctx, r); ErrorCode(err) != protocol.Conflict {
+		t.Errorf("a new room with the code just expired: got %v, want conflict", err)
+	}
+}
+
+// TestRedisStoreExpireKeepsOlderRooms: a room written before rooms' activity was kept has
+// no activity key; the first sweep counts it active then, rather than delete a room that
+// may be in use.
+func TestRedisStoreExpireKeepsOlderRooms(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	ctx := context.Background()
+	s := NewRedisStore(rdb, "")
+	created := time.Now().Add(-48 * time.Hour)
+	r := &Room{Code: "123123", HostToken: Token(), Quiz: validQuiz(), Phase: PhaseLobby, CreatedAt: created}
+	if err := r.Quiz.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	s.now = func() time.Time { return created }
+	if err := s.CreateRoom(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Del(ctx, s.key(r.Code, "active")).Err(); err != nil { // as an older Bulb left it
+		t.Fatal(err)
+	}
+	s.now = time.Now
+	if gone, err := s.Expire(ctx, time.Now().Add(-24*time.Hour)); err != nil || len(gone) != 0 {
+		t.Fatalf("the first sweep: got %v, %v; want the room kept", gone, err)
+	}
+	if gone, err := s.Expire(ctx, time.Now().Add(time.Second)); err != nil || !slices.Equal(gone, []string{r.Code}) {
+		t.Fatalf("a sweep a day later: got %v, %v; want the room expired", gone, err)
 	}
 }

@@ -12,40 +12,10 @@ import (
 	"github.com/bulbquiz/bulb/protocol"
 )
 
-// testStore is the contract every Store meets. Each engine's test calls it with a
-// constructor of fresh, empty stores.
+// testStore is the contract every Store meets (testStoreRooms is part of it). Each
+// engine's test calls it with a constructor of fresh, empty stores.
 func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 	ctx := context.Background()
-	mustRoom := func(t *testing.T, s Store, winners []int) *Room {
-		t.Helper()
-		qz := validQuiz()
-		qz.Winners = winners
-		if err := qz.Normalize(); err != nil {
-			t.Fatal(err)
-		}
-		r := &Room{Code: roomCode(), HostToken: Token(), Quiz: qz, Phase: PhaseLobby, CreatedAt: time.Now()}
-		if err := s.CreateRoom(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	mustPlayer := func(t *testing.T, s Store, code, name string) Player {
-		t.Helper()
-		p := Player{ID: randomHex(8), Name: name, Token: Token(), JoinedAt: time.Now()}
-		if err := s.AddPlayer(ctx, code, p); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	goLive := func(t *testing.T, s Store, code string, n int) {
-		t.Helper()
-		if _, err := s.Update(ctx, code, func(r *Room) error {
-			r.Current, r.Phase, r.StartedAt = n, PhaseLive, time.Now()
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	t.Run("rooms and tokens", func(t *testing.T) {
 		s := newStore(t)
@@ -264,34 +234,6 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
-	codeRoom := func(t *testing.T, s Store) (*Room, Scoring) {
-		t.Helper()
-		qz := Quiz{Winners: []int{300, 200, 100}, Questions: []Question{codeQuestion()}}
-		if err := qz.Normalize(); err != nil {
-			t.Fatal(err)
-		}
-		r := &Room{Code: roomCode(), HostToken: Token(), Quiz: qz, Phase: PhaseLobby, CreatedAt: time.Now()}
-		if err := s.CreateRoom(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-		goLive(t, s, r.Code, 1)
-		return r, ScoringFor(qz, 1)
-	}
-	submit := func(t *testing.T, s Store, code string, sc Scoring, p Player) protocol.Answer {
-		t.Helper()
-		a, _, err := s.Accept(ctx, code, protocol.Answer{N: 1, PlayerID: p.ID, Response: protocol.Response{Language: "python", Source: "print(3)"}}, sc)
-		if err != nil {
-			t.Fatalf("submission of %s: %v", p.Name, err)
-		}
-		if !a.Pending || a.Rank != 0 || a.Verdict != nil {
-			t.Fatalf("a fresh submission: got %+v, want pending, unranked, no verdict", a)
-		}
-		return a
-	}
-	verdict := func(name string) protocol.Verdict {
-		return protocol.Verdict{Verdict: name, Passed: 1, Total: 2, TimeMs: 12, MemoryKB: 3456, Message: name}
-	}
-
 	t.Run("code submissions rank by arrival once judged", func(t *testing.T) {
 		s := newStore(t)
 		r, sc := codeRoom(t, s)
@@ -473,6 +415,82 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Fatalf("got score %d, answer %+v; want 100 once and rank 1", room.Players[0].Score, answers[0])
 		}
 	})
+
+	testStoreRooms(t, newStore)
+}
+
+// mustRoom creates a room of validQuiz with the given winners in s.
+func mustRoom(t *testing.T, s Store, winners []int) *Room {
+	t.Helper()
+	ctx := context.Background()
+	qz := validQuiz()
+	qz.Winners = winners
+	if err := qz.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	r := &Room{Code: roomCode(), HostToken: Token(), Quiz: qz, Phase: PhaseLobby, CreatedAt: time.Now()}
+	if err := s.CreateRoom(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// mustPlayer adds a player called name to room code of s.
+func mustPlayer(t *testing.T, s Store, code, name string) Player {
+	t.Helper()
+	ctx := context.Background()
+	p := Player{ID: randomHex(8), Name: name, Token: Token(), JoinedAt: time.Now()}
+	if err := s.AddPlayer(ctx, code, p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// goLive makes question n of room code live.
+func goLive(t *testing.T, s Store, code string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := s.Update(ctx, code, func(r *Room) error {
+		r.Current, r.Phase, r.StartedAt = n, PhaseLive, time.Now()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// codeRoom creates a room of one code question, live, and returns its scoring.
+func codeRoom(t *testing.T, s Store) (*Room, Scoring) {
+	t.Helper()
+	ctx := context.Background()
+	qz := Quiz{Winners: []int{300, 200, 100}, Questions: []Question{codeQuestion()}}
+	if err := qz.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	r := &Room{Code: roomCode(), HostToken: Token(), Quiz: qz, Phase: PhaseLobby, CreatedAt: time.Now()}
+	if err := s.CreateRoom(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	goLive(t, s, r.Code, 1)
+	return r, ScoringFor(qz, 1)
+}
+
+// submit makes a code submission of p, which must be pending.
+func submit(t *testing.T, s Store, code string, sc Scoring, p Player) protocol.Answer {
+	t.Helper()
+	ctx := context.Background()
+	a, _, err := s.Accept(ctx, code, protocol.Answer{N: 1, PlayerID: p.ID, Response: protocol.Response{Language: "python", Source: "print(3)"}}, sc)
+	if err != nil {
+		t.Fatalf("submission of %s: %v", p.Name, err)
+	}
+	if !a.Pending || a.Rank != 0 || a.Verdict != nil {
+		t.Fatalf("a fresh submission: got %+v, want pending, unranked, no verdict", a)
+	}
+	return a
+}
+
+// verdict is a verdict called name.
+func verdict(name string) protocol.Verdict {
+	return protocol.Verdict{Verdict: name, Passed: 1, Total: 2, TimeMs: 12, MemoryKB: 3456, Message: name}
 }
 
 func TestMemoryStore(t *testing.T) {

@@ -30,8 +30,9 @@ type config struct {
 	QueueSize    int
 	WriteTimeout time.Duration
 	PingInterval time.Duration
-	Redis        string // Redis URL; empty for the in-memory engine
-	Node         string // this node's name among the nodes on one Redis
+	Redis        string        // Redis URL; empty for the in-memory engine
+	Node         string        // this node's name among the nodes on one Redis
+	RoomTTL      time.Duration // a room is deleted this long after its last activity
 
 	// What one client may take of the HTTP server (limits.go, listener.go).
 	HeaderTimeout   time.Duration  // to read a request's header
@@ -60,6 +61,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		QueueSize:    64,
 		WriteTimeout: 5 * time.Second,
 		PingInterval: 5 * time.Second,
+		RoomTTL:      quiz.DefaultRoomTTL,
 		Role:         roleAll,
 		Sandbox:      "bwrap",
 		JudgeWorkers: runtime.NumCPU(),
@@ -95,8 +97,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	if cfg.QueueSize < 1 || cfg.WriteTimeout <= 0 || cfg.PingInterval <= 0 {
-		return cfg, fmt.Errorf("queue size, write timeout and ping interval must be positive")
+	if cfg.QueueSize < 1 || cfg.WriteTimeout <= 0 || cfg.PingInterval <= 0 || cfg.RoomTTL <= 0 {
+		return cfg, fmt.Errorf("queue size, write timeout, ping interval and room TTL must be positive")
 	}
 	if cfg.HeaderTimeout <= 0 || cfg.ReadTimeout <= 0 || cfg.IdleTimeout <= 0 {
 		return cfg, fmt.Errorf("header, read and idle timeouts must be positive")
@@ -160,6 +162,7 @@ func (c *config) fromEnv(getenv func(string) string) error {
 	env("BULB_QUEUE_SIZE", func(v string) (e error) { c.QueueSize, e = strconv.Atoi(v); return })
 	env("BULB_WRITE_TIMEOUT", func(v string) (e error) { c.WriteTimeout, e = time.ParseDuration(v); return })
 	env("BULB_PING_INTERVAL", func(v string) (e error) { c.PingInterval, e = time.ParseDuration(v); return })
+	env("BULB_ROOM_TTL", func(v string) (e error) { c.RoomTTL, e = time.ParseDuration(v); return })
 	env("BULB_WORKERS", func(v string) (e error) { c.JudgeWorkers, e = strconv.Atoi(v); return })
 	env("BULB_BOXES", func(v string) (e error) { c.Boxes, e = strconv.Atoi(v); return })
 	env("BULB_BOX_BASE", func(v string) (e error) { c.BoxBase, e = strconv.Atoi(v); return })
@@ -182,6 +185,7 @@ func (c *config) defineFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.UnknownRoomRate, "unknown-room-rate", c.UnknownRoomRate, "look-ups of unknown rooms per minute per client address, as many at once; 0: no limit (BULB_UNKNOWN_ROOM_RATE)")
 	fs.Func("trusted-proxies", "comma-separated CIDRs of reverse proxies: the client address of their requests is the rightmost untrusted hop of X-Forwarded-For (BULB_TRUSTED_PROXIES)",
 		func(v string) (err error) { c.TrustedProxies, err = parsePrefixes(v); return })
+	fs.DurationVar(&c.RoomTTL, "room-ttl", c.RoomTTL, "a room, its players, tokens and answers are deleted this long after its last activity (BULB_ROOM_TTL)")
 	fs.StringVar(&c.Redis, "redis", c.Redis, "Redis URL, e.g. redis://localhost:6379/0: run as one node of many on it (BULB_REDIS_URL)")
 	fs.StringVar(&c.Node, "node", c.Node, "this node's name, unique among the nodes on one Redis; default host name and a random suffix (BULB_NODE)")
 	fs.StringVar(&c.Role, "role", c.Role, "all (serve and judge), server (serve; needs --redis and judge processes) or judge (judge for the servers on --redis) (BULB_ROLE)")

@@ -65,6 +65,8 @@ func newServer(svc *quiz.Service, h *hub.Hub, health func(context.Context) error
 	room.GET("", s.getRoom)
 	room.PUT("/quiz", s.editQuiz)
 	room.POST("/players", s.join, lim.limitJoins)
+	room.DELETE("/players/:player", s.removePlayer)
+	room.POST("/lock", s.lock)
 	room.POST("/questions/:n/open", s.open)
 	room.POST("/questions/:n/start", s.start)
 	room.POST("/questions/:n/close", s.close)
@@ -315,6 +317,7 @@ type roomView struct {
 	Winners   []int          `json:"winners,omitempty"`
 	Current   int            `json:"current"`
 	Phase     quiz.Phase     `json:"phase"`
+	Locked    bool           `json:"locked"`
 	StartAt   *time.Time     `json:"startAt,omitempty"`
 	CloseAt   *time.Time     `json:"closeAt,omitempty"`
 	Version   int64          `json:"version"`
@@ -332,7 +335,7 @@ func (s *server) getRoom(c echo.Context) error {
 		return err
 	}
 	v := roomView{Code: r.Code, Title: r.Quiz.Title, Ranking: r.Quiz.Ranking, Timing: r.Quiz.Timing,
-		Winners: r.Quiz.Winners, Current: r.Current, Phase: r.Phase, Version: r.Version, QuizVer: r.Quiz.Version,
+		Winners: r.Quiz.Winners, Current: r.Current, Phase: r.Phase, Locked: r.Locked, Version: r.Version, QuizVer: r.Quiz.Version,
 		Questions: make([]questionView, len(r.Quiz.Questions)), Players: make([]playerView, len(r.Players))}
 	if !r.StartAt.IsZero() {
 		v.StartAt = &r.StartAt
@@ -388,6 +391,50 @@ func (s *server) join(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusCreated, map[string]string{"playerId": p.ID, "token": p.Token})
+}
+
+// removePlayer frees a player's seat: the host (or admin) removes :player, or a player
+// leaves, as "me" or by its own ID.
+func (s *server) removePlayer(c echo.Context) error {
+	id, err := s.authorize(c, quiz.RoleHost, quiz.RolePlayer)
+	if err != nil {
+		return err
+	}
+	playerID, byHost := c.Param("player"), id.Role != quiz.RolePlayer
+	switch {
+	case byHost && playerID == "me":
+		return quiz.Errorf(protocol.Forbidden, "only a player leaves as me")
+	case !byHost && playerID == "me":
+		playerID = id.PlayerID
+	case !byHost && playerID != id.PlayerID:
+		return quiz.Errorf(protocol.Forbidden, "a player may remove only itself")
+	}
+	p, err := s.svc.Remove(c.Request().Context(), c.Param("room"), playerID, byHost)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]string{"playerId": p.ID, "name": p.Name})
+}
+
+// lock locks or unlocks a room: {"locked":true|false}.
+func (s *server) lock(c echo.Context) error {
+	if _, err := s.authorize(c, quiz.RoleHost); err != nil {
+		return err
+	}
+	var body struct {
+		Locked *bool `json:"locked"`
+	}
+	if err := decode(c, maxBody, &body, false); err != nil {
+		return err
+	}
+	if body.Locked == nil {
+		return quiz.Errorf(protocol.Invalid, `send {"locked": true} or {"locked": false}`)
+	}
+	r, err := s.svc.Lock(c.Request().Context(), c.Param("room"), *body.Locked)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]bool{"locked": r.Locked})
 }
 
 func (s *server) open(c echo.Context) error {

@@ -144,6 +144,13 @@ func (j codeJudge) Submit(ctx context.Context, c quiz.CodeJob) error {
 	return err
 }
 
+// Drop implements quiz.Judge: a player who left the room takes their submissions still
+// waiting with them.
+func (j codeJudge) Drop(ctx context.Context, room, playerID string) error {
+	_, err := j.jobs.Drop(ctx, room, playerID)
+	return err
+}
+
 // jobOf is the judge's job for a code submission. Its room and player (the player's ID
 // within the room) are the two levels of the jobs' fairness, and what Drop names.
 func jobOf(c quiz.CodeJob) judge.Job {
@@ -160,7 +167,7 @@ func jobOf(c quiz.CodeJob) judge.Job {
 		}},
 	}
 	for _, t := range q.Tests {
-		job.Tests = append(job.Tests, judge.Test{Input: []byte(t.In), Output: []byte(t.Out)})
+		job.Tests = append(job.Tests, judge.Test{Input: []byte(t.In), Output: []byte(t.Out), Sample: t.Sample})
 	}
 	return job
 }

@@ -13,11 +13,11 @@ import (
 
 // TestCodeJudge: the quiz's judge checks languages and checkers against the judge
 // package's, turns full jobs into busy with their length, and makes jobs that carry the
-// question's tests and limits and name their submission.
+// question's tests (which of them are samples) and limits and name their submission.
 func TestCodeJudge(t *testing.T) {
 	t.Parallel()
 	q := quiz.Question{Kind: quiz.KindCode, Text: "sum", Languages: []string{"python", "cpp"}, TimeLimitMs: 1500, MemoryLimitMB: 64,
-		Checker: "float:1e-6", Tests: []quiz.CodeTest{{In: "1 2\n", Out: "3\n"}, {In: "2 2\n", Out: "4\n"}}}
+		Checker: "float:1e-6", Tests: []quiz.CodeTest{{In: "1 2\n", Out: "3\n"}, {In: "2 2\n", Out: "4\n", Sample: true}}}
 	jobs := judge.NewMemoryJobs(1)
 	j := codeJudge{jobs: jobs}
 	if err := j.Check(q); err != nil {
@@ -48,7 +48,7 @@ func TestCodeJudge(t *testing.T) {
 	want := judge.Limits{CPU: 1500 * time.Millisecond, Wall: 4 * time.Second, Memory: 64 << 20}
 	if g := d.Job; g.ID != (judge.JobID{Room: "123456", Question: 2, Submission: 5}) || g.Player != "p1" ||
 		string(g.Program.Source) != "int main(){}" || g.Program.Language != "cpp" || len(g.Tests) != 2 ||
-		string(g.Tests[1].Output) != "4\n" || g.Options.Checker != "float:1e-6" || g.Options.Limits != want {
+		string(g.Tests[1].Output) != "4\n" || g.Tests[0].Sample || !g.Tests[1].Sample || g.Options.Checker != "float:1e-6" || g.Options.Limits != want {
 		t.Errorf("job %+v", g)
 	}
 }

@@ -83,7 +83,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	svc := quiz.NewService(quiz.Options{Store: eng.store, Broadcaster: h, Nodes: h, Locker: eng.locker, Judge: jd.judge, Logger: log})
+	svc := quiz.NewService(quiz.Options{Store: eng.store, Broadcaster: h, Nodes: h, Locker: eng.locker, Judge: jd.judge, Logger: log,
+		RoomTTL: cfg.RoomTTL})
 	if cfg.Role == roleJudge {
 		// No HTTP and no sockets: it judges, records verdicts and sends their frames to
 		// the nodes through the bus.

@@ -56,6 +56,11 @@ type session struct {
 // Open sends the welcome frame.
 func (ss *session) Open(ctx context.Context, c *hub.Conn) {
 	frame, err := ss.srv.svc.Welcome(ctx, ss.id)
+	if err != nil && ss.id.Role == quiz.RolePlayer && quiz.ErrorCode(err) == protocol.NotFound {
+		// removed between the token's check and now: the removal missed this connection
+		c.Close(protocol.CloseRemoved, "removed", protocol.Encode(protocol.RemovedFrame{Message: quiz.ErrorMessage(err)}))
+		return
+	}
 	if err != nil {
 		c.Send(quiz.ErrorFrame(err, 0))
 		return
