@@ -95,39 +95,43 @@ type PlayerDelivery struct {
 
 // StartStats are the statistics of one start.
 type StartStats struct {
-	Seq         uint64           `json:"seq"`
-	N           int              `json:"n"`
-	At          time.Time        `json:"at"` // when the start was sent: published, with a bus
-	Nodes       []NodeDelivery   `json:"nodes"`
-	Recipients  int              `json:"recipients"`
-	Acked       int              `json:"acked"`
-	Dropped     int              `json:"dropped"`
-	EnqueueUs   Quantiles        `json:"enqueueUs"`
-	WrittenUs   Quantiles        `json:"writtenUs"`
-	AckUs       Quantiles        `json:"ackUs"`
-	SpreadUs    int64            `json:"spreadUs"`
-	AckSpreadUs int64            `json:"ackSpreadUs"`
-	Reveal      *Reveal          `json:"reveal,omitempty"` // a synced start's
-	Players     []PlayerDelivery `json:"players"`
+	Seq         uint64         `json:"seq"`
+	N           int            `json:"n"`
+	At          time.Time      `json:"at"` // when the start was sent: published, with a bus
+	Nodes       []NodeDelivery `json:"nodes"`
+	Recipients  int            `json:"recipients"`
+	Acked       int            `json:"acked"`
+	Dropped     int            `json:"dropped"`
+	EnqueueUs   Quantiles      `json:"enqueueUs"`
+	WrittenUs   Quantiles      `json:"writtenUs"`
+	AckUs       Quantiles      `json:"ackUs"`
+	SpreadUs    int64          `json:"spreadUs"`
+	AckSpreadUs int64          `json:"ackSpreadUs"`
+	// Seen is how many clients reported the start (seen frames), and ReceivedUs when it
+	// arrived, by their synced clocks.
+	Seen       int              `json:"seen"`
+	ReceivedUs Quantiles        `json:"receivedUs"`
+	Reveal     *Reveal          `json:"reveal,omitempty"` // a synced start's
+	Players    []PlayerDelivery `json:"players"`
 }
 
 // Reveal is how a synced start's bulbs lit, from the clients' seen reports: the reveal
-// instant At and its lead over the start (LeadUs, from the start's At), how many
-// reported, how many lit on time and late, when the start arrived (ReceivedUs) and when
-// the bulbs lit (RevealedUs), by the clients' clocks, in µs after the start, and the
-// clocks' error bounds. SpreadUs is the spread of the reported reveal instants; SkewUs
-// bounds the true one: the widest the reveals can lie apart, each within its error bound.
+// instant At and its lead over the start (LeadUs, from the start's At), how many lit on
+// time and how many late, when the bulbs lit (RevealedUs), by the clients' clocks, in µs
+// after the start, and the clocks' error bounds. SpreadUs is the spread of the reported
+// reveal instants; SkewUs bounds the true one: the widest the reveals can lie apart, each
+// within its error bound. FalseStarts is filled in by the quiz's owner: answers to the
+// question refused as faster than anyone reacts.
 type Reveal struct {
-	At         time.Time `json:"at"`
-	LeadUs     int64     `json:"leadUs"`
-	Seen       int       `json:"seen"`
-	OnTime     int       `json:"onTime"`
-	Late       int       `json:"late"`
-	ReceivedUs Quantiles `json:"receivedUs"`
-	RevealedUs Quantiles `json:"revealedUs"`
-	ErrorUs    Quantiles `json:"errorUs"`
-	SpreadUs   int64     `json:"spreadUs"`
-	SkewUs     int64     `json:"skewUs"`
+	At          time.Time `json:"at"`
+	LeadUs      int64     `json:"leadUs"`
+	OnTime      int       `json:"onTime"`
+	Late        int       `json:"late"`
+	RevealedUs  Quantiles `json:"revealedUs"`
+	ErrorUs     Quantiles `json:"errorUs"`
+	SpreadUs    int64     `json:"spreadUs"`
+	SkewUs      int64     `json:"skewUs"`
+	FalseStarts int       `json:"falseStarts"`
 }
 
 // Bias is one player's position across a room's starts: the mean percentile of its delivery
@@ -286,6 +290,13 @@ func summarize(st StartStats) StartStats {
 	st.Acked = len(ack)
 	st.EnqueueUs, st.WrittenUs, st.AckUs = quantiles(enq), quantiles(wr), quantiles(ack)
 	st.SpreadUs, st.AckSpreadUs = spread(wr), spread(ack)
+	var received []int64
+	for _, p := range st.Players {
+		if p.ReceivedUs != nil {
+			received = append(received, *p.ReceivedUs)
+		}
+	}
+	st.Seen, st.ReceivedUs = len(received), quantiles(received)
 	if st.Reveal != nil {
 		summarizeReveal(st.Reveal, st.At, st.Players)
 	}
@@ -294,26 +305,24 @@ func summarize(st StartStats) StartStats {
 
 // summarizeReveal fills in a synced start's reveal statistics from its players' reports.
 func summarizeReveal(rv *Reveal, at time.Time, players []PlayerDelivery) {
-	*rv = Reveal{At: rv.At, LeadUs: rv.At.Sub(at).Microseconds()}
-	var received, revealed, errs []int64
+	*rv = Reveal{At: rv.At, LeadUs: rv.At.Sub(at).Microseconds(), FalseStarts: rv.FalseStarts}
+	var revealed, errs []int64
 	first, last := int64(math.MaxInt64), int64(math.MinInt64)
 	for _, p := range players {
 		if p.RevealedUs == nil {
 			continue
 		}
-		rv.Seen++
 		if p.Late {
 			rv.Late++
 		} else {
 			rv.OnTime++
 		}
-		received, revealed, errs = append(received, *p.ReceivedUs), append(revealed, *p.RevealedUs), append(errs, *p.ErrorUs)
+		revealed, errs = append(revealed, *p.RevealedUs), append(errs, *p.ErrorUs)
 		first, last = min(first, *p.RevealedUs-*p.ErrorUs), max(last, *p.RevealedUs+*p.ErrorUs)
 	}
-	rv.ReceivedUs, rv.ErrorUs = quantiles(received), quantiles(errs)
-	rv.RevealedUs = quantiles(revealed)
+	rv.ErrorUs, rv.RevealedUs = quantiles(errs), quantiles(revealed)
 	rv.SpreadUs = spread(revealed)
-	if rv.Seen > 0 {
+	if len(revealed) > 0 {
 		rv.SkewUs = last - first
 	}
 }

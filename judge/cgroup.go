@@ -106,6 +106,9 @@ func probe(dir string) error {
 	return os.Remove(p)
 }
 
+// countsCPU reports whether box cgroups account CPU time (cgroup v2, or v1 with cpuacct).
+func (c cgroups) countsCPU() bool { return c.version == 2 || c.cpuacct != "" }
+
 // message names the memory limiter, for RunResult.Message.
 func (c cgroups) message() string {
 	switch c.version {

@@ -197,6 +197,12 @@ func (b *Bwrap) Clean(_ context.Context, box Box) error {
 // args builds the prlimit and bwrap command line that runs command in box.
 func (b *Bwrap) args(box Box, lim Limits, command []string) []string {
 	cpu := int64((lim.CPU + time.Second - 1) / time.Second) // RLIMIT_CPU has whole seconds
+	if b.cg.countsCPU() {
+		// The cgroup's CPU time, exact and of every process, ends the run (watch); the
+		// per-process RLIMIT_CPU, counted in scheduler ticks that a busy machine smears,
+		// is only a backstop a second later.
+		cpu++
+	}
 	a := []string{b.prlimit,
 		fmt.Sprintf("--cpu=%d:%d", cpu, cpu+1),
 		fmt.Sprintf("--nproc=%d", lim.Processes+overheadProcs),

@@ -69,6 +69,7 @@ type QuestionFrame struct {
 	TimeLimitMs   int        `json:"timeLimitMs"`
 	Phase         string     `json:"phase"`
 	StartAt       *time.Time `json:"startAt,omitempty"` // a timed start's instant
+	At            float64    `json:"at,omitempty"`      // a live synced question's reveal instant, as in StartFrame
 	Languages     []string   `json:"languages,omitempty"`
 	MemoryLimitMB int        `json:"memoryLimitMB,omitempty"`
 }

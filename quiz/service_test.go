@@ -175,9 +175,7 @@ func TestTimedStart(t *testing.T) {
 	})
 
 	t.Run("fires once, at its time", func(t *testing.T) {
-		qz := validQuiz()
-		qz.Reveal = RevealImmediate
-		r := mustCreate(t, s, qz)
+		r := mustCreate(t, s, immediateQuiz())
 		if _, err := s.Open(ctx, r.Code, 1); err != nil {
 			t.Fatal(err)
 		}
@@ -217,7 +215,7 @@ func TestTimedStart(t *testing.T) {
 	})
 
 	t.Run("close cancels a schedule", func(t *testing.T) {
-		r := mustCreate(t, s, validQuiz())
+		r := mustCreate(t, s, immediateQuiz()) // its timer fires at its time
 		if _, err := s.Open(ctx, r.Code, 1); err != nil {
 			t.Fatal(err)
 		}
@@ -235,7 +233,7 @@ func TestTimedStart(t *testing.T) {
 	})
 
 	t.Run("a manual start wins over the schedule", func(t *testing.T) {
-		r := mustCreate(t, s, validQuiz())
+		r := mustCreate(t, s, immediateQuiz()) // its timer fires at its time
 		if _, err := s.Open(ctx, r.Code, 1); err != nil {
 			t.Fatal(err)
 		}
@@ -255,6 +253,14 @@ func TestTimedStart(t *testing.T) {
 			t.Fatalf("got %d starts, want 1", got-before)
 		}
 	})
+}
+
+// immediateQuiz is validQuiz under the immediate reveal: a timed start's timer fires at
+// its time, not a second ahead.
+func immediateQuiz() Quiz {
+	qz := validQuiz()
+	qz.Reveal = RevealImmediate
+	return qz
 }
 
 func waitFor(t *testing.T, cond func() bool) {
@@ -495,9 +501,7 @@ func TestEditQuiz(t *testing.T) {
 func TestTimedClose(t *testing.T) {
 	ctx := context.Background()
 	s, bc := newTestService(t)
-	qz := validQuiz()
-	qz.Reveal = RevealImmediate // a timed start that fires at its time, not ahead
-	r := mustCreate(t, s, qz)
+	r := mustCreate(t, s, immediateQuiz()) // a timed start that fires at its time, not ahead
 	closes := func() int {
 		bc.mu.Lock()
 		defer bc.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"slices"
 
+	"github.com/bulbquiz/bulb/internal/clocksync"
 	"github.com/bulbquiz/bulb/protocol"
 )
 
@@ -106,6 +107,9 @@ func questionFrameOf(r *Room) protocol.QuestionFrame {
 	if !r.StartAt.IsZero() {
 		at := r.StartAt.UTC()
 		f.StartAt = &at
+	}
+	if r.Phase == PhaseLive && r.Quiz.Reveal == RevealSynced && !r.StartedAt.IsZero() {
+		f.At = clocksync.Millis(r.StartedAt)
 	}
 	return f
 }

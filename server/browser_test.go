@@ -99,6 +99,7 @@ func TestBrowserQuiz(t *testing.T) {
 		p.waitEqual("bulb and choices", jsStudentState, "data-lit=true lit-class=true choices=enabled,enabled")
 	}
 	host.waitMatch("#notice", jsText("#notice"), regexp.MustCompile(`^started: seq \d+, sent to 2$`))
+	time.Sleep(humanReaction) // a person reacts: a click within 100 ms of the bulb is a false start
 
 	b.step("alice then bob answer")
 	const right = `button.choice[data-choice="1"]`
@@ -144,7 +145,9 @@ func TestBrowserQuiz(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#refresh")),
 	)
 	// question | recipients | acked | dropped | nodes
-	admin.waitEqual("#starts", jsRows("#starts", 1, 3, 4, 5, 6), "1|2|2|0|1")
+	// question, recipients, reported (seen), dropped, nodes
+	admin.waitEqual("#starts", jsRows("#starts", 1, 4, 5, 6, 7), "1|2|2|0|1")
+	admin.waitMatch("the start's verdict", jsRows("#starts", 3), regexp.MustCompile(`^Everyone saw the bulb within \d+(\.\d)? ms of each other; 0 late; 0 false starts\.$`))
 	// One node, so no bus: recipients | busUs
 	admin.waitEqual("#start-nodes", jsRows("#start-nodes", 1, 2), "2|0")
 	node := evalOn[string](admin, "the node", `document.querySelector('#start-nodes tbody td').textContent`)

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulbquiz/bulb/internal/clocksync"
 	"github.com/coder/websocket"
 )
 
@@ -211,14 +212,19 @@ type wsClient struct {
 }
 
 type received struct {
-	at   time.Time
-	raw  []byte
-	Type string
-	Seq  uint64
-	N    int
-	Code string
-	Rank int
+	at       time.Time
+	raw      []byte
+	Type     string
+	Seq      uint64
+	N        int
+	Code     string
+	Rank     int
+	RevealAt float64 `json:"at"` // a synced start's reveal instant, ms since the epoch
 }
+
+// humanReaction is how long after a synced start's instant a test's client sees it: a
+// person's quickest reaction, with room to spare over the quiz's false-start threshold.
+const humanReaction = 150 * time.Millisecond
 
 // MustDial connects to /ws with token and starts reading.
 func (s *testServer) MustDial(tb testing.TB, token string) *wsClient {
@@ -242,6 +248,12 @@ func (s *testServer) MustDial(tb testing.TB, token string) *wsClient {
 			r := received{at: time.Now(), raw: data}
 			if err := json.Unmarshal(data, &r); err != nil {
 				panic(fmt.Sprintf("server sent invalid JSON %q", data))
+			}
+			if r.Type == "start" && r.RevealAt != 0 {
+				// As a student does: the page lights the bulb at its instant (this
+				// machine's clock is the server's), and a person reacts no sooner than a
+				// human can (else it is a false start).
+				time.Sleep(time.Until(clocksync.Time(r.RevealAt).Add(humanReaction)))
 			}
 			w.frames <- r
 		}

@@ -561,5 +561,33 @@ func (s *server) fairness(c echo.Context) error {
 	if err != nil {
 		return quiz.Errorf(protocol.Unavailable, "the other nodes' fairness records could not be read: %v", err)
 	}
+	if err := s.countFalseStarts(c.Request().Context(), code, rep.Starts); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, rep)
+}
+
+// countFalseStarts fills in each synced start's false starts: the answers to its question
+// refused as faster than anyone reacts.
+func (s *server) countFalseStarts(ctx context.Context, room string, starts []hub.StartStats) error {
+	counts := map[int]int{} // by question
+	for _, st := range starts {
+		if st.Reveal == nil {
+			continue
+		}
+		if _, done := counts[st.N]; !done {
+			answers, err := s.svc.Answers(ctx, room, st.N)
+			if err != nil {
+				return err
+			}
+			counts[st.N] = 0
+			for _, a := range answers {
+				if a.FalseStart {
+					counts[st.N]++
+				}
+			}
+		}
+		st.Reveal.FalseStarts = counts[st.N]
+	}
+	return nil
 }

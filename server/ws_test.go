@@ -232,6 +232,7 @@ func TestReconnectKeepsIdentity(t *testing.T) {
 	first.next(t, "welcome")
 	s.mustCall(t, 200, "POST", room+"/questions/1/open", host, nil, nil)
 	s.mustCall(t, 200, "POST", room+"/questions/1/start", host, nil, nil)
+	first.next(t, "start")
 	first.send(t, map[string]any{"type": "answer", "n": 1, "choice": 2})
 	first.reply(t)
 

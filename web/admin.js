@@ -53,26 +53,50 @@ async function load() {
 
 // ---- view ---------------------------------------------------------------
 
+// ms shows µs as milliseconds, to one decimal under 10.
+const ms = (us) => {
+  const v = (us ?? 0) / 1000;
+  return v < 10 ? v.toFixed(1) : Math.round(v).toString();
+};
+
+// startVerdict says in one sentence how fair a start was, for a teacher.
+function startVerdict(s) {
+  const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+  const r = s.reveal;
+  if (r) {
+    const reported = r.onTime + r.late;
+    if (reported === 0) return 'No student has reported this start yet.';
+    return (
+      `${reported === s.recipients ? 'Everyone' : `${reported} of ${s.recipients} students`} saw the bulb within ` +
+      `${ms(r.skewUs)} ms of each other; ${plural(r.late, 'late', 'late')}; ${plural(r.falseStarts, 'false start', 'false starts')}.`
+    );
+  }
+  return s.recipients
+    ? `The signal went out to all ${s.recipients} within ${ms(s.spreadUs)} ms of each other (immediate reveal).`
+    : 'Nobody was connected.';
+}
+
 function render() {
   const starts = [...(report.starts ?? [])].sort((a, b) => b.seq - a.seq);
   if (!starts.some((s) => s.seq === selected)) selected = starts[0]?.seq ?? null;
 
   $('starts').innerHTML =
-    `<thead><tr><th>Seq</th><th>Q</th><th>At</th><th class="num">Recipients</th><th class="num">Acked</th><th class="num">Dropped</th>
+    `<thead><tr><th>Seq</th><th>Q</th><th>At</th><th>How fair</th><th class="num">Recipients</th><th class="num">Reported</th><th class="num">Dropped</th>
       <th class="num">Nodes</th><th class="num">Written p50</th><th class="num">p99</th><th class="num">max</th><th class="num">Spread</th>
       <th class="num">Ack p50</th><th class="num">Ack p99</th><th class="num">Ack spread</th></tr></thead><tbody>` +
     starts
       .map(
         (s) => `<tr${s.seq === selected ? ' class="selected"' : ''}>
           <td><button type="button" class="pick" data-seq="${s.seq}">#${s.seq}</button></td><td>${s.n}</td><td>${esc(clock(s.at))}</td>
-          <td class="num">${s.recipients}</td><td class="num">${s.acked}</td><td class="num${s.dropped ? ' bad' : ''}">${s.dropped}</td>
+          <td class="verdict">${esc(startVerdict(s))}</td>
+          <td class="num">${s.recipients}</td><td class="num">${s.acked + (s.seen ?? 0)}</td><td class="num${s.dropped ? ' bad' : ''}">${s.dropped}</td>
           <td class="num" title="${esc(nodesTitle(s))}">${(s.nodes ?? []).length}</td><td class="num">${us(s.writtenUs?.p50)}</td><td class="num">${us(s.writtenUs?.p99)}</td><td class="num">${us(s.writtenUs?.max)}</td>
           <td class="num">${us(s.spreadUs)}</td><td class="num">${us(s.ackUs?.p50)}</td><td class="num">${us(s.ackUs?.p99)}</td>
           <td class="num">${us(s.ackSpreadUs)}</td>
         </tr>`,
       )
       .join('') +
-    (starts.length ? '' : '<tr><td colspan="14" class="muted">No start yet.</td></tr>') +
+    (starts.length ? '' : '<tr><td colspan="15" class="muted">No start yet.</td></tr>') +
     '</tbody>';
 
   renderDetail(starts.find((s) => s.seq === selected));

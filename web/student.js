@@ -1,4 +1,5 @@
 // The student page: join a room, watch the bulb, answer first.
+import { ClockSync, now, revealAt } from '/static/clock.js';
 import { $, api, connect, languageName, letter, renderLeaderboard, store, verdictNames, verdictStats } from '/static/common.js';
 
 const KEY = 'bulb.player'; // {code, playerId, token, name}
@@ -29,22 +30,112 @@ let st = freshState();
 // that the server refused as unavailable.
 const retryDelay = 1000;
 
+// ---- the synced clock and the reveal -------------------------------------
+
+// The page's clock, synced with the server's (clock.js): a burst of samples
+// at connect, when the tab is shown again and after a reconnect, and one now
+// and then.
+const clock = new ClockSync();
+const SYNC_BURST = 8;
+const SYNC_SPACING = 30; // ms between the samples of a burst
+const SYNC_EVERY = 20000; // ms between samples after it
+let syncTimers = [];
+let syncInterval = null;
+
+function sendSync() {
+  conn?.send({ type: 'sync', t0: now() });
+}
+
+function syncBurst() {
+  for (let i = 0; i < SYNC_BURST; i++) syncTimers.push(setTimeout(sendSync, i * SYNC_SPACING));
+}
+
+function startSync() {
+  stopSync();
+  syncBurst();
+  syncInterval = setInterval(sendSync, SYNC_EVERY);
+}
+
+function stopSync() {
+  syncTimers.forEach(clearTimeout);
+  syncTimers = [];
+  clearInterval(syncInterval);
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible' && st.online) syncBurst();
+});
+
+// cancelReveal cancels the reveal waiting for its instant, if any; pendingAt is
+// the instant of a live question's reveal the page learnt from a welcome,
+// waiting for a clock sample.
+let cancelReveal = null;
+let pendingAt = null;
+
+// onStart lights the bulb of a start received at page time received: at its
+// instant `at` (server time) on the synced clock, or at once without one.
+// After the reveal, and a random pause that keeps the report out of the
+// fan-out's way, it reports what it saw (a seen frame); a page that has no
+// synced clock yet acknowledges at once instead.
+function onStart(m, received) {
+  cancelReveal?.();
+  const est = clock.estimate(received);
+  const light = (late) => {
+    cancelReveal = null;
+    const revealed = now();
+    lightUp();
+    if (!est) {
+      conn?.send({ type: 'ack', seq: m.seq });
+      return;
+    }
+    setTimeout(() => {
+      conn?.send({
+        type: 'seen',
+        seq: m.seq,
+        receivedAt: received + est.offset,
+        revealedAt: revealed + est.offset,
+        errorMs: est.error,
+        late,
+      });
+    }, 50 + Math.random() * 250);
+  };
+  if (m.at) cancelReveal = revealAt(m.at, est, ({ late }) => light(late));
+  else light(false);
+}
+
+// lightUp lights the bulb: answers may go from now.
+function lightUp() {
+  setBulb(true);
+  st.phase = 'live';
+  update();
+}
+
 // ---- frames -------------------------------------------------------------
 
-function onFrame(m, ws) {
-  // The ack goes out before anything else: it measures delivery.
-  if (m.type === 'start') ws.send(JSON.stringify({ type: 'ack', seq: m.seq }));
+function onFrame(m) {
+  const received = now(); // first: the sync and the reveal time from the frame's arrival
   switch (m.type) {
+    case 'sync':
+      clock.add(m.t0, m.t1, m.t2, received);
+      if (pendingAt !== null) {
+        cancelReveal = revealAt(pendingAt, clock.estimate(now()), lightUp);
+        pendingAt = null;
+      }
+      break;
     case 'start':
-      setBulb(true);
-      st.phase = 'live';
-      update();
+      if (m.n === st.q?.n) onStart(m, received);
       break;
     case 'welcome':
       $('score').textContent = m.score ?? 0;
       if (m.question?.kind === 'code') {
         setQuestion(m.question, m.phase, false);
         restoreCode(m.answered, m.verdicts ?? [], m.submissions ?? []);
+      } else if (m.phase === 'live' && m.question?.at && !m.answered) {
+        // Connected between a synced start and its instant, perhaps: light it on time,
+        // once the clock has a sample.
+        setQuestion(m.question, 'open', false);
+        pendingAt = m.question.at;
+        showResult('');
       } else {
         setQuestion(m.question ?? null, m.phase, Boolean(m.answered));
         showResult('');
@@ -53,12 +144,15 @@ function onFrame(m, ws) {
       loadLeaderboard();
       break;
     case 'question':
+      cancelReveal?.();
       setQuestion(m, 'open', false);
       showResult('');
       showError('');
       break;
     case 'close':
       if (m.n !== st.q?.n) break;
+      cancelReveal?.();
+      cancelReveal = null;
       setBulb(false);
       st.phase = 'closed';
       if (!st.answered) showResult(closedText());
@@ -484,6 +578,8 @@ function enter() {
       $('status').textContent = text;
       $('status').dataset.state = state;
       st.online = state === 'open';
+      if (st.online) startSync();
+      else stopSync();
       update();
     },
     check: () => api('GET', `/api/rooms/${code}/leaderboard`, { token }),
@@ -495,6 +591,8 @@ function enter() {
 }
 
 function leave() {
+  stopSync();
+  cancelReveal?.();
   conn?.close();
   conn = null;
   store.del(KEY);
