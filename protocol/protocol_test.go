@@ -116,7 +116,9 @@ func TestDecodeClient(t *testing.T) {
 
 // FuzzDecodeClient: any bytes decode to an answer or an ack, or to an error; never a panic.
 func FuzzDecodeClient(f *testing.F) {
-	for _, seed := range []string{`{"type":"answer","n":1,"choice":2}`, `{"type":"ack","seq":1}`, `{"type":"ack"}`, `{}`, "\xff", `{"type":"answer","code":"\u0000"}`} {
+	for _, seed := range []string{`{"type":"answer","n":1,"choice":2}`, `{"type":"ack","seq":1}`, `{"type":"ack"}`, `{}`, "\xff", `{"type":"answer","code":"\u0000"}`,
+		`{"type":"sync","t0":1765000000000.5}`, `{"type":"sync","t0":1e400}`, `{"type":"seen","seq":3,"receivedAt":1,"revealedAt":2,"errorMs":0.5,"late":false}`,
+		`{"type":"seen","seq":3,"receivedAt":-1,"revealedAt":2,"errorMs":0}`} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -290,8 +290,9 @@ func (b *browser) step(name string) {
 	b.cur, b.began = name, time.Now()
 }
 
-// open loads url in a new tab of its own browser context.
-func (b *browser) open(name, url string) *tab {
+// open loads url in a new tab of its own browser context; scripts run in every page of the
+// tab before its own.
+func (b *browser) open(name, url string, scripts ...string) *tab {
 	b.t.Helper()
 	p := &tab{b: b, name: name}
 	// The browser's cleanup closes the tab, after the screenshots of a failure.
@@ -302,8 +303,10 @@ func (b *browser) open(name, url string) *tab {
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, stepTimeout)
 	defer cancel()
-	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: jsRecordViolations}); err != nil {
-		p.fatalf("recording policy violations: %v", err)
+	for _, src := range append([]string{jsRecordViolations}, scripts...) {
+		if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: src}); err != nil {
+			p.fatalf("a script before the page's: %v", err)
+		}
 	}
 	p.do("open "+url, chromedp.Navigate(url))
 	return p
