@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"reflect"
 	"regexp"
@@ -114,7 +115,8 @@ func TestDecodeClient(t *testing.T) {
 	}
 }
 
-// FuzzDecodeClient: any bytes decode to an answer or an ack, or to an error; never a panic.
+// FuzzDecodeClient: any bytes decode to a well-formed client frame, or to an error; never a
+// panic.
 func FuzzDecodeClient(f *testing.F) {
 	for _, seed := range []string{`{"type":"answer","n":1,"choice":2}`, `{"type":"ack","seq":1}`, `{"type":"ack"}`, `{}`, "\xff", `{"type":"answer","code":"\u0000"}`,
 		`{"type":"sync","t0":1765000000000.5}`, `{"type":"sync","t0":1e400}`, `{"type":"seen","seq":3,"receivedAt":1,"revealedAt":2,"errorMs":0.5,"late":false}`,
@@ -123,8 +125,21 @@ func FuzzDecodeClient(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, err := DecodeClient(data)
-		if err == nil && got.Type != TypeAnswer && got.Type != TypeAck {
-			t.Fatalf("%q: got type %q and no error, want an answer, an ack or an error", data, got.Type)
+		if err != nil {
+			return
+		}
+		switch got.Type {
+		case TypeAnswer, TypeAck:
+		case TypeSync:
+			if math.IsInf(got.T0, 0) || math.IsNaN(got.T0) {
+				t.Fatalf("%q: a sync with t0 %v", data, got.T0)
+			}
+		case TypeSeen:
+			if !(got.Seen.ReceivedAt > 0 && got.Seen.RevealedAt > 0 && got.Seen.ErrorMs >= 0) {
+				t.Fatalf("%q: a seen with %+v", data, got.Seen)
+			}
+		default:
+			t.Fatalf("%q: got type %q and no error, want a client frame or an error", data, got.Type)
 		}
 	})
 }
