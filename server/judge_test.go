@@ -52,3 +52,31 @@ func TestCodeJudge(t *testing.T) {
 		t.Errorf("job %+v", g)
 	}
 }
+
+// TestCodeJudgeDrop: a player who left takes the submissions still waiting with them: the
+// judge's jobs keep only the others'.
+func TestCodeJudgeDrop(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	q := quiz.Question{Kind: quiz.KindCode, Text: "sum", Languages: []string{"python"}, TimeLimitMs: 1000, MemoryLimitMB: 64,
+		Checker: "tokens", Tests: []quiz.CodeTest{{In: "1 2\n", Out: "3\n"}}}
+	jobs := judge.NewMemoryJobs(0)
+	j := codeJudge{jobs: jobs}
+	for i, p := range []string{"gone", "stays", "gone", "gone"} {
+		if err := j.Submit(ctx, quiz.CodeJob{Room: "123456", N: 1, Submission: i + 1, PlayerID: p, Language: "python", Source: "print(3)", Question: q}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Drop(ctx, "123456", "gone"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := jobs.Next(ctx)
+	if err != nil || d.Job.Player != "stays" || d.Job.ID.Submission != 2 {
+		t.Fatalf("the next job: got %+v, %v; want the one that stays", d.Job.ID, err)
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if d, err := jobs.Next(short); err == nil {
+		t.Errorf("after it: got job %+v, want none: the one who left took theirs", d.Job.ID)
+	}
+}
