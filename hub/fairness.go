@@ -43,8 +43,8 @@ type delivery struct {
 // nanoseconds after the record's t0: when the start arrived and when its bulb lit, by its
 // synced clock, within errorNs.
 type seenReport struct {
-	received, revealed, errorNs int64
-	late                        bool
+	received, revealed, errorNs, offsetNs int64
+	late                                  bool
 }
 
 func (r *startRecord) droppedCount() int {
@@ -90,6 +90,7 @@ type PlayerDelivery struct {
 	ReceivedUs *int64 `json:"receivedUs,omitempty"`
 	RevealedUs *int64 `json:"revealedUs,omitempty"`
 	ErrorUs    *int64 `json:"errorUs,omitempty"`
+	OffsetUs   *int64 `json:"offsetUs,omitempty"` // the client's clock offset, as it reported it
 	Late       bool   `json:"late,omitempty"`
 }
 
@@ -146,6 +147,12 @@ type Bias struct {
 	ZAck           float64 `json:"zAck"`
 	P              float64 `json:"p"`
 	Flagged        bool    `json:"flagged"`
+	// Late counts the synced starts that reached the player after their reveal instant, as
+	// its page reported; ErrorUs is the error bound of its clock at its latest report;
+	// FalseStarts, filled in by the quiz's owner, its answers refused as too quick.
+	Late        int    `json:"late"`
+	ErrorUs     *int64 `json:"errorUs,omitempty"`
+	FalseStarts int    `json:"falseStarts"`
 }
 
 // Report is a room's fairness: its recent starts and every player's bias across them.
@@ -256,8 +263,8 @@ func (r *startRecord) stats() StartStats {
 			p.AckUs = &us
 		}
 		if sr := d.seen.Load(); sr != nil {
-			received, revealed, errUs := sr.received/1e3+bus, sr.revealed/1e3+bus, sr.errorNs/1e3
-			p.ReceivedUs, p.RevealedUs, p.ErrorUs, p.Late = &received, &revealed, &errUs, sr.late
+			received, revealed, errUs, offsetUs := sr.received/1e3+bus, sr.revealed/1e3+bus, sr.errorNs/1e3, sr.offsetNs/1e3
+			p.ReceivedUs, p.RevealedUs, p.ErrorUs, p.OffsetUs, p.Late = &received, &revealed, &errUs, &offsetUs, sr.late
 		}
 		players[i] = p
 	}
@@ -362,6 +369,8 @@ type biasSum struct {
 	starts                 int
 	wSum, wVar, aSum, aVar float64
 	wN, aN                 int
+	late                   int
+	errorUs                *int64 // from the newest start the player reported
 }
 
 func newBiasAcc() *biasAcc { return &biasAcc{players: map[string]*biasSum{}} }
@@ -376,9 +385,17 @@ func (b *biasAcc) get(id, name string) *biasSum {
 	return s
 }
 
+// add counts one start; the starts come newest first.
 func (b *biasAcc) add(st StartStats) {
 	for _, p := range st.Players {
-		b.get(p.PlayerID, p.Name).starts++
+		s := b.get(p.PlayerID, p.Name)
+		s.starts++
+		if p.Late {
+			s.late++
+		}
+		if s.errorUs == nil {
+			s.errorUs = p.ErrorUs
+		}
 	}
 	addPct(st.Players, func(p PlayerDelivery) *int64 { return p.WrittenUs }, func(id string, pct, v float64) {
 		s := b.players[id]
@@ -416,7 +433,7 @@ func (b *biasAcc) result() []Bias {
 	alpha := biasAlpha / float64(max(1, len(b.order)))
 	for _, id := range b.order {
 		s := b.players[id]
-		bs := Bias{PlayerID: id, Name: s.name, Starts: s.starts, MeanWrittenPct: 0.5, MeanAckPct: 0.5, P: 1}
+		bs := Bias{PlayerID: id, Name: s.name, Starts: s.starts, MeanWrittenPct: 0.5, MeanAckPct: 0.5, P: 1, Late: s.late, ErrorUs: s.errorUs}
 		bs.MeanWrittenPct, bs.ZWritten = meanZ(s.wSum, s.wVar, s.wN)
 		bs.MeanAckPct, bs.ZAck = meanZ(s.aSum, s.aVar, s.aN)
 		bs.P = stats.TwoSidedP(max(math.Abs(bs.ZWritten), math.Abs(bs.ZAck)))

@@ -69,7 +69,8 @@ func (c *Conn) seenStart(seq uint64, s protocol.Seen) {
 		return
 	}
 	rel := func(ms float64) int64 { return int64(clocksync.Time(ms).Sub(d.rec.t0)) }
-	sr := &seenReport{received: rel(s.ReceivedAt), revealed: rel(s.RevealedAt), errorNs: int64(s.ErrorMs * 1e6), late: s.Late}
+	sr := &seenReport{received: rel(s.ReceivedAt), revealed: rel(s.RevealedAt), errorNs: int64(s.ErrorMs * 1e6),
+		offsetNs: int64(s.OffsetMs * 1e6), late: s.Late}
 	if d.seen.CompareAndSwap(nil, sr) {
 		c.hub.m.clockError.Observe(s.ErrorMs / 1e3)
 		if s.Late {

@@ -34,11 +34,13 @@ type ClientFrame struct {
 
 // Seen is what a page reports of a start after revealing it: when the start arrived and
 // when its bulb lit, both in server time (ms since the Unix epoch, from its synced clock),
-// the error bound of that clock, and whether the start arrived after its reveal instant.
+// that clock's offset from the page's own and its error bound, and whether the start
+// arrived after its reveal instant.
 type Seen struct {
 	ReceivedAt float64 `json:"receivedAt"`
 	RevealedAt float64 `json:"revealedAt"`
 	ErrorMs    float64 `json:"errorMs"`
+	OffsetMs   float64 `json:"offsetMs"` // the page's estimate of the server's clock less its own
 	Late       bool    `json:"late"`
 }
 
@@ -71,7 +73,7 @@ func DecodeClient(data []byte) (ClientFrame, error) {
 		}
 		f.Seq = seq
 		if j.Type == TypeSeen {
-			if !(j.ReceivedAt > 0 && j.RevealedAt > 0 && j.ErrorMs >= 0) || math.IsInf(j.ReceivedAt+j.RevealedAt+j.ErrorMs, 0) {
+			if !(j.ReceivedAt > 0 && j.RevealedAt > 0 && j.ErrorMs >= 0) || math.IsInf(j.ReceivedAt+j.RevealedAt+j.ErrorMs+math.Abs(j.OffsetMs), 0) {
 				return ClientFrame{}, errSeenTimes
 			}
 			f.Seen = j.Seen

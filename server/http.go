@@ -561,33 +561,37 @@ func (s *server) fairness(c echo.Context) error {
 	if err != nil {
 		return quiz.Errorf(protocol.Unavailable, "the other nodes' fairness records could not be read: %v", err)
 	}
-	if err := s.countFalseStarts(c.Request().Context(), code, rep.Starts); err != nil {
+	if err := s.countFalseStarts(c.Request().Context(), code, &rep); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, rep)
 }
 
-// countFalseStarts fills in each synced start's false starts: the answers to its question
-// refused as faster than anyone reacts.
-func (s *server) countFalseStarts(ctx context.Context, room string, starts []hub.StartStats) error {
-	counts := map[int]int{} // by question
-	for _, st := range starts {
+// countFalseStarts fills in each synced start's false starts (the answers to its question
+// refused as faster than anyone reacts) and each player's, over the questions started.
+func (s *server) countFalseStarts(ctx context.Context, room string, rep *hub.Report) error {
+	perQuestion, perPlayer := map[int]int{}, map[string]int{}
+	for _, st := range rep.Starts {
 		if st.Reveal == nil {
 			continue
 		}
-		if _, done := counts[st.N]; !done {
+		if _, done := perQuestion[st.N]; !done {
 			answers, err := s.svc.Answers(ctx, room, st.N)
 			if err != nil {
 				return err
 			}
-			counts[st.N] = 0
+			perQuestion[st.N] = 0
 			for _, a := range answers {
 				if a.FalseStart {
-					counts[st.N]++
+					perQuestion[st.N]++
+					perPlayer[a.PlayerID]++
 				}
 			}
 		}
-		st.Reveal.FalseStarts = counts[st.N]
+		st.Reveal.FalseStarts = perQuestion[st.N]
+	}
+	for i := range rep.Bias {
+		rep.Bias[i].FalseStarts = perPlayer[rep.Bias[i].PlayerID]
 	}
 	return nil
 }

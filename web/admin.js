@@ -105,13 +105,18 @@ function render() {
   const bias = [...(report.bias ?? [])].sort((a, b) => a.p - b.p);
   $('bias').innerHTML =
     `<thead><tr><th>Name</th><th class="num">Starts</th><th class="num">Mean written pct</th><th class="num">Mean ack pct</th>
-      <th class="num">z written</th><th class="num">z ack</th><th class="num">p</th><th>Flagged</th></tr></thead><tbody>` +
+      <th class="num">z written</th><th class="num">z ack</th><th class="num">p</th><th>Flagged</th>
+      <th class="num" title="synced starts that reached the student after the bulb's instant">Late</th>
+      <th class="num" title="answers faster than anyone reacts">False starts</th>
+      <th class="num" title="the error bound of the student's synced clock, as its page reported">Clock ± ms</th></tr></thead><tbody>` +
     bias
       .map(
         (b) => `<tr${b.flagged ? ' class="flagged"' : ''}>
           <td>${esc(b.name)}</td><td class="num">${b.starts}</td><td class="num">${fixed(b.meanWrittenPct)}</td>
           <td class="num">${fixed(b.meanAckPct)}</td><td class="num">${fixed(b.zWritten)}</td><td class="num">${fixed(b.zAck)}</td>
           <td class="num">${b.p == null ? '–' : Number(b.p).toPrecision(2)}</td><td>${b.flagged ? 'yes' : ''}</td>
+          <td class="num${b.late ? ' bad' : ''}">${b.late ?? 0}</td><td class="num${b.falseStarts ? ' bad' : ''}">${b.falseStarts ?? 0}</td>
+          <td class="num">${b.errorUs == null ? '–' : ms(b.errorUs)}</td>
         </tr>`,
       )
       .join('') +
@@ -125,7 +130,13 @@ const nodesTitle = (s) =>
 function renderDetail(s) {
   $('detail').hidden = !s;
   if (!s) return;
-  $('detail-title').textContent = `Start #${s.seq} · question ${s.n} · ${clock(s.at)} · ${s.players.length} players`;
+  const r = s.reveal;
+  $('detail-title').textContent =
+    `Start #${s.seq} · question ${s.n} · ${clock(s.at)} · ${s.players.length} players` +
+    (r
+      ? ` · synced: lead ${ms(r.leadUs)} ms, ${r.onTime} on time, ${r.late} late, reported reveals within ${ms(r.spreadUs)} ms` +
+        ` (at most ${ms(r.skewUs)} ms with the clocks' error bounds, p99 ± ${ms(r.errorUs?.p99)} ms), ${r.falseStarts} false starts`
+      : ' · immediate');
   renderChart(s);
   $('start-nodes').innerHTML =
     '<thead><tr><th>Node</th><th class="num">Recipients</th><th class="num">Bus µs (publish → fan-out)</th></tr></thead><tbody>' +
@@ -137,12 +148,14 @@ function renderDetail(s) {
   const players = [...s.players].sort((a, b) => String(a.node ?? '').localeCompare(String(b.node ?? '')) || a.order - b.order);
   $('start-players').innerHTML =
     `<thead><tr><th>Node</th><th class="num">Send order</th><th>Name</th><th class="num">Enqueue µs</th><th class="num">Written µs</th>
-      <th class="num">Ack µs</th><th class="num">RTT µs</th></tr></thead><tbody>` +
+      <th class="num">Ack µs</th><th class="num">RTT µs</th><th class="num" title="reported by the page, by its synced clock">Received µs</th>
+      <th class="num" title="reported by the page">Lit µs</th><th class="num" title="the page's clock error bound">± µs</th><th>Late</th></tr></thead><tbody>` +
     players
       .map(
         (p) => `<tr><td>${esc(p.node)}</td><td class="num">${p.order}</td><td>${esc(p.name)}</td><td class="num">${us(p.enqueueUs)}</td>
-          <td class="num">${us(p.writtenUs)}</td><td class="num${p.ackUs == null ? ' bad' : ''}">${us(p.ackUs)}</td>
-          <td class="num">${us(p.rttUs)}</td></tr>`,
+          <td class="num">${us(p.writtenUs)}</td><td class="num">${us(p.ackUs)}</td>
+          <td class="num">${us(p.rttUs)}</td><td class="num">${us(p.receivedUs)}</td><td class="num">${us(p.revealedUs)}</td>
+          <td class="num">${us(p.errorUs)}</td><td${p.late ? ' class="bad"' : ''}>${p.late ? 'late' : ''}</td></tr>`,
       )
       .join('') +
     '</tbody>';

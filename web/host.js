@@ -265,7 +265,7 @@ function renderAnswers() {
     answers.list
       .map(
         (a) => `<tr class="${a.correct ? 'correct' : 'wrong'}">
-          <td>${a.rank || '–'}</td><td>${esc(a.name)}</td><td>${esc(shown(a))}</td><td>${a.correct ? '✔' : '✘'}</td>
+          <td>${a.rank || '–'}</td><td>${esc(a.name)}</td><td>${esc(shown(a))}</td><td>${a.correct ? '✔' : a.falseStart ? '✘ false start' : '✘'}</td>
           <td class="num">${esc(a.points)}</td><td class="num">${ms(a.elapsedUs)}</td><td class="num">${esc(a.arrivalRank ?? '')}</td>
           ${reaction ? `<td class="num">${ms(a.reactionUs)}</td>` : ''}
         </tr>`,

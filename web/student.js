@@ -95,6 +95,7 @@ function onStart(m, received) {
         receivedAt: received + est.offset,
         revealedAt: revealed + est.offset,
         errorMs: est.error,
+        offsetMs: est.offset,
         late,
       });
     }, 50 + Math.random() * 250);
