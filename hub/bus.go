@@ -54,10 +54,23 @@ const (
 	kindSurvey = "survey"
 )
 
-// Run delivers what other nodes publish to this node's connections and handlers until ctx
-// is done. It returns at once without a bus.
+// Run delivers what other nodes publish to this node's connections and handlers, and
+// saves the starts' fairness records to the Archive, until ctx is done. It returns at once
+// with neither a bus nor an archive.
 func (h *Hub) Run(ctx context.Context) error {
+	if h.bus == nil && h.opts.Archive == nil {
+		return nil
+	}
+	if h.opts.Archive != nil {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() {
+			defer close(done)
+			h.runArchive(ctx)
+		}()
+	}
 	if h.bus == nil {
+		<-ctx.Done()
 		return nil
 	}
 	return h.bus.Run(ctx, func(raw []byte) { h.deliver(ctx, raw) })

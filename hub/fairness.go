@@ -182,11 +182,12 @@ func (h *Hub) Fairness(roomName string, limit int) Report {
 	return report(roomName, h.localStarts(roomName), limit)
 }
 
-// localStarts returns this node's records of the room's starts, newest first.
+// localStarts returns this node's records of the room's starts, newest first: those in
+// memory, and those its Archive kept from before a restart.
 func (h *Hub) localStarts(roomName string) []StartStats {
 	r := h.room(roomName, false)
 	if r == nil {
-		return nil
+		return h.withArchived(roomName, nil)
 	}
 	r.mu.RLock()
 	starts := slices.Clone(r.starts)
@@ -195,7 +196,7 @@ func (h *Hub) localStarts(roomName string) []StartStats {
 	for i := len(starts) - 1; i >= 0; i-- {
 		out = append(out, starts[i].stats())
 	}
-	return out
+	return h.withArchived(roomName, out)
 }
 
 // report builds a report from starts, newest first.

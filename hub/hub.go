@@ -36,6 +36,7 @@ type Options struct {
 	Logger       *slog.Logger  // default slog.Default()
 	Metrics      *Metrics      // default: unregistered metrics
 	Bus          Bus           // other nodes; nil for a single node
+	Archive      Archive       // keeps fairness records across restarts; nil: kept in memory only
 	Node         string        // this node's name, in fairness records; default the host name
 }
 
@@ -100,6 +101,8 @@ type Hub struct {
 	seqMu sync.Mutex
 	seq   uint64
 
+	archiving chan toArchive // start records for runArchive to save
+
 	rateLimited []byte // the error frame of a frame over the connection's rate
 
 	work      chan *Conn     // unbuffered: hands a connection with frames to an idle writer
@@ -120,7 +123,15 @@ func New(opts Options) *Hub {
 	opts = opts.withDefaults()
 	h := &Hub{opts: opts, log: opts.Logger.With("component", "hub"), m: opts.Metrics, bus: opts.Bus, rooms: map[string]*room{},
 		onNotify: map[string]func([]byte){}, onSurvey: map[string]func(context.Context, []byte) ([]byte, error){},
-		work: make(chan *Conn), dog: newWatchdog(opts.WriteTimeout)}
+		work: make(chan *Conn), dog: newWatchdog(opts.WriteTimeout), archiving: make(chan toArchive, archiveQueue)}
+	if opts.Archive != nil {
+		// Numbers go on from the last start saved: a record's number is its key.
+		seq, err := opts.Archive.LastStartSeq(context.Background())
+		if err != nil {
+			h.log.Error("reading the last start's number: numbering from 0 again", "err", err)
+		}
+		h.seq = seq
+	}
 	h.rateLimited = protocol.Encode(protocol.ErrorFrame{Code: protocol.RateLimited,
 		Message: fmt.Sprintf("more than %d frames at once or %g a second: frame refused", opts.FrameBurst, opts.FrameRate)})
 	h.OnSurvey(topicOnline, answerJSON(h.online))
@@ -345,6 +356,7 @@ func (h *Hub) fanout(ctx context.Context, roomName string, n int, seq uint64, re
 	h.m.fanout.Observe(time.Since(rec.t0).Seconds())
 	h.m.starts.Inc()
 	h.record(roomName, rec)
+	h.archive(roomName, rec)
 	h.local(roomName, toHosts, "", frame)
 	if err != nil {
 		return 0, err

@@ -57,3 +57,38 @@ func settle(answers []protocol.Answer, from int, winners map[string]bool, correc
 	}
 	return changed, next, correct
 }
+
+// Resubmit submits again every code submission that has no verdict yet, for a judge whose
+// queue did not survive a restart that the submissions did (the embedded engine's judge
+// keeps its queue in memory). It returns how many it submitted. A submission being judged
+// when the server stopped is judged again; should it be judged twice, the first verdict
+// stands (Store.Verdict).
+func (s *Service) Resubmit(ctx context.Context) (int, error) {
+	if s.judge == nil {
+		return 0, nil
+	}
+	rooms, err := s.store.Rooms(ctx)
+	if err != nil {
+		return 0, err
+	}
+	submitted := 0
+	for _, r := range rooms {
+		for i, q := range r.Quiz.Questions {
+			if q.Kind != KindCode {
+				continue
+			}
+			answers, err := s.store.Answers(ctx, r.Code, i+1)
+			if err != nil {
+				return submitted, err
+			}
+			for _, a := range answers {
+				if a.Verdict == nil {
+					// A judge that cannot take it records an IE verdict: one verdict still.
+					s.submit(ctx, r.Code, a, q)
+					submitted++
+				}
+			}
+		}
+	}
+	return submitted, nil
+}

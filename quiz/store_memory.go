@@ -12,20 +12,32 @@ import (
 // MemoryStore is the in-memory engine's Store: one process, nothing to install. Each room
 // has its own lock, so rooms never wait on each other. Where both are taken, a room's
 // lock comes before the store's (Expire).
+//
+// It is also the state of the embedded engine (BoltStore), whose journal writes every
+// change to disk before the call that made it returns.
 type MemoryStore struct {
 	mu     sync.RWMutex
 	rooms  map[string]*memRoom
 	tokens map[string]Identity
 	now    func() time.Time
+	j      *journal // nil on the memory engine
 }
 
 var _ Store = (*MemoryStore)(nil)
 
 type memRoom struct {
-	mu        sync.Mutex
-	gone      bool      // expired: deleted from the store
+	mu      sync.Mutex
+	gone    bool   // expired: deleted from the store
+	pending *flush // the journal's flush with the room's latest change; nil on the memory engine
+	memState
+}
+
+// memState is what a room holds: the room, and what its calls look up.
+type memState struct {
 	active    time.Time // last activity (see Store.Expire)
 	room      Room
+	joins     int                            // players who ever joined: the next one's seat
+	seats     map[string]int                 // player ID → its seat: its place in join order, for good
 	byID      map[string]int                 // player ID → index in room.Players
 	names     map[string]string              // the players' foldName keys → player ID
 	answers   map[int][]protocol.Answer      // by question, in arrival order
@@ -33,6 +45,24 @@ type memRoom struct {
 	correct   map[int]int                    // by question, correct answers ranked so far
 	finalized map[int]bool
 	coding    map[int]*memCode // by code question
+}
+
+// change is what one call changed in a room: the records a durable engine writes.
+type change struct {
+	created, deleted bool
+	head             bool       // the room's own record: phase, schedule, version, lock, activity
+	quiz             bool       // the room's quiz
+	joined           []string   // IDs of players who joined
+	left             []int      // seats of players who left
+	answers          []answerAt // answers stored or changed
+	finalized        []int      // questions finalized
+}
+
+// answerAt is where an answer is: the i-th (from 0) to question n.
+type answerAt struct{ n, i int }
+
+func (c *change) empty() bool {
+	return !c.created && !c.deleted && !c.head && !c.quiz && len(c.joined)+len(c.left)+len(c.answers)+len(c.finalized) == 0
 }
 
 // memCode is what settling a code question needs besides its answers.
@@ -55,6 +85,22 @@ func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{rooms: map[string]*memRoom{}, tokens: map[string]Identity{}, now: time.Now}
 }
 
+// newMemState returns the state of a new room r, active at now.
+func newMemState(r *Room, now time.Time) memState {
+	return memState{
+		active:    activeAt(r, now),
+		room:      *cloneRoom(r),
+		seats:     map[string]int{},
+		byID:      map[string]int{},
+		names:     map[string]string{},
+		answers:   map[int][]protocol.Answer{},
+		answered:  map[int]map[string]memAnswered{},
+		correct:   map[int]int{},
+		finalized: map[int]bool{},
+		coding:    map[int]*memCode{},
+	}
+}
+
 // lock returns the room with its lock held, or NotFound if it does not exist, or no
 // longer: a room expired (Expire) while the caller waited for its lock is gone.
 func (s *MemoryStore) lock(room string) (*memRoom, error) {
@@ -68,29 +114,73 @@ func (s *MemoryStore) lock(room string) (*memRoom, error) {
 		}
 		r.mu.Unlock()
 	}
-	return nil, Errorf(protocol.NotFound, "room %s not found", room)
+	return nil, roomNotFound(room)
+}
+
+// edit runs fn on the room under its lock; fn records in ch what it changed, and must
+// change nothing if it fails. On the embedded engine edit returns once the room's changes
+// so far, this one's too, are on disk: no reply tells of a change that could still be
+// lost. If they could not be written, it returns Unavailable and the room is as it was.
+func (s *MemoryStore) edit(room string, fn func(r *memRoom, ch *change) error) error {
+	if s.j == nil {
+		r, err := s.lock(room)
+		if err != nil {
+			return err
+		}
+		defer r.mu.Unlock()
+		return fn(r, &change{})
+	}
+	s.j.world.RLock()
+	r, err := s.lock(room)
+	if err != nil {
+		s.j.world.RUnlock()
+		return err
+	}
+	var ch change
+	err = fn(r, &ch)
+	if err == nil && !ch.empty() {
+		s.j.write(r, &ch)
+	}
+	f := r.pending
+	r.mu.Unlock()
+	s.j.world.RUnlock()
+	if werr := s.j.wait(f); werr != nil {
+		return werr
+	}
+	return err
 }
 
 // CreateRoom implements Store.
 func (s *MemoryStore) CreateRoom(_ context.Context, r *Room) error {
+	if s.j == nil {
+		_, err := s.create(r)
+		return err
+	}
+	s.j.world.RLock()
+	f, err := s.create(r)
+	s.j.world.RUnlock()
+	if err != nil {
+		return err
+	}
+	return s.j.wait(f)
+}
+
+// create adds room r and returns the journal's flush of its creation (nil on the memory
+// engine).
+func (s *MemoryStore) create(r *Room) (*flush, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.rooms[r.Code] != nil {
-		return Errorf(protocol.Conflict, "room %s exists", r.Code)
+		return nil, Errorf(protocol.Conflict, "room %s exists", r.Code)
 	}
-	s.rooms[r.Code] = &memRoom{
-		active:    activeAt(r, s.now()),
-		room:      *cloneRoom(r),
-		byID:      map[string]int{},
-		names:     map[string]string{},
-		answers:   map[int][]protocol.Answer{},
-		answered:  map[int]map[string]memAnswered{},
-		correct:   map[int]int{},
-		finalized: map[int]bool{},
-		coding:    map[int]*memCode{},
-	}
+	m := &memRoom{memState: newMemState(r, s.now())}
+	s.rooms[r.Code] = m
 	s.tokens[r.HostToken] = Identity{Room: r.Code, Role: RoleHost}
-	return nil
+	if s.j != nil {
+		// Under the store's lock: nobody finds the room before its creation is queued.
+		s.j.write(m, &change{created: true})
+	}
+	return m.pending, nil
 }
 
 // Room implements Store.
@@ -139,35 +229,28 @@ func (s *MemoryStore) Rooms(ctx context.Context) ([]*Room, error) {
 // AddPlayer implements Store.
 func (s *MemoryStore) AddPlayer(_ context.Context, room string, p Player) error {
 	key := foldName(p.Name)
-	r, err := s.lock(room)
-	if err != nil {
-		return err
-	}
-	switch {
-	case r.room.Locked:
-		r.mu.Unlock()
-		return errLocked
-	case len(r.room.Players) >= MaxPlayers:
-		r.mu.Unlock()
-		return Errorf(protocol.Conflict, "room %s is full: %d players", room, MaxPlayers)
-	case r.names[key] != "":
-		r.mu.Unlock()
-		return Errorf(protocol.Conflict, "the name %q is taken in this room", p.Name)
-	}
-	r.names[key] = p.ID
-	r.byID[p.ID] = len(r.room.Players)
-	r.room.Players = append(r.room.Players, p)
-	r.room.Version++
-	r.touch(s.now())
-	r.mu.Unlock()
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.rooms[room] != r {
-		return roomNotFound(room) // expired since: its players' tokens are gone, so is this one
-	}
-	s.tokens[p.Token] = Identity{Room: room, Role: RolePlayer, PlayerID: p.ID, Name: p.Name}
-	return nil
+	return s.edit(room, func(r *memRoom, ch *change) error {
+		switch {
+		case r.room.Locked:
+			return errLocked
+		case len(r.room.Players) >= MaxPlayers:
+			return Errorf(protocol.Conflict, "room %s is full: %d players", room, MaxPlayers)
+		case r.names[key] != "":
+			return Errorf(protocol.Conflict, "the name %q is taken in this room", p.Name)
+		}
+		r.names[key] = p.ID
+		r.byID[p.ID] = len(r.room.Players)
+		r.seats[p.ID] = r.joins
+		r.joins++
+		r.room.Players = append(r.room.Players, p)
+		r.room.Version++
+		r.touch(s.now())
+		s.mu.Lock()
+		s.tokens[p.Token] = Identity{Room: room, Role: RolePlayer, PlayerID: p.ID, Name: p.Name}
+		s.mu.Unlock()
+		ch.head, ch.joined = true, append(ch.joined, p.ID)
+		return nil
+	})
 }
 
 // touch records activity at now; activity never moves back here (only Update, whose
@@ -180,34 +263,37 @@ func (r *memRoom) touch(now time.Time) {
 
 // RemovePlayer implements Store.
 func (s *MemoryStore) RemovePlayer(_ context.Context, room, playerID string) (Player, error) {
-	r, err := s.lock(room)
+	var p Player
+	err := s.edit(room, func(r *memRoom, ch *change) error {
+		i, ok := r.byID[playerID]
+		if !ok {
+			return Errorf(protocol.NotFound, "player %s is not in room %s", playerID, room)
+		}
+		p = r.room.Players[i]
+		r.room.Players = slices.Delete(r.room.Players, i, i+1)
+		delete(r.byID, playerID)
+		for j := i; j < len(r.room.Players); j++ {
+			r.byID[r.room.Players[j].ID] = j
+		}
+		if key := foldName(p.Name); r.names[key] == playerID {
+			delete(r.names, key)
+		}
+		for _, c := range r.coding {
+			c.winners[playerID] = true // ranked for good: a later verdict gives it no rank
+		}
+		ch.left = append(ch.left, r.seats[playerID])
+		delete(r.seats, playerID)
+		r.room.Version++
+		r.touch(s.now())
+		s.mu.Lock()
+		delete(s.tokens, p.Token)
+		s.mu.Unlock()
+		ch.head = true
+		return nil
+	})
 	if err != nil {
 		return Player{}, err
 	}
-	i, ok := r.byID[playerID]
-	if !ok {
-		r.mu.Unlock()
-		return Player{}, Errorf(protocol.NotFound, "player %s is not in room %s", playerID, room)
-	}
-	p := r.room.Players[i]
-	r.room.Players = slices.Delete(r.room.Players, i, i+1)
-	delete(r.byID, playerID)
-	for j := i; j < len(r.room.Players); j++ {
-		r.byID[r.room.Players[j].ID] = j
-	}
-	if key := foldName(p.Name); r.names[key] == playerID {
-		delete(r.names, key)
-	}
-	for _, c := range r.coding {
-		c.winners[playerID] = true // ranked for good: a later verdict gives it no rank
-	}
-	r.room.Version++
-	r.touch(s.now())
-	r.mu.Unlock()
-
-	s.mu.Lock()
-	delete(s.tokens, p.Token)
-	s.mu.Unlock()
 	return p, nil
 }
 
@@ -241,69 +327,76 @@ func (s *MemoryStore) Identify(_ context.Context, token string) (Identity, error
 
 // Update implements Store.
 func (s *MemoryStore) Update(_ context.Context, room string, fn func(*Room) error) (*Room, error) {
-	r, err := s.lock(room)
-	if err != nil {
-		return nil, err
-	}
-	defer r.mu.Unlock()
-	next := cloneRoom(&r.room)
-	if err := fn(next); err != nil {
-		return nil, err
-	}
-	next.Version = r.room.Version + 1
-	r.room = *next
-	r.active = activeAt(next, s.now())
-	return cloneRoom(next), nil
+	var out *Room
+	err := s.edit(room, func(r *memRoom, ch *change) error {
+		next := cloneRoom(&r.room)
+		if err := fn(next); err != nil {
+			return err
+		}
+		next.Version = r.room.Version + 1
+		ch.head, ch.quiz = true, next.Quiz.Version != r.room.Quiz.Version
+		r.room = *next
+		r.active = activeAt(next, s.now())
+		out = cloneRoom(next)
+		return nil
+	})
+	return out, err
 }
 
 // Accept implements Store.
 func (s *MemoryStore) Accept(_ context.Context, room string, a protocol.Answer, sc Scoring) (protocol.Answer, bool, error) {
-	r, err := s.lock(room)
+	var replayed bool
+	err := s.edit(room, func(r *memRoom, ch *change) error {
+		now := s.now()
+		if sc.QuizVersion != r.room.Quiz.Version {
+			return ErrStaleQuiz
+		}
+		if err := checkAcceptable(&r.room, a.N); err != nil {
+			return err
+		}
+		if sc.Code {
+			return r.acceptCode(&a, sc, now, ch)
+		}
+		if prior, ok := r.answered[a.N][a.PlayerID]; ok {
+			if prior.key == responseKey(a.Response) { // the same answer again: a retry
+				a, replayed = r.answers[a.N][prior.index], true
+				return nil
+			}
+			return Errorf(protocol.AlreadyAnswered, "you have already answered question %d", a.N)
+		}
+		p, err := r.stamp(&a, now)
+		if err != nil {
+			return err
+		}
+		elapsed := time.Duration(a.ElapsedUs) * time.Microsecond
+		switch {
+		case a.Correct && sc.Deferred:
+			a.Pending = true
+		case a.Correct:
+			r.correct[a.N]++
+			a.Rank = r.correct[a.N]
+			a.Points = sc.Award(a.Rank, elapsed)
+			r.room.Players[p].Score += a.Points
+		}
+		if r.answered[a.N] == nil {
+			r.answered[a.N] = map[string]memAnswered{}
+		}
+		r.answered[a.N][a.PlayerID] = memAnswered{index: len(r.answers[a.N]), key: responseKey(a.Response)}
+		r.store(a, ch)
+		r.touch(now)
+		ch.head = true
+		return nil
+	})
 	if err != nil {
 		return protocol.Answer{}, false, err
 	}
-	defer r.mu.Unlock()
-	now := s.now()
-	if sc.QuizVersion != r.room.Quiz.Version {
-		return protocol.Answer{}, false, ErrStaleQuiz
-	}
-	if err := checkAcceptable(&r.room, a.N); err != nil {
-		return protocol.Answer{}, false, err
-	}
-	if sc.Code {
-		a, err := r.acceptCode(a, sc, now)
-		if err == nil {
-			r.touch(now)
-		}
-		return a, false, err
-	}
-	if prior, ok := r.answered[a.N][a.PlayerID]; ok {
-		if prior.key == responseKey(a.Response) { // the same answer again: a retry
-			return r.answers[a.N][prior.index], true, nil
-		}
-		return protocol.Answer{}, false, Errorf(protocol.AlreadyAnswered, "you have already answered question %d", a.N)
-	}
-	p, err := r.stamp(&a, now)
-	if err != nil {
-		return protocol.Answer{}, false, err
-	}
-	elapsed := time.Duration(a.ElapsedUs) * time.Microsecond
-	switch {
-	case a.Correct && sc.Deferred:
-		a.Pending = true
-	case a.Correct:
-		r.correct[a.N]++
-		a.Rank = r.correct[a.N]
-		a.Points = sc.Award(a.Rank, elapsed)
-		r.room.Players[p].Score += a.Points
-	}
-	if r.answered[a.N] == nil {
-		r.answered[a.N] = map[string]memAnswered{}
-	}
-	r.answered[a.N][a.PlayerID] = memAnswered{index: len(r.answers[a.N]), key: responseKey(a.Response)}
+	return a, replayed, nil
+}
+
+// store appends a new answer to its question's.
+func (r *memRoom) store(a protocol.Answer, ch *change) {
+	ch.answers = append(ch.answers, answerAt{a.N, len(r.answers[a.N])})
 	r.answers[a.N] = append(r.answers[a.N], a)
-	r.touch(now)
-	return a, false, nil
 }
 
 // stamp fills in an answer's name, receive time and arrival rank, and returns the
@@ -322,21 +415,23 @@ func (r *memRoom) stamp(a *protocol.Answer, now time.Time) (int, error) {
 }
 
 // acceptCode stores a code submission, pending its verdict.
-func (r *memRoom) acceptCode(a protocol.Answer, sc Scoring, now time.Time) (protocol.Answer, error) {
+func (r *memRoom) acceptCode(a *protocol.Answer, sc Scoring, now time.Time, ch *change) error {
 	c := r.codeOf(a.N)
 	if c.solved[a.PlayerID] {
-		return protocol.Answer{}, Errorf(protocol.AlreadyAnswered, "you already have an accepted submission to question %d", a.N)
+		return Errorf(protocol.AlreadyAnswered, "you already have an accepted submission to question %d", a.N)
 	}
 	if c.submissions[a.PlayerID] >= MaxSubmissions {
-		return protocol.Answer{}, Errorf(protocol.RateLimited, "at most %d submissions to one question", MaxSubmissions)
+		return Errorf(protocol.RateLimited, "at most %d submissions to one question", MaxSubmissions)
 	}
-	if _, err := r.stamp(&a, now); err != nil {
-		return protocol.Answer{}, err
+	if _, err := r.stamp(a, now); err != nil {
+		return err
 	}
 	a.Correct, a.Pending = false, true
 	c.submissions[a.PlayerID]++
-	r.answers[a.N] = append(r.answers[a.N], a)
-	return a, nil
+	r.store(*a, ch)
+	r.touch(now)
+	ch.head = true
+	return nil
 }
 
 func (r *memRoom) codeOf(n int) *memCode {
@@ -350,32 +445,43 @@ func (r *memRoom) codeOf(n int) *memCode {
 
 // Verdict implements Store.
 func (s *MemoryStore) Verdict(_ context.Context, room string, n, sub int, v protocol.Verdict, sc Scoring) (protocol.Answer, []protocol.Answer, error) {
-	r, err := s.lock(room)
+	var (
+		stored protocol.Answer
+		final  []protocol.Answer
+	)
+	err := s.edit(room, func(r *memRoom, ch *change) error {
+		answers := r.answers[n]
+		if !sc.Code || sub < 1 || sub > len(answers) {
+			return Errorf(protocol.NotFound, "question %d has no code submission %d", n, sub)
+		}
+		if answers[sub-1].Verdict != nil {
+			stored = answers[sub-1] // recorded before: the first verdict stands
+			return nil
+		}
+		c := r.codeOf(n)
+		answers[sub-1].Verdict = &v
+		answers[sub-1].Correct = v.Verdict == protocol.AC
+		if answers[sub-1].Correct {
+			c.solved[answers[sub-1].PlayerID] = true
+		}
+		ch.answers = append(ch.answers, answerAt{n, sub - 1})
+		changed, next, correct := settle(answers, c.settled, c.winners, r.correct[n], sc)
+		c.settled, r.correct[n] = next, correct
+		final = make([]protocol.Answer, len(changed))
+		for i, j := range changed {
+			final[i] = answers[j]
+			r.addScore(answers[j].PlayerID, answers[j].Points)
+			if j != sub-1 {
+				ch.answers = append(ch.answers, answerAt{n, j})
+			}
+		}
+		stored = answers[sub-1]
+		return nil
+	})
 	if err != nil {
 		return protocol.Answer{}, nil, err
 	}
-	defer r.mu.Unlock()
-	answers := r.answers[n]
-	if !sc.Code || sub < 1 || sub > len(answers) {
-		return protocol.Answer{}, nil, Errorf(protocol.NotFound, "question %d has no code submission %d", n, sub)
-	}
-	if answers[sub-1].Verdict != nil {
-		return answers[sub-1], nil, nil // recorded before: the first verdict stands
-	}
-	c := r.codeOf(n)
-	answers[sub-1].Verdict = &v
-	answers[sub-1].Correct = v.Verdict == protocol.AC
-	if answers[sub-1].Correct {
-		c.solved[answers[sub-1].PlayerID] = true
-	}
-	changed, next, correct := settle(answers, c.settled, c.winners, r.correct[n], sc)
-	c.settled, r.correct[n] = next, correct
-	final := make([]protocol.Answer, len(changed))
-	for i, j := range changed {
-		final[i] = answers[j]
-		r.addScore(answers[j].PlayerID, answers[j].Points)
-	}
-	return answers[sub-1], final, nil
+	return stored, final, nil
 }
 
 // checkAcceptable says whether question n of r takes answers: the authority on the memory
@@ -394,41 +500,46 @@ func checkAcceptable(r *Room, n int) error {
 
 // Finalize implements Store.
 func (s *MemoryStore) Finalize(_ context.Context, room string, n int, ranked []protocol.Answer) error {
-	r, err := s.lock(room)
-	if err != nil {
-		return err
-	}
-	defer r.mu.Unlock()
-	if r.finalized[n] {
-		return nil
-	}
-	r.finalized[n] = true
-	byPlayer := make(map[string]protocol.Answer, len(ranked))
-	for _, a := range ranked {
-		byPlayer[a.PlayerID] = a
-	}
-	for i, a := range r.answers[n] {
-		f, ok := byPlayer[a.PlayerID]
-		if !ok {
-			continue
+	return s.edit(room, func(r *memRoom, ch *change) error {
+		if r.finalized[n] {
+			return nil
 		}
-		a.Rank, a.Points, a.Pending, a.ReactionUs = f.Rank, f.Points, false, f.ReactionUs
-		r.answers[n][i] = a
-		r.addScore(a.PlayerID, a.Points)
-	}
-	return nil
+		r.finalized[n] = true
+		ch.finalized = append(ch.finalized, n)
+		byPlayer := make(map[string]protocol.Answer, len(ranked))
+		for _, a := range ranked {
+			byPlayer[a.PlayerID] = a
+		}
+		for i, a := range r.answers[n] {
+			f, ok := byPlayer[a.PlayerID]
+			if !ok {
+				continue
+			}
+			a.Rank, a.Points, a.Pending, a.ReactionUs = f.Rank, f.Points, false, f.ReactionUs
+			r.answers[n][i] = a
+			r.addScore(a.PlayerID, a.Points)
+			ch.answers = append(ch.answers, answerAt{n, i})
+		}
+		return nil
+	})
 }
 
 // Expire implements Store. It takes each room's lock, then the store's: a room is deleted
 // atomically with the check of its activity.
 func (s *MemoryStore) Expire(_ context.Context, before time.Time) ([]string, error) {
+	if s.j != nil {
+		s.j.world.RLock()
+	}
 	s.mu.RLock()
 	rooms := make([]*memRoom, 0, len(s.rooms))
 	for _, r := range s.rooms {
 		rooms = append(rooms, r)
 	}
 	s.mu.RUnlock()
-	var gone []string
+	var (
+		gone    []string
+		flushes []*flush
+	)
 	for _, r := range rooms {
 		r.mu.Lock()
 		if !r.gone && r.active.Before(before) {
@@ -440,9 +551,21 @@ func (s *MemoryStore) Expire(_ context.Context, before time.Time) ([]string, err
 				delete(s.tokens, p.Token)
 			}
 			s.mu.Unlock()
+			if s.j != nil {
+				s.j.write(r, &change{deleted: true})
+				flushes = append(flushes, r.pending)
+			}
 			gone = append(gone, r.room.Code)
 		}
 		r.mu.Unlock()
+	}
+	if s.j != nil {
+		s.j.world.RUnlock()
+		for _, f := range flushes {
+			if err := s.j.wait(f); err != nil {
+				return nil, err
+			}
+		}
 	}
 	slices.Sort(gone)
 	return gone, nil

@@ -260,6 +260,10 @@ func setClock(t *testing.T, s Store, now func() time.Time) {
 		s.now = now
 	case *RedisStore:
 		s.now = now
+	case *BoltStore:
+		s.now = now
+	case *reopening:
+		s.setNow(now)
 	default:
 		t.Fatalf("no clock to set in a %T", s)
 	}

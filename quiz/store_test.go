@@ -77,11 +77,19 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("a room takes MaxPlayers and no more", func(t *testing.T) {
 		s := newStore(t)
 		r := mustRoom(t, s, nil)
-		for i := range MaxPlayers {
-			if err := s.AddPlayer(ctx, r.Code, Player{ID: fmt.Sprint(i), Name: fmt.Sprint("p", i), Token: fmt.Sprint("t", i)}); err != nil {
-				t.Fatalf("player %d: %v", i, err)
-			}
+		const joiners = 32 // at once, as a class joins
+		var wg sync.WaitGroup
+		for g := range joiners {
+			wg.Go(func() {
+				for i := g; i < MaxPlayers; i += joiners {
+					if err := s.AddPlayer(ctx, r.Code, Player{ID: fmt.Sprint(i), Name: fmt.Sprint("p", i), Token: fmt.Sprint("t", i)}); err != nil {
+						t.Errorf("player %d: %v", i, err)
+						return
+					}
+				}
+			})
 		}
+		wg.Wait()
 		if err := s.AddPlayer(ctx, r.Code, Player{ID: "x", Name: "one too many", Token: "tx"}); ErrorCode(err) != protocol.Conflict {
 			t.Fatalf("player %d: got %v, want conflict", MaxPlayers+1, err)
 		}

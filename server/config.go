@@ -21,6 +21,10 @@ import (
 // waiting. A box costs a uid, a lock file and an empty directory.
 const defaultBoxes = 64
 
+// defaultData is the data directory unless told: in the directory the server runs in, so
+// that `go run ./server` twice finds the same rooms.
+const defaultData = "bulb-data"
+
 // config is the server's configuration. Every field has a flag and an environment
 // variable; a flag wins over the variable, which wins over the default.
 type config struct {
@@ -30,7 +34,8 @@ type config struct {
 	QueueSize    int
 	WriteTimeout time.Duration
 	PingInterval time.Duration
-	Redis        string        // Redis URL; empty for the in-memory engine
+	Data         string        // the embedded engine's data directory; empty for the in-memory engine
+	Redis        string        // Redis URL; wins over Data
 	Node         string        // this node's name among the nodes on one Redis
 	RoomTTL      time.Duration // a room is deleted this long after its last activity
 
@@ -62,6 +67,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		WriteTimeout: 5 * time.Second,
 		PingInterval: 5 * time.Second,
 		RoomTTL:      quiz.DefaultRoomTTL,
+		Data:         defaultData,
 		Role:         roleAll,
 		Sandbox:      "bwrap",
 		JudgeWorkers: runtime.NumCPU(),
@@ -129,6 +135,9 @@ func (c *config) fromEnv(getenv func(string) string) error {
 	if v := getenv("BULB_ADDR"); v != "" {
 		c.Addr = v
 	}
+	if v := getenv("BULB_DATA"); v != "" {
+		c.Data = v
+	}
 	c.Redis = getenv("BULB_REDIS_URL")
 	c.Node = getenv("BULB_NODE")
 	if v := getenv("BULB_ROLE"); v != "" {
@@ -186,6 +195,7 @@ func (c *config) defineFlags(fs *flag.FlagSet) {
 	fs.Func("trusted-proxies", "comma-separated CIDRs of reverse proxies: the client address of their requests is the rightmost untrusted hop of X-Forwarded-For (BULB_TRUSTED_PROXIES)",
 		func(v string) (err error) { c.TrustedProxies, err = parsePrefixes(v); return })
 	fs.DurationVar(&c.RoomTTL, "room-ttl", c.RoomTTL, "a room, its players, tokens and answers are deleted this long after its last activity (BULB_ROOM_TTL)")
+	fs.StringVar(&c.Data, "data", c.Data, `the data directory: rooms, players, answers and the admin token live there and survive restarts; "" for the in-memory engine, which keeps nothing (BULB_DATA)`)
 	fs.StringVar(&c.Redis, "redis", c.Redis, "Redis URL, e.g. redis://localhost:6379/0: run as one node of many on it (BULB_REDIS_URL)")
 	fs.StringVar(&c.Node, "node", c.Node, "this node's name, unique among the nodes on one Redis; default host name and a random suffix (BULB_NODE)")
 	fs.StringVar(&c.Role, "role", c.Role, "all (serve and judge), server (serve; needs --redis and judge processes) or judge (judge for the servers on --redis) (BULB_ROLE)")

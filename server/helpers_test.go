@@ -54,6 +54,7 @@ func MustStartServer(tb testing.TB, env map[string]string, args ...string) *test
 		}
 		return jenv[k]
 	}
+	args = withData(tb, args)
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, append([]string{"--addr", "127.0.0.1:0"}, args...), getenv, pw)
@@ -97,6 +98,17 @@ func MustStartServer(tb testing.TB, env map[string]string, args ...string) *test
 	}
 	tb.Cleanup(s.stop)
 	return s
+}
+
+// withData gives a test server the default engine, the embedded one, on a data directory
+// of the test's own, unless args choose an engine (--data or --redis).
+func withData(tb testing.TB, args []string) []string {
+	for _, a := range args {
+		if a == "--data" || a == "--redis" || strings.HasPrefix(a, "--data=") || strings.HasPrefix(a, "--redis=") {
+			return args
+		}
+	}
+	return append([]string{"--data", tb.TempDir()}, args...)
 }
 
 var (

@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := hubMetrics.Register(reg); err != nil {
 		return err
 	}
-	eng, err := newEngine(cfg)
+	eng, err := newEngine(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -77,6 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Logger:       log,
 		Metrics:      hubMetrics,
 		Bus:          eng.bus,
+		Archive:      eng.archive,
 		Node:         cfg.Node,
 	})
 	jd, err := newJudging(cfg, eng, log)
@@ -95,10 +96,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return jd.run(ctx, recordVerdict(svc))
 	}
 
-	adminToken := cfg.AdminToken
-	if adminToken == "" {
-		adminToken = quiz.Token()
-		fmt.Fprintf(stdout, "admin token: %s\n", adminToken)
+	adminToken, where, err := adminToken(cfg, eng.data)
+	if err != nil {
+		return err
+	}
+	if where != "" {
+		fmt.Fprintf(stdout, "admin token: %s (%s)\n", adminToken, where)
 	}
 	if jd.boxes != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -133,6 +136,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: cfg.HeaderTimeout, ReadTimeout: cfg.ReadTimeout,
 		IdleTimeout: cfg.IdleTimeout, MaxHeaderBytes: maxHeaderBytes}
 	g, ctx := errgroup.WithContext(ctx)
+	if eng.resubmit && jd.judge != nil {
+		// The judge's queue did not survive the restart; the submissions did.
+		if n, err := svc.Resubmit(ctx); err != nil {
+			log.Error("submitting the waiting code submissions again", "err", err)
+		} else if n > 0 {
+			log.Info("code submissions without a verdict submitted again", "submissions", n)
+		}
+	}
 	g.Go(func() error { return svc.Run(ctx) })
 	g.Go(func() error { return h.Run(ctx) })
 	if jd.run != nil {
@@ -163,55 +174,4 @@ func baseURL(addr net.Addr) string {
 		return fmt.Sprintf("http://localhost:%d/", tcp.Port)
 	}
 	return "http://" + tcp.String() + "/"
-}
-
-// engine is where state lives and how nodes reach each other: the in-memory engine (one
-// process) or Redis (one node of many).
-type engine struct {
-	name   string
-	store  quiz.Store
-	bus    hub.Bus // nil on one node
-	locker quiz.Locker
-	health func(ctx context.Context) error // why the engine cannot serve, or nil
-	close  func()
-	rdb    *redis.Client // nil on the in-memory engine
-}
-
-// Timeouts of every Redis call: Redis down must fail calls fast, not hang them.
-const redisTimeout = time.Second
-
-func newEngine(cfg config) (*engine, error) {
-	if cfg.Redis == "" {
-		return &engine{name: "in-memory engine", store: quiz.NewMemoryStore(), locker: quiz.NewMemoryLocker(),
-			health: func(context.Context) error { return nil }, close: func() {}}, nil
-	}
-	opt, err := redis.ParseURL(cfg.Redis)
-	if err != nil {
-		return nil, fmt.Errorf("--redis: %w", err)
-	}
-	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout = redisTimeout, redisTimeout, redisTimeout, redisTimeout
-	opt.MaxRetries, opt.DialerRetries = -1, 1 // no retries: a script must not run twice; callers see unavailable
-	opt.ContextTimeoutEnabled = true          // a request's deadline bounds its Redis calls
-	rdb := redis.NewClient(opt)
-	return &engine{
-		name:   "Redis engine, node " + cfg.Node,
-		store:  quiz.NewRedisStore(rdb, quiz.DefaultRedisPrefix),
-		bus:    hub.NewRedisBus(rdb, quiz.DefaultRedisPrefix, cfg.Node),
-		locker: quiz.NewRedisLocker(rdb, quiz.DefaultRedisPrefix),
-		health: func(ctx context.Context) error {
-			if err := rdb.Ping(ctx).Err(); err != nil {
-				return fmt.Errorf("redis: %w", err)
-			}
-			return nil
-		},
-		close: func() { rdb.Close() },
-		rdb:   rdb,
-	}, nil
-}
-
-// redisLogger sends go-redis's own messages (failed dials, say) to slog.
-type redisLogger struct{ log *slog.Logger }
-
-func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
 }

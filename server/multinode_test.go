@@ -77,7 +77,7 @@ func MustStartNode(tb testing.TB, redisURL, name string, args ...string) *node {
 // this process's environment, extra as its descriptors 3 and up, and args.
 func MustStartProcess(tb testing.TB, name string, env []string, extra []*os.File, args ...string) *node {
 	tb.Helper()
-	cmd := exec.Command(MustBinary(tb), append([]string{"--addr", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(MustBinary(tb), append([]string{"--addr", "127.0.0.1:0"}, withData(tb, args)...)...)
 	cmd.Env = append(append(os.Environ(), "BULB_ADMIN_TOKEN="+testAdmin), env...)
 	cmd.ExtraFiles = extra
 	stdout, err := cmd.StdoutPipe()
