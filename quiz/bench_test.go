@@ -3,10 +3,13 @@ package quiz
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,9 +30,16 @@ const acceptBenchCallers = 64
 // BenchmarkAccept accepts one correct answer per iteration, each from a distinct player,
 // through Store.Accept, from about 64 goroutines at once (b.SetParallelism), on:
 //
-//	engine=memory     MemoryStore
-//	engine=redis      RedisStore on a throwaway redis-server (redistest), over its unix socket
-//	engine=redis-tcp  the same over TCP loopback (CONFIG SET port; skipped if Redis refuses)
+//	engine=memory          MemoryStore
+//	engine=embedded        BoltStore, its database in a temporary directory (b.TempDir: on
+//	                       this machine's disk unless TMPDIR says otherwise), fsync per commit
+//	engine=redis           RedisStore on a throwaway redis-server (redistest), over its unix
+//	                       socket, persisting nothing (as Redis's default)
+//	engine=redis-tcp       the same over TCP loopback (CONFIG SET port; skipped if Redis refuses)
+//	engine=redis-everysec  RedisStore over the unix socket, Redis with appendonly yes and
+//	                       appendfsync everysec: an acknowledged answer may be lost in a crash
+//	                       (up to a second of them)
+//	engine=redis-always    the same with appendfsync always: the embedded engine's promise
 //
 // The Redis client has the server's settings (server/main.go: 1 s timeouts, one retry, the
 // default pool of 10 connections per GOMAXPROCS). The quiz is the speed rule, arrival
@@ -48,6 +58,7 @@ const acceptBenchCallers = 64
 //	p50-µs     median latency of one Accept call, as its caller sees it
 //	p99-µs     99th percentile of the same
 //	callers    goroutines calling Accept (SetParallelism × GOMAXPROCS, at least 64)
+//	changes/commit  the embedded engine only: answers per transaction (group commit)
 //
 // scripts/bench.sh engines runs it next to redis-benchmark of the same script, the ceiling.
 func BenchmarkAccept(b *testing.B) {
@@ -75,6 +86,23 @@ func BenchmarkAccept(b *testing.B) {
 		srv := emptyRedis(b)
 		benchmarkAccept(b, NewRedisStore(acceptBenchClient(b, srv.URL()), ""))
 	})
+	b.Run("engine=embedded", func(b *testing.B) {
+		s, err := OpenBoltStore(filepath.Join(b.TempDir(), "bulb.db"), slog.New(slog.DiscardHandler))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		benchmarkAccept(b, s)
+	})
+	for _, fsync := range []string{"everysec", "always"} {
+		b.Run("engine=redis-"+fsync, func(b *testing.B) {
+			srv := emptyRedis(b)
+			rdb := srv.Client(b)
+			mustAOF(b, rdb, "yes", fsync)
+			defer mustAOF(b, rdb, "no", "everysec")
+			benchmarkAccept(b, NewRedisStore(acceptBenchClient(b, srv.URL()), ""))
+		})
+	}
 	var tcpAddr string
 	b.Run("engine=redis-tcp", func(b *testing.B) {
 		srv := emptyRedis(b)
@@ -83,6 +111,31 @@ func BenchmarkAccept(b *testing.B) {
 		}
 		benchmarkAccept(b, NewRedisStore(acceptBenchClient(b, "redis://"+tcpAddr), ""))
 	})
+}
+
+// mustAOF sets Redis's appendonly and appendfsync, and waits for the rewrite that turning
+// the append-only file on starts.
+func mustAOF(b *testing.B, rdb *redis.Client, on, fsync string) {
+	b.Helper()
+	ctx := context.Background()
+	if err := rdb.ConfigSet(ctx, "appendfsync", fsync).Err(); err != nil {
+		b.Fatal(err)
+	}
+	if err := rdb.ConfigSet(ctx, "appendonly", on).Err(); err != nil {
+		b.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		info, err := rdb.Info(ctx, "persistence").Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !strings.Contains(info, "aof_rewrite_in_progress:1") && !strings.Contains(info, "aof_rewrite_scheduled:1") {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("Redis's append-only file rewrite did not end within 30 s")
+		}
+	}
 }
 
 // acceptBenchClient returns a client of the Redis at url with the settings of
@@ -174,6 +227,11 @@ func benchmarkAccept(b *testing.B, s Store) {
 	var next, callers atomic.Int64
 	var failed sync.Once
 	var failure error
+	bolt, _ := s.(*BoltStore)
+	var before BoltStats
+	if bolt != nil {
+		before = bolt.Stats()
+	}
 	runtime.GC() // the set-up's garbage is not the benchmark's
 	b.SetParallelism((acceptBenchCallers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 	b.ResetTimer()
@@ -207,4 +265,8 @@ func benchmarkAccept(b *testing.B, s Store) {
 	b.ReportMetric(us(latencies[(50*b.N+99)/100-1]), "p50-µs")
 	b.ReportMetric(us(latencies[(99*b.N+99)/100-1]), "p99-µs")
 	b.ReportMetric(float64(callers.Load()), "callers")
+	if bolt != nil {
+		after := bolt.Stats()
+		b.ReportMetric(float64(after.Changes-before.Changes)/float64(max(after.Commits-before.Commits, 1)), "changes/commit")
+	}
 }

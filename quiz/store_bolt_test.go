@@ -238,7 +238,7 @@ func TestBoltStoreDiskFull(t *testing.T) {
 	first := submit(t, s, r.Code, sc, alice)
 
 	filler := filepath.Join(dir, "filler")
-	fill(t, filler)
+	testenv.Fill(t, filler)
 	big := protocol.Answer{N: 1, PlayerID: bob.ID, Response: protocol.Response{Language: "python", Source: strings.Repeat("#", MaxCode-10)}}
 	var err error
 	for range 20 { // a change that fits in pages the file already has is saved: write more
@@ -297,30 +297,6 @@ func TestBoltStoreDiskFull(t *testing.T) {
 	_, p, _ := s.Player(ctx, r.Code, alice.ID)
 	if p.Score != got[0].Points || p.Score == 0 {
 		t.Fatalf("alice's score after reopening: %d, want %d", p.Score, got[0].Points)
-	}
-}
-
-// fill writes to path until the file system is full.
-func fill(t *testing.T, path string) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			if !strings.Contains(err.Error(), "no space left") {
-				t.Fatal(err)
-			}
-			// the last partial page may still have room: fill it byte-wise
-			for {
-				if _, err := f.Write(chunk[:1]); err != nil {
-					return
-				}
-			}
-		}
 	}
 }
 

@@ -5,8 +5,10 @@
 #   scripts/bench.sh            every part below in its quick mode (--quick: fewer clients,
 #                               rounds or iterations), a few minutes in all
 #   scripts/bench.sh hub        hub.Start against a sequential send, 1,000 and 10,000 clients
-#   scripts/bench.sh engines    Store.Accept, memory engine against Redis engine (unix socket
-#                               and TCP loopback), with redis-benchmark of the same Lua
+#   scripts/bench.sh engines    Store.Accept of the memory engine, the embedded engine (bbolt,
+#                               fsync per group commit) and the Redis engine (unix socket and
+#                               TCP loopback; persisting nothing, appendfsync everysec and
+#                               appendfsync always), with redis-benchmark of the same Lua
 #                               script on the same machine as the Redis engine's ceiling
 #   scripts/bench.sh fanout     one start frame to 1,000, 5,000 and 10,000 clients, strategy
 #                               after strategy in turn: sequential, pool-20, single-hub, bulb
@@ -192,13 +194,15 @@ engines() {
   } >"$script"
   sha=$("${cli[@]}" -x SCRIPT LOAD <"$script")
   local k="bench:{ceiling}:"
-  local keys=("${k}room" "${k}players" "${k}scores" "${k}q:1:answers" "${k}q:1:answered" "${k}q:1:correct")
+  local keys=("${k}room" "${k}players" "${k}scores" "${k}q:1:answers" "${k}q:1:answered" "${k}q:1:correct"
+    "${k}q:1:solved" "${k}active")
   local head='{"n":1,"playerId":"000000000000","answer":{"choice":2},"correct":true}'
   local scoring='{"speed":true,"winners":[100],"points":100,"timeLimitNs":20000000000,"deferred":false}'
   # ARGV as RedisStore.Accept passes them: n, player, correct, head, scoring, quiz version,
-  # submission key (Submission.key). Lua ignores ARGV an older accept.lua does not read.
-  local argv=(1 __rand_int__ 1 "$head" "$scoring" 0 '{"choice":2}')
-  local evalsha=(EVALSHA "$sha" 6 "${keys[@]}" "${argv[@]}")
+  # the response's key, not code, the most code submissions, and now in µs (the room's
+  # activity: fixed here, RedisStore sends its clock's).
+  local argv=(1 __rand_int__ 1 "$head" "$scoring" 0 '{"choice":2}' 0 50 "$(($(date +%s%N) / 1000))")
+  local evalsha=(EVALSHA "$sha" "${#keys[@]}" "${keys[@]}" "${argv[@]}")
   echo "ceiling script ($sha): $script, as follows"
   echo "  $(head -n1 "$script")"
   echo "  quiz/award.lua, quiz/accept.lua"
@@ -252,12 +256,13 @@ engines() {
     awk -v r="$round" -v dir="$tmp" '/^BenchmarkAccept\/engine=/ {
         name = $1; sub(/^BenchmarkAccept\/engine=/, "", name); sub(/-[0-9]+$/, "", name)
         delete m; for (i = 3; i < NF; i += 2) m[$(i + 1)] = $i
-        print r, m["accepts/s"], m["p50-µs"], m["p99-µs"] >> (dir "/" name)
+        print r, m["accepts/s"], m["p50-µs"], m["p99-µs"], m["changes/commit"] >> (dir "/" name)
       }' "$tmp/go.txt"
   done
   stop_redis
 
-  # col FILE N: the median of figure N (1 accepts/s, 2 p50, 3 p99) of FILE's rounds, or n/a.
+  # col FILE N: the median of figure N (1 accepts/s, 2 p50, 3 p99, 4 changes per commit) of
+  # FILE's rounds, or n/a.
   col() {
     if [ -s "$1" ]; then
       awk -v n="$2" '{ print $(n + 1) }' "$1" | median | awk '{ printf ($1 < 10 ? "%.2f\n" : "%.0f\n"), $1 }'
@@ -277,13 +282,18 @@ engines() {
   echo "== engines: medians of $count rounds; $accepts accepts per run, $clients concurrent callers"
   printf '%-34s %10s %11s %11s  %s\n' "" accepts/s "p50-µs" "p99-µs" "accepts/s ÷ ceiling's, by round" # µ, ÷: 2 bytes
   local row label file ceil
-  for row in "memory|memory engine|" "redis|Redis engine, unix socket|unix" "redis-tcp|Redis engine, TCP loopback|tcp" \
+  for row in "memory|memory engine|" "embedded|embedded engine (fsync per commit)|" \
+    "redis|Redis engine, unix socket|unix" "redis-tcp|Redis engine, TCP loopback|tcp" \
+    "redis-everysec|Redis engine, appendfsync everysec|unix" "redis-always|Redis engine, appendfsync always|unix" \
     "unix|ceiling: redis-benchmark, unix|" "tcp|ceiling: redis-benchmark, TCP|"; do
     IFS='|' read -r file label ceil <<<"$row"
     printf '%-34s %10s %10s %10s  %s\n' "$label" "$(col "$tmp/$file" 1)" "$(col "$tmp/$file" 2)" "$(col "$tmp/$file" 3)" \
       "$(if [ -n "$ceil" ]; then ratios "$tmp/$file" "$tmp/$ceil"; fi)"
   done
   echo "memory engine ÷ Redis engine (unix), accepts/s, by round: $(ratios "$tmp/memory" "$tmp/redis")"
+  echo "embedded engine ÷ Redis engine with appendfsync everysec: $(ratios "$tmp/embedded" "$tmp/redis-everysec")"
+  echo "embedded engine ÷ Redis engine with appendfsync always (the same promise): $(ratios "$tmp/embedded" "$tmp/redis-always")"
+  echo "embedded engine, answers per commit (group commit), median: $(col "$tmp/embedded" 4)"
   echo "(ceiling rows: redis-benchmark's requests/s and its p50 and p99; engine rows: Store.Accept"
   echo " as its caller sees it, with the Go client, JSON and the benchmark on the same 2 cores)"
 }

@@ -8,6 +8,7 @@
 package testenv
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"strconv"
@@ -52,4 +53,23 @@ func SmallFS(tb testing.TB, size int64) string {
 		}
 	})
 	return dir
+}
+
+// Fill writes to path until its file system is full (ENOSPC), as a disk fills up.
+func Fill(tb testing.TB, path string) {
+	tb.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for size := len(chunk); size > 0; {
+		if _, err := f.Write(chunk[:size]); err != nil {
+			if !errors.Is(err, unix.ENOSPC) {
+				tb.Fatal(err)
+			}
+			size /= 2 // the last pages may take less
+		}
+	}
 }
