@@ -97,10 +97,11 @@ func ownCgroups() (map[string]string, error) {
 	return own, nil
 }
 
-// probe checks that a child cgroup can be created under dir.
+// probe checks that a child cgroup can be created under dir. Its name is random: two
+// sandboxes set up at once in one process must not take each other's probe for a failure.
 func probe(dir string) error {
-	p := filepath.Join(dir, fmt.Sprintf("bulb-probe-%d", os.Getpid()))
-	if err := os.Mkdir(p, 0o755); err != nil {
+	p, err := os.MkdirTemp(dir, "bulb-probe-")
+	if err != nil {
 		return fmt.Errorf("create cgroup under %s: %w", dir, err)
 	}
 	return os.Remove(p)

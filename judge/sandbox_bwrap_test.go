@@ -251,3 +251,25 @@ func TestBwrapRlimitAS(t *testing.T) {
 		t.Errorf("got exit %d, stderr %q, want a MemoryError", res.ExitCode, res.Stderr)
 	}
 }
+
+// TestDetectCgroupsAtOnce: sandboxes set up at the same moment in one process (two test
+// servers, say) find the same cgroups; none falls back to RLIMIT_AS because another's probe
+// took its name.
+func TestDetectCgroupsAtOnce(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("creating cgroups needs root")
+	}
+	want, err := detectCgroups("")
+	if err != nil {
+		t.Skipf("no usable cgroups here: %v", err)
+	}
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			if got, err := detectCgroups(""); err != nil || got != want {
+				t.Errorf("detectCgroups at once: %+v, %v; want %+v", got, err, want)
+			}
+		})
+	}
+	wg.Wait()
+}

@@ -204,6 +204,10 @@ func TestDiskFull(t *testing.T) {
 	if got, raw := srv.call(t, "POST", "/api/rooms", srv.Admin, big.String(), nil); got != http.StatusServiceUnavailable || !strings.Contains(string(raw), "unavailable") {
 		t.Fatalf("a new room on a full disk: %d %s, want 503 unavailable", got, raw)
 	}
+	var rooms struct{ Rooms []struct{ Code string } }
+	if srv.mustCall(t, 200, "GET", "/api/rooms", srv.Admin, nil, &rooms); len(rooms.Rooms) != 1 {
+		t.Fatalf("rooms after the refused one: %+v, want only %s", rooms.Rooms, code)
+	}
 	var health struct {
 		Status string
 		Error  struct{ Code, Message string }
