@@ -252,6 +252,10 @@ func TestDiskFull(t *testing.T) {
 		told[ids[i]] = true
 	}
 	srv.mustCall(t, http.StatusCreated, "POST", "/api/rooms", srv.Admin, big.String(), nil)
+	_, metrics := srv.call(t, "GET", "/metrics", "", nil, nil)
+	if !regexp.MustCompile(`(?m)^bulb_store_commits_total [1-9]`).Match(metrics) || !regexp.MustCompile(`(?m)^bulb_store_changes_total [1-9]`).Match(metrics) {
+		t.Errorf("/metrics has no counts of the store's commits and changes")
+	}
 	srv.stop()
 	srv = MustStartServer(t, nil, "--data", dir)
 	mustAnswersOf(t, srv, host, room, told)

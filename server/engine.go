@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bulbquiz/bulb/hub"
@@ -34,6 +35,8 @@ type engine struct {
 	// resubmit says that the judge's queue is lost in a restart but the submissions are
 	// not: the ones without a verdict are submitted again at start-up.
 	resubmit bool
+	// metrics are the engine's own, for /metrics.
+	metrics []prometheus.Collector
 }
 
 // Timeouts of every Redis call: Redis down must fail calls fast, not hang them.
@@ -67,6 +70,14 @@ func newEngine(cfg config, log *slog.Logger) (*engine, error) {
 		data:     dir,
 		archive:  store,
 		resubmit: true,
+		metrics: []prometheus.Collector{
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "bulb_store_changes_total",
+				Help: "Changes the embedded engine wrote to its database."},
+				func() float64 { return float64(store.Stats().Changes) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "bulb_store_commits_total",
+				Help: "Transactions the embedded engine committed, each with one flush to the disk: changes made at once share one."},
+				func() float64 { return float64(store.Stats().Commits) }),
+		},
 	}, nil
 }
 

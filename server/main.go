@@ -69,6 +69,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer eng.close()
+	for _, c := range eng.metrics {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
 	h := hub.New(hub.Options{
 		QueueSize:    cfg.QueueSize,
 		WriteTimeout: cfg.WriteTimeout,
@@ -175,3 +180,4 @@ func baseURL(addr net.Addr) string {
 	}
 	return "http://" + tcp.String() + "/"
 }
+
