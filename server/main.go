@@ -180,4 +180,3 @@ func baseURL(addr net.Addr) string {
 	}
 	return "http://" + tcp.String() + "/"
 }
-
