@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bulbquiz/bulb/internal/clocksync"
 	"github.com/bulbquiz/bulb/internal/rlimit"
 )
 
@@ -39,6 +40,8 @@ type lab struct {
 // room is one mode's room and its clients.
 type room struct {
 	mode      string
+	timing    string // the quiz's timing: arrival or compensated
+	synced    bool   // the quiz's reveal is synced (else immediate)
 	code      string
 	hostToken string
 	clients   []*client
@@ -51,6 +54,7 @@ type room struct {
 	missing   int        // connected clients with no answer stored for a question
 	timeouts  int        // questions closed before every reply came
 	rtt       rttInfo
+	reveals   []revealInfo // synced: each start's reveal, as the server reports it
 }
 
 // rttInfo is what the server's fairness report says of the round trips it measured.
@@ -78,8 +82,11 @@ type client struct {
 	errs    map[string]int  // error frames by code
 	dropped string          // why the connection ended before the lab ended it
 	closing bool            // the lab is closing the connection
-	timers  map[int]*time.Timer
-	pending sync.WaitGroup // answer timers not stopped
+	stopped bool            // the connection ended: no more timers
+	timers  map[*time.Timer]struct{}
+	pending sync.WaitGroup      // timers not stopped
+	clock   clocksync.Estimator // synced rooms: the server's clock
+	syncs   int                 // sync replies added to clock
 }
 
 // record is what a client saw of one question.
@@ -87,6 +94,24 @@ type record struct {
 	receipt time.Time // of the start frame
 	sent    time.Time // of the answer; zero until sent
 	replied bool
+	// The synced reveal: the start's reveal instant (server time, ms since the epoch; 0
+	// for an immediate start), the clock estimate at the receipt (clocked: from samples;
+	// else none, offset 0, and the client acks), when the client lit its bulb (zero
+	// until then), and whether the start came after its instant.
+	at      float64
+	est     clocksync.Estimate
+	clocked bool
+	lit     time.Time
+	late    bool
+}
+
+// origin is the instant the client's reaction counts from: its bulb lighting (a synced
+// start) or the start frame's receipt (an immediate one).
+func (r *record) origin() time.Time {
+	if r.at > 0 {
+		return r.lit
+	}
+	return r.receipt
 }
 
 // runLab runs the whole lab and returns its report.
@@ -215,8 +240,12 @@ func (l *lab) createRoom(ctx context.Context, mode string) (*room, error) {
 	qz := struct {
 		Title     string     `json:"title"`
 		Timing    string     `json:"timing"`
+		Reveal    string     `json:"reveal"`
 		Questions []question `json:"questions"`
-	}{Title: "fairness lab, " + mode, Timing: mode}
+	}{Title: "fairness lab, " + mode, Timing: modeTiming(mode), Reveal: "immediate"}
+	if modeSynced(mode) {
+		qz.Reveal = "synced"
+	}
 	for n := 1; n <= l.cfg.questions; n++ {
 		qz.Questions = append(qz.Questions, question{Kind: "choice", Text: fmt.Sprintf("Question %d: which is right?", n),
 			Choices: []string{"right", "wrong", "also wrong", "not this one"}, Answer: 0})
@@ -225,14 +254,14 @@ func (l *lab) createRoom(ctx context.Context, mode string) (*room, error) {
 	if err := l.api(ctx, "POST", "/api/rooms", l.admin, qz, &created); err != nil {
 		return nil, fmt.Errorf("creating the %s room: %w", mode, err)
 	}
-	r := &room{mode: mode, code: created.Code, hostToken: created.HostToken, byID: map[string]int{},
+	r := &room{mode: mode, timing: modeTiming(mode), synced: modeSynced(mode), code: created.Code, hostToken: created.HostToken, byID: map[string]int{},
 		replies: make([]atomic.Int32, l.cfg.questions+1)}
 	add := func(g int, cheater bool, name string) {
 		i := len(r.clients)
 		r.clients = append(r.clients, &client{
 			idx: i, group: g, cheater: cheater, name: name, room: r,
 			rng:  rand.New(rand.NewPCG(l.cfg.seed, uint64(len(l.rooms))<<32|uint64(i))),
-			recs: map[int]*record{}, errs: map[string]int{}, timers: map[int]*time.Timer{},
+			recs: map[int]*record{}, errs: map[string]int{}, timers: map[*time.Timer]struct{}{},
 		})
 	}
 	for i := range l.cfg.clients {
@@ -285,19 +314,26 @@ func (l *lab) connect(ctx context.Context, c *client) error {
 		defer r.open.Add(-1)
 		c.read(l.cfg)
 	})
+	if r.synced {
+		c.startSync()
+	}
 	return nil
 }
 
 // frame holds the fields of server frames the clients look at.
 type frame struct {
-	Type string `json:"type"`
-	N    int    `json:"n"`
-	Seq  uint64 `json:"seq"`
-	Code string `json:"code"`
+	Type       string  `json:"type"`
+	N          int     `json:"n"`
+	Seq        uint64  `json:"seq"`
+	Code       string  `json:"code"`
+	At         float64 `json:"at"` // start: the reveal instant (synced)
+	T0, T1, T2 float64 // sync
 }
 
-// read handles the client's frames until its connection ends: it acks each start at once
-// and answers choice 0 after a reaction time; it notes replies.
+// read handles the client's frames until its connection ends: it acks an immediate start
+// at once and answers choice 0 after a reaction time; a synced start it lights at its
+// instant and answers a reaction time after that, reporting seen (reveal); it adds sync
+// replies to its clock and notes replies to its answers.
 func (c *client) read(cfg config) {
 	for {
 		// Not a cancellable context: cancelling a Read tears the socket down.
@@ -308,12 +344,13 @@ func (c *client) read(cfg config) {
 			if !c.closing {
 				c.dropped = err.Error()
 			}
-			for n, t := range c.timers {
+			c.stopped = true
+			for t := range c.timers {
 				if t.Stop() {
 					c.pending.Done()
 				}
-				delete(c.timers, n)
 			}
+			clear(c.timers)
 			c.mu.Unlock()
 			c.pending.Wait()
 			return
@@ -323,20 +360,31 @@ func (c *client) read(cfg config) {
 			continue
 		}
 		switch f.Type {
+		case "sync":
+			c.mu.Lock()
+			if c.clock.Add(clocksync.Sample{T0: f.T0, T1: f.T1, T2: f.T2, T3: clocksync.Millis(at)}) {
+				c.syncs++
+			}
+			c.mu.Unlock()
 		case "start":
 			c.mu.Lock()
 			_, dup := c.recs[f.N]
+			rec := &record{receipt: at, at: f.At}
 			if !dup {
-				c.recs[f.N] = &record{receipt: at}
+				rec.est, rec.clocked = c.clock.Estimate(clocksync.Millis(at))
+				c.recs[f.N] = rec
 			}
 			c.mu.Unlock()
 			if dup {
 				continue
 			}
-			c.send(fmt.Appendf(nil, `{"type":"ack","seq":%d}`, f.Seq))
-			z := c.rng.NormFloat64()
-			d := max(0, cfg.reactionMean+time.Duration(z*float64(cfg.reactionSD)))
-			c.scheduleAnswer(f.N, d)
+			d := drawReaction(c.rng, cfg.reactionMean, cfg.reactionSD, cfg.reactionFloor)
+			if f.At == 0 {
+				c.send(fmt.Appendf(nil, `{"type":"ack","seq":%d}`, f.Seq))
+				c.scheduleAnswer(f.N, d)
+				continue
+			}
+			c.reveal(f.N, f.Seq, rec, d, seenPause(c.rng))
 		case "result", "error":
 			if f.Type == "error" {
 				c.mu.Lock()
@@ -360,23 +408,35 @@ func (c *client) read(cfg config) {
 // scheduleAnswer sends the right choice to question n after d.
 func (c *client) scheduleAnswer(n int, d time.Duration) {
 	msg := fmt.Appendf(nil, `{"type":"answer","n":%d,"choice":0}`, n)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closing {
-		return
-	}
-	c.pending.Add(1)
-	c.timers[n] = time.AfterFunc(d, func() {
-		defer c.pending.Done()
+	c.after(d, func() {
 		sent := time.Now()
 		c.mu.Lock()
-		delete(c.timers, n)
 		if rec := c.recs[n]; rec != nil {
 			rec.sent = sent
 		}
 		c.mu.Unlock()
 		c.send(msg)
 	})
+}
+
+// after runs fn after d on a timer of its own, unless the lab is closing the client or
+// its connection ended; the read loop stops the timers still waiting when it ends.
+func (c *client) after(d time.Duration, fn func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing || c.stopped {
+		return
+	}
+	c.pending.Add(1)
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		defer c.pending.Done()
+		c.mu.Lock() // after holds it until t is set
+		delete(c.timers, t)
+		c.mu.Unlock()
+		fn()
+	})
+	c.timers[t] = struct{}{}
 }
 
 // send writes one text frame, giving up after 5 s (the read loop then sees the failure).
@@ -407,6 +467,9 @@ func (l *lab) question(ctx context.Context, r *room, n int) error {
 	}
 	deadline := time.Now().Add(l.cfg.reactionMean + 6*l.cfg.reactionSD + l.cfg.cheatDelay +
 		time.Duration(4*maxDelay)*time.Millisecond + 3*time.Second)
+	if r.synced {
+		deadline = deadline.Add(maxLead + seenMax)
+	}
 	for r.replies[n].Load() < r.open.Load() {
 		if time.Now().After(deadline) {
 			r.timeouts++
@@ -428,6 +491,7 @@ func (l *lab) question(ctx context.Context, r *room, n int) error {
 			Rank       int    `json:"rank"`
 			ElapsedUs  int64  `json:"elapsedUs"`
 			ReactionUs *int64 `json:"reactionUs"`
+			FalseStart bool   `json:"falseStart"`
 		} `json:"answers"`
 	}
 	if err := l.api(ctx, "GET", path+"answers", r.hostToken, nil, &got); err != nil {
@@ -446,20 +510,29 @@ func (l *lab) question(ctx context.Context, r *room, n int) error {
 		if !a.Correct {
 			rank = 0
 		}
+		// Under arrival timing elapsedUs counts from the start's reveal instant under the
+		// synced reveal, and from when it went live under the immediate one.
 		server := float64(a.ElapsedUs) / 1000
-		if r.mode == "compensated" {
+		if r.timing == "compensated" {
 			if a.ReactionUs != nil {
 				server = float64(*a.ReactionUs) / 1000
 			} else {
 				r.noTiming++
 			}
 		}
-		ans := answer{Player: i, Rank: rank}
+		ans := answer{Player: i, Rank: rank, FalseStart: a.FalseStart}
 		c.mu.Lock()
-		if rec := c.recs[n]; rec != nil && !rec.sent.IsZero() {
+		if rec := c.recs[n]; rec != nil && !rec.sent.IsZero() && !rec.origin().IsZero() {
 			ans.Timed = true
-			ans.ReactionMs = float64(rec.sent.Sub(rec.receipt)) / float64(time.Millisecond)
+			ans.ReactionMs = msSince(rec.origin(), rec.sent)
 			ans.LagMs = server - ans.ReactionMs
+		}
+		if rec := c.recs[n]; rec != nil && rec.at > 0 && !rec.lit.IsZero() {
+			ans.Revealed = true
+			// The lab's clients and the server read one system clock: the server's
+			// time is the client's, and the estimate's offset is its error.
+			ans.LightMs = clocksync.Millis(rec.lit) - rec.at
+			ans.OffsetMs, ans.BoundMs, ans.Clocked, ans.Late = rec.est.Offset, rec.est.Error, rec.clocked, rec.late
 		}
 		c.mu.Unlock()
 		q = append(q, ans)
@@ -488,6 +561,7 @@ func (l *lab) readFairness(ctx context.Context, r *room) error {
 				WrittenUs *int64 `json:"writtenUs"`
 				AckUs     *int64 `json:"ackUs"`
 			} `json:"players"`
+			Reveal *revealInfo `json:"reveal"`
 		} `json:"starts"`
 	}
 	if err := l.api(ctx, "GET", fmt.Sprintf("/api/rooms/%s/fairness?limit=%d", r.code, l.cfg.questions), r.hostToken, nil, &rep); err != nil {
@@ -517,6 +591,9 @@ func (l *lab) readFairness(ctx context.Context, r *room) error {
 		}
 		if st.N == first {
 			r.rtt.firstRecipients = st.Recipients
+		}
+		if st.Reveal != nil {
+			r.reveals = append(r.reveals, *st.Reveal)
 		}
 	}
 	return nil
