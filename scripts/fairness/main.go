@@ -73,6 +73,7 @@
 //	go run ./scripts/fairness               # 300 clients, 200 questions per mode, four modes
 //	go run ./scripts/fairness --quick       # 60 clients, 20 questions per mode
 //	go run ./scripts/fairness --modes synced+arrival,synced+compensated --json-out run1.json
+//	go run ./scripts/fairness pool run1.json run2.json …   # several runs' reports, pooled
 //
 // All traffic stays on loopback. Every goroutine the lab starts stops before it exits.
 package main
@@ -163,7 +164,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.DurationVar(&cfg.pause, "pause", 100*time.Millisecond, "between opening a question and starting it")
 	fs.Uint64Var(&cfg.seed, "seed", 1, "seed of the reaction times and the model")
 	fs.BoolVar(&cfg.json, "json", false, "print the report as JSON")
-	fs.StringVar(&cfg.jsonOut, "json-out", "", "also write the report as JSON to this file")
+	fs.StringVar(&cfg.jsonOut, "json-out", "", "also write the report as JSON to this file (for fairness pool)")
 	fs.BoolVar(&cfg.quick, "quick", false, "a fast run: 60 clients, 20 questions per mode (unless given)")
 	fs.IntVar(&cfg.modelRounds, "model-rounds", 20000, "simulated questions of the model share")
 	if err := fs.Parse(args); err != nil {
@@ -257,7 +258,11 @@ func parseInts(s string) ([]int, error) {
 }
 
 // run parses args, runs the lab and writes the report to stdout; progress goes to stderr.
+// With "pool" first, it pools the reports named after it instead (pool.go).
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "pool" {
+		return runPool(args[1:], stdout)
+	}
 	cfg, err := parseFlags(args, getenv, stderr)
 	if err != nil {
 		return err
