@@ -55,6 +55,7 @@ type pooledGroup struct {
 	LagP50Ms         num `json:"lagP50Ms"`         // weighted mean of the runs' medians
 	LightP50Ms       num `json:"lightP50Ms"`       // weighted mean of the runs' medians
 	FalseStarts      int `json:"falseStarts"`
+	Late             int `json:"late"`
 }
 
 // pooledCheater is one cheater (by name) of a pooled mode.
@@ -124,7 +125,7 @@ func poolMode(mode string, groups []group, mrs []modeReport, played []int) poole
 	pm := pooledMode{Mode: mode, Runs: len(mrs), Synced: modeSynced(mode)}
 	wins := make([]int, len(groups))
 	model, retModel, lag, light := make([]weighted, len(groups)), make([]weighted, len(groups)), make([]weighted, len(groups)), make([]weighted, len(groups))
-	falseStarts := make([]int, len(groups))
+	falseStarts, late := make([]int, len(groups)), make([]int, len(groups))
 	type cheaterSums struct {
 		pc                            pooledCheater
 		honest, comp, bound, gainMean weighted
@@ -144,6 +145,7 @@ func poolMode(mode string, groups []group, mrs []modeReport, played []int) poole
 			lag[g].add(gr.LagP50Ms, mr.Questions)
 			light[g].add(gr.LightP50Ms, mr.Questions)
 			falseStarts[g] += gr.FalseStarts
+			late[g] += gr.Late
 		}
 		if sr := mr.Synced; sr != nil {
 			pm.FalseStarts += sr.FalseStarts
@@ -173,7 +175,7 @@ func poolMode(mode string, groups []group, mrs []modeReport, played []int) poole
 		t.Groups[g].Wins = wins[g]
 		pg := pooledGroup{group: grp, Wins: wins[g], Share: num(math.NaN()), DistancePts: num(math.NaN()),
 			ModelShare: model[g].mean(), ReturnModelShare: retModel[g].mean(), LagP50Ms: lag[g].mean(), LightP50Ms: light[g].mean(),
-			FalseStarts: falseStarts[g]}
+			FalseStarts: falseStarts[g], Late: late[g]}
 		lo, hi := wilson(wins[g], pm.Questions, z95)
 		pg.Low, pg.High = num(lo), num(hi)
 		if pm.Questions > 0 {
@@ -248,14 +250,14 @@ func writePooled(w io.Writer, names []string, runs []*report, pooled []pooledMod
 		fmt.Fprintf(w, "\n== %s: %d runs, %d questions decided\n", pm.Mode, pm.Runs, pm.Questions)
 		fmt.Fprintf(w, "%-12s %6s %7s %15s %8s %7s %9s", "group", "wins", "share", "95% CI", "vs 1/3", "model", "lag p50")
 		if pm.Synced {
-			fmt.Fprintf(w, " %9s %7s %12s", "lit p50", "false", "return model")
+			fmt.Fprintf(w, " %9s %7s %6s %12s", "lit p50", "false", "late", "return model")
 		}
 		fmt.Fprintln(w)
 		for _, g := range pm.Groups {
 			fmt.Fprintf(w, "%-12s %6d %6s%% %15s %8s %6s%% %6s ms", g.group.String(), g.Wins, pct(g.Share), "["+pct(g.Low)+", "+pct(g.High)+"]",
 				signed(g.DistancePts), pct(g.ModelShare), fmtF(float64(g.LagP50Ms), 1))
 			if pm.Synced {
-				fmt.Fprintf(w, " %6s ms %7d %11s%%", fmtF(float64(g.LightP50Ms), 2), g.FalseStarts, pct(g.ReturnModelShare))
+				fmt.Fprintf(w, " %6s ms %7d %6d %11s%%", fmtF(float64(g.LightP50Ms), 2), g.FalseStarts, g.Late, pct(g.ReturnModelShare))
 			}
 			fmt.Fprintln(w)
 		}

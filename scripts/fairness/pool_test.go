@@ -15,7 +15,7 @@ func twoRuns() []*report {
 	groups := []group{{5, 1}, {25, 3}, {60, 6}}
 	nan := num(math.NaN())
 	gr := func(i, wins int, model float64, lag num) groupReport {
-		return groupReport{group: groups[i], Wins: wins, ModelShare: num(model), LagP50Ms: lag, LightP50Ms: 0.5, ReturnModelShare: nan, FalseStarts: 0}
+		return groupReport{group: groups[i], Wins: wins, ModelShare: num(model), LagP50Ms: lag, LightP50Ms: 0.5, ReturnModelShare: nan, Late: i}
 	}
 	run1 := &report{Setup: setup{Groups: groups, Questions: 200, Seed: 1}, Modes: []modeReport{
 		{Mode: "arrival", Questions: 200, Groups: []groupReport{gr(0, 180, 0.9, 15), gr(1, 20, 0.1, 55), gr(2, 0, 0, 125)}},
@@ -56,6 +56,9 @@ func TestPoolModes(t *testing.T) {
 			math.Abs(float64(pg.LagP50Ms)-want.lag) > 1e-9 {
 			t.Errorf("group %d: got wins %d, share %v, model %v, lag %v; want %d, 1/3, %v, %v", g, pg.Wins, pg.Share, pg.ModelShare, pg.LagP50Ms, want.wins, want.model, want.lag)
 		}
+	}
+	if late := sc.Groups[2].Late; late != 4 {
+		t.Errorf("group 2's late starts: got %d, want 2 + 2", late)
 	}
 	// 100, 100, 100 wins: χ² 0, p 1, every group at a third.
 	if sc.ChiSquare != 0 || sc.DF != 2 || sc.P != 1 || sc.WorstPts != 0 {

@@ -133,6 +133,7 @@ type groupReport struct {
 	// estimates' error (true offset 0) and the p50 of their error bounds; and the share
 	// expected from the one-way delays alone (synced+arrival).
 	FalseStarts      int `json:"falseStarts"`
+	Late             int `json:"late"` // its answers to starts that came after their instant
 	LightP50Ms       num `json:"lightP50Ms"`
 	LightAbsP99Ms    num `json:"lightAbsP99Ms"`
 	OffsetAbsP99Ms   num `json:"offsetAbsP99Ms"`
@@ -261,7 +262,7 @@ func (rep *report) modeOf(cfg config, r *room, rng *rand.Rand) (modeReport, mode
 			Share: num(math.NaN()), ModelShare: num(math.NaN()), MeanPct: num(math.NaN()),
 			LagP50Ms: num(median(gt.Lags)), RTTP50Ms: num(median(rttGroup[g])),
 			ContenderLagP50Ms: num(median(fast[g])), ReactionP5Ms: num(percentile(gt.LagReactions, 5)), GroupModel: num(math.NaN()),
-			FalseStarts: gt.FalseStarts, LightP50Ms: num(median(gt.Light)), LightAbsP99Ms: num(percentile(absAll(gt.Light), 99)),
+			FalseStarts: gt.FalseStarts, Late: gt.Late, LightP50Ms: num(median(gt.Light)), LightAbsP99Ms: num(percentile(absAll(gt.Light), 99)),
 			OffsetAbsP99Ms: num(percentile(absAll(gt.Offset), 99)), BoundP50Ms: num(median(gt.Bound)), ReturnModelShare: num(math.NaN())}
 		if groupModel != nil {
 			gr.GroupModel = num(groupModel[g])

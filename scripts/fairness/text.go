@@ -72,9 +72,9 @@ func writeMode(w io.Writer, rep *report, mr modeReport) {
 	fmt.Fprintf(w, "chi-square of the wins against equal shares: χ²(%d) = %s, p = %s; worst distance %s points (model %s)\n",
 		mr.DF, fmtF(float64(mr.ChiSquare), 1), fmtP(float64(mr.P)), fmtF(float64(mr.WorstPts), 1), fmtF(float64(mr.ModelWorstPts), 1))
 	if sr := mr.Synced; sr != nil {
-		fmt.Fprintf(w, "synced reveal: %-12s %12s %12s %13s %10s %13s\n", "group", "false starts", "lit p50", "|lit| p99", "|offset| p99", "bound p50")
+		fmt.Fprintf(w, "synced reveal: %-12s %12s %6s %12s %13s %10s %13s\n", "group", "false starts", "late", "lit p50", "|lit| p99", "|offset| p99", "bound p50")
 		for _, g := range mr.Groups {
-			fmt.Fprintf(w, "               %-12s %12d %9s ms %9s ms %10s ms %7s ms", g.group.String(), g.FalseStarts,
+			fmt.Fprintf(w, "               %-12s %12d %6d %9s ms %9s ms %10s ms %7s ms", g.group.String(), g.FalseStarts, g.Late,
 				fmtF(float64(g.LightP50Ms), 2), fmtF(float64(g.LightAbsP99Ms), 2), fmtF(float64(g.OffsetAbsP99Ms), 2), fmtF(float64(g.BoundP50Ms), 2))
 			if !math.IsNaN(float64(g.ReturnModelShare)) {
 				fmt.Fprintf(w, "   return-path model %s%%", pct(g.ReturnModelShare))
@@ -113,7 +113,8 @@ func writeLegend(w io.Writer) {
 	fmt.Fprintln(w, "RTT: the server's measured round trip at the starts (fairness report); mean pct: mean rank percentile, 0 = first.")
 	fmt.Fprintf(w, "fast lag: the lag p50 of the group's contenders, answers whose reaction was among the fastest %d%% of all; react p5: the group's own reaction times;\n", contenderPct)
 	fmt.Fprintln(w, "model g: the model drawing each group's own answers, reaction and lag together, instead of reactions pooled over the groups.")
-	fmt.Fprintln(w, "synced reveal: lit = when a client lit its bulb − the reveal instant (the lab's clients read the server's clock);")
+	fmt.Fprintln(w, "synced reveal: late = the group's answers to starts that came after their instant (lit at once);")
+	fmt.Fprintln(w, "  lit = when a client lit its bulb − the reveal instant (the lab's clients read the server's clock);")
 	fmt.Fprintln(w, "  |offset| = size of its clock estimate's error (the true offset is 0), bound = the estimate's error bound;")
 	fmt.Fprintln(w, "  return-path model (synced+arrival): the expected share when only each group's one-way delay back sets it apart.")
 	fmt.Fprintln(w, "cheaters: ping RTT as the server measured it; ack RTT = start written → ack back (the honest clients' in brackets);")
