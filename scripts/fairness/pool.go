@@ -257,7 +257,11 @@ func writePooled(w io.Writer, names []string, runs []*report, pooled []pooledMod
 			fmt.Fprintf(w, "%-12s %6d %6s%% %15s %8s %6s%% %6s ms", g.group.String(), g.Wins, pct(g.Share), "["+pct(g.Low)+", "+pct(g.High)+"]",
 				signed(g.DistancePts), pct(g.ModelShare), fmtF(float64(g.LagP50Ms), 1))
 			if pm.Synced {
-				fmt.Fprintf(w, " %6s ms %7d %6d %11s%%", fmtF(float64(g.LightP50Ms), 2), g.FalseStarts, g.Late, pct(g.ReturnModelShare))
+				ret := "—"
+				if !math.IsNaN(float64(g.ReturnModelShare)) {
+					ret = pct(g.ReturnModelShare) + "%"
+				}
+				fmt.Fprintf(w, " %6s ms %7d %6d %12s", fmtF(float64(g.LightP50Ms), 2), g.FalseStarts, g.Late, ret)
 			}
 			fmt.Fprintln(w)
 		}
