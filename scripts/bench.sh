@@ -27,11 +27,15 @@
 #   scripts/bench.sh fairness   the latency lab (scripts/fairness): the real server (built from
 #                               ./server, one process) and 300 students in three latency
 #                               groups (5, 25 and 60 ms one way, ± jitter) behind toxiproxy,
-#                               equal reaction times, 200 questions under arrival timing and
-#                               under compensated timing, plus a cheater per group that holds
-#                               back its pongs: each group's win share against a third, and
-#                               what the compensation cap gives the cheater; --quick (and the
-#                               no-argument run): 60 students, 30 questions
+#                               equal reaction times, 200 questions in each of four rooms:
+#                               arrival and compensated timing under the immediate reveal, and
+#                               synced+arrival and synced+compensated, where the students sync
+#                               their clocks and light at the start's instant as the page does;
+#                               plus a cheater per group that holds back its pongs: each
+#                               group's win share against a third, false starts, what the way
+#                               back alone costs under synced+arrival, and what the caps give
+#                               the cheater; --quick (and the no-argument run): 60 students,
+#                               20 questions per room
 #   scripts/bench.sh judge      the judge on the real bubblewrap sandbox: verdicts per second
 #                               of a Pool for a trivial Python and C program (C compiled per
 #                               submission, and precompiled for comparison), workers = boxes =
@@ -57,9 +61,13 @@
 #                               clients, starts (one question each), the loadgen's
 #                               connections per second (default 1000) and the seconds of
 #                               idling between the two idle memory samples (default 10)
-#   CLIENTS=300 QUESTIONS=200 scripts/bench.sh fairness
-#                               honest students per room (a multiple of 3) and questions per
-#                               timing mode (at most 200)
+#   CLIENTS=300 QUESTIONS=200 MODES=synced+compensated RUNS=5 scripts/bench.sh fairness
+#                               honest students per room (a multiple of 3), questions per
+#                               room (at most 200: a quiz's limit), the rooms (default
+#                               arrival,compensated,synced+arrival,synced+compensated), and
+#                               runs (default 1; more: seeds 1 to RUNS, each run's report
+#                               kept, then their wins pooled by fairness pool, e.g. 5 runs
+#                               for a share over 1,000 questions)
 #   VERDICTS=50 RUNS=200 COUNT=5 scripts/bench.sh judge
 #                               verdicts per case (default 20), runs per case of the overhead
 #                               benchmark (default 100) and rounds of both (default 3)
@@ -484,12 +492,29 @@ e2e() {
 # average and command.
 fairness() {
   echo
-  echo "== fairness: three latency groups behind toxiproxy, arrival against compensated timing (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  echo "== fairness: three latency groups behind toxiproxy, arrival against compensated timing, immediate and synced reveal (load average $(cut -d' ' -f1-3 /proc/loadavg))"
   if [ "${1:-}" = --quick ]; then
     show go run ./scripts/fairness --quick
-  else
-    show go run ./scripts/fairness --clients "${CLIENTS:-300}" --questions "${QUESTIONS:-200}"
+    return
   fi
+  local runs=${RUNS:-1} run
+  local modes=${MODES:-arrival,compensated,synced+arrival,synced+compensated}
+  if [ "$runs" -le 1 ]; then
+    show go run ./scripts/fairness --clients "${CLIENTS:-300}" --questions "${QUESTIONS:-200}" --modes "$modes"
+    return
+  fi
+  [ -n "$tmp" ] || tmp=$(mktemp -d /tmp/bulb-bench.XXXXXX) # removed on exit
+  local reports=()
+  for run in $(seq "$runs"); do
+    echo
+    echo "-- run $run of $runs (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+    show go run ./scripts/fairness --clients "${CLIENTS:-300}" --questions "${QUESTIONS:-200}" --modes "$modes" \
+      --seed "$run" --json-out "$tmp/fairness-$run.json"
+    reports+=("$tmp/fairness-$run.json")
+  done
+  echo
+  echo "== fairness: $runs runs pooled (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  show go run ./scripts/fairness pool "${reports[@]}"
 }
 
 # judge [--quick]: BenchmarkVerdicts and BenchmarkSandboxOverhead (judge/bench_test.go) on

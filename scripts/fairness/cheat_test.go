@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -99,15 +98,7 @@ func TestPongConn(t *testing.T) {
 		err       error
 	}
 	done := make(chan result, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		defer c.CloseNow()
-		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-		defer cancel()
+	srv := serveWS(5*time.Second, func(ctx context.Context, c *websocket.Conn) {
 		// The reader reads on, for Ping to see its pong.
 		msgs := make(chan string, 1)
 		go func() {
@@ -138,7 +129,7 @@ func TestPongConn(t *testing.T) {
 			res.err = <-pinged
 		}
 		done <- res
-	}))
+	}, func(err error) { done <- result{err: err} })
 	defer srv.Close()
 
 	var held atomic.Int64

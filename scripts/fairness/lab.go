@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -21,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bulbquiz/bulb/internal/clocksync"
 	"github.com/bulbquiz/bulb/internal/rlimit"
 )
 
@@ -39,6 +38,8 @@ type lab struct {
 // room is one mode's room and its clients.
 type room struct {
 	mode      string
+	timing    string // the quiz's timing: arrival or compensated
+	synced    bool   // the quiz's reveal is synced (else immediate)
 	code      string
 	hostToken string
 	clients   []*client
@@ -51,6 +52,7 @@ type room struct {
 	missing   int        // connected clients with no answer stored for a question
 	timeouts  int        // questions closed before every reply came
 	rtt       rttInfo
+	reveals   []revealInfo // synced: each start's reveal, as the server reports it
 }
 
 // rttInfo is what the server's fairness report says of the round trips it measured.
@@ -78,8 +80,11 @@ type client struct {
 	errs    map[string]int  // error frames by code
 	dropped string          // why the connection ended before the lab ended it
 	closing bool            // the lab is closing the connection
-	timers  map[int]*time.Timer
-	pending sync.WaitGroup // answer timers not stopped
+	stopped bool            // the connection ended: no more timers
+	timers  map[*time.Timer]struct{}
+	pending sync.WaitGroup      // timers not stopped
+	clock   clocksync.Estimator // synced rooms: the server's clock
+	syncs   int                 // sync replies added to clock
 }
 
 // record is what a client saw of one question.
@@ -87,6 +92,24 @@ type record struct {
 	receipt time.Time // of the start frame
 	sent    time.Time // of the answer; zero until sent
 	replied bool
+	// The synced reveal: the start's reveal instant (server time, ms since the epoch; 0
+	// for an immediate start), the clock estimate at the receipt (clocked: from samples;
+	// else none, offset 0, and the client acks), when the client lit its bulb (zero
+	// until then), and whether the start came after its instant.
+	at      float64
+	est     clocksync.Estimate
+	clocked bool
+	lit     time.Time
+	late    bool
+}
+
+// origin is the instant the client's reaction counts from: its bulb lighting (a synced
+// start) or the start frame's receipt (an immediate one).
+func (r *record) origin() time.Time {
+	if r.at > 0 {
+		return r.lit
+	}
+	return r.receipt
 }
 
 // runLab runs the whole lab and returns its report.
@@ -215,8 +238,12 @@ func (l *lab) createRoom(ctx context.Context, mode string) (*room, error) {
 	qz := struct {
 		Title     string     `json:"title"`
 		Timing    string     `json:"timing"`
+		Reveal    string     `json:"reveal"`
 		Questions []question `json:"questions"`
-	}{Title: "fairness lab, " + mode, Timing: mode}
+	}{Title: "fairness lab, " + mode, Timing: modeTiming(mode), Reveal: "immediate"}
+	if modeSynced(mode) {
+		qz.Reveal = "synced"
+	}
 	for n := 1; n <= l.cfg.questions; n++ {
 		qz.Questions = append(qz.Questions, question{Kind: "choice", Text: fmt.Sprintf("Question %d: which is right?", n),
 			Choices: []string{"right", "wrong", "also wrong", "not this one"}, Answer: 0})
@@ -225,14 +252,14 @@ func (l *lab) createRoom(ctx context.Context, mode string) (*room, error) {
 	if err := l.api(ctx, "POST", "/api/rooms", l.admin, qz, &created); err != nil {
 		return nil, fmt.Errorf("creating the %s room: %w", mode, err)
 	}
-	r := &room{mode: mode, code: created.Code, hostToken: created.HostToken, byID: map[string]int{},
+	r := &room{mode: mode, timing: modeTiming(mode), synced: modeSynced(mode), code: created.Code, hostToken: created.HostToken, byID: map[string]int{},
 		replies: make([]atomic.Int32, l.cfg.questions+1)}
 	add := func(g int, cheater bool, name string) {
 		i := len(r.clients)
 		r.clients = append(r.clients, &client{
 			idx: i, group: g, cheater: cheater, name: name, room: r,
 			rng:  rand.New(rand.NewPCG(l.cfg.seed, uint64(len(l.rooms))<<32|uint64(i))),
-			recs: map[int]*record{}, errs: map[string]int{}, timers: map[int]*time.Timer{},
+			recs: map[int]*record{}, errs: map[string]int{}, timers: map[*time.Timer]struct{}{},
 		})
 	}
 	for i := range l.cfg.clients {
@@ -285,19 +312,26 @@ func (l *lab) connect(ctx context.Context, c *client) error {
 		defer r.open.Add(-1)
 		c.read(l.cfg)
 	})
+	if r.synced {
+		c.startSync()
+	}
 	return nil
 }
 
 // frame holds the fields of server frames the clients look at.
 type frame struct {
-	Type string `json:"type"`
-	N    int    `json:"n"`
-	Seq  uint64 `json:"seq"`
-	Code string `json:"code"`
+	Type       string  `json:"type"`
+	N          int     `json:"n"`
+	Seq        uint64  `json:"seq"`
+	Code       string  `json:"code"`
+	At         float64 `json:"at"` // start: the reveal instant (synced)
+	T0, T1, T2 float64 // sync
 }
 
-// read handles the client's frames until its connection ends: it acks each start at once
-// and answers choice 0 after a reaction time; it notes replies.
+// read handles the client's frames until its connection ends: it acks an immediate start
+// at once and answers choice 0 after a reaction time; a synced start it lights at its
+// instant and answers a reaction time after that, reporting seen (reveal); it adds sync
+// replies to its clock and notes replies to its answers.
 func (c *client) read(cfg config) {
 	for {
 		// Not a cancellable context: cancelling a Read tears the socket down.
@@ -308,12 +342,13 @@ func (c *client) read(cfg config) {
 			if !c.closing {
 				c.dropped = err.Error()
 			}
-			for n, t := range c.timers {
+			c.stopped = true
+			for t := range c.timers {
 				if t.Stop() {
 					c.pending.Done()
 				}
-				delete(c.timers, n)
 			}
+			clear(c.timers)
 			c.mu.Unlock()
 			c.pending.Wait()
 			return
@@ -323,20 +358,31 @@ func (c *client) read(cfg config) {
 			continue
 		}
 		switch f.Type {
+		case "sync":
+			c.mu.Lock()
+			if c.clock.Add(clocksync.Sample{T0: f.T0, T1: f.T1, T2: f.T2, T3: clocksync.Millis(at)}) {
+				c.syncs++
+			}
+			c.mu.Unlock()
 		case "start":
 			c.mu.Lock()
 			_, dup := c.recs[f.N]
+			rec := &record{receipt: at, at: f.At}
 			if !dup {
-				c.recs[f.N] = &record{receipt: at}
+				rec.est, rec.clocked = c.clock.Estimate(clocksync.Millis(at))
+				c.recs[f.N] = rec
 			}
 			c.mu.Unlock()
 			if dup {
 				continue
 			}
-			c.send(fmt.Appendf(nil, `{"type":"ack","seq":%d}`, f.Seq))
-			z := c.rng.NormFloat64()
-			d := max(0, cfg.reactionMean+time.Duration(z*float64(cfg.reactionSD)))
-			c.scheduleAnswer(f.N, d)
+			d := drawReaction(c.rng, cfg.reactionMean, cfg.reactionSD, cfg.reactionFloor)
+			if f.At == 0 {
+				c.send(fmt.Appendf(nil, `{"type":"ack","seq":%d}`, f.Seq))
+				c.scheduleAnswer(f.N, d)
+				continue
+			}
+			c.reveal(f.N, f.Seq, rec, d, seenPause(c.rng))
 		case "result", "error":
 			if f.Type == "error" {
 				c.mu.Lock()
@@ -360,17 +406,9 @@ func (c *client) read(cfg config) {
 // scheduleAnswer sends the right choice to question n after d.
 func (c *client) scheduleAnswer(n int, d time.Duration) {
 	msg := fmt.Appendf(nil, `{"type":"answer","n":%d,"choice":0}`, n)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closing {
-		return
-	}
-	c.pending.Add(1)
-	c.timers[n] = time.AfterFunc(d, func() {
-		defer c.pending.Done()
+	c.after(d, func() {
 		sent := time.Now()
 		c.mu.Lock()
-		delete(c.timers, n)
 		if rec := c.recs[n]; rec != nil {
 			rec.sent = sent
 		}
@@ -379,147 +417,31 @@ func (c *client) scheduleAnswer(n int, d time.Duration) {
 	})
 }
 
+// after runs fn after d on a timer of its own, unless the lab is closing the client or
+// its connection ended; the read loop stops the timers still waiting when it ends.
+func (c *client) after(d time.Duration, fn func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing || c.stopped {
+		return
+	}
+	c.pending.Add(1)
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		defer c.pending.Done()
+		c.mu.Lock() // after holds it until t is set
+		delete(c.timers, t)
+		c.mu.Unlock()
+		fn()
+	})
+	c.timers[t] = struct{}{}
+}
+
 // send writes one text frame, giving up after 5 s (the read loop then sees the failure).
 func (c *client) send(msg []byte) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c.conn.Write(ctx, websocket.MessageText, msg)
-}
-
-// question plays question n in room r: open, start, wait for every connected client's
-// reply, close, and read the ranks.
-func (l *lab) question(ctx context.Context, r *room, n int) error {
-	path := fmt.Sprintf("/api/rooms/%s/questions/%d/", r.code, n)
-	if err := l.api(ctx, "POST", path+"open", r.hostToken, nil, nil); err != nil {
-		return err
-	}
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(l.cfg.pause):
-	}
-	if err := l.api(ctx, "POST", path+"start", r.hostToken, nil, nil); err != nil {
-		return err
-	}
-	maxDelay := 0
-	for _, g := range l.cfg.groups {
-		maxDelay = max(maxDelay, g.DelayMs+g.JitterMs)
-	}
-	deadline := time.Now().Add(l.cfg.reactionMean + 6*l.cfg.reactionSD + l.cfg.cheatDelay +
-		time.Duration(4*maxDelay)*time.Millisecond + 3*time.Second)
-	for r.replies[n].Load() < r.open.Load() {
-		if time.Now().After(deadline) {
-			r.timeouts++
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	if err := l.api(ctx, "POST", path+"close", r.hostToken, nil, nil); err != nil {
-		return err
-	}
-	var got struct {
-		Answers []struct {
-			PlayerID   string `json:"playerId"`
-			Correct    bool   `json:"correct"`
-			Rank       int    `json:"rank"`
-			ElapsedUs  int64  `json:"elapsedUs"`
-			ReactionUs *int64 `json:"reactionUs"`
-		} `json:"answers"`
-	}
-	if err := l.api(ctx, "GET", path+"answers", r.hostToken, nil, &got); err != nil {
-		return err
-	}
-	answered := map[int]bool{}
-	var q []answer
-	for _, a := range got.Answers {
-		i, ok := r.byID[a.PlayerID]
-		if !ok {
-			continue
-		}
-		answered[i] = true
-		c := r.clients[i]
-		rank := a.Rank
-		if !a.Correct {
-			rank = 0
-		}
-		server := float64(a.ElapsedUs) / 1000
-		if r.mode == "compensated" {
-			if a.ReactionUs != nil {
-				server = float64(*a.ReactionUs) / 1000
-			} else {
-				r.noTiming++
-			}
-		}
-		ans := answer{Player: i, Rank: rank}
-		c.mu.Lock()
-		if rec := c.recs[n]; rec != nil && !rec.sent.IsZero() {
-			ans.Timed = true
-			ans.ReactionMs = float64(rec.sent.Sub(rec.receipt)) / float64(time.Millisecond)
-			ans.LagMs = server - ans.ReactionMs
-		}
-		c.mu.Unlock()
-		q = append(q, ans)
-	}
-	for i, c := range r.clients {
-		c.mu.Lock()
-		gone := c.dropped != ""
-		c.mu.Unlock()
-		if !answered[i] && !gone {
-			r.missing++
-		}
-	}
-	r.questions = append(r.questions, q)
-	return nil
-}
-
-// readFairness reads the round trips the server recorded at each start of r.
-func (l *lab) readFairness(ctx context.Context, r *room) error {
-	var rep struct {
-		Starts []struct {
-			N          int `json:"n"`
-			Recipients int `json:"recipients"`
-			Players    []struct {
-				PlayerID  string `json:"playerId"`
-				RTTUs     int64  `json:"rttUs"`
-				WrittenUs *int64 `json:"writtenUs"`
-				AckUs     *int64 `json:"ackUs"`
-			} `json:"players"`
-		} `json:"starts"`
-	}
-	if err := l.api(ctx, "GET", fmt.Sprintf("/api/rooms/%s/fairness?limit=%d", r.code, l.cfg.questions), r.hostToken, nil, &rep); err != nil {
-		return fmt.Errorf("%s room's fairness report: %w", r.mode, err)
-	}
-	r.rtt.byPlayer = make([][]float64, len(r.clients))
-	r.rtt.ackByPlayer = make([][]float64, len(r.clients))
-	first := math.MaxInt
-	for _, st := range rep.Starts {
-		first = min(first, st.N)
-	}
-	for _, st := range rep.Starts {
-		for _, p := range st.Players {
-			i, ok := r.byID[p.PlayerID]
-			if !ok {
-				continue
-			}
-			if p.RTTUs > 0 {
-				r.rtt.byPlayer[i] = append(r.rtt.byPlayer[i], float64(p.RTTUs)/1000)
-			}
-			if p.WrittenUs != nil && p.AckUs != nil {
-				r.rtt.ackByPlayer[i] = append(r.rtt.ackByPlayer[i], float64(*p.AckUs-*p.WrittenUs)/1000)
-			}
-			if st.N == first && p.RTTUs > 0 {
-				r.rtt.firstMeasured++
-			}
-		}
-		if st.N == first {
-			r.rtt.firstRecipients = st.Recipients
-		}
-	}
-	return nil
 }
 
 // shutdown closes every client (in parallel: each close waits for the server's close
@@ -542,46 +464,4 @@ func (l *lab) shutdown() {
 	for _, p := range l.proxies {
 		p.Stop()
 	}
-}
-
-// api calls the server's HTTP API with a bearer token (if any) and a JSON body (if not
-// nil), and decodes the JSON answer into out (if not nil).
-func (l *lab) api(ctx context.Context, method, path, token string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, l.base+path, rd)
-	if err != nil {
-		return err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := l.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %s %s", method, path, resp.Status, bytes.TrimSpace(raw))
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	return nil
 }

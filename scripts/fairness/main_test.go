@@ -23,8 +23,11 @@ func TestParseFlags(t *testing.T) {
 		if cfg.warmup != 11*time.Second || cfg.reactionMean != 300*time.Millisecond || cfg.reactionSD != 50*time.Millisecond {
 			t.Errorf("got warmup %v, reaction %v±%v; want 11s, 300ms±50ms", cfg.warmup, cfg.reactionMean, cfg.reactionSD)
 		}
-		if !slices.Equal(cfg.modes, []string{"arrival", "compensated"}) {
-			t.Errorf("modes: got %v", cfg.modes)
+		if want := []string{"arrival", "compensated", "synced+arrival", "synced+compensated"}; !slices.Equal(cfg.modes, want) {
+			t.Errorf("modes: got %v, want %v", cfg.modes, want)
+		}
+		if cfg.reactionFloor != 150*time.Millisecond {
+			t.Errorf("reaction floor: got %v, want 150ms", cfg.reactionFloor)
 		}
 	})
 	t.Run("quick, one jitter for all", func(t *testing.T) {
@@ -32,8 +35,8 @@ func TestParseFlags(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.clients != 60 || cfg.questions != 30 || cfg.warmup != 3*time.Second {
-			t.Errorf("got clients %d, questions %d, warmup %v; want 60, 30, 3s", cfg.clients, cfg.questions, cfg.warmup)
+		if cfg.clients != 60 || cfg.questions != 20 || cfg.warmup != 3*time.Second {
+			t.Errorf("got clients %d, questions %d, warmup %v; want 60, 20, 3s", cfg.clients, cfg.questions, cfg.warmup)
 		}
 		for _, g := range cfg.groups {
 			if g.JitterMs != 2 {
@@ -65,7 +68,9 @@ func TestParseFlags(t *testing.T) {
 		{"too many questions", []string{"--questions", "201"}, "1 to 200"},
 		{"jitter count", []string{"--jitter", "1,2"}, "2 values for 3 groups"},
 		{"jitter over delay", []string{"--delays", "5", "--jitter", "6", "--clients", "3"}, "more than the delay"},
-		{"bad mode", []string{"--modes", "fast"}, "neither"},
+		{"bad mode", []string{"--modes", "fast"}, "not one of"},
+		{"mode twice", []string{"--modes", "arrival,synced+arrival,arrival"}, "twice"},
+		{"reaction floor above the mean", []string{"--reaction-floor", "300ms"}, "below the mean"},
 		{"bad reaction", []string{"--reaction-ms", "300"}, "mean,sd"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -27,6 +27,17 @@ type answer struct {
 	// added to the client's reaction. Under fair compensation its distribution is the same
 	// in every group.
 	LagMs float64
+	// FalseStart: the server refused the answer as faster than anyone reacts (synced
+	// reveal); it is wrong and unranked.
+	FalseStart bool
+	// Revealed: the client lit a synced start, and the following are known. LightMs is
+	// when it lit, less the reveal instant (the lab's clients read the server's clock);
+	// OffsetMs the offset of its clock estimate at the start's receipt (the true offset
+	// is 0: its error), BoundMs that estimate's error bound; Clocked is false for a client
+	// without a clock estimate; Late: the start came after its instant.
+	Revealed                   bool
+	LightMs, OffsetMs, BoundMs float64
+	Clocked, Late              bool
 }
 
 // groupTally is what one latency group's honest players did in one mode.
@@ -44,16 +55,23 @@ type groupTally struct {
 	// LagReactions are the same answers' ReactionMs, in the order of Lags.
 	LagReactions []float64
 	Answers      int // ranked answers
+	// The synced reveal: its answers that were false starts, and of its revealed
+	// answers the lighting times and clock offsets and error bounds (see answer), how
+	// many lit late, and how many had no clock estimate.
+	FalseStarts          int
+	Light, Offset, Bound []float64
+	Late, Unclocked      int
 }
 
 // cheaterTally is what one cheater did in one mode.
 type cheaterTally struct {
-	Player int
-	Group  int
-	Rank1  int // questions it won outright
-	PctSum float64
-	PctN   int
-	Lags   []float64
+	Player      int
+	Group       int
+	Rank1       int // questions it won outright
+	PctSum      float64
+	PctN        int
+	Lags        []float64
+	FalseStarts int
 }
 
 // modeTally is the tally of one mode's questions.
@@ -112,6 +130,24 @@ func tally(players []player, groups int, questions [][]answer) modeTally {
 					}
 					if best < 0 || a.Rank < q[best].Rank {
 						best = i
+					}
+				}
+			}
+			if p.Cheater && a.FalseStart {
+				t.Cheaters[cheater[a.Player]].FalseStarts++
+			}
+			if !p.Cheater {
+				g := &t.Groups[p.Group]
+				if a.FalseStart {
+					g.FalseStarts++
+				}
+				if a.Revealed {
+					g.Light, g.Offset, g.Bound = append(g.Light, a.LightMs), append(g.Offset, a.OffsetMs), append(g.Bound, a.BoundMs)
+					if a.Late {
+						g.Late++
+					}
+					if !a.Clocked {
+						g.Unclocked++
 					}
 				}
 			}
@@ -246,4 +282,49 @@ func percentile(sample []float64, p float64) float64 {
 	s := slices.Clone(sample)
 	slices.Sort(s)
 	return stats.Percentile(s, p)
+}
+
+// oneWayDelays are the one-way delays, in ms, that a toxiproxy latency toxic of g draws
+// from, each as likely: the whole milliseconds DelayMs − JitterMs to DelayMs + JitterMs − 1
+// (toxics.LatencyToxic: latency + rand.Int63n(2·jitter) − jitter), or DelayMs alone
+// without jitter.
+func oneWayDelays(g group) []float64 {
+	if g.JitterMs <= 0 {
+		return []float64{float64(g.DelayMs)}
+	}
+	out := make([]float64, 0, 2*g.JitterMs)
+	for d := g.DelayMs - g.JitterMs; d < g.DelayMs+g.JitterMs; d++ {
+		out = append(out, float64(d))
+	}
+	return out
+}
+
+// returnModelShares is the win share each group can expect when only the way back of
+// its answers sets it apart, as under the synced reveal with arrival timing (every bulb
+// lights at one instant; an answer counts when it arrives): modelShares with each
+// player's lag drawn from its group's one-way delays.
+func returnModelShares(reactions []float64, groups []group, sizes []int, rounds int, rng *rand.Rand) []float64 {
+	lags := make([][]float64, len(groups))
+	for g, grp := range groups {
+		lags[g] = oneWayDelays(grp)
+	}
+	return modelShares(reactions, lags, sizes, rounds, rng)
+}
+
+// credited is what the server takes off a client's answer time for the way its signals
+// travel, in ms, in a mode, from the medians of the client's ping round trips and (an
+// immediate start's) ack round trips, as quiz.reactionTime does: nothing under arrival
+// timing; under compensated timing with the immediate reveal the lesser round trip,
+// capped at compCap; with the synced reveal the return delay, half the ping round trip,
+// capped at returnCap. A client holding back its pongs gains at most the cap less its
+// true share.
+func credited(mode string, pingMs, ackMs, compCap, returnCap float64) float64 {
+	switch {
+	case modeTiming(mode) != "compensated":
+		return 0
+	case modeSynced(mode):
+		return math.Min(pingMs/2, returnCap)
+	default:
+		return math.Min(math.Min(pingMs, ackMs), compCap)
+	}
 }
