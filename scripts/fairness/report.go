@@ -6,12 +6,12 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/bulbquiz/bulb/internal/runinfo"
+	"github.com/bulbquiz/bulb/internal/serverproc"
 	"github.com/bulbquiz/bulb/quiz"
 )
 
@@ -22,24 +22,15 @@ const tolerancePts = 5
 // report is the lab's result; it is also the --json output. Times are in milliseconds,
 // shares are fractions, distances are percentage points.
 type report struct {
-	Machine       machine      `json:"machine"`
-	Command       string       `json:"command"`
-	Server        string       `json:"server"`
-	ServerStarted bool         `json:"serverStarted"` // by the lab, from the in-tree binary, memory engine
-	ServerLog     *logSummary  `json:"serverLog,omitempty"`
-	Setup         setup        `json:"setup"`
-	Modes         []modeReport `json:"modes"`
-	Target        *target      `json:"target,omitempty"` // when compensated timing ran
-	ElapsedS      num          `json:"elapsedS"`
-}
-
-// machine says where the lab ran.
-type machine struct {
-	Cores     int    `json:"cores"`
-	Kernel    string `json:"kernel"`
-	Go        string `json:"go"`
-	LoadStart string `json:"loadStart"` // /proc/loadavg's 1, 5 and 15 minute averages
-	LoadEnd   string `json:"loadEnd"`
+	Machine       runinfo.Machine        `json:"machine"`
+	Command       string                 `json:"command"`
+	Server        string                 `json:"server"`
+	ServerStarted bool                   `json:"serverStarted"` // by the lab, from the in-tree binary, memory engine
+	ServerLog     *serverproc.LogSummary `json:"serverLog,omitempty"`
+	Setup         setup                  `json:"setup"`
+	Modes         []modeReport           `json:"modes"`
+	Target        *target                `json:"target,omitempty"` // when compensated timing ran
+	ElapsedS      num                    `json:"elapsedS"`
 }
 
 // setup is the lab's configuration.
@@ -362,15 +353,7 @@ func writeText(w io.Writer, rep *report) {
 			modeQuestions(rep, "compensated"), fmtF(float64(t.NoisePts), 1))
 	}
 	if rep.ServerLog != nil {
-		fmt.Fprintf(w, "server log: %d lines", rep.ServerLog.Lines)
-		if len(rep.ServerLog.Messages) == 0 {
-			fmt.Fprintln(w, ", no warnings, errors or dropped clients")
-		} else {
-			fmt.Fprintln(w, "; warnings, errors and drops:")
-			for _, k := range sortedKeys(rep.ServerLog.Messages) {
-				fmt.Fprintf(w, "  %5d %s\n", rep.ServerLog.Messages[k], k)
-			}
-		}
+		rep.ServerLog.WriteText(w)
 	}
 }
 
@@ -404,36 +387,4 @@ func fmtP(p float64) string {
 		return fmt.Sprintf("%.1e", p)
 	}
 	return fmt.Sprintf("%.4f", p)
-}
-
-// thisMachine describes the machine, as bench.sh's machine line does.
-func thisMachine() machine {
-	kernel := "Linux ?"
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		kernel = "Linux " + strings.TrimSpace(string(b))
-	}
-	return machine{Cores: runtime.NumCPU(), Kernel: kernel, Go: runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH}
-}
-
-// loadAvg is the 1, 5 and 15 minute load averages, or "?".
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
-		return strings.Join(f[:3], " ")
-	}
-	return "?"
-}
-
-// quoteArgs joins args, each after a space, quoted for a POSIX shell where needed.
-func quoteArgs(args []string) string {
-	var b strings.Builder
-	for _, a := range args {
-		b.WriteByte(' ')
-		if a != "" && !strings.ContainsAny(a, " \t\n'\"$\\*?;&|<>()`{}[]#~!") {
-			b.WriteString(a)
-			continue
-		}
-		b.WriteString("'" + strings.ReplaceAll(a, "'", `'\''`) + "'")
-	}
-	return b.String()
 }
