@@ -30,6 +30,17 @@
 #                               back its pongs: each group's win share against a third, and
 #                               what the compensation cap gives the cheater; --quick (and the
 #                               no-argument run): 60 students, 30 questions
+#   scripts/bench.sh reveal     reveal skew of the synced reveal (scripts/reveal): the real
+#                               server (built from ./server, one process) and students that
+#                               run the page's clock sync and reveal, in a process per latency
+#                               group (5, 25 and 60 ms one way ± jitter, and 5 ms down / 40 ms
+#                               up) behind toxiproxy, each on a clock offset by a few seconds:
+#                               the spread of the true lighting instants per start, split into
+#                               the algorithm's error and the simulation's wake-up jitter, per
+#                               group against half the asymmetry, late starts, and an immediate
+#                               room's receipt spread beside it; 1,000 then 10,000 students,
+#                               30 starts; --quick (and the no-argument run): 200 students,
+#                               5 starts
 #   scripts/bench.sh judge      the judge on the real bubblewrap sandbox: verdicts per second
 #                               of a Pool for a trivial Python and C program (C compiled per
 #                               submission, and precompiled for comparison), workers = boxes =
@@ -58,6 +69,9 @@
 #   CLIENTS=300 QUESTIONS=200 scripts/bench.sh fairness
 #                               honest students per room (a multiple of 3) and questions per
 #                               timing mode (at most 200)
+#   CLIENTS="1000 10000" STARTS=30 scripts/bench.sh reveal
+#                               students per room, a run per figure (default "1000 10000"),
+#                               and starts per room (at most 200)
 #   VERDICTS=50 RUNS=200 COUNT=5 scripts/bench.sh judge
 #                               verdicts per case (default 20), runs per case of the overhead
 #                               benchmark (default 100) and rounds of both (default 3)
@@ -69,7 +83,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { echo "usage: scripts/bench.sh [hub|engines|fanout|e2e|fairness|judge [--quick]]" >&2; exit 2; }
+usage() { echo "usage: scripts/bench.sh [hub|engines|fanout|e2e|fairness|reveal|judge [--quick]]" >&2; exit 2; }
 
 machine() {
   echo "machine: $(nproc) cores, $(uname -sr), $(go version | cut -d' ' -f3-)"
@@ -482,6 +496,21 @@ fairness() {
   fi
 }
 
+# reveal [--quick]: scripts/reveal, which builds and starts the server itself and prints
+# its own table, machine, load average, command and commit; a run per size in CLIENTS.
+reveal() {
+  echo
+  echo "== reveal: skew of the synced reveal, four latency groups behind toxiproxy (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  if [ "${1:-}" = --quick ]; then
+    show go run ./scripts/reveal --quick
+    return
+  fi
+  local n
+  for n in ${CLIENTS:-1000 10000}; do
+    show go run ./scripts/reveal --clients "$n" --starts "${STARTS:-30}"
+  done
+}
+
 # judge [--quick]: BenchmarkVerdicts and BenchmarkSandboxOverhead (judge/bench_test.go) on
 # the real bubblewrap sandbox, in COUNT rounds (each round both benchmarks, so that a ratio
 # compares runs minutes apart at most), then the medians of the rounds' figures and ratios.
@@ -565,12 +594,13 @@ judge() {
 # cannot change what the run does.
 {
 case "${1:-all}" in
-all) machine; hub --quick; engines --quick; fanout --quick; e2e --quick; fairness --quick; judge --quick ;;
+all) machine; hub --quick; engines --quick; fanout --quick; e2e --quick; fairness --quick; reveal --quick; judge --quick ;;
 hub) machine; hub "${2:-}" ;;
 engines) machine; engines "${2:-}" ;;
 fanout) machine; fanout ;;
 e2e) machine; e2e "${2:-}" ;;
 fairness) machine; fairness "${2:-}" ;;
+reveal) machine; reveal "${2:-}" ;;
 judge) machine; judge "${2:-}" ;;
 *) usage ;;
 esac
