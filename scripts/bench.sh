@@ -37,10 +37,10 @@
 #                               up) behind toxiproxy, each on a clock offset by a few seconds:
 #                               the spread of the true lighting instants per start, split into
 #                               the algorithm's error and the simulation's wake-up jitter, per
-#                               group against half the asymmetry, late starts, and an immediate
-#                               room's receipt spread beside it; 1,000 then 10,000 students,
-#                               30 starts; --quick (and the no-argument run): 200 students,
-#                               5 starts
+#                               group against half the asymmetry, late starts, and the receipt
+#                               spread of immediate starts in the same room beside it; 1,000
+#                               then 10,000 students, 30 starts per mode; --quick (and the
+#                               no-argument run): 200 students, 5 starts per mode
 #   scripts/bench.sh judge      the judge on the real bubblewrap sandbox: verdicts per second
 #                               of a Pool for a trivial Python and C program (C compiled per
 #                               submission, and precompiled for comparison), workers = boxes =
@@ -70,8 +70,8 @@
 #                               honest students per room (a multiple of 3) and questions per
 #                               timing mode (at most 200)
 #   CLIENTS="1000 10000" STARTS=30 scripts/bench.sh reveal
-#                               students per room, a run per figure (default "1000 10000"),
-#                               and starts per room (at most 200)
+#                               students, a run per figure (default "1000 10000"), and starts
+#                               per reveal mode (at most 100)
 #   VERDICTS=50 RUNS=200 COUNT=5 scripts/bench.sh judge
 #                               verdicts per case (default 20), runs per case of the overhead
 #                               benchmark (default 100) and rounds of both (default 3)

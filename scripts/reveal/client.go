@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -19,17 +20,19 @@ import (
 
 	"github.com/bulbquiz/bulb/internal/apiclient"
 	"github.com/bulbquiz/bulb/internal/clocksync"
+	"github.com/bulbquiz/bulb/internal/lagproxy"
+	"github.com/bulbquiz/bulb/internal/rlimit"
 )
 
 // childConfig is what a group's client process is told (as JSON in childEnv).
 type childConfig struct {
-	Group    int      `json:"group"`
-	Server   string   `json:"server"` // base URL: the students join here, straight
-	Proxy    string   `json:"proxy"`  // host:port of the group's proxy: their WebSockets go through it
-	Rooms    []string `json:"rooms"`  // room codes, by room index
-	Clients  int      `json:"clients"`
-	OffsetMs float64  `json:"offsetMs"`
-	Seed     uint64   `json:"seed"`
+	Group    int           `json:"group"`
+	Server   string        `json:"server"` // base URL: the students join here, straight
+	Link     lagproxy.Link `json:"link"`   // the group's: their WebSockets go through a proxy with its delays
+	Room     string        `json:"room"`   // the room's code
+	Clients  int           `json:"clients"`
+	OffsetMs float64       `json:"offsetMs"`
+	Seed     uint64        `json:"seed"`
 }
 
 // message is one line a client process writes on its stdout: exactly one field is set.
@@ -41,12 +44,11 @@ type message struct {
 }
 
 type readyMsg struct {
-	Connected []int `json:"connected"` // by room index
+	Connected int `json:"connected"`
 }
 
 type dropMsg struct {
-	Room int    `json:"room"`
-	Err  string `json:"err"`
+	Err string `json:"err"`
 }
 
 type byeMsg struct {
@@ -56,9 +58,8 @@ type byeMsg struct {
 // record is what one student saw of one start. Instants are true time: Unix ns on the
 // real clock every process shares.
 type record struct {
-	Room   int   `json:"r"`
 	Group  int   `json:"g"`
-	Client int   `json:"c"` // index among its group's students of the room
+	Client int   `json:"c"` // index among its group's students
 	N      int   `json:"n"`
 	At     int64 `json:"at,omitempty"`     // a synced start's reveal instant S, from the frame
 	Recv   int64 `json:"recv"`             // the start frame was read
@@ -75,13 +76,28 @@ type record struct {
 	SinceSyncMs float64 `json:"sinceSyncMs"`
 }
 
-// runChild is a group's client process: it connects the students of every room, says
-// ready, then lights every start like the page and reports it, until stdin closes.
+// runChild is a group's client process: it starts the group's proxy in front of the
+// server, connects the group's students through it, says ready, then lights every start
+// like the page and reports it, until stdin closes. (The proxy lives here, not in the
+// measuring process, so that no process needs more open files than a hard limit of
+// 20,000 allows: a proxied connection holds two.)
 func runChild(env string, hangup io.Reader, stdout io.Writer) error {
 	var cfg childConfig
 	if err := json.Unmarshal([]byte(env), &cfg); err != nil {
 		return fmt.Errorf("a client process's %s: %w", childEnv, err)
 	}
+	if err := rlimit.RaiseNoFile(uint64(3*cfg.Clients + 256)); err != nil {
+		return fmt.Errorf("the client process of group %d: %w", cfg.Group, err)
+	}
+	u, err := url.Parse(cfg.Server)
+	if err != nil {
+		return err
+	}
+	proxy, err := lagproxy.Start(u.Host, []lagproxy.Link{cfg.Link})
+	if err != nil {
+		return fmt.Errorf("the client process of group %d: %w", cfg.Group, err)
+	}
+	defer proxy.Stop()
 	out := make(chan message, 4096)
 	written := make(chan error, 1)
 	go func() { written <- writeMessages(stdout, out) }()
@@ -98,31 +114,25 @@ func runChild(env string, hangup io.Reader, stdout io.Writer) error {
 	)
 	var g errgroup.Group
 	g.SetLimit(32)
-	for room, code := range cfg.Rooms {
-		for k := range cfg.Clients {
-			rng := rand.New(rand.NewPCG(cfg.Seed, uint64(cfg.Group)<<40|uint64(room)<<32|uint64(k)))
-			s := &student{room: room, group: cfg.Group, idx: k, out: out, rng: rng,
-				offsetMs: (2*rng.Float64() - 1) * cfg.OffsetMs, errs: errs, errsMu: &mu}
-			g.Go(func() error {
-				if err := s.connect(ctx, api, cfg, code); err != nil {
-					return err
-				}
-				mu.Lock()
-				clients = append(clients, s)
-				mu.Unlock()
-				wg.Go(func() { s.read() })
-				wg.Go(func() { s.syncLoop(ctx) })
-				return nil
-			})
-		}
+	for k := range cfg.Clients {
+		rng := rand.New(rand.NewPCG(cfg.Seed, uint64(cfg.Group)<<32|uint64(k)))
+		s := &student{group: cfg.Group, idx: k, out: out, rng: rng,
+			offsetMs: (2*rng.Float64() - 1) * cfg.OffsetMs, errs: errs, errsMu: &mu}
+		g.Go(func() error {
+			if err := s.connect(ctx, api, cfg.Room, proxy.Addr(0)); err != nil {
+				return err
+			}
+			mu.Lock()
+			clients = append(clients, s)
+			mu.Unlock()
+			wg.Go(func() { s.read() })
+			wg.Go(func() { s.syncLoop(ctx) })
+			return nil
+		})
 	}
-	err := g.Wait()
+	err = g.Wait()
 	if err == nil {
-		connected := make([]int, len(cfg.Rooms))
-		for _, s := range clients {
-			connected[s.room]++
-		}
-		out <- message{Ready: &readyMsg{Connected: connected}}
+		out <- message{Ready: &readyMsg{Connected: len(clients)}}
 		io.Copy(io.Discard, hangup) // until the measuring process hangs up
 	}
 	cancel()
@@ -177,18 +187,18 @@ func writeMessages(w io.Writer, in <-chan message) error {
 	return err
 }
 
-// student is one simulated page in one room.
+// student is one simulated page.
 type student struct {
-	room, group, idx int
-	offsetMs         float64 // its clock: real time + offsetMs
-	out              chan<- message
-	conn             *websocket.Conn
-	est              clocksync.Estimator // the reader goroutine's
-	rng              *rand.Rand          // the reader goroutine's, once connected
-	errs             map[string]int      // shared by the process's students, under errsMu
-	errsMu           *sync.Mutex
-	pending          sync.WaitGroup // seen reports not yet sent
-	firstSync        atomic.Int64   // Unix ns of the first sync sample sent
+	group, idx int
+	offsetMs   float64 // its clock: real time + offsetMs
+	out        chan<- message
+	conn       *websocket.Conn
+	est        clocksync.Estimator // the reader goroutine's
+	rng        *rand.Rand          // the reader goroutine's, once connected
+	errs       map[string]int      // shared by the process's students, under errsMu
+	errsMu     *sync.Mutex
+	pending    sync.WaitGroup // seen reports not yet sent
+	firstSync  atomic.Int64   // Unix ns of the first sync sample sent
 
 	mu      sync.Mutex
 	closing bool
@@ -207,7 +217,7 @@ func (s *student) trueNs(localMs float64) int64 {
 
 // connect joins the room straight at the server and opens the WebSocket through the
 // group's proxy.
-func (s *student) connect(ctx context.Context, api *apiclient.Client, cfg childConfig, code string) error {
+func (s *student) connect(ctx context.Context, api *apiclient.Client, code, proxy string) error {
 	name := fmt.Sprintf("g%d-%05d", s.group, s.idx)
 	var joined struct{ Token string }
 	if err := api.Call(ctx, "POST", "/api/rooms/"+code+"/players", "", map[string]string{"name": name}, &joined); err != nil {
@@ -215,10 +225,10 @@ func (s *student) connect(ctx context.Context, api *apiclient.Client, cfg childC
 	}
 	dctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	conn, _, err := websocket.Dial(dctx, "ws://"+cfg.Proxy+"/ws?token="+joined.Token,
+	conn, _, err := websocket.Dial(dctx, "ws://"+proxy+"/ws?token="+joined.Token,
 		&websocket.DialOptions{CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
-		return fmt.Errorf("connecting %s through %s: %w", name, cfg.Proxy, err)
+		return fmt.Errorf("connecting %s through %s: %w", name, proxy, err)
 	}
 	conn.SetReadLimit(1 << 20)
 	s.conn = conn
@@ -293,7 +303,7 @@ func (s *student) read() {
 			closing := s.closing
 			s.mu.Unlock()
 			if !closing {
-				s.out <- message{Drop: &dropMsg{Room: s.room, Err: err.Error()}}
+				s.out <- message{Drop: &dropMsg{Err: err.Error()}}
 			}
 			return
 		}
@@ -321,7 +331,7 @@ func (s *student) read() {
 func (s *student) onStart(f serverFrame, at time.Time) {
 	received := s.local(at)
 	est, ok := s.est.Estimate(received)
-	rec := &record{Room: s.room, Group: s.group, Client: s.idx, N: f.N, Recv: at.UnixNano(), BoundMs: est.Error, RTTMs: est.RTT, NoEst: !ok,
+	rec := &record{Group: s.group, Client: s.idx, N: f.N, Recv: at.UnixNano(), BoundMs: est.Error, RTTMs: est.RTT, NoEst: !ok,
 		SinceSyncMs: float64(at.UnixNano()-s.firstSync.Load()) / 1e6}
 	pause := 50*time.Millisecond + time.Duration(s.rng.Float64()*float64(250*time.Millisecond))
 	s.pending.Add(1)

@@ -4,14 +4,19 @@
 //
 // Method. The program runs the real server (its binary, built from ./server unless
 // --server names one, as one process on loopback with the memory engine and no
-// per-address limits; internal/serverproc) and creates two rooms with --starts choice
-// questions each: one whose quiz has "reveal":"synced" and, for comparison, one with
-// "reveal":"immediate". Every room gets --clients students, spread round-robin over the
-// latency groups (--links; default one-way 5±1, 25±3 and 60±6 ms both ways, and an
-// asymmetric 5±1 ms from the server and 40±1 ms back). Each group reaches the server
-// through a toxiproxy proxy of its own (internal/lagproxy), and its students run in a
-// process of their own: this binary, re-executed with BULB_REVEAL_CHILD set. They join
-// over HTTP straight to the server and connect their WebSocket through their proxy.
+// per-address limits; internal/serverproc) and creates one room of 2 × --starts choice
+// questions, played one after the other: --starts under "reveal":"synced" and, for
+// comparison, --starts under "reveal":"immediate", in pairs of one of each, which goes
+// first alternating; the host switches the quiz's reveal between questions (PUT …/quiz,
+// allowed between questions). So both modes see the same students on the same
+// connections under the same load. (Two rooms, one per mode, would hold every student
+// twice: at 10,000 students the server would need more than the 20,000 open files a hard
+// limit allows.) The room gets --clients students, spread round-robin over the latency
+// groups (--links; default one way 5±1, 25±3 and 60±6 ms both ways, and an asymmetric
+// 5±1 ms from the server and 40±1 ms back). Each group's students run in a process of
+// their own, this binary re-executed with BULB_REVEAL_CHILD set, which also runs the
+// group's toxiproxy proxy (internal/lagproxy) in front of the server. They join over HTTP
+// straight to the server and connect their WebSocket through the proxy.
 //
 // Each student is the page's algorithm (internal/clocksync, the Go twin of web/clock.js):
 // a sync burst of 8 samples 30 ms apart at connect, then one every 20 s; on a synced
@@ -39,11 +44,11 @@
 // predicts (half of it) and against a model of the algorithm on a link with nothing but
 // the group's delays and jitter (model.go: the floor the jitter sets), the round trips of
 // the samples behind the estimates, late starts, and estimates outside their own error
-// bound. For the immediate room: the receipt spread of the start frame, which is there its
-// lighting spread. Starts alternate between the rooms, so both see the same load.
+// bound. For the immediate starts: the receipt spread of the start frame, which is there
+// its lighting spread.
 //
 //	go run ./scripts/reveal --clients 1000 --starts 30
-//	go run ./scripts/reveal --quick           # 200 clients, 5 starts
+//	go run ./scripts/reveal --quick           # 200 students, 5 starts per mode
 //	go run ./scripts/reveal --json > reveal.json
 //
 // All traffic stays on loopback. Every process and goroutine it starts stops before it
@@ -89,14 +94,15 @@ func main() {
 	}
 }
 
-// maxStarts is the most questions a Bulb quiz holds (docs/protocol.md, Limits).
-const maxStarts = 200
+// maxStarts is the most starts per mode: a Bulb quiz holds at most 200 questions
+// (docs/protocol.md, Limits), one start each.
+const maxStarts = 200 / 2
 
 // config is the parsed command line.
 type config struct {
 	serverBin    string
-	clients      int // per room, spread over the groups
-	starts       int // per room
+	clients      int // spread over the groups
+	starts       int // per reveal mode
 	links        []lagproxy.Link
 	offsetMs     float64 // clock offsets are drawn from ±offsetMs
 	seed         uint64  // of the offsets, the seen pauses and the model
@@ -112,8 +118,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var (
 		cfg     config
 		links   = fs.String("links", "5:1,25:3,60:6,5:1/40:1", "latency groups, comma-separated: DOWN[/UP], each MS[:JITTER], one-way ms from the server (down) and to it (up); UP defaults to DOWN")
-		clients = fs.Int("clients", 0, "students per room, spread over the groups (default 1000; --quick 200)")
-		starts  = fs.Int("starts", 0, "starts per room, at most 200 (default 30; --quick 5)")
+		clients = fs.Int("clients", 0, "students, spread over the groups (default 1000; --quick 200)")
+		starts  = fs.Int("starts", 0, "starts per reveal mode, at most 100 (default 30; --quick 5)")
 	)
 	fs.StringVar(&cfg.serverBin, "server", "", "server binary to start (default: go build ./server into a temporary directory)")
 	fs.Float64Var(&cfg.offsetMs, "offset-ms", 5000, "each student's clock is off the real one by an offset drawn uniformly from ± this many ms")
@@ -142,7 +148,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	case cfg.clients < len(cfg.links):
 		return cfg, fmt.Errorf("--clients %d: want at least one per group (%d groups)", cfg.clients, len(cfg.links))
 	case cfg.starts < 1 || cfg.starts > maxStarts:
-		return cfg, fmt.Errorf("--starts %d: want 1 to %d (a quiz's limit)", cfg.starts, maxStarts)
+		return cfg, fmt.Errorf("--starts %d: want 1 to %d (a quiz's limit of 200 questions, for both modes)", cfg.starts, maxStarts)
 	case cfg.offsetMs < 0 || cfg.warmup < 0 || cfg.pause < 0 || cfg.pingInterval <= 0:
 		return cfg, errors.New("--offset-ms, --warmup and --pause must not be negative, --ping-interval must be positive")
 	}

@@ -36,15 +36,16 @@ type report struct {
 	Groups      []groupReport          `json:"groups"`
 	Targets     []target               `json:"targets"`
 	ErrorFrames map[string]int         `json:"errorFrames,omitempty"`
+	Dropped     int                    `json:"dropped"` // connections that ended before the run did
 	DropErrors  map[string]int         `json:"dropErrors,omitempty"`
 	ElapsedS    float64                `json:"elapsedS"`
 }
 
 // setup is the run's configuration.
 type setup struct {
-	Clients        int             `json:"clients"` // per room
-	Starts         int             `json:"starts"`  // per room
-	Links          []lagproxy.Link `json:"links"`   // by group
+	Clients        int             `json:"clients"`
+	Starts         int             `json:"starts"` // per mode
+	Links          []lagproxy.Link `json:"links"`  // by group
 	OffsetMs       float64         `json:"offsetMs"`
 	PingIntervalMs float64         `json:"pingIntervalMs"`
 	WarmupMs       float64         `json:"warmupMs"`
@@ -52,12 +53,11 @@ type setup struct {
 	Seed           uint64          `json:"seed"`
 }
 
-// syncedReport is the synced room's result.
+// syncedReport is the synced starts' result.
 type syncedReport struct {
 	Starts   int `json:"starts"` // with records
 	Records  int `json:"records"`
 	Timeouts int `json:"timeouts"` // starts given up on before every record came
-	Dropped  int `json:"dropped"`
 	Late     int `json:"late"`
 	// Over the starts, each start's figure (see syncedStart).
 	LeadMs            stats.Summary `json:"leadMs"` // the server's, from its fairness report
@@ -77,13 +77,12 @@ type syncedReport struct {
 	PerStart       []syncedStart `json:"perStart"`
 }
 
-// immediateReport is the immediate room's result: a student lights at the start's
+// immediateReport is the immediate starts' result: a student lights at the start's
 // receipt, so the receipt spread is the lighting spread.
 type immediateReport struct {
 	Starts          int           `json:"starts"`
 	Records         int           `json:"records"`
 	Timeouts        int           `json:"timeouts"`
-	Dropped         int           `json:"dropped"`
 	ReceiptSpreadMs stats.Summary `json:"receiptSpreadMs"`
 	PerStartMs      []float64     `json:"perStartReceiptSpreadMs"`
 }
@@ -91,7 +90,7 @@ type immediateReport struct {
 // groupReport is one latency group's result.
 type groupReport struct {
 	Link     lagproxy.Link `json:"link"`
-	Students int           `json:"students"` // connected, per room
+	Students int           `json:"students"` // connected
 	groupSkew
 	Model                  errSummary `json:"model"` // the model's errors on the group's link and schedules
 	ImmediateReceiptMeanMs float64    `json:"immediateReceiptAfterFirstMeanMs"`
@@ -106,18 +105,15 @@ type target struct {
 	Note  string  `json:"note"`
 }
 
-// fill builds the report's setup, rooms, groups and targets.
+// fill builds the report's setup, modes, groups and targets.
 func (rep *report) fill(cfg config, col collected, server map[int]serverReveal, errorFrames map[string]int) {
 	rep.Setup = setup{Clients: cfg.clients, Starts: cfg.starts, Links: cfg.links, OffsetMs: cfg.offsetMs,
 		PingIntervalMs: msOf(cfg.pingInterval), WarmupMs: msOf(cfg.warmup), PauseMs: msOf(cfg.pause), Seed: cfg.seed}
 	rep.ErrorFrames, rep.DropErrors = errorFrames, col.dropErrs
-	var synced, immediate [][]record
-	if len(col.starts) > roomSynced {
-		synced = col.starts[roomSynced]
+	for _, k := range col.dropped {
+		rep.Dropped += k
 	}
-	if len(col.starts) > roomImmediate {
-		immediate = col.starts[roomImmediate]
-	}
+	synced, immediate := col.starts[modeSynced], col.starts[modeImmediate]
 	byGroup := recordsByGroup(synced, len(cfg.links))
 	rng := rand.New(rand.NewPCG(cfg.seed, 0x6d6f64656c))
 	model := make([][]float64, len(cfg.links))
@@ -128,37 +124,26 @@ func (rep *report) fill(cfg config, col collected, server map[int]serverReveal, 
 			symModel = append(symModel, model[g]...)
 		}
 	}
-	rep.Synced = summarizeSynced(synced, cfg.links, server)
+	rep.Synced = summarizeSynced(synced, col.questions[modeSynced], cfg.links, server)
 	rep.Synced.SymmetricModel = errSummaryOf(symModel)
 	rep.Immediate = summarizeImmediate(immediate)
-	rep.Synced.Timeouts, rep.Immediate.Timeouts = col.timeouts[roomSynced], col.timeouts[roomImmediate]
-	rep.Synced.Dropped, rep.Immediate.Dropped = sumRoom(col.dropped, roomSynced), sumRoom(col.dropped, roomImmediate)
+	rep.Synced.Timeouts, rep.Immediate.Timeouts = col.timeouts[modeSynced], col.timeouts[modeImmediate]
 	rep.Groups = groupReports(byGroup, immediate, cfg.links, col.connected, model)
 	rep.Targets = targets(rep.Synced, rep.Immediate, rep.Groups)
 }
 
-func sumRoom(byRoom [][]int, room int) int {
-	if room >= len(byRoom) {
-		return 0
-	}
-	sum := 0
-	for _, k := range byRoom[room] {
-		sum += k
-	}
-	return sum
-}
-
 func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// summarizeSynced computes the synced room's figures: per start, then over the starts.
-func summarizeSynced(starts [][]record, links []lagproxy.Link, server map[int]serverReveal) syncedReport {
+// summarizeSynced computes the synced starts' figures: per start, then over the starts;
+// starts[k] holds the records of question questions[k].
+func summarizeSynced(starts [][]record, questions []int, links []lagproxy.Link, server map[int]serverReveal) syncedReport {
 	var rep syncedReport
 	var lead, light, lightSym, target, targetSym, wakeP99, wakeMax, receipt, srvSpread, srvSkew, symErrs []float64
 	for i, recs := range starts {
 		if len(recs) == 0 {
 			continue
 		}
-		st := splitStart(i+1, recs, links)
+		st := splitStart(questions[i], recs, links)
 		if sv, ok := server[st.N]; ok {
 			st.Server = &sv
 			lead = append(lead, float64(sv.LeadUs)/1000)
@@ -216,13 +201,13 @@ func recordsByGroup(starts [][]record, groups int) [][]record {
 }
 
 // groupReports computes each group's figures over every start, with its model errors.
-func groupReports(byGroup [][]record, immediate [][]record, links []lagproxy.Link, connected [][]int, model [][]float64) []groupReport {
+func groupReports(byGroup [][]record, immediate [][]record, links []lagproxy.Link, connected []int, model [][]float64) []groupReport {
 	after := receiptAfterFirstMs(immediate, len(links))
 	out := make([]groupReport, len(links))
 	for g, l := range links {
 		out[g] = groupReport{Link: l, groupSkew: skewOfGroup(byGroup[g], l), Model: errSummaryOf(model[g]), ImmediateReceiptMeanMs: after[g]}
-		if len(connected) > roomSynced && g < len(connected[roomSynced]) {
-			out[g].Students = connected[roomSynced][g]
+		if g < len(connected) {
+			out[g].Students = connected[g]
 		}
 	}
 	return out
@@ -289,14 +274,16 @@ func writeText(w io.Writer, rep *report) {
 	for i, g := range rep.Groups {
 		groups[i] = fmt.Sprintf("%s (%d)", g.Link, g.Students)
 	}
-	fmt.Fprintf(w, "setup: %d students per room in %d groups, each group a client process and a toxiproxy proxy of its own (one way: %s);\n",
+	fmt.Fprintf(w, "setup: %d students in one room, in %d groups, each group a client process with a toxiproxy proxy of its own (one way: %s);\n",
 		s.Clients, len(rep.Groups), strings.Join(groups, "; "))
-	fmt.Fprintf(w, "       %d starts per room, alternating rooms; clocks off by up to ±%s ms; sync: %d samples %s apart at connect, then one every %s;\n",
-		s.Starts, f1(s.OffsetMs), clocksync.BurstSamples, clocksync.BurstSpacing, clocksync.Every)
+	fmt.Fprintf(w, "       %d starts per reveal mode, the quiz's reveal switched between starts (S I I S S I …); clocks off by up to ±%s ms;\n",
+		s.Starts, f1(s.OffsetMs))
+	fmt.Fprintf(w, "       sync: %d samples %s apart at connect, then one every %s; first start %s after the last student connected;\n",
+		clocksync.BurstSamples, clocksync.BurstSpacing, clocksync.Every, time.Duration(s.WarmupMs*float64(time.Millisecond)))
 	fmt.Fprintf(w, "       reveal: sleep to %s before the target, then watch the clock; seen 50–300 ms later; %.0f s in all\n", clocksync.Spin, rep.ElapsedS)
 
 	sy := rep.Synced
-	fmt.Fprintf(w, "\n== synced reveal: %d starts, %d records; late %d, timeouts %d, dropped %d\n", sy.Starts, sy.Records, sy.Late, sy.Timeouts, sy.Dropped)
+	fmt.Fprintf(w, "\n== synced reveal: %d starts, %d records; late %d, timeouts %d; connections dropped in the run %d\n", sy.Starts, sy.Records, sy.Late, sy.Timeouts, rep.Dropped)
 	fmt.Fprintf(w, "%-58s %9s %9s %9s\n", "per start, over the starts (ms)", "p50", "p99", "max")
 	for _, row := range []struct {
 		name string
@@ -330,10 +317,10 @@ func writeText(w io.Writer, rep *report) {
 	fmt.Fprintln(w, "model p99: the same algorithm on the same schedule of samples over a link with nothing but the group's delays and jitter;")
 	fmt.Fprintln(w, "RTT: the round trip of the sample behind each estimate (the link's nominal down + up in brackets);")
 	fmt.Fprintln(w, "outside: errors beyond the student's own error bound (half that round trip, plus drift);")
-	fmt.Fprintln(w, "light−S: mean true light instant − S; immediate: the immediate room's mean receipt − the start's first receipt (when it lit).")
+	fmt.Fprintln(w, "light−S: mean true light instant − S; immediate: the immediate starts' mean receipt − the start's first receipt (when it lit).")
 
 	im := rep.Immediate
-	fmt.Fprintf(w, "\n== immediate reveal (for comparison): %d starts, %d records; timeouts %d, dropped %d\n", im.Starts, im.Records, im.Timeouts, im.Dropped)
+	fmt.Fprintf(w, "\n== immediate reveal (for comparison): %d starts, %d records; timeouts %d\n", im.Starts, im.Records, im.Timeouts)
 	fmt.Fprintf(w, "%-58s %9s %9s %9s\n", "per start, over the starts (ms)", "p50", "p99", "max")
 	fmt.Fprintf(w, "%-58s %9s %9s %9s\n", "receipt spread = light spread, every student", f2(im.ReceiptSpreadMs.P50), f2(im.ReceiptSpreadMs.P99), f2(im.ReceiptSpreadMs.Max))
 	if sy.LightSpreadMs.P50 > 0 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,13 +20,13 @@ func TestSummarizeSynced(t *testing.T) {
 		{rec(0, -50, 2, 3, 5, false), rec(1, -30, -2, -1, 5, false)}, // targets spread 4, light 4
 		{rec(0, -50, 0, 1, 5, false), rec(3, -30, -17, -16, 5, false)},
 	}
-	server := map[int]serverReveal{1: {LeadUs: 150_000, SpreadUs: 2000, SkewUs: 12_000}, 3: {LeadUs: 170_000, SpreadUs: 4000, SkewUs: 14_000}}
-	got := summarizeSynced(starts, testLinks, server)
+	server := map[int]serverReveal{1: {LeadUs: 150_000, SpreadUs: 2000, SkewUs: 12_000}, 5: {LeadUs: 170_000, SpreadUs: 4000, SkewUs: 14_000}}
+	got := summarizeSynced(starts, []int{1, 4, 5, 8}, testLinks, server)
 	if got.Starts != 3 || got.Records != 6 || len(got.PerStart) != 3 {
 		t.Fatalf("got %d starts, %d records, %d per start; want 3, 6, 3", got.Starts, got.Records, len(got.PerStart))
 	}
-	if ns := []int{got.PerStart[0].N, got.PerStart[1].N, got.PerStart[2].N}; ns[0] != 1 || ns[1] != 3 || ns[2] != 4 {
-		t.Errorf("questions: got %v, want [1 3 4]", ns)
+	if ns := []int{got.PerStart[0].N, got.PerStart[1].N, got.PerStart[2].N}; ns[0] != 1 || ns[1] != 5 || ns[2] != 8 {
+		t.Errorf("questions: got %v, want [1 5 8]", ns)
 	}
 	if want := (stats.Summary{N: 3, P50: 2, P99: 4, Max: 4, Spread: 4}); got.TargetSpreadSymMs != want {
 		t.Errorf("symmetric targets' spread: got %+v, want %+v", got.TargetSpreadSymMs, want)
@@ -98,30 +99,42 @@ func TestTargets(t *testing.T) {
 }
 
 // TestCollector: a start is complete once every connected, not dropped student of every
-// group has its record; the result orders the records by question.
+// group has its record; the result sorts the records by mode and question.
 func TestCollector(t *testing.T) {
-	c := newCollector()
-	c.connected(roomSynced, 0, 2)
-	c.connected(roomSynced, 1, 1)
-	c.add(record{Room: roomSynced, Group: 0, N: 1})
-	if c.complete(roomSynced, 1) {
+	c := newCollector(2)
+	c.connected(0, 2)
+	c.connected(1, 1)
+	c.add(record{Group: 0, N: 1})
+	if c.complete(1) {
 		t.Error("complete with 1 of 3 records")
 	}
-	c.add(record{Room: roomSynced, Group: 1, N: 1})
-	c.drop(roomSynced, 0, "gone")
-	if !c.complete(roomSynced, 1) {
+	c.add(record{Group: 1, N: 1})
+	c.drop(0, "gone")
+	if !c.complete(1) {
 		t.Error("not complete with every student still connected reported")
 	}
-	c.add(record{Room: roomSynced, Group: 0, N: 3})
-	got := c.result()
-	if len(got.starts[roomSynced]) != 3 || len(got.starts[roomSynced][0]) != 2 || len(got.starts[roomSynced][1]) != 0 || len(got.starts[roomSynced][2]) != 1 {
-		t.Errorf("starts by question: got %v", got.starts[roomSynced])
+	c.add(record{Group: 0, N: 3})
+	c.add(record{Group: 1, N: 4})
+	got := c.result(modeOf) // 1 synced, 2 and 3 immediate, 4 synced
+	if s := got.starts[modeSynced]; len(s) != 2 || len(s[0]) != 2 || len(s[1]) != 1 || !slices.Equal(got.questions[modeSynced], []int{1, 4}) {
+		t.Errorf("synced: got %v, questions %v; want 2 records of 1, 1 of 4", s, got.questions[modeSynced])
 	}
-	if got.dropped[roomSynced][0] != 1 || got.dropErrs["gone"] != 1 {
+	if s := got.starts[modeImmediate]; len(s) != 2 || len(s[0]) != 0 || len(s[1]) != 1 || !slices.Equal(got.questions[modeImmediate], []int{2, 3}) {
+		t.Errorf("immediate: got %v, questions %v; want none of 2, 1 of 3", s, got.questions[modeImmediate])
+	}
+	if got.dropped[0] != 1 || got.dropErrs["gone"] != 1 {
 		t.Errorf("dropped: got %v, %v", got.dropped, got.dropErrs)
 	}
-	if c.complete(roomImmediate, 1) {
-		t.Error("a room without students complete")
+}
+
+// TestModeOf: pairs of one start of each mode, which goes first alternating.
+func TestModeOf(t *testing.T) {
+	var got []string
+	for n := 1; n <= 8; n++ {
+		got = append(got, modes[modeOf(n)][:1])
+	}
+	if want := []string{"s", "i", "i", "s", "s", "i", "i", "s"}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
 	}
 }
 
@@ -147,7 +160,7 @@ func TestParseFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--starts", "201"}, "1 to 200"},
+		{[]string{"--starts", "101"}, "1 to 100"},
 		{[]string{"--clients", "3"}, "at least one per group"},
 		{[]string{"--links", "5:6"}, "more than the delay"},
 		{[]string{"--links", "5/x"}, "MS[:JITTER]"},
