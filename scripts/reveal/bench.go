@@ -8,11 +8,13 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/bulbquiz/bulb/internal/apiclient"
+	"github.com/bulbquiz/bulb/internal/proc"
 	"github.com/bulbquiz/bulb/internal/rlimit"
 	"github.com/bulbquiz/bulb/internal/runinfo"
 	"github.com/bulbquiz/bulb/internal/serverproc"
@@ -47,8 +49,10 @@ type bench struct {
 	code, host  string // the room's code and host token
 	quiz        quiz.Quiz
 	quizVersion int64
+	serverPID   int
 	children    []*child
 	col         *collector
+	cpu         cpuUse // over the starts
 }
 
 // child is one group's client process.
@@ -71,11 +75,16 @@ func runBench(ctx context.Context, cfg config, args []string, stderr io.Writer) 
 	if err := rlimit.RaiseNoFile(uint64(cfg.clients + 1024)); err != nil {
 		fmt.Fprintln(stderr, "reveal:", err)
 	}
+	if cfg.profiles != "" {
+		if err := os.MkdirAll(cfg.profiles, 0o755); err != nil {
+			return nil, err
+		}
+	}
 	srv, err := serverproc.Start(ctx, serverproc.Options{Bin: cfg.serverBin, PingInterval: cfg.pingInterval, Name: "reveal", Stderr: stderr})
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{cfg: cfg, stderr: stderr, api: apiclient.New(srv.URL, 16), admin: srv.Token, col: newCollector(len(cfg.links))}
+	b := &bench{cfg: cfg, stderr: stderr, api: apiclient.New(srv.URL, 16), admin: srv.Token, serverPID: srv.PID(), col: newCollector(len(cfg.links))}
 	defer b.api.CloseIdle()
 	server, err := b.run(ctx)
 	b.shutdown()
@@ -85,6 +94,7 @@ func runBench(ctx context.Context, cfg config, args []string, stderr io.Writer) 
 	}
 	rep.Server, rep.ServerLog = srv.URL, &sum
 	rep.fill(cfg, b.col.result(modeOf), server, b.errorFrames())
+	rep.CPU = b.cpu
 	rep.ElapsedS = time.Since(began).Seconds()
 	rep.Machine.LoadEnd = runinfo.LoadAvg()
 	return rep, nil
@@ -108,7 +118,7 @@ func (b *bench) run(ctx context.Context) (map[int]serverReveal, error) {
 	if err := sleep(ctx, b.cfg.warmup); err != nil {
 		return nil, err
 	}
-	progress := time.Now()
+	progress, cpu0 := time.Now(), b.cpuTimes()
 	for n := 1; n <= len(modes)*b.cfg.starts; n++ {
 		if err := b.start(ctx, n); err != nil {
 			return nil, fmt.Errorf("question %d (%s): %w", n, modes[modeOf(n)], err)
@@ -118,7 +128,43 @@ func (b *bench) run(ctx context.Context) (map[int]serverReveal, error) {
 			progress = time.Now()
 		}
 	}
+	b.cpu = cpuOver(cpu0, b.cpuTimes())
 	return b.readReveals(ctx)
+}
+
+// cpuSample is when, and how much CPU time the processes had used then.
+type cpuSample struct {
+	at           time.Time
+	server, self time.Duration
+	clients      []time.Duration
+}
+
+func (b *bench) cpuTimes() cpuSample {
+	s := cpuSample{at: time.Now()}
+	s.server, _ = proc.CPUTime(b.serverPID)
+	s.self, _ = proc.CPUTime(os.Getpid())
+	for _, c := range b.children {
+		t, _ := proc.CPUTime(c.cmd.Process.Pid)
+		s.clients = append(s.clients, t)
+	}
+	return s
+}
+
+// cpuUse is the CPU time the processes used over the starts, from the first start's open
+// to the last start's close, and the wall time between, in seconds.
+type cpuUse struct {
+	WallS    float64   `json:"wallS"`
+	ServerS  float64   `json:"serverS"`
+	ClientsS []float64 `json:"clientsS"` // by group: its students and its proxy
+	SelfS    float64   `json:"selfS"`    // the measuring process
+}
+
+func cpuOver(a, b cpuSample) cpuUse {
+	u := cpuUse{WallS: b.at.Sub(a.at).Seconds(), ServerS: (b.server - a.server).Seconds(), SelfS: (b.self - a.self).Seconds()}
+	for i := range b.clients {
+		u.ClientsS = append(u.ClientsS, (b.clients[i] - a.clients[i]).Seconds())
+	}
+	return u
 }
 
 // createRoom creates the room: 2 × cfg.starts choice questions, the reveal of question 1.
@@ -166,6 +212,9 @@ func (b *bench) startChildren() error {
 	for g, link := range b.cfg.links {
 		cc := childConfig{Group: g, Server: b.api.Base(), Link: link, Room: b.code,
 			Clients: (b.cfg.clients - g + groups - 1) / groups, OffsetMs: b.cfg.offsetMs, Seed: b.cfg.seed}
+		if b.cfg.profiles != "" {
+			cc.Profile = filepath.Join(b.cfg.profiles, fmt.Sprintf("group-%d.pprof", g))
+		}
 		env, err := json.Marshal(cc)
 		if err != nil {
 			return err

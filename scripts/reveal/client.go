@@ -10,6 +10,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/url"
+	"os"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -33,6 +35,7 @@ type childConfig struct {
 	Clients  int           `json:"clients"`
 	OffsetMs float64       `json:"offsetMs"`
 	Seed     uint64        `json:"seed"`
+	Profile  string        `json:"profile,omitempty"` // a file for a CPU profile from ready to the hang-up
 }
 
 // message is one line a client process writes on its stdout: exactly one field is set.
@@ -132,8 +135,14 @@ func runChild(env string, hangup io.Reader, stdout io.Writer) error {
 	}
 	err = g.Wait()
 	if err == nil {
-		out <- message{Ready: &readyMsg{Connected: len(clients)}}
-		io.Copy(io.Discard, hangup) // until the measuring process hangs up
+		stopProfile, perr := startProfile(cfg.Profile)
+		if perr != nil {
+			err = perr
+		} else {
+			out <- message{Ready: &readyMsg{Connected: len(clients)}}
+			io.Copy(io.Discard, hangup) // until the measuring process hangs up
+			err = stopProfile()
+		}
 	}
 	cancel()
 	mu.Lock()
@@ -165,6 +174,25 @@ func runChild(env string, hangup io.Reader, stdout io.Writer) error {
 		return fmt.Errorf("the client process of group %d: %w", cfg.Group, err)
 	}
 	return nil
+}
+
+// startProfile starts a CPU profile to path, if not empty, and returns what stops it.
+func startProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
 
 // writeMessages writes every message as a JSON line, flushing whenever none is waiting,

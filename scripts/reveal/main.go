@@ -109,6 +109,7 @@ type config struct {
 	warmup       time.Duration
 	pause        time.Duration // between a question's open and its start
 	pingInterval time.Duration // the server's
+	profiles     string        // a directory for the client processes' CPU profiles
 	quick, json  bool
 }
 
@@ -127,6 +128,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.warmup, "warmup", clocksync.Every+5*time.Second, "wait after the last student connected, before the first start: by default long enough for every student's first sync sample after its burst")
 	fs.DurationVar(&cfg.pause, "pause", 200*time.Millisecond, "between opening a question and starting it")
 	fs.Uint64Var(&cfg.seed, "seed", 1, "seed of the clock offsets and the seen pauses")
+	fs.StringVar(&cfg.profiles, "cpuprofile", "", "write a CPU profile of each client process (its students and its proxy), from its students' connection to the end, to this directory as group-N.pprof")
 	fs.BoolVar(&cfg.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&cfg.quick, "quick", false, "a fast run: 200 students, 5 starts (unless given)")
 	if err := fs.Parse(args); err != nil {

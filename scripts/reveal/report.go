@@ -36,6 +36,7 @@ type report struct {
 	Groups      []groupReport          `json:"groups"`
 	Targets     []target               `json:"targets"`
 	ErrorFrames map[string]int         `json:"errorFrames,omitempty"`
+	CPU         cpuUse                 `json:"cpu"`
 	Dropped     int                    `json:"dropped"` // connections that ended before the run did
 	DropErrors  map[string]int         `json:"dropErrors,omitempty"`
 	ElapsedS    float64                `json:"elapsedS"`
@@ -336,6 +337,7 @@ func writeText(w io.Writer, rep *report) {
 		}
 		fmt.Fprintf(w, "  %s: %s ms against %s ms: %s\n    (%s)\n", t.Name, f2(t.Value), f2(t.Limit), verdict, t.Note)
 	}
+	writeCPU(w, rep.CPU, rep.Machine.Cores, rep.Synced.Starts+rep.Immediate.Starts)
 	if len(rep.ErrorFrames) > 0 {
 		fmt.Fprintf(w, "error frames: %v\n", rep.ErrorFrames)
 	}
@@ -349,6 +351,25 @@ func writeText(w io.Writer, rep *report) {
 	if rep.ServerLog != nil {
 		rep.ServerLog.WriteText(w)
 	}
+}
+
+// writeCPU says where the machine's CPU went over the starts.
+func writeCPU(w io.Writer, u cpuUse, cores, starts int) {
+	if u.WallS <= 0 || starts == 0 {
+		return
+	}
+	clients := 0.0
+	parts := make([]string, len(u.ClientsS))
+	for i, c := range u.ClientsS {
+		clients += c
+		parts[i] = f1(c)
+	}
+	ours := u.ServerS + clients + u.SelfS
+	fmt.Fprintf(w, "CPU over the %d starts (%s s of wall time; %d cores: %s core-s): server %s s (%s ms a start), client processes %s s (%s ms a start together),\n",
+		starts, f1(u.WallS), cores, f1(float64(cores)*u.WallS), f1(u.ServerS), f1(1000*u.ServerS/float64(starts)),
+		strings.Join(parts, " + "), f1(1000*clients/float64(starts)))
+	fmt.Fprintf(w, "  this process %s s: %s%% of the cores; the rest was idle or other work on the machine\n",
+		f1(u.SelfS), f1(100*ours/(float64(cores)*u.WallS)))
 }
 
 func f1(v float64) string { return fmt.Sprintf("%.1f", v) }

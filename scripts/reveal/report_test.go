@@ -171,3 +171,22 @@ func TestParseFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestCPU: the processes' CPU over the starts, and its share of the cores.
+func TestCPU(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	a := cpuSample{at: t0, server: time.Second, self: 0, clients: []time.Duration{2 * time.Second, 3 * time.Second}}
+	b := cpuSample{at: t0.Add(10 * time.Second), server: 5 * time.Second, self: time.Second, clients: []time.Duration{4 * time.Second, 6 * time.Second}}
+	u := cpuOver(a, b)
+	if u.WallS != 10 || u.ServerS != 4 || u.SelfS != 1 || !slices.Equal(u.ClientsS, []float64{2, 3}) {
+		t.Fatalf("got %+v, want 10 s of wall, server 4, self 1, clients [2 3]", u)
+	}
+	var out strings.Builder
+	writeCPU(&out, u, 2, 8)
+	// 4 + 5 + 1 = 10 core-s of 20: 50 %; the server 500 ms a start, the clients 625.
+	for _, want := range []string{"server 4.0 s (500.0 ms a start)", "client processes 2.0 + 3.0 s (625.0 ms a start together)", "50.0% of the cores"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("got %q, want it to say %q", out.String(), want)
+		}
+	}
+}
