@@ -10,8 +10,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/url"
-	"os"
-	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/bulbquiz/bulb/internal/apiclient"
 	"github.com/bulbquiz/bulb/internal/clocksync"
+	"github.com/bulbquiz/bulb/internal/cpuprofile"
 	"github.com/bulbquiz/bulb/internal/lagproxy"
 	"github.com/bulbquiz/bulb/internal/rlimit"
 )
@@ -135,7 +134,10 @@ func runChild(env string, hangup io.Reader, stdout io.Writer) error {
 	}
 	err = g.Wait()
 	if err == nil {
-		stopProfile, perr := startProfile(cfg.Profile)
+		stopProfile, perr := func() error { return nil }, error(nil)
+		if cfg.Profile != "" {
+			stopProfile, perr = cpuprofile.Start(cfg.Profile)
+		}
 		if perr != nil {
 			err = perr
 		} else {
@@ -174,25 +176,6 @@ func runChild(env string, hangup io.Reader, stdout io.Writer) error {
 		return fmt.Errorf("the client process of group %d: %w", cfg.Group, err)
 	}
 	return nil
-}
-
-// startProfile starts a CPU profile to path, if not empty, and returns what stops it.
-func startProfile(path string) (stop func() error, err error) {
-	if path == "" {
-		return func() error { return nil }, nil
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() error {
-		pprof.StopCPUProfile()
-		return f.Close()
-	}, nil
 }
 
 // writeMessages writes every message as a JSON line, flushing whenever none is waiting,
