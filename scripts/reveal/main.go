@@ -126,8 +126,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&cfg.offsetMs, "offset-ms", 5000, "each student's clock is off the real one by an offset drawn uniformly from ± this many ms")
 	fs.DurationVar(&cfg.pingInterval, "ping-interval", 5*time.Second, "the server's ping interval (its round trips go into the synced start's lead)")
 	fs.DurationVar(&cfg.warmup, "warmup", clocksync.Every+5*time.Second, "wait after the last student connected, before the first start: by default long enough for every student's first sync sample after its burst")
-	fs.DurationVar(&cfg.pause, "pause", 200*time.Millisecond, "between opening a question and starting it")
-	fs.Uint64Var(&cfg.seed, "seed", 1, "seed of the clock offsets and the seen pauses")
+	fs.DurationVar(&cfg.pause, "pause", -1, "between opening a question and starting it (default 200 ms, or 0.1 ms a student if more: the question frame's fan-out is over before the start's begins)")
+	fs.Uint64Var(&cfg.seed, "seed", 1, "seed of the clock offsets, the seen pauses and the model")
 	fs.StringVar(&cfg.profiles, "cpuprofile", "", "write a CPU profile of each client process (its students and its proxy), from its students' connection to the end, to this directory as group-N.pprof")
 	fs.BoolVar(&cfg.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&cfg.quick, "quick", false, "a fast run: 200 students, 5 starts (unless given)")
@@ -142,6 +142,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		defClients, defStarts = 200, 5
 	}
 	cfg.clients, cfg.starts = cmp.Or(*clients, defClients), cmp.Or(*starts, defStarts)
+	if cfg.pause == -1 {
+		cfg.pause = max(200*time.Millisecond, time.Duration(cfg.clients)*100*time.Microsecond)
+	}
 	var err error
 	if cfg.links, err = parseLinks(*links); err != nil {
 		return cfg, fmt.Errorf("--links: %w", err)

@@ -279,8 +279,8 @@ func writeText(w io.Writer, rep *report) {
 		s.Clients, len(rep.Groups), strings.Join(groups, "; "))
 	fmt.Fprintf(w, "       %d starts per reveal mode, the quiz's reveal switched between starts (S I I S S I …); clocks off by up to ±%s ms;\n",
 		s.Starts, f1(s.OffsetMs))
-	fmt.Fprintf(w, "       sync: %d samples %s apart at connect, then one every %s; first start %s after the last student connected;\n",
-		clocksync.BurstSamples, clocksync.BurstSpacing, clocksync.Every, time.Duration(s.WarmupMs*float64(time.Millisecond)))
+	fmt.Fprintf(w, "       sync: %d samples %s apart at connect, then one every %s; first start %s after the last student connected, each %s after its question opened;\n",
+		clocksync.BurstSamples, clocksync.BurstSpacing, clocksync.Every, time.Duration(s.WarmupMs*float64(time.Millisecond)), time.Duration(s.PauseMs*float64(time.Millisecond)))
 	fmt.Fprintf(w, "       reveal: sleep to %s before the target, then watch the clock; seen 50–300 ms later; %.0f s in all\n", clocksync.Spin, rep.ElapsedS)
 
 	sy := rep.Synced

@@ -143,8 +143,11 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.clients != 1000 || cfg.starts != 30 || cfg.warmup != 25*time.Second || len(cfg.links) != 4 {
-		t.Errorf("defaults: got clients %d, starts %d, warmup %v, %d links; want 1000, 30, 25s, 4", cfg.clients, cfg.starts, cfg.warmup, len(cfg.links))
+	if cfg.clients != 1000 || cfg.starts != 30 || cfg.warmup != 25*time.Second || cfg.pause != 200*time.Millisecond || len(cfg.links) != 4 {
+		t.Errorf("defaults: got clients %d, starts %d, warmup %v, pause %v, %d links; want 1000, 30, 25s, 200ms, 4", cfg.clients, cfg.starts, cfg.warmup, cfg.pause, len(cfg.links))
+	}
+	if cfg, _ := parseFlags([]string{"--clients", "10000"}, io.Discard); cfg.pause != time.Second {
+		t.Errorf("10,000 students: got pause %v, want 1s", cfg.pause)
 	}
 	if want := (lagproxy.Link{Down: lagproxy.Delay{Ms: 5, JitterMs: 1}, Up: lagproxy.Delay{Ms: 40, JitterMs: 1}}); cfg.links[3] != want {
 		t.Errorf("the asymmetric link: got %v, want %v", cfg.links[3], want)
