@@ -499,14 +499,10 @@ fairness() {
 # reveal [--quick]: scripts/reveal, which builds and starts the server itself and prints
 # its own table, machine, load average, command and commit; a run per size in CLIENTS.
 reveal() {
-  echo
-  echo "== reveal: skew of the synced reveal, four latency groups behind toxiproxy (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-  if [ "${1:-}" = --quick ]; then
-    show go run ./scripts/reveal --quick
-    return
-  fi
-  local n
-  for n in ${CLIENTS:-1000 10000}; do
+  local sizes=${CLIENTS:-1000 10000} n
+  printf '\n== reveal: skew of the synced reveal, four latency groups behind toxiproxy (load average %s)\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+  [ "${1:-}" != --quick ] || { show go run ./scripts/reveal --quick; return; }
+  for n in $sizes; do
     show go run ./scripts/reveal --clients "$n" --starts "${STARTS:-30}"
   done
 }

@@ -134,17 +134,7 @@ func runChild(env string, hangup io.Reader, stdout io.Writer) error {
 	}
 	err = g.Wait()
 	if err == nil {
-		stopProfile, perr := func() error { return nil }, error(nil)
-		if cfg.Profile != "" {
-			stopProfile, perr = cpuprofile.Start(cfg.Profile)
-		}
-		if perr != nil {
-			err = perr
-		} else {
-			out <- message{Ready: &readyMsg{Connected: len(clients)}}
-			io.Copy(io.Discard, hangup) // until the measuring process hangs up
-			err = stopProfile()
-		}
+		err = serveUntilHangup(cfg.Profile, hangup, func() { out <- message{Ready: &readyMsg{Connected: len(clients)}} })
 	}
 	cancel()
 	mu.Lock()
@@ -176,6 +166,21 @@ func runChild(env string, hangup io.Reader, stdout io.Writer) error {
 		return fmt.Errorf("the client process of group %d: %w", cfg.Group, err)
 	}
 	return nil
+}
+
+// serveUntilHangup says ready and waits until the measuring process hangs up (closes
+// stdin), under a CPU profile to profile if it is not empty.
+func serveUntilHangup(profile string, hangup io.Reader, ready func()) error {
+	stop := func() error { return nil }
+	if profile != "" {
+		var err error
+		if stop, err = cpuprofile.Start(profile); err != nil {
+			return err
+		}
+	}
+	ready()
+	io.Copy(io.Discard, hangup)
+	return stop()
 }
 
 // writeMessages writes every message as a JSON line, flushing whenever none is waiting,
