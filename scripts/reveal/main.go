@@ -45,7 +45,9 @@
 // the group's delays and jitter (model.go: the floor the jitter sets), the round trips of
 // the samples behind the estimates, late starts, and estimates outside their own error
 // bound. For the immediate starts: the receipt spread of the start frame, which is there
-// its lighting spread.
+// its lighting spread. And where the CPU went over the starts: the server's, each client
+// process's and its own CPU time against the cores' wall time (with --cpuprofile, the
+// client processes' CPU profiles too).
 //
 //	go run ./scripts/reveal --clients 1000 --starts 30
 //	go run ./scripts/reveal --quick           # 200 students, 5 starts per mode
