@@ -36,6 +36,17 @@
 #                               back alone costs under synced+arrival, and what the caps give
 #                               the cheater; --quick (and the no-argument run): 60 students,
 #                               20 questions per room
+#   scripts/bench.sh reveal     reveal skew of the synced reveal (scripts/reveal): the real
+#                               server (built from ./server, one process) and students that
+#                               run the page's clock sync and reveal, in a process per latency
+#                               group (5, 25 and 60 ms one way ± jitter, and 5 ms down / 40 ms
+#                               up) behind toxiproxy, each on a clock offset by a few seconds:
+#                               the spread of the true lighting instants per start, split into
+#                               the algorithm's error and the simulation's wake-up jitter, per
+#                               group against half the asymmetry, late starts, and the receipt
+#                               spread of immediate starts in the same room beside it; 1,000
+#                               then 10,000 students, 30 starts per mode; --quick (and the
+#                               no-argument run): 200 students, 5 starts per mode
 #   scripts/bench.sh judge      the judge on the real bubblewrap sandbox: verdicts per second
 #                               of a Pool for a trivial Python and C program (C compiled per
 #                               submission, and precompiled for comparison), workers = boxes =
@@ -68,6 +79,9 @@
 #                               runs (default 1; more: seeds 1 to RUNS, each run's report
 #                               kept, then their wins pooled by fairness pool, e.g. 5 runs
 #                               for a share over 1,000 questions)
+#   CLIENTS="1000 10000" STARTS=30 scripts/bench.sh reveal
+#                               students, a run per figure (default "1000 10000"), and starts
+#                               per reveal mode (at most 100)
 #   VERDICTS=50 RUNS=200 COUNT=5 scripts/bench.sh judge
 #                               verdicts per case (default 20), runs per case of the overhead
 #                               benchmark (default 100) and rounds of both (default 3)
@@ -79,7 +93,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { echo "usage: scripts/bench.sh [hub|engines|fanout|e2e|fairness|judge [--quick]]" >&2; exit 2; }
+usage() { echo "usage: scripts/bench.sh [hub|engines|fanout|e2e|fairness|reveal|judge [--quick]]" >&2; exit 2; }
 
 machine() {
   echo "machine: $(nproc) cores, $(uname -sr), $(go version | cut -d' ' -f3-)"
@@ -517,6 +531,17 @@ fairness() {
   show go run ./scripts/fairness pool "${reports[@]}"
 }
 
+# reveal [--quick]: scripts/reveal, which builds and starts the server itself and prints
+# its own table, machine, load average, command and commit; a run per size in CLIENTS.
+reveal() {
+  local sizes=${CLIENTS:-1000 10000} n
+  printf '\n== reveal: skew of the synced reveal, four latency groups behind toxiproxy (load average %s)\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+  [ "${1:-}" != --quick ] || { show go run ./scripts/reveal --quick; return; }
+  for n in $sizes; do
+    show go run ./scripts/reveal --clients "$n" --starts "${STARTS:-30}"
+  done
+}
+
 # judge [--quick]: BenchmarkVerdicts and BenchmarkSandboxOverhead (judge/bench_test.go) on
 # the real bubblewrap sandbox, in COUNT rounds (each round both benchmarks, so that a ratio
 # compares runs minutes apart at most), then the medians of the rounds' figures and ratios.
@@ -600,12 +625,13 @@ judge() {
 # cannot change what the run does.
 {
 case "${1:-all}" in
-all) machine; hub --quick; engines --quick; fanout --quick; e2e --quick; fairness --quick; judge --quick ;;
+all) machine; hub --quick; engines --quick; fanout --quick; e2e --quick; fairness --quick; reveal --quick; judge --quick ;;
 hub) machine; hub "${2:-}" ;;
 engines) machine; engines "${2:-}" ;;
 fanout) machine; fanout ;;
 e2e) machine; e2e "${2:-}" ;;
 fairness) machine; fairness "${2:-}" ;;
+reveal) machine; reveal "${2:-}" ;;
 judge) machine; judge "${2:-}" ;;
 *) usage ;;
 esac

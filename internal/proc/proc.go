@@ -1,11 +1,14 @@
 // Package proc lists the processes of a uid from /proc: what the judge's sandbox kills and
-// waits for when it empties a box, and what tests check is gone afterwards.
+// waits for when it empties a box, and what tests check is gone afterwards; and reads a
+// process's CPU time, for the measurements that compare their processes' shares.
 package proc
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Process is a process seen in /proc.
@@ -45,4 +48,29 @@ func OfUID(uid int) []Process {
 		}
 	}
 	return procs
+}
+
+// userHz is the unit of /proc's CPU times (USER_HZ, the clock ticks of times(2)): 100 on
+// every Linux architecture Go runs on.
+const userHz = 100
+
+// CPUTime is the CPU time, user and system, that process pid has used so far, in ticks of
+// 10 ms (the kernel counts no finer for another process).
+func CPUTime(pid int) (time.Duration, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name, field 2, is in brackets and may hold spaces: count from after it.
+	i := strings.LastIndexByte(string(data), ')')
+	f := strings.Fields(string(data)[i+1:])
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected %q", pid, data)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
+	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected %q", pid, data)
+	}
+	return time.Duration(utime+stime) * time.Second / userHz, nil
 }

@@ -4,7 +4,9 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestOfUID: this process is among its uid's, with its parent; a child that has exited
@@ -38,5 +40,32 @@ func TestOfUID(t *testing.T) {
 	}
 	if _, ok := find(os.Getpid() + 1_000_000_000); ok {
 		t.Fatal("found a process that cannot exist")
+	}
+}
+
+// TestCPUTime: this process's CPU time grows as it works, as getrusage(2) says.
+func TestCPUTime(t *testing.T) {
+	rusage := func() time.Duration {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	before, err := CPUTime(os.Getpid())
+	if err != nil {
+		t.Fatalf("got %v, want nil", err)
+	}
+	// Work until getrusage counts 200 ms more (on a loaded machine that takes longer).
+	for start, deadline := rusage(), time.Now().Add(30*time.Second); rusage()-start < 200*time.Millisecond && time.Now().Before(deadline); {
+	}
+	self := rusage()
+	after, err := CPUTime(os.Getpid())
+	if err != nil {
+		t.Fatalf("got %v, want nil", err)
+	}
+	if after-before < 150*time.Millisecond || after > self+20*time.Millisecond || after < self-50*time.Millisecond {
+		t.Errorf("got %v before and %v after 200 ms of work; getrusage says %v: want about 200 ms more, and about getrusage's", before, after, self)
+	}
+	if _, err := CPUTime(-1); err == nil {
+		t.Error("no such process: got nil, want an error")
 	}
 }

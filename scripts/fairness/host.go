@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math"
-	"net/http"
 	"time"
 
 	"github.com/bulbquiz/bulb/internal/clocksync"
@@ -20,7 +16,7 @@ import (
 // reply, close, and read the ranks.
 func (l *lab) question(ctx context.Context, r *room, n int) error {
 	path := fmt.Sprintf("/api/rooms/%s/questions/%d/", r.code, n)
-	if err := l.api(ctx, "POST", path+"open", r.hostToken, nil, nil); err != nil {
+	if err := l.api.Call(ctx, "POST", path+"open", r.hostToken, nil, nil); err != nil {
 		return err
 	}
 	select {
@@ -28,7 +24,7 @@ func (l *lab) question(ctx context.Context, r *room, n int) error {
 		return ctx.Err()
 	case <-time.After(l.cfg.pause):
 	}
-	if err := l.api(ctx, "POST", path+"start", r.hostToken, nil, nil); err != nil {
+	if err := l.api.Call(ctx, "POST", path+"start", r.hostToken, nil, nil); err != nil {
 		return err
 	}
 	maxDelay := 0
@@ -51,7 +47,7 @@ func (l *lab) question(ctx context.Context, r *room, n int) error {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	if err := l.api(ctx, "POST", path+"close", r.hostToken, nil, nil); err != nil {
+	if err := l.api.Call(ctx, "POST", path+"close", r.hostToken, nil, nil); err != nil {
 		return err
 	}
 	var got struct {
@@ -64,7 +60,7 @@ func (l *lab) question(ctx context.Context, r *room, n int) error {
 			FalseStart bool   `json:"falseStart"`
 		} `json:"answers"`
 	}
-	if err := l.api(ctx, "GET", path+"answers", r.hostToken, nil, &got); err != nil {
+	if err := l.api.Call(ctx, "GET", path+"answers", r.hostToken, nil, &got); err != nil {
 		return err
 	}
 	answered := map[int]bool{}
@@ -134,7 +130,7 @@ func (l *lab) readFairness(ctx context.Context, r *room) error {
 			Reveal *revealInfo `json:"reveal"`
 		} `json:"starts"`
 	}
-	if err := l.api(ctx, "GET", fmt.Sprintf("/api/rooms/%s/fairness?limit=%d", r.code, l.cfg.questions), r.hostToken, nil, &rep); err != nil {
+	if err := l.api.Call(ctx, "GET", fmt.Sprintf("/api/rooms/%s/fairness?limit=%d", r.code, l.cfg.questions), r.hostToken, nil, &rep); err != nil {
 		return fmt.Errorf("%s room's fairness report: %w", r.mode, err)
 	}
 	r.rtt.byPlayer = make([][]float64, len(r.clients))
@@ -165,48 +161,6 @@ func (l *lab) readFairness(ctx context.Context, r *room) error {
 		if st.Reveal != nil {
 			r.reveals = append(r.reveals, *st.Reveal)
 		}
-	}
-	return nil
-}
-
-// api calls the server's HTTP API with a bearer token (if any) and a JSON body (if not
-// nil), and decodes the JSON answer into out (if not nil).
-func (l *lab) api(ctx context.Context, method, path, token string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, l.base+path, rd)
-	if err != nil {
-		return err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := l.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %s %s", method, path, resp.Status, bytes.TrimSpace(raw))
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	return nil
 }

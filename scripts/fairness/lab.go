@@ -8,31 +8,30 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/coder/websocket"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bulbquiz/bulb/internal/apiclient"
 	"github.com/bulbquiz/bulb/internal/clocksync"
+	"github.com/bulbquiz/bulb/internal/lagproxy"
 	"github.com/bulbquiz/bulb/internal/rlimit"
+	"github.com/bulbquiz/bulb/internal/runinfo"
+	"github.com/bulbquiz/bulb/internal/serverproc"
 )
 
 // lab is one run: the server it talks to, the latency proxies and the rooms.
 type lab struct {
 	cfg     config
 	stderr  io.Writer
-	base    string // the server's base URL
-	admin   string // admin token
-	hc      *http.Client
-	proxies []*toxiproxy.Proxy // one per group
-	rooms   []*room            // one per mode
-	readers sync.WaitGroup     // the clients' reader goroutines
+	api     *apiclient.Client // the server's
+	admin   string            // admin token
+	proxies *lagproxy.Proxies // one per group
+	rooms   []*room           // one per mode
+	readers sync.WaitGroup    // the clients' reader goroutines
 }
 
 // room is one mode's room and its clients.
@@ -115,39 +114,39 @@ func (r *record) origin() time.Time {
 // runLab runs the whole lab and returns its report.
 func runLab(ctx context.Context, cfg config, args []string, stderr io.Writer) (*report, error) {
 	began := time.Now()
-	rep := &report{Machine: thisMachine(), Command: "go run ./scripts/fairness" + quoteArgs(args)}
-	rep.Machine.LoadStart = loadAvg()
+	rep := &report{Machine: runinfo.This(), Command: "go run ./scripts/fairness" + runinfo.QuoteArgs(args)}
 	perRoom := cfg.clients + cfg.cheaters*len(cfg.groups)
 	// Per client: its socket, and the proxy's two; the server has its own process.
 	if err := rlimit.RaiseNoFile(uint64(3*perRoom*len(cfg.modes) + 256)); err != nil {
 		fmt.Fprintln(stderr, "fairness:", err)
 	}
 
-	l := &lab{cfg: cfg, stderr: stderr, base: cfg.url, admin: cfg.adminToken,
-		hc: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
-	defer l.hc.CloseIdleConnections()
-	var srv *bulbServer
-	if l.base == "" {
+	l := &lab{cfg: cfg, stderr: stderr, admin: cfg.adminToken}
+	base := cfg.url
+	var srv *serverproc.Server
+	if base == "" {
 		var err error
-		if srv, err = startServer(ctx, cfg.serverBin, cfg.pingInterval, stderr); err != nil {
+		if srv, err = serverproc.Start(ctx, serverproc.Options{Bin: cfg.serverBin, PingInterval: cfg.pingInterval, Name: "fairness", Stderr: stderr}); err != nil {
 			return nil, err
 		}
-		l.base, l.admin = srv.url, srv.token
+		base, l.admin = srv.URL, srv.Token
 	}
+	l.api = apiclient.New(base, 64)
+	defer l.api.CloseIdle()
 	err := l.run(ctx)
 	l.shutdown()
 	if srv != nil {
-		sum := srv.stop()
+		sum := srv.Stop()
 		rep.ServerLog = &sum
 		rep.ServerStarted = true
 	}
 	if err != nil {
 		return nil, err
 	}
-	rep.Server = l.base
+	rep.Server = base
 	rep.fill(cfg, l.rooms)
 	rep.ElapsedS = num(time.Since(began).Seconds())
-	rep.Machine.LoadEnd = loadAvg()
+	rep.Machine.LoadEnd = runinfo.LoadAvg()
 	return rep, nil
 }
 
@@ -203,26 +202,16 @@ func (l *lab) run(ctx context.Context) error {
 // startProxies starts one toxiproxy proxy per group in front of the server, with a
 // latency toxic in each direction.
 func (l *lab) startProxies() error {
-	u, err := url.Parse(l.base)
+	u, err := url.Parse(l.api.Base())
 	if err != nil {
 		return err
 	}
-	tp := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
+	links := make([]lagproxy.Link, len(l.cfg.groups))
 	for i, g := range l.cfg.groups {
-		p := toxiproxy.NewProxy(tp, fmt.Sprintf("group-%d", i), "127.0.0.1:0", u.Host)
-		if err := p.Start(); err != nil {
-			return fmt.Errorf("proxy for %s: %w", g, err)
-		}
-		l.proxies = append(l.proxies, p)
-		for _, stream := range []string{"downstream", "upstream"} {
-			toxic := fmt.Sprintf(`{"name":"latency_%s","type":"latency","stream":%q,"attributes":{"latency":%d,"jitter":%d}}`,
-				stream, stream, g.DelayMs, g.JitterMs)
-			if _, err := p.Toxics.AddToxicJson(strings.NewReader(toxic)); err != nil {
-				return fmt.Errorf("proxy for %s: %s toxic: %w", g, stream, err)
-			}
-		}
+		links[i] = lagproxy.Symmetric(g.DelayMs, g.JitterMs)
 	}
-	return nil
+	l.proxies, err = lagproxy.Start(u.Host, links)
+	return err
 }
 
 // createRoom creates a room of cfg.questions choice questions (choice 0 right) with the
@@ -249,7 +238,7 @@ func (l *lab) createRoom(ctx context.Context, mode string) (*room, error) {
 			Choices: []string{"right", "wrong", "also wrong", "not this one"}, Answer: 0})
 	}
 	var created struct{ Code, HostToken string }
-	if err := l.api(ctx, "POST", "/api/rooms", l.admin, qz, &created); err != nil {
+	if err := l.api.Call(ctx, "POST", "/api/rooms", l.admin, qz, &created); err != nil {
 		return nil, fmt.Errorf("creating the %s room: %w", mode, err)
 	}
 	r := &room{mode: mode, timing: modeTiming(mode), synced: modeSynced(mode), code: created.Code, hostToken: created.HostToken, byID: map[string]int{},
@@ -290,7 +279,7 @@ func (l *lab) connectAll(ctx context.Context) error {
 
 func (l *lab) connect(ctx context.Context, c *client) error {
 	var joined struct{ PlayerID, Token string }
-	if err := l.api(ctx, "POST", "/api/rooms/"+c.room.code+"/players", "", map[string]string{"name": c.name}, &joined); err != nil {
+	if err := l.api.Call(ctx, "POST", "/api/rooms/"+c.room.code+"/players", "", map[string]string{"name": c.name}, &joined); err != nil {
 		return fmt.Errorf("joining %s as %s: %w", c.room.code, c.name, err)
 	}
 	c.id, c.token = joined.PlayerID, joined.Token
@@ -300,7 +289,7 @@ func (l *lab) connect(ctx context.Context, c *client) error {
 	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(dctx, "ws://"+l.proxies[c.group].Listen+"/ws?token="+c.token, opts)
+	conn, _, err := websocket.Dial(dctx, "ws://"+l.proxies.Addr(c.group)+"/ws?token="+c.token, opts)
 	if err != nil {
 		return fmt.Errorf("connecting %s through the %s proxy: %w", c.name, l.cfg.groups[c.group], err)
 	}
@@ -461,7 +450,7 @@ func (l *lab) shutdown() {
 	}
 	wg.Wait()
 	l.readers.Wait()
-	for _, p := range l.proxies {
-		p.Stop()
+	if l.proxies != nil {
+		l.proxies.Stop()
 	}
 }

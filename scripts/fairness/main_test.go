@@ -82,14 +82,6 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
-func TestQuoteArgs(t *testing.T) {
-	got := quoteArgs([]string{"--quick", "--delays", "5, 25", "--x", "it's", ""})
-	want := ` --quick --delays '5, 25' --x 'it'\''s' ''`
-	if got != want {
-		t.Errorf("got %s, want %s", got, want)
-	}
-}
-
 func TestNumJSON(t *testing.T) {
 	for _, tc := range []struct {
 		in   float64

@@ -5,12 +5,11 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"os"
-	"runtime"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/bulbquiz/bulb/internal/runinfo"
+	"github.com/bulbquiz/bulb/internal/serverproc"
 	"github.com/bulbquiz/bulb/quiz"
 )
 
@@ -22,24 +21,15 @@ var tolerancePts = map[string]float64{"compensated": 5, "synced+compensated": 3}
 // report is the lab's result; it is also the --json output. Times are in milliseconds,
 // shares are fractions, distances are percentage points.
 type report struct {
-	Machine       machine      `json:"machine"`
-	Command       string       `json:"command"`
-	Server        string       `json:"server"`
-	ServerStarted bool         `json:"serverStarted"` // by the lab, from the in-tree binary, memory engine
-	ServerLog     *logSummary  `json:"serverLog,omitempty"`
-	Setup         setup        `json:"setup"`
-	Modes         []modeReport `json:"modes"`
-	Targets       []target     `json:"targets,omitempty"` // of the modes run that have one
-	ElapsedS      num          `json:"elapsedS"`
-}
-
-// machine says where the lab ran.
-type machine struct {
-	Cores     int    `json:"cores"`
-	Kernel    string `json:"kernel"`
-	Go        string `json:"go"`
-	LoadStart string `json:"loadStart"` // /proc/loadavg's 1, 5 and 15 minute averages
-	LoadEnd   string `json:"loadEnd"`
+	Machine       runinfo.Machine        `json:"machine"`
+	Command       string                 `json:"command"`
+	Server        string                 `json:"server"`
+	ServerStarted bool                   `json:"serverStarted"` // by the lab, from the in-tree binary, memory engine
+	ServerLog     *serverproc.LogSummary `json:"serverLog,omitempty"`
+	Setup         setup                  `json:"setup"`
+	Modes         []modeReport           `json:"modes"`
+	Targets       []target               `json:"targets,omitempty"` // of the modes run that have one
+	ElapsedS      num                    `json:"elapsedS"`
 }
 
 // setup is the lab's configuration.
@@ -388,38 +378,6 @@ func writeJSON(w io.Writer, rep *report) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rep)
-}
-
-// thisMachine describes the machine, as bench.sh's machine line does.
-func thisMachine() machine {
-	kernel := "Linux ?"
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		kernel = "Linux " + strings.TrimSpace(string(b))
-	}
-	return machine{Cores: runtime.NumCPU(), Kernel: kernel, Go: runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH}
-}
-
-// loadAvg is the 1, 5 and 15 minute load averages, or "?".
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
-		return strings.Join(f[:3], " ")
-	}
-	return "?"
-}
-
-// quoteArgs joins args, each after a space, quoted for a POSIX shell where needed.
-func quoteArgs(args []string) string {
-	var b strings.Builder
-	for _, a := range args {
-		b.WriteByte(' ')
-		if a != "" && !strings.ContainsAny(a, " \t\n'\"$\\*?;&|<>()`{}[]#~!") {
-			b.WriteString(a)
-			continue
-		}
-		b.WriteString("'" + strings.ReplaceAll(a, "'", `'\''`) + "'")
-	}
-	return b.String()
 }
 
 // UnmarshalJSON reads null as NaN, as MarshalJSON writes it.

@@ -38,15 +38,7 @@ func writeText(w io.Writer, rep *report) {
 		writeTarget(w, rep, t)
 	}
 	if rep.ServerLog != nil {
-		fmt.Fprintf(w, "server log: %d lines", rep.ServerLog.Lines)
-		if len(rep.ServerLog.Messages) == 0 {
-			fmt.Fprintln(w, ", no warnings, errors or dropped clients")
-		} else {
-			fmt.Fprintln(w, "; warnings, errors and drops:")
-			for _, k := range sortedKeys(rep.ServerLog.Messages) {
-				fmt.Fprintf(w, "  %5d %s\n", rep.ServerLog.Messages[k], k)
-			}
-		}
+		rep.ServerLog.WriteText(w)
 	}
 }
 

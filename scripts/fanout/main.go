@@ -46,7 +46,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,6 +58,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bulbquiz/bulb/hub"
+	"github.com/bulbquiz/bulb/internal/cpuprofile"
 	"github.com/bulbquiz/bulb/internal/rlimit"
 	"github.com/bulbquiz/bulb/internal/stats"
 	"github.com/bulbquiz/bulb/internal/wsclients"
@@ -429,7 +429,7 @@ type result struct {
 func (e *bench) oneRound(ctx context.Context, strategy string, r *result) error {
 	runtime.GC() // outside the measurement
 	if e.profiles != "" && r != nil {
-		stop, err := startProfile(filepath.Join(e.profiles, fmt.Sprintf("%d-%s-%d.pprof", e.n, strategy, len(r.blocks)+1)))
+		stop, err := cpuprofile.Start(filepath.Join(e.profiles, fmt.Sprintf("%d-%s-%d.pprof", e.n, strategy, len(r.blocks)+1)))
 		if err != nil {
 			return err
 		}
@@ -469,19 +469,6 @@ func (e *bench) oneRound(ctx context.Context, strategy string, r *result) error 
 	r.spreads = append(r.spreads, float64(last-first)/1e3)
 	r.cpus = append(r.cpus, float64(cpu)/1e3)
 	return nil
-}
-
-// startProfile starts the process's CPU profile into a new file at path; stop ends it.
-func startProfile(path string) (stop func(), err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func median(xs []float64) float64 {

@@ -1,4 +1,11 @@
-package main
+// Package serverproc runs the Bulb server as a child process of a measurement (the latency
+// lab scripts/fairness, the reveal benchmark scripts/reveal): its binary, built from
+// ./server unless one is given, on a free loopback port with the memory engine (--data "":
+// nothing on disk, nothing left behind), a fresh admin token and no per-address limits
+// (every simulated student comes from 127.0.0.1); stopped gracefully, its log summarized.
+//
+// A Server belongs to the goroutine that started it.
+package serverproc
 
 import (
 	"bufio"
@@ -20,27 +27,35 @@ import (
 	"time"
 )
 
-// bulbServer is a Bulb server process the lab started.
-type bulbServer struct {
-	url     string
-	token   string
+// Options says which server to start and how.
+type Options struct {
+	Bin          string        // the server binary; empty: go build ./server of the working directory's module
+	PingInterval time.Duration // the server's --ping-interval; zero: its default
+	Name         string        // the measurement's name: prefixes the lines written to Stderr
+	Stderr       io.Writer     // where the build and start commands are quoted, and the build's output goes
+}
+
+// Server is a Bulb server process that Start started.
+type Server struct {
+	URL     string // http://127.0.0.1:PORT
+	Token   string // its admin token
 	cmd     *exec.Cmd
-	dir     string // temporary: the binary if the lab built it, and the log
+	dir     string // temporary: the binary if Start built it, and the log
 	logPath string
 	exited  chan struct{} // closed once cmd.Wait returned
 	waitErr error
 }
 
-// startServer starts the server binary bin (or, if bin is empty, one it builds from
-// ./server of the module in the working directory) on a free loopback port with the memory
-// engine, a fresh admin token and the given ping interval, and waits until /healthz
-// answers.
-func startServer(ctx context.Context, bin string, ping time.Duration, stderr io.Writer) (*bulbServer, error) {
-	dir, err := os.MkdirTemp("", "bulb-fairness-")
+// Start starts the server binary (or one it builds) on a free loopback port with the
+// memory engine, a fresh admin token, --conns-per-addr 0 and --join-rate 0, and waits until
+// /healthz answers. The server gets SIGTERM if the calling process dies first (Linux).
+func Start(ctx context.Context, o Options) (*Server, error) {
+	dir, err := os.MkdirTemp("", "bulb-"+o.Name+"-")
 	if err != nil {
 		return nil, err
 	}
-	s := &bulbServer{dir: dir, logPath: filepath.Join(dir, "server.log"), exited: make(chan struct{})}
+	s := &Server{dir: dir, logPath: filepath.Join(dir, "server.log"), exited: make(chan struct{})}
+	bin := o.Bin
 	if bin == "" {
 		bin = filepath.Join(dir, "bulb")
 		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./server")
@@ -49,8 +64,8 @@ func startServer(ctx context.Context, bin string, ping time.Duration, stderr io.
 			os.RemoveAll(dir)
 			return nil, err
 		}
-		build.Stdout, build.Stderr = stderr, stderr
-		fmt.Fprintf(stderr, "fairness: $ go build -o %s ./server\n", bin)
+		build.Stdout, build.Stderr = o.Stderr, o.Stderr
+		fmt.Fprintf(o.Stderr, "%s: $ go build -o %s ./server\n", o.Name, bin)
 		if err := build.Run(); err != nil {
 			os.RemoveAll(dir)
 			return nil, fmt.Errorf("building the server: %w", err)
@@ -63,23 +78,25 @@ func startServer(ctx context.Context, bin string, ping time.Duration, stderr io.
 	}
 	var tok [16]byte
 	rand.Read(tok[:])
-	s.token = hex.EncodeToString(tok[:])
-	s.url = "http://" + port
+	s.Token = hex.EncodeToString(tok[:])
+	s.URL = "http://" + port
 	logf, err := os.Create(s.logPath)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
 	defer logf.Close() // the child has its own descriptor
-	s.cmd = exec.Command(bin)
-	// Not the lab's context: the lab stops the server itself, gracefully, after its clients.
-	s.cmd.Env = append(os.Environ(),
-		"BULB_ADMIN_TOKEN="+s.token, "BULB_ADDR="+port, "BULB_LOG_LEVEL=info",
-		"BULB_PING_INTERVAL="+ping.String(), "BULB_REDIS_URL=", // the memory engine
-		"BULB_CONNS_PER_ADDR=0", "BULB_JOIN_RATE=0") // every student comes from 127.0.0.1
+	s.cmd = exec.Command(bin, "--data", "")
+	// Not the caller's context: the caller stops the server itself, gracefully, after its clients.
+	env := []string{"BULB_ADDR=" + port, "BULB_LOG_LEVEL=info"}
+	if o.PingInterval > 0 {
+		env = append(env, "BULB_PING_INTERVAL="+o.PingInterval.String())
+	}
+	env = append(env, "BULB_CONNS_PER_ADDR=0", "BULB_JOIN_RATE=0") // every student comes from 127.0.0.1
+	s.cmd.Env = append(append(os.Environ(), "BULB_ADMIN_TOKEN="+s.Token, "BULB_REDIS_URL="), env...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	dieWithParent(s.cmd)
-	fmt.Fprintf(stderr, "fairness: $ BULB_ADMIN_TOKEN=… BULB_ADDR=%s BULB_LOG_LEVEL=info BULB_PING_INTERVAL=%s BULB_CONNS_PER_ADDR=0 BULB_JOIN_RATE=0 %s\n", port, ping, bin)
+	DieWithParent(s.cmd)
+	fmt.Fprintf(o.Stderr, "%s: $ BULB_ADMIN_TOKEN=… %s %s --data ''\n", o.Name, strings.Join(env, " "), bin)
 	if err := s.cmd.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("starting the server: %w", err)
@@ -88,7 +105,7 @@ func startServer(ctx context.Context, bin string, ping time.Duration, stderr io.
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		req, _ := http.NewRequestWithContext(ctx, "GET", s.url+"/healthz", nil)
+		req, _ := http.NewRequestWithContext(ctx, "GET", s.URL+"/healthz", nil)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -101,20 +118,23 @@ func startServer(ctx context.Context, bin string, ping time.Duration, stderr io.
 			os.RemoveAll(dir)
 			return nil, fmt.Errorf("the server exited (%v): %s", s.waitErr, tail)
 		case <-ctx.Done():
-			s.stop()
+			s.Stop()
 			return nil, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			s.stop()
+			s.Stop()
 			return nil, errors.New("the server did not answer /healthz within 30 s")
 		}
 	}
 }
 
-// stop ends the server gracefully (SIGTERM, then SIGKILL after 15 s), summarizes its log
+// PID is the server process's id.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
+// Stop ends the server gracefully (SIGTERM, then SIGKILL after 15 s), summarizes its log
 // and removes the temporary directory.
-func (s *bulbServer) stop() logSummary {
+func (s *Server) Stop() LogSummary {
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.exited:
@@ -127,16 +147,30 @@ func (s *bulbServer) stop() logSummary {
 	return sum
 }
 
-// logSummary counts a server log's lines by level and message.
-type logSummary struct {
+// LogSummary counts a server log's lines by level and message.
+type LogSummary struct {
 	Lines    int            `json:"lines"`
 	Messages map[string]int `json:"messages"` // "LEVEL message" → lines, for WARN and ERROR and dropped clients
 }
 
+// WriteText writes the summary as one line, or a line and one per message, most frequent
+// first.
+func (sum LogSummary) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "server log: %d lines", sum.Lines)
+	if len(sum.Messages) == 0 {
+		fmt.Fprintln(w, ", no warnings, errors or dropped clients")
+		return
+	}
+	fmt.Fprintln(w, "; warnings, errors and drops:")
+	for _, k := range sortedKeys(sum.Messages) {
+		fmt.Fprintf(w, "  %5d %s\n", sum.Messages[k], k)
+	}
+}
+
 var logLine = regexp.MustCompile(`level=([A-Z]+) msg=("(?:[^"\\]|\\.)*"|\S+)`)
 
-func summarizeLog(path string) logSummary {
-	sum := logSummary{Messages: map[string]int{}}
+func summarizeLog(path string) LogSummary {
+	sum := LogSummary{Messages: map[string]int{}}
 	f, err := os.Open(path)
 	if err != nil {
 		return sum
@@ -163,7 +197,7 @@ func moduleRoot(ctx context.Context) (string, error) {
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	gomod := strings.TrimSpace(string(out))
 	if err != nil || gomod == "" || gomod == os.DevNull {
-		return "", errors.New("run the lab from Bulb's module (or give --server or --url): no go.mod here")
+		return "", errors.New("run from Bulb's module (or name a server binary): no go.mod here")
 	}
 	return filepath.Dir(gomod), nil
 }
