@@ -386,7 +386,7 @@ func checkAcceptable(r *Room, n int) error {
 	switch {
 	case n > r.Current || (n == r.Current && (r.Phase == PhaseOpen || r.Phase == PhaseLobby)):
 		return Errorf(protocol.NotStarted, "question %d has not started", n)
-	case n < r.Current || r.Phase == PhaseClosed:
+	case n < r.Current || r.Phase != PhaseLive: // closed, or the quiz finished
 		return Errorf(protocol.Closed, "question %d is closed", n)
 	}
 	return nil
@@ -446,6 +446,24 @@ func (s *MemoryStore) Expire(_ context.Context, before time.Time) ([]string, err
 	}
 	slices.Sort(gone)
 	return gone, nil
+}
+
+// DeleteRoom implements RoomDeleter: the room goes as an expired one does.
+func (s *MemoryStore) DeleteRoom(_ context.Context, room string) error {
+	r, err := s.lock(room)
+	if err != nil {
+		return err
+	}
+	r.gone = true
+	s.mu.Lock()
+	delete(s.rooms, r.room.Code)
+	delete(s.tokens, r.room.HostToken)
+	for _, p := range r.room.Players {
+		delete(s.tokens, p.Token)
+	}
+	s.mu.Unlock()
+	r.mu.Unlock()
+	return nil
 }
 
 // addScore adds points to a player's score, unless the player has left the room.
