@@ -18,7 +18,7 @@ const KEY = 'bulb.present'; // the presenter token, for this tab only
 let token = decodeURIComponent(location.hash.slice(1));
 if (token) {
   sessionStorage.setItem(KEY, token);
-  history.replaceState(null, '', location.pathname);
+  history.replaceState(null, '', location.pathname + location.search);
 } else {
   token = sessionStorage.getItem(KEY) ?? '';
 }
@@ -38,8 +38,9 @@ let total = 0; // questions in the quiz
 
 const sync = new Syncer((frame) => conn?.send(frame));
 
-// SHOW_REVEAL is how long the reveal stays before the leaderboard replaces it.
-const SHOW_REVEAL = 8000;
+// SHOW_REVEAL is how long the reveal stays before the leaderboard replaces it: 8 s, or
+// ?reveal=SECONDS in the page's address.
+const SHOW_REVEAL = (Number(new URLSearchParams(location.search).get('reveal')) || 8) * 1000;
 
 const showError = (text) => ($('error').textContent = text);
 
@@ -189,6 +190,7 @@ function showReveal(rv) {
   const labels =
     rv.kind === 'choice' ? rv.counts.map((_, i) => letter(i)) : rv.kind === 'code' ? ['solved', 'not solved'] : ['right', 'wrong'];
   const right = rv.kind === 'choice' ? [rv.answer] : [0];
+  show('reveal'); // first: the chart takes its width from the shown view
   drawDistribution(labels, rv.counts, right);
   $('dist-caption').textContent = `${rv.answered} answered, ${rv.correct} right`;
   $('dist-table').innerHTML = '<caption>How the room answered</caption><tbody></tbody>';
@@ -207,7 +209,6 @@ function showReveal(rv) {
     }),
   );
   if (!rv.fastest.length) $('fastest').innerHTML = '<li class="muted">Nobody this time.</li>';
-  show('reveal');
   announce(`${$('right-answer').textContent}. ${$('dist-caption').textContent}.`);
   clearTimeout(boardTimer);
   boardTimer = setTimeout(showBoard, SHOW_REVEAL);
@@ -243,6 +244,7 @@ function drawDistribution(labels, counts, right) {
         {
           label: 'answers',
           fill: '#5b6276',
+          width: 0, // no outline: each bar then takes its own fill (disp)
           paths: uPlot.paths.bars({ size: [0.6, 120], disp: { fill: { unit: 3, values: () => colours } } }),
           points: { show: false },
         },

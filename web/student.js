@@ -418,10 +418,7 @@ function showError(text) {
 
 // announce tells a screen reader, at once, what just happened.
 function announce(text) {
-  const a = $('announce');
-  a.textContent = '';
-  // a new text node each time: the same words twice are read twice
-  requestAnimationFrame(() => (a.textContent = text));
+  $('announce').textContent = text;
 }
 
 // ---- code questions -----------------------------------------------------
@@ -680,7 +677,8 @@ function showLeaderboard(entries) {
   const mine = entries?.find((e) => e.playerId === session?.playerId);
   if (mine) {
     setScore(mine.score);
-    $('place-short').textContent = ` · ${ordinal(mine.rank)}`;
+    // a place means something once a question was asked: in the lobby everyone is first
+    if (st.phase === 'closed' || st.phase === 'finished') $('place-short').textContent = ` · ${ordinal(mine.rank)}`;
   }
   if (st.phase === 'closed' || st.phase === 'finished') $('board-box').hidden = false;
 }
