@@ -432,14 +432,7 @@ func (s *MemoryStore) Expire(_ context.Context, before time.Time) ([]string, err
 	for _, r := range rooms {
 		r.mu.Lock()
 		if !r.gone && r.active.Before(before) {
-			r.gone = true
-			s.mu.Lock()
-			delete(s.rooms, r.room.Code)
-			delete(s.tokens, r.room.HostToken)
-			for _, p := range r.room.Players {
-				delete(s.tokens, p.Token)
-			}
-			s.mu.Unlock()
+			s.forget(r)
 			gone = append(gone, r.room.Code)
 		}
 		r.mu.Unlock()
@@ -454,6 +447,13 @@ func (s *MemoryStore) DeleteRoom(_ context.Context, room string) error {
 	if err != nil {
 		return err
 	}
+	s.forget(r)
+	r.mu.Unlock()
+	return nil
+}
+
+// forget takes room r, whose lock the caller holds, out of the store with its tokens.
+func (s *MemoryStore) forget(r *memRoom) {
 	r.gone = true
 	s.mu.Lock()
 	delete(s.rooms, r.room.Code)
@@ -462,8 +462,6 @@ func (s *MemoryStore) DeleteRoom(_ context.Context, room string) error {
 		delete(s.tokens, p.Token)
 	}
 	s.mu.Unlock()
-	r.mu.Unlock()
-	return nil
 }
 
 // addScore adds points to a player's score, unless the player has left the room.

@@ -249,15 +249,7 @@ func newBrowser(t *testing.T) *browser {
 	ctx, cancelBrowser := chromedp.NewContext(allocCtx)
 	b := &browser{t: t, ctx: ctx}
 	t.Cleanup(func() {
-		if !t.Failed() {
-			b.checkPolicy()
-		}
-		if t.Failed() {
-			b.dump()
-		}
-		for _, p := range b.tabs {
-			p.cancel()
-		}
+		b.closeTabs()
 		cancelBrowser() // stops Chromium
 		cancelAlloc()
 	})
@@ -266,6 +258,20 @@ func newBrowser(t *testing.T) *browser {
 		t.Fatalf("starting %s: %v", path, err)
 	}
 	return b
+}
+
+// closeTabs ends a browser's part of a test: it checks the policy (or, if the test
+// failed, logs the consoles and takes screenshots), then closes its tabs.
+func (b *browser) closeTabs() {
+	if !b.t.Failed() {
+		b.checkPolicy()
+	}
+	if b.t.Failed() {
+		b.dump()
+	}
+	for _, p := range b.tabs {
+		p.cancel()
+	}
 }
 
 // firstRun makes the browser or the tab of a chromedp context. That first Run binds the

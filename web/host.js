@@ -247,13 +247,13 @@ function render() {
   );
 
   $('player-count').textContent = room.players.length;
-  $('players').innerHTML = room.players
+  setHTML($('players'), room.players
     .map(
       (p) =>
         `<li class="${p.connected ? 'on' : 'off'}"><span class="sr-only">${p.connected ? 'connected' : 'disconnected'}: </span>${esc(p.name)} <span class="muted">${esc(p.score)}</span>` +
         ` <button type="button" class="remove" data-player="${esc(p.playerId)}" data-name="${esc(p.name)}" aria-label="Remove ${esc(p.name)}">×</button></li>`,
     )
-    .join('');
+    .join(''));
 }
 
 // codeDetail sums up a code question for the question list: its languages,
@@ -290,7 +290,7 @@ function renderAnswers() {
     a.answer?.choice !== undefined ? `${letter(a.answer.choice)} ${q?.choices?.[a.answer.choice] ?? ''}` : a.answer?.text;
   const ms = (us) => (us == null ? '' : (us / 1000).toFixed(1));
   const reaction = answers.list.some((a) => a.reactionUs != null);
-  $('answers').innerHTML =
+  setHTML($('answers'),
     `<thead><tr><th>#</th><th>Name</th><th>Answer</th><th>Right?</th><th class="num">Points</th><th class="num">Time ms</th><th class="num">Arrival</th>${
       reaction ? '<th class="num">Reaction ms</th>' : ''
     }</tr></thead><tbody>` +
@@ -303,7 +303,8 @@ function renderAnswers() {
         </tr>`,
       )
       .join('') +
-    '</tbody>';
+      '</tbody>',
+  );
 }
 
 // renderSubmissions lists the submissions to a code question: the ranked
@@ -335,7 +336,12 @@ function renderSubmissions() {
 // setHTML replaces el's content with html, keeping open the <details> (by their
 // data-key) that were open: a list redrawn on every frame or poll must not close
 // what the host is reading.
+//
+// An unchanged list is left alone: a redraw would take the keyboard focus off a
+// button and pull a button from under a click.
 function setHTML(el, html) {
+  if (el.dataset.html === html) return;
+  el.dataset.html = html;
   const open = new Set([...el.querySelectorAll('details[open][data-key]')].map((d) => d.dataset.key));
   el.innerHTML = html;
   for (const d of el.querySelectorAll('details[data-key]')) d.open = open.has(d.dataset.key);
