@@ -266,7 +266,9 @@ func TestBrowserClassroom(t *testing.T) {
 		eve.do("leave for real", chromedp.Click(chromedp.CSS("#leave")), chromedp.WaitVisible(chromedp.CSS("#leave-dialog")),
 			chromedp.Click(chromedp.CSS("#leave-confirm")), chromedp.WaitVisible(chromedp.CSS("#join-form")))
 		eve.checkEqual("no error", jsText("#error"), "")
-		var state struct{ Players []struct{ Name, PlayerID string } }
+		var state struct {
+			Players []struct{ Name, PlayerID string }
+		}
 		s.mustCall(t, http.StatusOK, "GET", "/api/rooms/"+room, host, nil, &state)
 		if len(state.Players) != 0 {
 			t.Fatalf("players after eve left: got %+v, want none", state.Players)
