@@ -20,6 +20,7 @@ const classQuiz = `{"title":"Networks, week 3","winners":[100,60,30],"questions"
 // sub is a browser for a subtest: the same Chromium, tabs of its own that close when the
 // subtest ends, after its policy check (and screenshots, if it failed).
 func (b *browser) sub(t *testing.T) *browser {
+	t.ArtifactDir() // first: its cleanup then runs after the screenshots of a failure
 	s := &browser{t: t, ctx: b.ctx}
 	t.Cleanup(func() {
 		s.closeTabs()
@@ -273,8 +274,8 @@ func TestBrowserClassroom(t *testing.T) {
 		if len(state.Players) != 0 {
 			t.Fatalf("players after eve left: got %+v, want none", state.Players)
 		}
-		eve.do("join again as eve", chromedp.SendKeys(chromedp.CSS("#name"), "eve"), chromedp.Click(chromedp.CSS("#join")),
-			chromedp.WaitVisible(chromedp.CSS("#game")))
+		eve.checkEqual("the form keeps the room and the name", `document.getElementById('code').value + ' ' + document.getElementById('name').value`, room+" eve")
+		eve.do("join again as eve", chromedp.Click(chromedp.CSS("#join")), chromedp.WaitVisible(chromedp.CSS("#game")))
 		eve.waitEqual("#status", jsText("#status"), "connected")
 		eve.checkEqual("no error", jsText("#error"), "")
 

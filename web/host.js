@@ -208,10 +208,22 @@ function render() {
   $('present-link').href = `/present#${encodeURIComponent(room.presenterToken)}`;
   $('lock').setAttribute('aria-pressed', String(room.locked));
   $('lock').textContent = room.locked ? 'Unlock the room' : 'Lock the room';
+  // The main button drives the quiz one step at a time: open, start, close, next.
   const last = room.questions.length;
-  const nextN = room.phase === 'lobby' ? 1 : room.current + 1;
-  $('next').textContent = nextN > last ? 'Last question asked' : `Open question ${nextN}`;
-  $('next').disabled = nextN > last || room.phase === 'open' || room.phase === 'live' || room.phase === 'finished';
+  const n = room.current;
+  const step =
+    room.phase === 'finished'
+      ? ['', 'The quiz is over']
+      : room.phase === 'open'
+        ? ['start', `Start question ${n}`]
+        : room.phase === 'live'
+          ? ['close', `Close question ${n}`]
+          : n + 1 > last
+            ? ['', 'Every question was asked']
+            : ['open', `Open question ${n + 1}`];
+  $('next').dataset.act = step[0];
+  $('next').textContent = step[1];
+  $('next').disabled = !step[0];
   $('finish').disabled = room.phase === 'finished';
   let phase = room.phase;
   if (room.current) phase += ` · question ${room.current}`;
@@ -424,7 +436,13 @@ async function download(ext) {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
-$('next').onclick = () => run(openNext);
+$('next').onclick = () =>
+  run(async () => {
+    const act = $('next').dataset.act;
+    if (act === 'open') return openNext();
+    if (act) await call('POST', `/questions/${room.current}/${act}`);
+    await refresh();
+  });
 $('finish').onclick = () =>
   run(async () => {
     if (await confirmDialog('End the quiz?', 'Students see the podium; no more questions or answers.', 'End the quiz')) await finish();
