@@ -51,7 +51,9 @@ func (b *browser) join(name, base, code string, wh [2]int64, scripts ...string) 
 // state at phone, laptop and projector sizes go to the test's artifact directory.
 //
 // Not parallel: seven tabs and axe-core keep a two-core machine busy, and the package's
-// other tests (paused while it runs) would be starved, as would it.
+// other tests (paused while it runs) would be starved, as would it. Its file sorts after
+// browser_reveal_test.go, so that TestBrowserSyncedReveal, which times two pages' timers,
+// runs first, as before.
 func TestBrowserClassroom(t *testing.T) {
 	s := MustStartServer(t, nil)
 	root := newBrowser(t)
