@@ -68,8 +68,11 @@ func (s *Service) Start(ctx context.Context, room string, n int, at time.Time) (
 	if err != nil {
 		return StartResult{}, err
 	}
-	s.schedule(ctx, room, n, ActionStart, at)
+	// The question frame (with its startAt) first: a start due within the timer's lead
+	// fires at once, and its frame, written before any other, must not be followed by a
+	// question frame that pages take for a new question.
 	s.bc.Send(room, protocol.Encode(questionFrameOf(r)))
+	s.schedule(ctx, room, n, ActionStart, at)
 	return StartResult{At: at}, nil
 }
 

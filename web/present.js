@@ -296,7 +296,9 @@ function onFrame(m) {
       renderNames();
       break;
     case 'question':
-      showQuestion(m);
+      // The current question again (a timed start was scheduled): not a new one.
+      if (m.n === q?.n && (phase === 'open' || phase === 'live')) q = { ...q, ...m };
+      else showQuestion(m);
       break;
     case 'start':
       onStart(m);

@@ -166,6 +166,12 @@ function onFrame(m) {
       onWelcome(m);
       break;
     case 'question':
+      // The current question again (a timed start was scheduled, or the host opened it
+      // anew): news of it, not a new question. Its start may even have come first.
+      if (m.n === st.q?.n && (st.phase === 'open' || st.phase === 'live')) {
+        st.q = { ...st.q, ...m, type: undefined };
+        break;
+      }
       cancelReveal?.();
       setQuestion(m, 'open', false);
       showResult('');
