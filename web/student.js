@@ -608,6 +608,12 @@ function showLeaderboard(entries) {
     if (st.phase === 'closed' || st.phase === 'finished') $('place-short').textContent = ` · ${ordinal(mine.rank)}`;
   }
   if (st.phase === 'closed' || st.phase === 'finished') $('board-box').hidden = false;
+  // Back on the page after the end (a reload): the podium and the final place from the board.
+  if (st.phase === 'finished' && !$('podium').children.length && entries?.length) {
+    renderPodium($('podium'), entries.filter((e) => e.rank <= 3).slice(0, 10), session?.playerId);
+    $('podium-box').hidden = false;
+    if (mine) $('standing').textContent = `You finished ${ordinal(mine.rank)} of ${entries.length} with ${mine.score} points.`;
+  }
 }
 
 // ---- actions ------------------------------------------------------------
