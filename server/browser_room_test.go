@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // classQuiz: question 1 closes by itself 8 s after its start, question 2 has no time
@@ -207,7 +210,8 @@ func TestBrowserClassroom(t *testing.T) {
 		ada.do("wait for the bulb", chromedp.WaitVisible(chromedp.CSS("#bulb.lit")))
 		ada.checkEqual("no countdown", `String(document.getElementById('countdown').hidden)`, "true")
 		time.Sleep(humanReaction)
-		ada.do("tap 443", chromedp.Click(chromedp.CSS(`button.choice[data-choice="1"]`)))
+		ada.do("answer 443 with the keyboard: focus it, press Enter",
+			chromedp.Focus(chromedp.CSS(`button.choice[data-choice="1"]`)), chromedp.KeyEvent(kb.Enter))
 		ada.waitEqual("#result", jsText("#result"), "Correct! Rank 1 · +100 points")
 		host.shot("host-live-laptop")
 		host.checkA11y("a live question")
@@ -263,12 +267,19 @@ func TestBrowserClassroom(t *testing.T) {
 		admin.checkEqual("the statistics are one click away", `String(document.getElementById('stats').open)`, "false")
 		admin.shot("admin-verdicts-laptop")
 		admin.checkA11y("the verdicts")
+		admin.do("open the statistics", chromedp.Click(chromedp.CSS("#stats > summary")), chromedp.WaitVisible(chromedp.CSS("#chart canvas")))
+		admin.do("scroll to the chart", chromedp.ScrollIntoView(chromedp.CSS("#chart")))
+		admin.shot("admin-statistics-laptop")
+		admin.checkA11y("the statistics")
 	})
 
 	t.Run("leave, rejoin and removal", func(t *testing.T) {
 		b := root.sub(t)
 		room, host := s.MustRoom(t, sampleQuiz)
 		eve := b.join("eve", s.URL, room, phone)
+		eve.checkEqual("sounds are off at first", jsText("#sound")+` + ' ' + document.getElementById('sound').getAttribute('aria-pressed')`, "Sound: off false")
+		eve.do("turn them on", chromedp.Click(chromedp.CSS("#sound")))
+		eve.checkEqual("sounds on, and remembered", jsText("#sound")+` + ' ' + document.getElementById('sound').getAttribute('aria-pressed') + ' ' + localStorage.getItem('bulb.sound')`, "Sound: on true true")
 		eve.do("tap Leave", chromedp.Click(chromedp.CSS("#leave")), chromedp.WaitVisible(chromedp.CSS("#leave-dialog")))
 		eve.shot("student-leave-dialog-phone")
 		eve.checkA11y("the leave dialog")
@@ -361,6 +372,12 @@ func TestBrowserClassroom(t *testing.T) {
 		s.MustJoin(t, room, "taken")
 		p := b.open("joiner", s.URL+"/?code="+room)
 		p.resize(phone)
+		p.do("a person who asks for less motion", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-reduced-motion", Value: "reduce"}}})
+			return err
+		}))
+		p.checkEqual("no transitions then", `getComputedStyle(document.querySelector('#bulb')).transitionDuration`, "0s")
 		p.do("join as taken", chromedp.SendKeys(chromedp.CSS("#name"), "taken"), chromedp.Click(chromedp.CSS("#join")))
 		p.waitMatch("#error", jsText("#error"), regexp.MustCompile(`taken`))
 		p.shot("student-join-error-phone")

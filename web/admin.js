@@ -219,39 +219,51 @@ function renderDetail(s) {
     '</tbody>';
 }
 
-// renderChart plots the start's written and ack delays, each sorted
-// ascending: a flat curve is a fair start. Unacked players are left out.
+// renderChart plots the start's written delays and, for a synced start, the instants the
+// pages reported lighting the bulb (else the acks), each sorted ascending: a flat curve is
+// a fair start. Players without a figure are left out.
 function renderChart(s) {
-  const key = JSON.stringify([s.seq, s.players.map((p) => [p.writtenUs, p.ackUs])]);
+  const synced = Boolean(s.reveal);
+  const second = (p) => (synced ? p.revealedUs : p.ackUs);
+  const key = JSON.stringify([s.seq, s.players.map((p) => [p.writtenUs, second(p)])]);
   if (key === plotKey) return;
   plotKey = key;
   plot?.destroy();
   const sorted = (vals) => vals.filter((v) => v != null).sort((a, b) => a - b);
   const written = sorted(s.players.map((p) => p.writtenUs));
-  const acked = sorted(s.players.map((p) => p.ackUs));
+  const other = sorted(s.players.map(second));
   const x = s.players.map((_, i) => i + 1);
+  const label = synced ? 'bulb lit µs (reported)' : 'ack µs';
   const opts = {
     width: $('chart').clientWidth,
     height: 300,
-    // From zero, and at least a millisecond tall (ten for acks): a 27 µs spread is
-    // a flat line, as it is to a person, not a cliff across the whole chart.
+    // Axes at least a millisecond tall (ten for the lit instants and acks), written ones
+    // from zero: a 27 µs spread is a flat line, as it is to a person, not a cliff
+    // across the whole chart.
     scales: {
       x: { time: false },
       w: { range: (u, min, max) => [0, Math.max(max * 1.1, 1000)] },
-      a: { range: (u, min, max) => [0, Math.max(max * 1.1, 10000)] },
+      a: { range: (u, min, max) => (synced ? around(min, max, 10000) : [0, Math.max(max * 1.1, 10000)]) },
     },
     series: [
       { label: 'player' },
       { label: 'written µs', scale: 'w', stroke: '#2563eb', width: 2 },
-      { label: 'ack µs', scale: 'a', stroke: '#d97706', width: 2 },
+      { label, scale: 'a', stroke: '#b45309', width: 2 },
     ],
     axes: [
       { label: 'players, each series sorted', incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] },
       { scale: 'w', label: 'written µs', stroke: '#2563eb', size: 70 },
-      { scale: 'a', label: 'ack µs', stroke: '#d97706', side: 1, size: 70, grid: { show: false } },
+      { scale: 'a', label, stroke: '#b45309', side: 1, size: 80, grid: { show: false } },
     ],
   };
-  plot = new uPlot(opts, [x, x.map((_, i) => written[i] ?? null), x.map((_, i) => acked[i] ?? null)], $('chart'));
+  plot = new uPlot(opts, [x, x.map((_, i) => written[i] ?? null), x.map((_, i) => other[i] ?? null)], $('chart'));
+}
+
+// around is a range about min..max that spans span at least, centred on them.
+function around(min, max, span) {
+  if (min == null || max == null) return [0, span];
+  const pad = Math.max(0, span - (max - min)) / 2;
+  return [Math.max(0, min - pad - (max - min) * 0.05), max + pad + (max - min) * 0.05];
 }
 
 // ---- wiring -------------------------------------------------------------
