@@ -46,6 +46,22 @@ func (b *browser) join(name, base, code string, wh [2]int64, scripts ...string) 
 	return p
 }
 
+// hostPage opens room code on the host page, with token (the host's or the admin's), on a
+// laptop's screen.
+func (b *browser) hostPage(name, base, code, token string) *tab {
+	b.t.Helper()
+	p := b.open(name, base+"/host")
+	p.resize(laptop)
+	p.do("open the room",
+		chromedp.SendKeys(chromedp.CSS("#open-code"), code),
+		chromedp.SendKeys(chromedp.CSS("#open-token"), token),
+		chromedp.Click(chromedp.CSS("#open-room")),
+		chromedp.WaitVisible(chromedp.CSS("#room")),
+	)
+	p.waitEqual("#status", jsText("#status"), "connected")
+	return p
+}
+
 // TestBrowserClassroom runs a whole quiz as a class would, in one Chromium: a teacher on
 // the host page (laptop) with the presenter screen on a projector, students on phones
 // and a laptop; then, in subtests, leaving and rejoining, the host removing a seat, the
@@ -301,14 +317,7 @@ func TestBrowserClassroom(t *testing.T) {
 		eve.checkEqual("no error", jsText("#error"), "")
 
 		b.step("the host removes eve's seat, locks the room, then deletes it")
-		hp := b.open("host", s.URL+"/host")
-		hp.resize(laptop)
-		hp.do("open the room",
-			chromedp.SendKeys(chromedp.CSS("#open-code"), room),
-			chromedp.SendKeys(chromedp.CSS("#open-token"), host),
-			chromedp.Click(chromedp.CSS("#open-room")),
-			chromedp.WaitVisible(chromedp.CSS("#room")),
-		)
+		hp := b.hostPage("host", s.URL, room, host)
 		hp.waitEqual("eve's chip", jsText("#players li"), "connected: eve 0 ×")
 		hp.do("remove eve", chromedp.Click(chromedp.CSS(`#players button.remove`)), chromedp.WaitVisible(chromedp.CSS("#confirm-dialog")))
 		hp.shot("host-remove-dialog-laptop")
@@ -341,14 +350,7 @@ func TestBrowserClassroom(t *testing.T) {
 		room, host := s.MustRoom(t, `{"title":"Quick","questions":[
  {"kind":"choice","text":"One?","choices":["1","2"],"answer":0,"timeLimitMs":1500},
  {"kind":"choice","text":"Two?","choices":["1","2"],"answer":1,"timeLimitMs":1500}]}`)
-		hp := b.open("host", s.URL+"/host")
-		hp.resize(laptop)
-		hp.do("open the room",
-			chromedp.SendKeys(chromedp.CSS("#open-code"), room),
-			chromedp.SendKeys(chromedp.CSS("#open-token"), host),
-			chromedp.Click(chromedp.CSS("#open-room")),
-			chromedp.WaitVisible(chromedp.CSS("#room")),
-		)
+		hp := b.hostPage("host", s.URL, room, host)
 		zoe := b.join("zoe", s.URL, room, phone)
 		hp.do("auto-advance: start after 1 s, results for 1 s",
 			chromedp.Click(chromedp.CSS("#auto")),
@@ -390,15 +392,7 @@ func TestBrowserClassroom(t *testing.T) {
 	t.Run("the admin token hosts an existing room", func(t *testing.T) {
 		b := root.sub(t)
 		room, _ := s.MustRoom(t, sampleQuiz)
-		host := b.open("admin-host", s.URL+"/host")
-		host.resize(laptop)
-		host.do("open the room with the admin token",
-			chromedp.SendKeys(chromedp.CSS("#open-code"), room),
-			chromedp.SendKeys(chromedp.CSS("#open-token"), s.Admin),
-			chromedp.Click(chromedp.CSS("#open-room")),
-			chromedp.WaitVisible(chromedp.CSS("#room")),
-		)
-		host.waitEqual("#status", jsText("#status"), "connected")
+		host := b.hostPage("admin-host", s.URL, room, s.Admin)
 		s.MustJoin(t, room, "late")
 		host.waitEqual("the join reaches the socket", jsText("#player-count"), "1")
 		host.checkEqual("#status stays connected", jsText("#status"), "connected")
