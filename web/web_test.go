@@ -12,7 +12,7 @@ import (
 func TestPagesLoadEmbeddedFiles(t *testing.T) {
 	ref := regexp.MustCompile(`(?:src|href)="/static/([^"]+)"|from '/static/([^']+)'`)
 	// imports span lines: from '…' may stand on a line of its own
-	for _, page := range []string{"index.html", "host.html", "admin.html", "present.html", "student.js", "host.js", "admin.js", "present.js", "sound.js", "editor.js"} {
+	for _, page := range []string{"index.html", "host.html", "admin.html", "present.html", "student.js", "host.js", "admin.js", "present.js", "sound.js", "editor.js", "student_code.js"} {
 		b, err := fs.ReadFile(FS, page)
 		if err != nil {
 			t.Fatal(err)
