@@ -225,6 +225,7 @@ function render() {
   $('next').textContent = step[1];
   $('next').disabled = !step[0];
   $('finish').disabled = room.phase === 'finished';
+  if (room.phase === 'finished') $('notice').textContent = ''; // what an earlier move said is over too
   let phase = room.phase;
   if (room.current) phase += ` · question ${room.current}`;
   if (room.startAt && room.phase === 'open') phase += ` · bulb lights at ${clock(room.startAt)}`;
