@@ -129,7 +129,7 @@ func (c *Conn) serve(ctx context.Context, handler Handler) error {
 }
 
 func queueSize(o Options, r Role) int {
-	if r == Host {
+	if r != Player {
 		return o.HostQueue
 	}
 	return o.QueueSize
@@ -147,7 +147,7 @@ func (h *Hub) register(c *Conn) error {
 	h.serving.Add(1)
 	r.mu.Lock()
 	var old *Conn
-	if c.client.Role == Host {
+	if c.client.Role != Player {
 		r.hosts[c] = struct{}{}
 	} else {
 		old = r.players[c.client.ID]
@@ -165,7 +165,7 @@ func (h *Hub) register(c *Conn) error {
 func (h *Hub) unregister(c *Conn) {
 	r := h.room(c.client.Room, false)
 	r.mu.Lock()
-	if c.client.Role == Host {
+	if c.client.Role != Player {
 		delete(r.hosts, c)
 	} else if r.players[c.client.ID] == c {
 		delete(r.players, c.client.ID)

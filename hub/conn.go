@@ -12,20 +12,22 @@ import (
 	"github.com/bulbquiz/bulb/protocol"
 )
 
-// Role says whether a connection is a player's or a host's. Only players receive the
-// measured start fan-out.
+// Role says whether a connection is a player's, a host's or a presenter's. Only players
+// receive the measured start fan-out; hosts and presenters (the watchers) get the start
+// frame after it.
 type Role uint8
 
 // Connection roles.
 const (
 	Player Role = iota
 	Host
+	Presenter // a room's projector screen: what everyone gets and SendPresenters
 )
 
 // Client is who is on the other end of a connection.
 type Client struct {
 	Room string
-	ID   string // player ID; empty for hosts
+	ID   string // player ID; empty for hosts and presenters
 	Name string
 	Role Role
 }

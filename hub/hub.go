@@ -113,9 +113,9 @@ type Hub struct {
 
 type room struct {
 	mu      sync.RWMutex
-	players map[string]*Conn // by player ID: one connection per player
-	hosts   map[*Conn]struct{}
-	starts  []*startRecord // oldest first, at most History
+	players map[string]*Conn   // by player ID: one connection per player
+	hosts   map[*Conn]struct{} // the watchers: hosts and presenters
+	starts  []*startRecord     // oldest first, at most History
 }
 
 // New returns an empty Hub.
@@ -200,6 +200,11 @@ func (h *Hub) Send(roomName string, frame []byte) { h.send(roomName, toAll, "", 
 // SendHosts queues frame for the room's host connections, on every node.
 func (h *Hub) SendHosts(roomName string, frame []byte) { h.send(roomName, toHosts, "", frame) }
 
+// SendPresenters queues frame for the room's presenter connections, on every node.
+func (h *Hub) SendPresenters(roomName string, frame []byte) {
+	h.send(roomName, toPresenters, "", frame)
+}
+
 // SendPlayer queues frame for one player's connection, on whichever node holds it.
 func (h *Hub) SendPlayer(roomName, playerID string, frame []byte) {
 	h.send(roomName, toPlayer, playerID, frame)
@@ -213,10 +218,12 @@ func (h *Hub) Remove(roomName, playerID string, frame []byte) {
 
 // Audiences of a frame.
 const (
-	toAll    = "all"
-	toHosts  = "hosts"
-	toPlayer = "player"
-	toRemove = "remove" // one player, whose connection is closed after the frame
+	toAll        = "all"
+	toHosts      = "hosts"
+	toPresenters = "presenters"
+	toWatchers   = "watchers" // hosts and presenters
+	toPlayer     = "player"
+	toRemove     = "remove" // one player, whose connection is closed after the frame
 )
 
 // send delivers a frame here, or publishes it to every node when there is a bus.
@@ -243,6 +250,9 @@ func (h *Hub) local(roomName, to, playerID string, frame []byte) {
 		return
 	}
 	for _, c := range h.conns(roomName, to == toAll, true) {
+		if r := c.client.Role; to == toHosts && r != Host || to == toPresenters && r != Presenter {
+			continue
+		}
 		c.Send(frame)
 	}
 }
@@ -267,7 +277,8 @@ func (h *Hub) player(roomName, playerID string) *Conn {
 	return r.players[playerID]
 }
 
-// conns returns a snapshot of the room's player and/or host connections.
+// conns returns a snapshot of the room's player and/or watcher (host and presenter)
+// connections.
 func (h *Hub) conns(roomName string, players, hosts bool) []*Conn {
 	r := h.room(roomName, false)
 	if r == nil {
@@ -357,7 +368,7 @@ func (h *Hub) fanout(ctx context.Context, roomName string, n int, seq uint64, re
 	h.m.starts.Inc()
 	h.record(roomName, rec)
 	h.archive(roomName, rec)
-	h.local(roomName, toHosts, "", frame)
+	h.local(roomName, toWatchers, "", frame)
 	if err != nil {
 		return 0, err
 	}

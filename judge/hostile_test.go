@@ -46,7 +46,7 @@ func TestHostileFixtures(t *testing.T) {
 				t.Errorf("killed %q after %v, want killed for disk before the wall clock's %v", res.Killed, res.WallTime, testLimits.Wall)
 			}
 		}},
-		{"fork_cpu.c", testLimits, func(t *testing.T, res RunResult) {
+		{"fork_cpu.c", cpuBound(RunSpec{Limits: testLimits}).Limits, func(t *testing.T, res RunResult) {
 			// Eight busy processes: ended at the box's CPU limit, not eight times it.
 			if res.Killed != KilledCPU || res.CPUTime > testLimits.CPU*3/2 {
 				t.Errorf("killed %q after %v of CPU, want killed for CPU within 1.5 × %v", res.Killed, res.CPUTime, testLimits.CPU)

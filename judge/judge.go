@@ -62,12 +62,19 @@ func Evaluate(ctx context.Context, sb Sandbox, box Box, prog Program, tests []Te
 	files := map[string][]byte{lang.Source: prog.Source}
 	if lang.Compile != nil {
 		lim := mergeLimits(opts.Compile, mergeLimits(lang.CompileLimits, DefaultCompileLimits))
-		res, err := sb.Run(ctx, box, RunSpec{Args: lang.Compile, Files: files, Collect: []string{lang.Binary}, Limits: lim})
+		var collect []string
+		if lang.Binary != "" {
+			collect = []string{lang.Binary}
+		}
+		res, err := sb.Run(ctx, box, RunSpec{Args: lang.Compile, Files: files, Collect: collect, Limits: lim})
 		if err != nil {
 			v.Verdict, v.Message = protocol.IE, "compile: "+err.Error()
 			return v
 		}
 		bin, built := res.Files[lang.Binary]
+		if lang.Binary == "" {
+			built = true // a syntax check: the source is what runs
+		}
 		if res.ExitCode != 0 || res.Killed != KilledNone || !built {
 			v.Verdict = protocol.CE
 			msg := string(res.Stderr) + string(res.Stdout)
@@ -85,7 +92,9 @@ func Evaluate(ctx context.Context, sb Sandbox, box Box, prog Program, tests []Te
 			v.Message = truncate(msg)
 			return v
 		}
-		files = map[string][]byte{lang.Binary: bin}
+		if lang.Binary != "" {
+			files = map[string][]byte{lang.Binary: bin}
+		}
 	}
 	for i, t := range tests {
 		res, err := sb.Run(ctx, box, RunSpec{Args: lang.Run, Stdin: t.Input, Files: files, Limits: opts.Limits})

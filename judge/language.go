@@ -5,10 +5,12 @@ import "time"
 // Language says how to build and run a program in one language. Commands run inside the
 // sandbox, in /box, where the source has been written under Source.
 type Language struct {
-	Name    string   // shown to people, e.g. "C++17 (g++)"
-	Source  string   // file name of the source in the box
-	Binary  string   // file name the compiler writes; "" when there is no compile step
-	Compile []string // compile command; nil for interpreted languages
+	Name   string // shown to people, e.g. "C++17 (g++)"
+	Source string // file name of the source in the box
+	Binary string // file name the compiler writes; "" when it writes none to run (a syntax check)
+	// Compile is the compile command; nil for none. With no Binary it only checks the
+	// source (Python's py_compile): a failure is CE, and the source itself is run.
+	Compile []string
 	Run     []string // run command
 	// CompileLimits bound the compilation; zero fields take DefaultCompileLimits'.
 	CompileLimits Limits
@@ -32,7 +34,10 @@ var Languages = map[string]Language{
 	"python": {
 		Name:   "Python 3",
 		Source: "main.py",
-		Run:    []string{"/usr/bin/python3", "-S", "main.py"},
+		// A syntax error is a compile error, as in C: py_compile parses the whole program
+		// before any test runs, so it is never taken for a runtime error (RE).
+		Compile: []string{"/usr/bin/python3", "-S", "-m", "py_compile", "main.py"},
+		Run:     []string{"/usr/bin/python3", "-S", "main.py"},
 	},
 	"c": {
 		Name:    "C17 (gcc)",

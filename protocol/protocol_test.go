@@ -19,11 +19,18 @@ func everyFrame() []ServerFrame {
 	q := QuestionFrame{N: 2, Kind: "choice", Text: "Which layer?", Choices: []string{"3", "4"}, TimeLimitMs: 20000, Phase: "open", StartAt: &at}
 	r := ResultFrame{N: 2, Accepted: true, Correct: true, Rank: 1, Points: 100}
 	v := VerdictFrame{N: 1, Submission: 3, Language: "c", Verdict: Verdict{Verdict: AC, Passed: 2, Total: 2}}
+	e := Entry{PlayerID: "p1", Name: "ada", Score: 100, Rank: 1}
 	return []ServerFrame{
 		WelcomeFrame{PlayerID: "p1", Name: "ada", Room: "482913", Role: "player", Phase: "open", Current: 2, Question: &q, Answered: &r,
 			Submissions: []ResultFrame{r}, Verdicts: []VerdictFrame{v}},
-		q, StartFrame{N: 2, Seq: 7, At: 1765000000123.5}, SyncFrame{T0: 1, T1: 2, T2: 3}, CloseFrame{N: 2}, r, v,
-		LeaderboardFrame{Entries: []Entry{{PlayerID: "p1", Name: "ada", Score: 100, Rank: 1}}, Players: 1},
+		q, TimerFrame{N: 2, EndsAt: 1765000020123.5}, StartFrame{N: 2, Seq: 7, At: 1765000000123.5}, SyncFrame{T0: 1, T1: 2, T2: 3}, CloseFrame{N: 2}, r, v,
+		RevealFrame{N: 2, Kind: "choice", Answer: new(int), Counts: []int{1, 2}, Answered: 3, Correct: 1,
+			Fastest: []Fastest{{Name: "ada", Rank: 1, Points: 100, ElapsedUs: 812345}}},
+		LeaderboardFrame{Entries: []Entry{e}, Players: 1},
+		StandingFrame{N: 2, Answered: true, Correct: true, Rank: 1, Points: 100, Score: 100, Place: 1, Players: 1},
+		FinishedFrame{Podium: []Entry{e}, Players: 1},
+		TallyFrame{N: 2, Answers: 3},
+		DeletedFrame{Message: "the room was deleted"},
 		ErrorFrame{Code: Closed, Message: "question 2 is closed", N: 2},
 		AnsweredFrame{Answer: Answer{N: 2, PlayerID: "p1", Name: "ada", Response: Response{Choice: new(int)}, ReceivedAt: at}},
 		JoinedFrame{PlayerID: "p1", Name: "ada"},

@@ -57,6 +57,21 @@ type WelcomeFrame struct {
 	// code question, in arrival order; Verdicts the verdict frames of those judged.
 	Submissions []ResultFrame  `json:"submissions,omitempty"`
 	Verdicts    []VerdictFrame `json:"verdicts,omitempty"`
+	// Reveal is the current question's reveal once it is closed (players and presenters).
+	Reveal *RevealFrame `json:"reveal,omitempty"`
+	// Presenters only: the quiz's title and number of questions, the players seated, the
+	// answers to the current question so far, and the podium once the quiz is finished.
+	Title     string       `json:"title,omitempty"`
+	Questions int          `json:"questions,omitempty"`
+	Players   []PlayerName `json:"players,omitempty"`
+	Answers   int          `json:"answers,omitempty"`
+	Podium    []Entry      `json:"podium,omitempty"`
+}
+
+// PlayerName is a seated player, as a presenter lists them.
+type PlayerName struct {
+	PlayerID string `json:"playerId"`
+	Name     string `json:"name"`
 }
 
 // QuestionFrame shows a question, bulb off. Code questions give their languages and
@@ -70,6 +85,7 @@ type QuestionFrame struct {
 	Phase         string     `json:"phase"`
 	StartAt       *time.Time `json:"startAt,omitempty"` // a timed start's instant
 	At            float64    `json:"at,omitempty"`      // a live synced question's reveal instant, as in StartFrame
+	EndsAt        float64    `json:"endsAt,omitempty"`  // when a live question closes by itself, as in TimerFrame
 	Languages     []string   `json:"languages,omitempty"`
 	MemoryLimitMB int        `json:"memoryLimitMB,omitempty"`
 }
@@ -139,7 +155,7 @@ type ResultFrame struct {
 	Points     int    `json:"points"`
 	Pending    bool   `json:"pending,omitempty"`
 	Judging    bool   `json:"judging,omitempty"`    // code: the verdict is still to come
-	Submission int    `json:"submission,omitempty"` // code: the submission's number
+	Submission int    `json:"submission,omitempty"` // code: the submission's number among the player's own
 	Language   string `json:"language,omitempty"`   // code: the submission's language
 }
 
@@ -187,6 +203,127 @@ type RemovedFrame struct {
 type LeftFrame struct {
 	PlayerID string `json:"playerId"`
 	Name     string `json:"name"`
+}
+
+// TimerFrame says when question N closes by itself: EndsAt, in server time (ms since the
+// Unix epoch, as a start's At). It follows a start whose question has a time limit, and a
+// timed close the host scheduled.
+type TimerFrame struct {
+	N      int     `json:"n"`
+	EndsAt float64 `json:"endsAt"`
+}
+
+// TallyFrame tells presenters how many answers (code: submissions) question N has had.
+type TallyFrame struct {
+	N       int `json:"n"`
+	Answers int `json:"answers"`
+}
+
+// RevealFrame follows the close of question N, to everyone: the right answer (choice: its
+// index; short: the accepted answers; code: none), how the players answered (Counts: per
+// choice, or for short and code questions [right, wrong]), how many answered and how many
+// were right, and the fastest right answers, by rank.
+type RevealFrame struct {
+	N        int       `json:"n"`
+	Kind     string    `json:"kind"`
+	Answer   *int      `json:"answer,omitempty"`
+	Answers  []string  `json:"answers,omitempty"`
+	Counts   []int     `json:"counts"`
+	Answered int       `json:"answered"`
+	Correct  int       `json:"correct"`
+	Fastest  []Fastest `json:"fastest"`
+}
+
+// Fastest is one of the fastest right answers to a question: its player, rank, points and
+// time from the start (the reveal instant, under the synced reveal).
+type Fastest struct {
+	Name      string `json:"name"`
+	Rank      int    `json:"rank"`
+	Points    int    `json:"points"`
+	ElapsedUs int64  `json:"elapsedUs"`
+}
+
+// StandingFrame tells one player where it stands after the close of question N (Final:
+// after the quiz finished): its points and rank on the question (0 if it was not right,
+// Answered whether it answered), its score, and its place among Players (equal scores
+// share a place).
+type StandingFrame struct {
+	N        int  `json:"n"`
+	Answered bool `json:"answered"`
+	Correct  bool `json:"correct"`
+	Rank     int  `json:"rank"`
+	Points   int  `json:"points"`
+	Score    int  `json:"score"`
+	Place    int  `json:"place"`
+	Players  int  `json:"players"`
+	Final    bool `json:"final,omitempty"`
+}
+
+// FinishedFrame says the quiz is over, to everyone: no more questions or answers. Podium
+// is the top three entries of the leaderboard (more on a tie), Players its size.
+type FinishedFrame struct {
+	Podium  []Entry `json:"podium"`
+	Players int     `json:"players"`
+}
+
+// DeletedFrame tells hosts and presenters that the room was deleted; its players get a
+// RemovedFrame.
+type DeletedFrame struct {
+	Message string `json:"message"`
+}
+
+// FrameType implements ServerFrame.
+func (TimerFrame) FrameType() string { return "timer" }
+
+// MarshalJSON implements json.Marshaler: the fields, after the type.
+func (f TimerFrame) MarshalJSON() ([]byte, error) {
+	type fields TimerFrame
+	return withType(f, fields(f))
+}
+
+// FrameType implements ServerFrame.
+func (TallyFrame) FrameType() string { return "tally" }
+
+// MarshalJSON implements json.Marshaler: the fields, after the type.
+func (f TallyFrame) MarshalJSON() ([]byte, error) {
+	type fields TallyFrame
+	return withType(f, fields(f))
+}
+
+// FrameType implements ServerFrame.
+func (RevealFrame) FrameType() string { return "reveal" }
+
+// MarshalJSON implements json.Marshaler: the fields, after the type.
+func (f RevealFrame) MarshalJSON() ([]byte, error) {
+	type fields RevealFrame
+	return withType(f, fields(f))
+}
+
+// FrameType implements ServerFrame.
+func (StandingFrame) FrameType() string { return "standing" }
+
+// MarshalJSON implements json.Marshaler: the fields, after the type.
+func (f StandingFrame) MarshalJSON() ([]byte, error) {
+	type fields StandingFrame
+	return withType(f, fields(f))
+}
+
+// FrameType implements ServerFrame.
+func (FinishedFrame) FrameType() string { return "finished" }
+
+// MarshalJSON implements json.Marshaler: the fields, after the type.
+func (f FinishedFrame) MarshalJSON() ([]byte, error) {
+	type fields FinishedFrame
+	return withType(f, fields(f))
+}
+
+// FrameType implements ServerFrame.
+func (DeletedFrame) FrameType() string { return "deleted" }
+
+// MarshalJSON implements json.Marshaler: the fields, after the type.
+func (f DeletedFrame) MarshalJSON() ([]byte, error) {
+	type fields DeletedFrame
+	return withType(f, fields(f))
 }
 
 // FrameType implements ServerFrame.

@@ -28,6 +28,10 @@ type Answer struct {
 	ElapsedUs   int64     `json:"elapsedUs"`            // since the question went live
 	ReactionUs  *int64    `json:"reactionUs,omitempty"` // compensated timing, or a synced reveal: the reaction time
 	FalseStart  bool      `json:"falseStart,omitempty"` // came faster than a person can react: never correct
+	// Submission is a code submission's number among its player's own submissions to the
+	// question (1, 2, …); ArrivalRank numbers them among everyone's. The service fills it
+	// in from the answers in arrival order: the engines do not store it.
+	Submission int `json:"submission,omitempty"`
 	// Verdict is the judge's verdict on a code submission; nil while it is judged. A code
 	// submission is Pending until it and every earlier one have their verdicts.
 	Verdict *Verdict `json:"verdict,omitempty"`

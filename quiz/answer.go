@@ -127,8 +127,15 @@ func (s *Service) answer(ctx context.Context, id Identity, n int, resp protocol.
 	if err != nil {
 		return protocol.Answer{}, err
 	}
+	if sc.Code {
+		if err := s.numberSubmission(ctx, id.Room, &a); err != nil {
+			return protocol.Answer{}, err
+		}
+	}
 	if !replayed {
 		s.bc.SendHosts(id.Room, protocol.Encode(protocol.AnsweredFrame{Answer: a}))
+		// Presenters count the answers coming in, and learn nothing of them.
+		s.bc.SendPresenters(id.Room, protocol.Encode(protocol.TallyFrame{N: n, Answers: a.ArrivalRank}))
 	}
 	if a.FalseStart {
 		return a, Errorf(protocol.FalseStart, "a false start: the answer came %d ms after the bulb lit, faster than anyone reacts (%d ms); it counts as your answer",
@@ -178,6 +185,9 @@ func (s *Service) Verdict(ctx context.Context, room string, n, sub int, v protoc
 	if err != nil {
 		return err
 	}
+	if err := s.numberSubmission(ctx, room, &a, final...); err != nil {
+		return err
+	}
 	s.bc.SendPlayer(room, a.PlayerID, protocol.Encode(verdictFrameOf(a)))
 	s.bc.SendHosts(room, protocol.Encode(protocol.AnsweredFrame{Answer: a}))
 	ranked := false
@@ -201,6 +211,44 @@ func (s *Service) Verdict(ctx context.Context, room string, n, sub int, v protoc
 		return s.sendLeaderboard(ctx, room)
 	}
 	return nil
+}
+
+// numberSubmission fills in the Submission of code submissions a and more, all to one
+// question: each one's number among its player's own submissions, from the question's
+// answers in arrival order. The engines do not keep it; reading the question's answers
+// costs one read per submission and per verdict, which the judge's pace bounds.
+func (s *Service) numberSubmission(ctx context.Context, room string, a *protocol.Answer, more ...protocol.Answer) error {
+	answers, err := s.store.Answers(ctx, room, a.N)
+	if err != nil {
+		return err
+	}
+	numberSubmissions(answers)
+	byArrival := make(map[int]int, len(answers))
+	for _, x := range answers {
+		byArrival[x.ArrivalRank] = x.Submission
+	}
+	a.Submission = byArrival[a.ArrivalRank]
+	for i := range more {
+		more[i].Submission = byArrival[more[i].ArrivalRank]
+	}
+	return nil
+}
+
+// numberSubmissions numbers the code submissions among answers (one question's, in any
+// order) per player, by arrival: a player's first is 1.
+func numberSubmissions(answers []protocol.Answer) {
+	order := make([]int, 0, len(answers))
+	for i, a := range answers {
+		if a.Response.Language != "" {
+			order = append(order, i)
+		}
+	}
+	slices.SortFunc(order, func(i, j int) int { return cmp.Compare(answers[i].ArrivalRank, answers[j].ArrivalRank) })
+	count := map[string]int{}
+	for _, i := range order {
+		count[answers[i].PlayerID]++
+		answers[i].Submission = count[answers[i].PlayerID]
+	}
 }
 
 // reactionTime is a player's reaction time, or nil without a delivery. Under the synced

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/bulbquiz/bulb/internal/clocksync"
 	"github.com/bulbquiz/bulb/protocol"
 )
 
@@ -16,6 +17,8 @@ func (s *Service) Open(ctx context.Context, room string, n int) (*Room, error) {
 			return err
 		}
 		switch {
+		case r.Phase == PhaseFinished:
+			return errFinished
 		case r.Phase == PhaseLive:
 			return Errorf(protocol.Conflict, "question %d is live: close it first", r.Current)
 		case r.Phase == PhaseOpen && r.Current != n:
@@ -65,8 +68,11 @@ func (s *Service) Start(ctx context.Context, room string, n int, at time.Time) (
 	if err != nil {
 		return StartResult{}, err
 	}
-	s.schedule(ctx, room, n, ActionStart, at)
+	// The question frame (with its startAt) first: a start due within the timer's lead
+	// fires at once, and its frame, written before any other, must not be followed by a
+	// question frame that pages take for a new question.
 	s.bc.Send(room, protocol.Encode(questionFrameOf(r)))
+	s.schedule(ctx, room, n, ActionStart, at)
 	return StartResult{At: at}, nil
 }
 
@@ -99,6 +105,12 @@ func (s *Service) start(ctx context.Context, room string, n int, scheduled time.
 		}
 		started = reveal
 	}
+	// The question's time limit closes it that long after its start (the reveal instant):
+	// a timed close, set with the start so that a node that dies meanwhile leaves it to
+	// the others, unless the host scheduled a close already.
+	limit := qz.AutoClose(n)
+	var closeAt time.Time
+	auto := false
 	_, err = s.store.Update(ctx, room, func(r *Room) error {
 		if err := checkCurrentOpen(r, n); err != nil {
 			return err
@@ -107,13 +119,19 @@ func (s *Service) start(ctx context.Context, room string, n int, scheduled time.
 			return errStale
 		}
 		r.Phase, r.StartedAt, r.StartAt = PhaseLive, started, time.Time{}
+		auto = r.CloseAt.IsZero() && limit > 0
+		if auto {
+			r.CloseAt = started.Add(limit)
+		}
+		closeAt = r.CloseAt
 		return nil
 	})
 	if ErrorCode(err) == protocol.Unavailable {
-		if _, made := s.afterLostReply(ctx, room, func(r *Room) bool {
+		if r, made := s.afterLostReply(ctx, room, func(r *Room) bool {
 			return r.Current == n && r.Phase == PhaseLive && r.StartedAt.UnixMicro() == started.UnixMicro()
 		}); made {
 			err = nil // the room went live, only the reply was lost: send the start
+			closeAt = r.CloseAt
 		}
 	}
 	if err != nil {
@@ -131,6 +149,9 @@ func (s *Service) start(ctx context.Context, room string, n int, scheduled time.
 				return errStale
 			}
 			r.Phase, r.StartedAt = PhaseOpen, time.Time{}
+			if auto {
+				r.CloseAt = time.Time{}
+			}
 			return nil
 		}); rerr != nil && !errors.Is(rerr, errStale) {
 			s.log.Error("undoing a start that was not sent", "room", room, "n", n, "err", rerr)
@@ -140,6 +161,12 @@ func (s *Service) start(ctx context.Context, room string, n int, scheduled time.
 	}
 	if err != nil {
 		return StartResult{}, fmt.Errorf("start fan-out: %w", err)
+	}
+	if !closeAt.IsZero() {
+		if auto {
+			s.schedule(ctx, room, n, ActionClose, closeAt)
+		}
+		s.bc.Send(room, protocol.Encode(protocol.TimerFrame{N: n, EndsAt: clocksync.Millis(closeAt)}))
 	}
 	s.log.Info("started", "room", room, "n", n, "seq", seq, "recipients", recipients, "reveal", reveal)
 	return StartResult{Seq: seq, Recipients: recipients, Reveal: reveal}, nil
@@ -205,6 +232,9 @@ func (s *Service) Close(ctx context.Context, room string, n int, at time.Time) (
 		return nil, err
 	}
 	s.schedule(ctx, room, n, ActionClose, at)
+	if r.Phase == PhaseLive {
+		s.bc.Send(room, protocol.Encode(protocol.TimerFrame{N: n, EndsAt: clocksync.Millis(at)}))
+	}
 	return r, nil
 }
 
@@ -253,8 +283,7 @@ func (s *Service) close(ctx context.Context, room string, n int, scheduled time.
 			return nil, err
 		}
 	}
-	s.bc.Send(room, protocol.Encode(protocol.CloseFrame{N: n}))
-	if err := s.sendLeaderboard(ctx, room); err != nil {
+	if err := s.announceClose(ctx, room, n, false); err != nil {
 		return nil, err
 	}
 	return r, nil

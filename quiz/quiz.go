@@ -91,8 +91,22 @@ type Quiz struct {
 	Reveal  string `json:"reveal"`
 	// FalseStartMs is the reaction time below which an answer is a false start, under the
 	// synced reveal; nil means DefaultFalseStartMs, 0 none.
-	FalseStartMs *int       `json:"falseStartMs,omitempty"`
-	Questions    []Question `json:"questions"`
+	FalseStartMs *int `json:"falseStartMs,omitempty"`
+	// ManualClose keeps every question open until the host closes it: no question's time
+	// limit closes it by itself (see AutoClose).
+	ManualClose bool       `json:"manualClose,omitempty"`
+	Questions   []Question `json:"questions"`
+}
+
+// AutoClose is how long after its start question n (1-based) closes by itself: its time
+// limit, or 0 when the host closes it (the quiz's ManualClose, a time limit of 0, and code
+// questions, whose timeLimitMs is the CPU time of one test run).
+func (q Quiz) AutoClose(n int) time.Duration {
+	qu := q.Questions[n-1]
+	if q.ManualClose || qu.Kind == KindCode {
+		return 0
+	}
+	return time.Duration(qu.TimeLimitMs) * time.Millisecond
 }
 
 // Question is one question of a quiz. Which fields apply depends on Kind.
@@ -103,8 +117,10 @@ type Question struct {
 	Answer  *int     `json:"answer,omitempty"`
 	Answers []string `json:"answers,omitempty"`
 	Points  int      `json:"points"`
-	// TimeLimitMs is T of the speed rule; for a code question, the CPU time limit of one
-	// test run.
+	// TimeLimitMs closes a choice or short question that long after its start, and is T
+	// of the speed rule; 0 means no time limit (the host closes it; T is then
+	// DefaultTimeLimit). Left out of a quiz's JSON it is DefaultTimeLimit. For a code
+	// question it is the CPU time limit of one test run.
 	TimeLimitMs int `json:"timeLimitMs"`
 
 	// Code questions: the languages a submission may use, the tests it must pass, its
@@ -125,10 +141,28 @@ type CodeTest struct {
 	Sample bool   `json:"sample,omitempty"`
 }
 
+// timeLimitUnset marks a question whose JSON left timeLimitMs out, until Normalize gives it
+// the default: 0 says "no time limit".
+const timeLimitUnset = -1
+
+// UnmarshalJSON implements json.Unmarshaler: a timeLimitMs left out is told from one of 0.
+func (q *Question) UnmarshalJSON(b []byte) error {
+	type plain Question
+	p := plain{TimeLimitMs: timeLimitUnset}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*q = Question(p)
+	return nil
+}
+
 // TimeLimit is the question's time limit T of the speed rule.
 func (q Question) TimeLimit() time.Duration {
 	if q.Kind == KindCode {
 		return CodeSpeedWindow
+	}
+	if q.TimeLimitMs <= 0 {
+		return DefaultTimeLimit
 	}
 	return time.Duration(q.TimeLimitMs) * time.Millisecond
 }
@@ -213,11 +247,11 @@ func (q *Question) normalize() error {
 	if len(q.Languages) > 0 || len(q.Tests) > 0 || q.MemoryLimitMB != 0 || q.Checker != "" {
 		return Errorf(protocol.Invalid, "languages, tests, memoryLimitMB and checker are for code questions")
 	}
-	if q.TimeLimitMs == 0 {
+	if q.TimeLimitMs == timeLimitUnset {
 		q.TimeLimitMs = int(DefaultTimeLimit / time.Millisecond)
 	}
-	if q.TimeLimitMs < minTimeLimitMs || q.TimeLimitMs > maxTimeLimitMs {
-		return Errorf(protocol.Invalid, "timeLimitMs must be between %d and %d", minTimeLimitMs, maxTimeLimitMs)
+	if q.TimeLimitMs != 0 && (q.TimeLimitMs < minTimeLimitMs || q.TimeLimitMs > maxTimeLimitMs) {
+		return Errorf(protocol.Invalid, "timeLimitMs must be 0 (no time limit) or between %d and %d", minTimeLimitMs, maxTimeLimitMs)
 	}
 	switch q.Kind {
 	case KindChoice:
@@ -263,7 +297,7 @@ func (q *Question) normalizeCode() error {
 	if q.Answer != nil || len(q.Answers) > 0 || len(q.Choices) > 0 {
 		return Errorf(protocol.Invalid, "a code question takes tests, not answer, answers or choices")
 	}
-	if q.TimeLimitMs == 0 {
+	if q.TimeLimitMs <= 0 {
 		q.TimeLimitMs = DefaultCodeTimeMs
 	}
 	if q.TimeLimitMs < minCodeTimeMs || q.TimeLimitMs > maxCodeTimeMs {

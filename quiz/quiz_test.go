@@ -1,6 +1,7 @@
 package quiz
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -93,8 +94,24 @@ func TestNormalizeDefaults(t *testing.T) {
 	if q.Title != "Quiz" || q.Ranking != FirstCome || q.Timing != Arrival {
 		t.Errorf("got title %q ranking %q timing %q, want Quiz, first-come, arrival", q.Title, q.Ranking, q.Timing)
 	}
-	if got := q.Questions[0]; got.Points != 100 || got.TimeLimitMs != 20000 {
-		t.Errorf("got points %d time limit %d, want 100 and 20000", got.Points, got.TimeLimitMs)
+	if got := q.Questions[0]; got.Points != 100 || got.TimeLimitMs != 0 || got.TimeLimit() != DefaultTimeLimit {
+		t.Errorf("got points %d time limit %d (T %v), want 100 and 0 (T %v): a Go zero is no time limit", got.Points, got.TimeLimitMs, got.TimeLimit(), DefaultTimeLimit)
+	}
+	// In a quiz's JSON, a time limit left out is the default; 0 is none (the host closes).
+	var js Quiz
+	if err := json.Unmarshal([]byte(`{"questions":[{"kind":"choice","text":"a","choices":["x","y"],"answer":0},
+		{"kind":"choice","text":"b","choices":["x","y"],"answer":0,"timeLimitMs":0}]}`), &js); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := js.Questions[0].TimeLimitMs, js.Questions[1].TimeLimitMs; a != 20000 || b != 0 || js.AutoClose(1) != 20*time.Second || js.AutoClose(2) != 0 {
+		t.Errorf("from JSON: got time limits %d and %d, want 20000 (left out) and 0", a, b)
+	}
+	js.ManualClose = true
+	if d := js.AutoClose(1); d != 0 {
+		t.Errorf("manualClose: AutoClose got %v, want 0", d)
 	}
 	c := Quiz{Timing: Compensated, Questions: []Question{codeQuestion()}}
 	if err := c.Normalize(); err != nil {

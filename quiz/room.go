@@ -2,12 +2,15 @@ package quiz
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"math/big"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/bulbquiz/bulb/protocol"
@@ -23,6 +26,9 @@ const (
 	PhaseOpen   Phase = "open"
 	PhaseLive   Phase = "live"
 	PhaseClosed Phase = "closed"
+	// PhaseFinished: the host ended the quiz. No question opens and no answer is taken
+	// any more; the room stays, for its results, until it expires or is deleted.
+	PhaseFinished Phase = "finished"
 )
 
 // Role is what a token allows.
@@ -33,6 +39,10 @@ const (
 	RoleAdmin  Role = "admin"
 	RoleHost   Role = "host"
 	RolePlayer Role = "player"
+	// RolePresenter is the room's projector screen: it sees what every player sees and
+	// the players seated and the count of answers, never an answer before the close; it
+	// changes nothing.
+	RolePresenter Role = "presenter"
 )
 
 // Room is the whole state of one running quiz except its answers.
@@ -93,15 +103,69 @@ func (s *Service) Room(ctx context.Context, room string) (*Room, error) {
 	return s.store.Room(ctx, room)
 }
 
+// RoomHead returns the room without its players, cheaply: whether it exists and its
+// state. NotFound for an unknown room.
+func (s *Service) RoomHead(ctx context.Context, room string) (*Room, error) {
+	r, _, err := s.store.Player(ctx, room, "")
+	return r, err
+}
+
 // Rooms returns all rooms, newest first.
 func (s *Service) Rooms(ctx context.Context) ([]*Room, error) { return s.store.Rooms(ctx) }
 
-// Identify returns who a host or player token belongs to.
+// Identify returns who a host, player or presenter token belongs to.
 func (s *Service) Identify(ctx context.Context, token string) (Identity, error) {
 	if token == "" {
 		return Identity{}, Errorf(protocol.Unauthorized, "a token is required")
 	}
+	if room, _, ok := strings.Cut(token, "."); ok {
+		r, _, err := s.store.Player(ctx, room, "")
+		if ErrorCode(err) == protocol.NotFound {
+			return Identity{}, Errorf(protocol.Unauthorized, "unknown token")
+		}
+		if err != nil {
+			return Identity{}, err
+		}
+		if !hmac.Equal([]byte(token), []byte(PresenterToken(r.Code, r.HostToken))) {
+			return Identity{}, Errorf(protocol.Unauthorized, "unknown token")
+		}
+		return Identity{Room: r.Code, Role: RolePresenter}, nil
+	}
 	return s.store.Identify(ctx, token)
+}
+
+// PresenterToken is the presenter token of a room: its code, a dot, and an HMAC of it
+// keyed by the host token (128 bits, hex). It is derived rather than stored, so that no
+// engine keeps another secret: it lives as long as the room and its host token, and
+// knowing it gives nothing of the host token.
+func PresenterToken(room, hostToken string) string {
+	m := hmac.New(sha256.New, []byte(hostToken))
+	m.Write([]byte("bulb presenter " + room))
+	return room + "." + hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// DeleteRoom deletes the room now, with its players, tokens and answers: players get a
+// removed frame and are disconnected (protocol.CloseRemoved), hosts and presenters a
+// deleted frame. NotFound for an unknown room.
+func (s *Service) DeleteRoom(ctx context.Context, room string) error {
+	r, err := s.store.Room(ctx, room)
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteRoom(ctx, room); err != nil {
+		return err
+	}
+	s.cancelTimer(room, ActionStart)
+	s.cancelTimer(room, ActionClose)
+	removed := protocol.Encode(protocol.RemovedFrame{Message: "the host deleted the room"})
+	for _, p := range r.Players {
+		s.bc.Remove(room, p.ID, removed)
+	}
+	deleted := protocol.Encode(protocol.DeletedFrame{Message: "the room was deleted"})
+	s.bc.SendHosts(room, deleted)
+	s.bc.SendPresenters(room, deleted)
+	s.log.Info("room deleted", "room", room)
+	return nil
 }
 
 // Join adds a player called name to the room. The name is kept as typed, trimmed and
@@ -116,7 +180,9 @@ func (s *Service) Join(ctx context.Context, room, name string) (Player, error) {
 	if err := s.store.AddPlayer(ctx, room, p); err != nil {
 		return Player{}, err
 	}
-	s.bc.SendHosts(room, protocol.Encode(protocol.JoinedFrame{PlayerID: p.ID, Name: p.Name}))
+	joined := protocol.Encode(protocol.JoinedFrame{PlayerID: p.ID, Name: p.Name})
+	s.bc.SendHosts(room, joined)
+	s.bc.SendPresenters(room, joined)
 	return p, nil
 }
 
@@ -150,7 +216,9 @@ func (s *Service) Remove(ctx context.Context, room, playerID string, byHost bool
 		msg = "the host removed you from the room"
 	}
 	s.bc.Remove(room, playerID, protocol.Encode(protocol.RemovedFrame{Message: msg}))
-	s.bc.SendHosts(room, protocol.Encode(protocol.LeftFrame{PlayerID: p.ID, Name: p.Name}))
+	left := protocol.Encode(protocol.LeftFrame{PlayerID: p.ID, Name: p.Name})
+	s.bc.SendHosts(room, left)
+	s.bc.SendPresenters(room, left)
 	s.log.Info("player removed", "room", room, "player", playerID, "byHost", byHost)
 	if err := s.dropSubmissions(ctx, room, qz, playerID); err != nil {
 		s.log.Error("settling the submissions of a removed player", "room", room, "player", playerID, "err", err)

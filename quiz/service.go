@@ -15,6 +15,10 @@ type Broadcaster interface {
 	Send(room string, frame []byte)
 	// SendHosts queues frame for the room's host connections.
 	SendHosts(room string, frame []byte)
+	// SendPresenters queues frame for the room's presenter connections: what they are
+	// told besides what everyone is (Send), which must never give away an answer before
+	// the question closes.
+	SendPresenters(room string, frame []byte)
 	// SendPlayer queues frame for one player's connection.
 	SendPlayer(room, playerID string, frame []byte)
 	// Remove queues frame for one player's connection and then closes that connection

@@ -21,6 +21,7 @@ type fakeBroadcaster struct {
 	mu       sync.Mutex
 	startErr error    // Start fails with it, sending nothing
 	frames   []string // every frame sent to anyone
+	present  []string // every frame sent to presenters only
 	toPlayer map[string][]string
 	removed  map[string]string // player ID → the frame its connection was closed after
 	starts   int
@@ -40,6 +41,11 @@ func (f *fakeBroadcaster) Send(_ string, frame []byte) {
 	f.frames = append(f.frames, string(frame))
 }
 func (f *fakeBroadcaster) SendHosts(room string, frame []byte) { f.Send(room, frame) }
+func (f *fakeBroadcaster) SendPresenters(_ string, frame []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.present = append(f.present, string(frame))
+}
 func (f *fakeBroadcaster) SendPlayer(_, id string, frame []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -60,6 +66,17 @@ func (f *fakeBroadcaster) Start(_ context.Context, _ string, _ int, reveal time.
 	f.starts++
 	f.reveals = append(f.reveals, reveal)
 	return uint64(f.starts), 0, nil
+}
+
+// framesOfType keeps the frames of the given type.
+func framesOfType(frames []string, typ string) []string {
+	var out []string
+	for _, f := range frames {
+		if strings.HasPrefix(f, `{"type":"`+typ+`"`) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func (f *fakeBroadcaster) startCount() int {
@@ -335,7 +352,7 @@ func TestCompensatedTiming(t *testing.T) {
 		Points int    `json:"points"`
 	}
 	bc.mu.Lock()
-	frames := bc.toPlayer[far.ID]
+	frames := framesOfType(bc.toPlayer[far.ID], "result")
 	bc.mu.Unlock()
 	if len(frames) != 1 || json.Unmarshal([]byte(frames[0]), &final) != nil || final.Rank != 1 || final.Points != 100 {
 		t.Fatalf("far's final result: got %v, want rank 1 with 100 points", frames)
@@ -709,7 +726,8 @@ func TestCodeQuestion(t *testing.T) {
 	if err := s.Verdict(ctx, r.Code, 1, b1.ArrivalRank, v); err != nil {
 		t.Fatal(err)
 	}
-	if got := bc.toPlayer[bob.ID]; len(got) != 1 || got[0] != `{"type":"verdict","n":1,"submission":2,"language":"c","verdict":"AC","passed":2,"total":2,"timeMs":3,"memoryKB":900,"message":""}` {
+	// Bob's first submission is his number 1, whoever submitted before him.
+	if got := bc.toPlayer[bob.ID]; len(got) != 1 || got[0] != `{"type":"verdict","n":1,"submission":1,"language":"c","verdict":"AC","passed":2,"total":2,"timeMs":3,"memoryKB":900,"message":""}` {
 		t.Fatalf("bob's frames after his verdict: %v, want only the verdict", got)
 	}
 	if err := s.Verdict(ctx, r.Code, 1, a1.ArrivalRank, protocol.Verdict{Verdict: "WA", Passed: 1, Total: 2, Message: "test 2: wrong answer"}); err != nil {
@@ -735,8 +753,8 @@ func TestCodeQuestion(t *testing.T) {
 	}
 	w, err := s.Welcome(ctx, Identity{Room: r.Code, Role: RolePlayer, PlayerID: bob.ID})
 	if err != nil || !strings.Contains(string(w), `"answered":{"type":"result","n":1,"accepted":true,"correct":true,"rank":1`) ||
-		!strings.Contains(string(w), `"verdicts":[{"type":"verdict","n":1,"submission":2,"language":"c","verdict":"AC"`) ||
-		!strings.Contains(string(w), `"submissions":[{"type":"result","n":1,"accepted":true,"correct":true,"rank":1,"points":100,"submission":2,"language":"c"}]`) ||
+		!strings.Contains(string(w), `"verdicts":[{"type":"verdict","n":1,"submission":1,"language":"c","verdict":"AC"`) ||
+		!strings.Contains(string(w), `"submissions":[{"type":"result","n":1,"accepted":true,"correct":true,"rank":1,"points":100,"submission":1,"language":"c"}]`) ||
 		!strings.Contains(string(w), `"languages":["python","c"]`) || strings.Contains(string(w), "tests") {
 		t.Fatalf("bob's welcome after reconnecting: %s, %v", w, err)
 	}

@@ -74,6 +74,9 @@ type Store interface {
 	Finalize(ctx context.Context, room string, n int, ranked []protocol.Answer) error
 	// Answers returns the answers to question n in arrival order.
 	Answers(ctx context.Context, room string, n int) ([]protocol.Answer, error)
+	// DeleteRoom deletes the room now, with its players, tokens and answers, as if it had
+	// expired. NotFound if it does not exist.
+	DeleteRoom(ctx context.Context, room string) error
 	// Expire deletes every room whose last activity came before the given instant, with
 	// its players, tokens and answers, and returns their codes. A room's activity is the
 	// latest of: its creation, a player joining or removed, a change by Update (a host's

@@ -157,6 +157,11 @@ func (w *reopening) Answers(ctx context.Context, room string, n int) (as []proto
 	return
 }
 
+func (w *reopening) DeleteRoom(ctx context.Context, room string) (err error) {
+	w.change(func(s *BoltStore) { err = s.DeleteRoom(ctx, room) })
+	return
+}
+
 func (w *reopening) Expire(ctx context.Context, before time.Time) (gone []string, err error) {
 	w.change(func(s *BoltStore) { gone, err = s.Expire(ctx, before) })
 	return

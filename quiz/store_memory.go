@@ -54,12 +54,12 @@ type change struct {
 	quiz             bool       // the room's quiz
 	joined           []string   // IDs of players who joined
 	left             []int      // seats of players who left
-	answers          []answerAt // answers stored or changed
+	answers          []answerPos // answers stored or changed
 	finalized        []int      // questions finalized
 }
 
-// answerAt is where an answer is: the i-th (from 0) to question n.
-type answerAt struct{ n, i int }
+// answerPos is where an answer is: the i-th (from 0) to question n.
+type answerPos struct{ n, i int }
 
 func (c *change) empty() bool {
 	return !c.created && !c.deleted && !c.head && !c.quiz && len(c.joined)+len(c.left)+len(c.answers)+len(c.finalized) == 0
@@ -395,7 +395,7 @@ func (s *MemoryStore) Accept(_ context.Context, room string, a protocol.Answer, 
 
 // store appends a new answer to its question's.
 func (r *memRoom) store(a protocol.Answer, ch *change) {
-	ch.answers = append(ch.answers, answerAt{a.N, len(r.answers[a.N])})
+	ch.answers = append(ch.answers, answerPos{a.N, len(r.answers[a.N])})
 	r.answers[a.N] = append(r.answers[a.N], a)
 }
 
@@ -464,7 +464,7 @@ func (s *MemoryStore) Verdict(_ context.Context, room string, n, sub int, v prot
 		if answers[sub-1].Correct {
 			c.solved[answers[sub-1].PlayerID] = true
 		}
-		ch.answers = append(ch.answers, answerAt{n, sub - 1})
+		ch.answers = append(ch.answers, answerPos{n, sub - 1})
 		changed, next, correct := settle(answers, c.settled, c.winners, r.correct[n], sc)
 		c.settled, r.correct[n] = next, correct
 		final = make([]protocol.Answer, len(changed))
@@ -472,7 +472,7 @@ func (s *MemoryStore) Verdict(_ context.Context, room string, n, sub int, v prot
 			final[i] = answers[j]
 			r.addScore(answers[j].PlayerID, answers[j].Points)
 			if j != sub-1 {
-				ch.answers = append(ch.answers, answerAt{n, j})
+				ch.answers = append(ch.answers, answerPos{n, j})
 			}
 		}
 		stored = answers[sub-1]
@@ -492,7 +492,7 @@ func checkAcceptable(r *Room, n int) error {
 	switch {
 	case n > r.Current || (n == r.Current && (r.Phase == PhaseOpen || r.Phase == PhaseLobby)):
 		return Errorf(protocol.NotStarted, "question %d has not started", n)
-	case n < r.Current || r.Phase == PhaseClosed:
+	case n < r.Current || r.Phase != PhaseLive: // closed, or the quiz finished
 		return Errorf(protocol.Closed, "question %d is closed", n)
 	}
 	return nil
@@ -518,7 +518,7 @@ func (s *MemoryStore) Finalize(_ context.Context, room string, n int, ranked []p
 			a.Rank, a.Points, a.Pending, a.ReactionUs = f.Rank, f.Points, false, f.ReactionUs
 			r.answers[n][i] = a
 			r.addScore(a.PlayerID, a.Points)
-			ch.answers = append(ch.answers, answerAt{n, i})
+			ch.answers = append(ch.answers, answerPos{n, i})
 		}
 		return nil
 	})
@@ -543,14 +543,7 @@ func (s *MemoryStore) Expire(_ context.Context, before time.Time) ([]string, err
 	for _, r := range rooms {
 		r.mu.Lock()
 		if !r.gone && r.active.Before(before) {
-			r.gone = true
-			s.mu.Lock()
-			delete(s.rooms, r.room.Code)
-			delete(s.tokens, r.room.HostToken)
-			for _, p := range r.room.Players {
-				delete(s.tokens, p.Token)
-			}
-			s.mu.Unlock()
+			s.forget(r)
 			if s.j != nil {
 				s.j.write(r, &change{deleted: true})
 				flushes = append(flushes, r.pending)
@@ -569,6 +562,27 @@ func (s *MemoryStore) Expire(_ context.Context, before time.Time) ([]string, err
 	}
 	slices.Sort(gone)
 	return gone, nil
+}
+
+// DeleteRoom implements Store: the room goes as an expired one does.
+func (s *MemoryStore) DeleteRoom(_ context.Context, room string) error {
+	return s.edit(room, func(r *memRoom, ch *change) error {
+		s.forget(r)
+		ch.deleted = true
+		return nil
+	})
+}
+
+// forget takes room r, whose lock the caller holds, out of the store with its tokens.
+func (s *MemoryStore) forget(r *memRoom) {
+	r.gone = true
+	s.mu.Lock()
+	delete(s.rooms, r.room.Code)
+	delete(s.tokens, r.room.HostToken)
+	for _, p := range r.room.Players {
+		delete(s.tokens, p.Token)
+	}
+	s.mu.Unlock()
 }
 
 // addScore adds points to a player's score, unless the player has left the room.

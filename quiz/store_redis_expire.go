@@ -59,6 +59,21 @@ func (s *RedisStore) Expire(ctx context.Context, before time.Time) ([]string, er
 	}
 }
 
+// DeleteRoom implements Store: expire_room.lua with a cut-off no activity reaches
+// deletes the room whatever its activity.
+func (s *RedisStore) DeleteRoom(ctx context.Context, room string) error {
+	if _, _, err := s.Player(ctx, room, ""); err != nil {
+		return err
+	}
+	const never = 1 << 52 // µs: after any activity, and exact in Lua's doubles
+	if _, err := expireRoomScript.Run(ctx, s.rdb, s.expireKeys(room),
+		room, int64(never), s.now().UnixMicro(), s.tokenPrefix(), int(goneFor/time.Second)).Int(); err != nil {
+		return fail("deleting a room", err)
+	}
+	s.quizzes.Delete(room)
+	return nil
+}
+
 // expireKeys are the keys of expire_room.lua for room: the index, the room hash, its
 // activity, its players, its expired mark, then all its other keys, those of every
 // question a quiz may have included (an edit may have dropped questions already asked).

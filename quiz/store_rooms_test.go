@@ -168,6 +168,40 @@ func testStoreRooms(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("a deleted room goes with all it holds; the others stay", func(t *testing.T) {
+		s := newStore(t)
+		doomed, kept := mustRoom(t, s, nil), mustRoom(t, s, nil)
+		p := mustPlayer(t, s, doomed.Code, "ann")
+		k := mustPlayer(t, s, kept.Code, "kim")
+		goLive(t, s, doomed.Code, 1)
+		if _, _, err := s.Accept(ctx, doomed.Code, protocol.Answer{N: 1, PlayerID: p.ID, Response: protocol.Response{Choice: intp(2)}, Correct: true}, ScoringFor(doomed.Quiz, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteRoom(ctx, doomed.Code); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Room(ctx, doomed.Code); ErrorCode(err) != protocol.NotFound {
+			t.Fatalf("the deleted room: got %v, want not_found", err)
+		}
+		if _, err := s.Answers(ctx, doomed.Code, 1); ErrorCode(err) != protocol.NotFound {
+			t.Fatalf("the deleted room's answers: got %v, want not_found", err)
+		}
+		for _, token := range []string{doomed.HostToken, p.Token} {
+			if _, err := s.Identify(ctx, token); ErrorCode(err) != protocol.Unauthorized {
+				t.Fatalf("a token of the deleted room: got %v, want unauthorized", err)
+			}
+		}
+		if err := s.DeleteRoom(ctx, doomed.Code); ErrorCode(err) != protocol.NotFound {
+			t.Fatalf("deleting it again: got %v, want not_found", err)
+		}
+		if id, err := s.Identify(ctx, k.Token); err != nil || id.Room != kept.Code {
+			t.Fatalf("the other room's player: got %+v, %v", id, err)
+		}
+		if rooms, err := s.Rooms(ctx); err != nil || len(rooms) != 1 || rooms[0].Code != kept.Code {
+			t.Fatalf("rooms: got %d, %v; want only %s", len(rooms), err, kept.Code)
+		}
+	})
+
 	t.Run("rooms quiet since the cut-off expire with all they hold", func(t *testing.T) {
 		s := newStore(t)
 		t0 := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)

@@ -26,6 +26,7 @@ func (s *Service) Answers(ctx context.Context, room string, n int) ([]protocol.A
 	if answers == nil {
 		answers = []protocol.Answer{} // a list, never null, in JSON
 	}
+	numberSubmissions(answers)
 	slices.SortStableFunc(answers, func(a, b protocol.Answer) int {
 		if (a.Rank == 0) != (b.Rank == 0) {
 			if a.Rank != 0 {
@@ -69,13 +70,25 @@ func (s *Service) Welcome(ctx context.Context, id Identity) ([]byte, error) {
 		q := questionFrameOf(r)
 		w.Question = &q
 	}
+	var answers []protocol.Answer
+	if r.Current > 0 && id.Role != RoleHost {
+		if answers, err = s.store.Answers(ctx, id.Room, r.Current); err != nil {
+			return nil, err
+		}
+		numberSubmissions(answers)
+		if r.Phase == PhaseClosed || r.Phase == PhaseFinished {
+			rv := RevealOf(r.Quiz, r.Current, answers)
+			w.Reveal = &rv
+		}
+	}
+	if id.Role == RolePresenter {
+		if err := s.presenterWelcome(ctx, &w, answers); err != nil {
+			return nil, err
+		}
+	}
 	if id.Role == RolePlayer {
 		w.Score = p.Score
 		if r.Current > 0 {
-			answers, err := s.store.Answers(ctx, id.Room, r.Current)
-			if err != nil {
-				return nil, err
-			}
 			for _, a := range answers {
 				if a.PlayerID != id.PlayerID {
 					continue
@@ -108,6 +121,9 @@ func questionFrameOf(r *Room) protocol.QuestionFrame {
 		at := r.StartAt.UTC()
 		f.StartAt = &at
 	}
+	if r.Phase == PhaseLive && !r.CloseAt.IsZero() {
+		f.EndsAt = clocksync.Millis(r.CloseAt)
+	}
 	if r.Phase == PhaseLive && r.Quiz.Reveal == RevealSynced && !r.StartedAt.IsZero() {
 		f.At = clocksync.Millis(r.StartedAt)
 	}
@@ -117,14 +133,37 @@ func questionFrameOf(r *Room) protocol.QuestionFrame {
 func resultFrameOf(a protocol.Answer) protocol.ResultFrame {
 	f := protocol.ResultFrame{N: a.N, Accepted: true, Correct: a.Correct, Rank: a.Rank, Points: a.Points, Pending: a.Pending}
 	if a.Response.Language != "" { // a code submission
-		f.Submission, f.Judging, f.Language = a.ArrivalRank, a.Verdict == nil, a.Response.Language
+		f.Submission, f.Judging, f.Language = a.Submission, a.Verdict == nil, a.Response.Language
 	}
 	return f
 }
 
 // verdictFrameOf returns the verdict frame of a code submission a that has its verdict.
 func verdictFrameOf(a protocol.Answer) protocol.VerdictFrame {
-	return protocol.VerdictFrame{N: a.N, Submission: a.ArrivalRank, Language: a.Response.Language, Verdict: *a.Verdict}
+	return protocol.VerdictFrame{N: a.N, Submission: a.Submission, Language: a.Response.Language, Verdict: *a.Verdict}
+}
+
+// presenterWelcome adds what a presenter's screen shows to its welcome w: the quiz's
+// title and size, the players seated, how many answered the current question (answers),
+// and the podium of a finished quiz. Nothing of an answer before the close.
+func (s *Service) presenterWelcome(ctx context.Context, w *protocol.WelcomeFrame, answers []protocol.Answer) error {
+	r, err := s.store.Room(ctx, w.Room)
+	if err != nil {
+		return err
+	}
+	w.Title, w.Questions, w.Answers = r.Quiz.Title, len(r.Quiz.Questions), len(answers)
+	w.Players = make([]protocol.PlayerName, len(r.Players))
+	for i, p := range r.Players {
+		w.Players[i] = protocol.PlayerName{PlayerID: p.ID, Name: p.Name}
+	}
+	if r.Phase == PhaseFinished {
+		lb, err := s.Leaderboard(ctx, w.Room)
+		if err != nil {
+			return err
+		}
+		w.Podium = Podium(lb)
+	}
+	return nil
 }
 
 // ResultFrame returns the result frame that tells a player its answer a was accepted.

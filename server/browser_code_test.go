@@ -37,14 +37,7 @@ func TestBrowserCodeQuestion(t *testing.T) {
 	b := newBrowser(t)
 
 	b.step("host opens the room")
-	host := b.open("host", s.URL+"/host")
-	host.do("open the room",
-		chromedp.SendKeys(chromedp.CSS("#open-code"), code),
-		chromedp.SendKeys(chromedp.CSS("#open-token"), hostToken),
-		chromedp.Click(chromedp.CSS("#open-room")),
-		chromedp.WaitVisible(chromedp.CSS("#room")),
-	)
-	host.waitEqual("#status", jsText("#status"), "connected")
+	host := b.hostPage("host", s.URL, code, hostToken)
 	host.checkEqual("#questions", jsQuestions, "1. Print a+b.")
 	host.checkEqual("question kind", `document.querySelector('#questions tbody tr').cells[1].textContent`, "code")
 	host.checkEqual("code question detail", jsText("#questions .code-langs"),

@@ -63,6 +63,10 @@ func newServer(svc *quiz.Service, h *hub.Hub, health func(context.Context) error
 	api.GET("/rooms", s.listRooms)
 	room := api.Group("/rooms/:room", lim.countUnknownRooms) // every call about a room, unknown routes too
 	room.GET("", s.getRoom)
+	room.DELETE("", s.deleteRoom)
+	room.POST("/finish", s.finish)
+	room.GET("/results.csv", s.resultsCSV)
+	room.GET("/results.json", s.resultsJSON)
 	room.PUT("/quiz", s.editQuiz)
 	room.POST("/players", s.join, lim.limitJoins)
 	room.DELETE("/players/:player", s.removePlayer)
@@ -80,6 +84,7 @@ func newServer(svc *quiz.Service, h *hub.Hub, health func(context.Context) error
 	e.FileFS("/", "index.html", web.FS)
 	e.FileFS("/host", "host.html", web.FS)
 	e.FileFS("/admin", "admin.html", web.FS)
+	e.FileFS("/present", "present.html", web.FS)
 	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", http.FileServerFS(web.FS))))
 	return e, nil
 }
@@ -322,6 +327,8 @@ type roomView struct {
 	CloseAt   *time.Time     `json:"closeAt,omitempty"`
 	Version   int64          `json:"version"`
 	QuizVer   int64          `json:"quizVersion"`
+	Manual    bool           `json:"manualClose,omitempty"`
+	Presenter string         `json:"presenterToken"`
 	Questions []questionView `json:"questions"`
 	Players   []playerView   `json:"players"`
 }
@@ -336,6 +343,7 @@ func (s *server) getRoom(c echo.Context) error {
 	}
 	v := roomView{Code: r.Code, Title: r.Quiz.Title, Ranking: r.Quiz.Ranking, Timing: r.Quiz.Timing,
 		Winners: r.Quiz.Winners, Current: r.Current, Phase: r.Phase, Locked: r.Locked, Version: r.Version, QuizVer: r.Quiz.Version,
+		Manual: r.Quiz.ManualClose, Presenter: quiz.PresenterToken(r.Code, r.HostToken),
 		Questions: make([]questionView, len(r.Quiz.Questions)), Players: make([]playerView, len(r.Players))}
 	if !r.StartAt.IsZero() {
 		v.StartAt = &r.StartAt
@@ -519,7 +527,7 @@ func (s *server) listAnswers(c echo.Context) error {
 }
 
 func (s *server) leaderboard(c echo.Context) error {
-	if _, err := s.authorize(c, quiz.RoleHost, quiz.RolePlayer); err != nil {
+	if _, err := s.authorize(c, quiz.RoleHost, quiz.RolePlayer, quiz.RolePresenter); err != nil {
 		return err
 	}
 	entries, err := s.svc.Leaderboard(c.Request().Context(), c.Param("room"))
@@ -527,6 +535,30 @@ func (s *server) leaderboard(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{"entries": entries})
+}
+
+// finish ends the quiz: → 200 {"phase":"finished"}.
+func (s *server) finish(c echo.Context) error {
+	if _, err := s.authorize(c, quiz.RoleHost); err != nil {
+		return err
+	}
+	r, err := s.svc.Finish(c.Request().Context(), c.Param("room"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"phase": r.Phase})
+}
+
+// deleteRoom deletes the room now, with its players, tokens and answers: → 200
+// {"deleted":"482913"}.
+func (s *server) deleteRoom(c echo.Context) error {
+	if _, err := s.authorize(c, quiz.RoleHost); err != nil {
+		return err
+	}
+	if err := s.svc.DeleteRoom(c.Request().Context(), c.Param("room")); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]string{"deleted": c.Param("room")})
 }
 
 // healthz says whether this node can serve: 200 {"status":"ok"}, or 503 with the reason.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"time"
 
 	"github.com/coder/websocket"
@@ -14,9 +15,9 @@ import (
 
 // websocket upgrades GET /ws?token=T and hands the connection to the hub, which serves it
 // until it closes. The token is checked before the upgrade, so a bad one gets an ordinary
-// JSON error.
+// JSON error. The admin token names its room too (&room=CODE): it is a host of every room.
 func (s *server) websocket(c echo.Context) error {
-	id, err := s.svc.Identify(c.Request().Context(), c.QueryParam("token"))
+	id, err := s.wsIdentity(c)
 	if err != nil {
 		return err
 	}
@@ -27,8 +28,11 @@ func (s *server) websocket(c echo.Context) error {
 		return nil // Accept has written the HTTP error
 	}
 	client := hub.Client{Room: id.Room, ID: id.PlayerID, Name: id.Name, Role: hub.Player}
-	if id.Role == quiz.RoleHost {
+	switch id.Role {
+	case quiz.RoleHost:
 		client.Role = hub.Host
+	case quiz.RolePresenter:
+		client.Role = hub.Presenter
 	}
 	sess := &session{srv: s, id: id}
 	// The hub serves the connection on its own goroutines; returning frees the request.
@@ -36,6 +40,23 @@ func (s *server) websocket(c echo.Context) error {
 		s.log.Debug("connection refused", "room", id.Room, "player", id.PlayerID, "err", err)
 	}
 	return nil
+}
+
+// wsIdentity is who a /ws request's token belongs to: the admin token, with the room it
+// connects to as a host, or a host, player or presenter token.
+func (s *server) wsIdentity(c echo.Context) (quiz.Identity, error) {
+	token := c.QueryParam("token")
+	if token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(s.adminToken)) != 1 {
+		return s.svc.Identify(c.Request().Context(), token)
+	}
+	code := c.QueryParam("room")
+	if code == "" {
+		return quiz.Identity{}, quiz.Errorf(protocol.Invalid, "the admin token connects to a room: add &room=CODE")
+	}
+	if _, err := s.svc.RoomHead(c.Request().Context(), code); err != nil {
+		return quiz.Identity{}, err
+	}
+	return quiz.Identity{Room: code, Role: quiz.RoleHost}, nil
 }
 
 // Answer frames a player may send in answerWindow.

@@ -59,21 +59,60 @@ const ms = (us) => {
   return v < 10 ? v.toFixed(1) : Math.round(v).toString();
 };
 
+// A spread under FAIR_MS is far below what a person can notice or react to (reactions
+// vary by tens of ms from one try to the next); under CLOSE_MS it still is less than a
+// blink.
+const FAIR_MS = 10;
+const CLOSE_MS = 50;
+const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+
+// fairness words a spread in µs.
+const fairness = (spreadUs) => (spreadUs / 1000 <= FAIR_MS ? 'Fair' : spreadUs / 1000 <= CLOSE_MS ? 'Nearly fair' : 'Not fair');
+
 // startVerdict says in one sentence how fair a start was, for a teacher.
 function startVerdict(s) {
-  const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
   const r = s.reveal;
   if (r) {
     const reported = r.onTime + r.late;
     if (reported === 0) return 'No student has reported this start yet.';
-    return (
-      `${reported === s.recipients ? 'Everyone' : `${reported} of ${s.recipients} students`} saw the bulb within ` +
-      `${ms(r.skewUs)} ms of each other; ${plural(r.late, 'late', 'late')}; ${plural(r.falseStarts, 'false start', 'false starts')}.`
-    );
+    const who = reported === s.recipients ? `all ${plural(s.recipients, 'student', 'students')}` : `${reported} of ${s.recipients} students`;
+    let text = `${r.late ? 'Not fair' : fairness(r.skewUs)}: ${who} saw the bulb within ${ms(r.skewUs)} ms of each other`;
+    if (r.late) text += `, but ${plural(r.late, 'student', 'students')} got the signal too late to light on time`;
+    if (r.falseStarts) text += `; ${plural(r.falseStarts, 'false start', 'false starts')} (answers faster than anyone reacts)`;
+    return `${text}.`;
   }
   return s.recipients
-    ? `The signal went out to all ${s.recipients} within ${ms(s.spreadUs)} ms of each other (immediate reveal).`
+    ? `${fairness(s.spreadUs)}: all ${plural(s.recipients, 'student', 'students')} got the signal within ${ms(s.spreadUs)} ms of each other.`
     : 'Nobody was connected.';
+}
+
+// MIN_BIAS_STARTS is how many starts the bias test needs (the server's rule).
+const MIN_BIAS_STARTS = 5;
+
+// biasVerdict says in one sentence whether anyone was systematically first or last.
+function biasVerdict(bias) {
+  const most = Math.max(0, ...bias.map((b) => b.starts));
+  if (!bias.length) return 'No start yet.';
+  if (most < MIN_BIAS_STARTS) return `Not enough starts yet to judge bias (needs ${MIN_BIAS_STARTS}; ${plural(most, 'start', 'starts')} so far).`;
+  const flagged = bias.filter((b) => b.flagged);
+  if (!flagged.length) return `Nobody was systematically first or last over ${plural(most, 'start', 'starts')}.`;
+  return `${plural(flagged.length, 'student was', 'students were')} systematically ${flagged.length === 1 ? `${side(flagged[0])}` : 'early or late'} over ${plural(most, 'start', 'starts')}: see below.`;
+}
+
+// side says whether a flagged student tends to get the signal early or late.
+const side = (b) => ((b.meanAckPct ?? b.meanWrittenPct ?? 0.5) < 0.5 ? 'early' : 'late');
+
+// studentVerdicts lists, in plain words, the students a teacher should know about.
+function studentVerdicts(bias) {
+  const notes = [];
+  for (const b of bias) {
+    const parts = [];
+    if (b.flagged) parts.push(`systematically ${side(b)} to get the signal (p = ${Number(b.p).toPrecision(2)})`);
+    if (b.late) parts.push(`got ${plural(b.late, 'start', 'starts')} too late to light on time: a slow connection`);
+    if (b.falseStarts) parts.push(`${plural(b.falseStarts, 'false start', 'false starts')}`);
+    if (parts.length) notes.push(`${b.name}: ${parts.join('; ')}.`);
+  }
+  return notes;
 }
 
 function render() {
@@ -100,6 +139,25 @@ function render() {
     '</tbody>';
 
   renderDetail(starts.find((s) => s.seq === selected));
+
+  $('start-verdicts').replaceChildren(
+    ...(starts.length ? starts : [null]).map((s) => {
+      const li = document.createElement('li');
+      li.textContent = s ? `Start #${s.seq}, question ${s.n}, ${clock(s.at)}: ${startVerdict(s)}` : 'No start yet.';
+      if (s) li.className = startVerdict(s).startsWith('Fair') ? 'ok' : 'warn';
+      return li;
+    }),
+  );
+  const biasRows = report.bias ?? [];
+  $('bias-verdict').textContent = biasVerdict(biasRows);
+  $('student-verdicts').replaceChildren(
+    ...studentVerdicts(biasRows).map((t) => {
+      const li = document.createElement('li');
+      li.textContent = t;
+      li.className = 'warn';
+      return li;
+    }),
+  );
 
   $('bias-rule').textContent = report.biasRule ?? '';
   const bias = [...(report.bias ?? [])].sort((a, b) => a.p - b.p);
@@ -161,33 +219,51 @@ function renderDetail(s) {
     '</tbody>';
 }
 
-// renderChart plots the start's written and ack delays, each sorted
-// ascending: a flat curve is a fair start. Unacked players are left out.
+// renderChart plots the start's written delays and, for a synced start, the instants the
+// pages reported lighting the bulb (else the acks), each sorted ascending: a flat curve is
+// a fair start. Players without a figure are left out.
 function renderChart(s) {
-  const key = JSON.stringify([s.seq, s.players.map((p) => [p.writtenUs, p.ackUs])]);
+  const synced = Boolean(s.reveal);
+  const second = (p) => (synced ? p.revealedUs : p.ackUs);
+  const key = JSON.stringify([s.seq, s.players.map((p) => [p.writtenUs, second(p)])]);
   if (key === plotKey) return;
   plotKey = key;
   plot?.destroy();
   const sorted = (vals) => vals.filter((v) => v != null).sort((a, b) => a - b);
   const written = sorted(s.players.map((p) => p.writtenUs));
-  const acked = sorted(s.players.map((p) => p.ackUs));
+  const other = sorted(s.players.map(second));
   const x = s.players.map((_, i) => i + 1);
+  const label = synced ? 'bulb lit µs (reported)' : 'ack µs';
   const opts = {
     width: $('chart').clientWidth,
     height: 300,
-    scales: { x: { time: false } },
+    // Axes at least a millisecond tall (ten for the lit instants and acks), written ones
+    // from zero: a 27 µs spread is a flat line, as it is to a person, not a cliff
+    // across the whole chart.
+    scales: {
+      x: { time: false },
+      w: { range: (u, min, max) => [0, Math.max(max * 1.1, 1000)] },
+      a: { range: (u, min, max) => (synced ? around(min, max, 10000) : [0, Math.max(max * 1.1, 10000)]) },
+    },
     series: [
       { label: 'player' },
       { label: 'written µs', scale: 'w', stroke: '#2563eb', width: 2 },
-      { label: 'ack µs', scale: 'a', stroke: '#d97706', width: 2 },
+      { label, scale: 'a', stroke: '#b45309', width: 2 },
     ],
     axes: [
       { label: 'players, each series sorted', incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] },
       { scale: 'w', label: 'written µs', stroke: '#2563eb', size: 70 },
-      { scale: 'a', label: 'ack µs', stroke: '#d97706', side: 1, size: 70, grid: { show: false } },
+      { scale: 'a', label, stroke: '#b45309', side: 1, size: 80, grid: { show: false } },
     ],
   };
-  plot = new uPlot(opts, [x, x.map((_, i) => written[i] ?? null), x.map((_, i) => acked[i] ?? null)], $('chart'));
+  plot = new uPlot(opts, [x, x.map((_, i) => written[i] ?? null), x.map((_, i) => other[i] ?? null)], $('chart'));
+}
+
+// around is a range about min..max that spans span at least, centred on them.
+function around(min, max, span) {
+  if (min == null || max == null) return [0, span];
+  const pad = Math.max(0, span - (max - min)) / 2;
+  return [Math.max(0, min - pad - (max - min) * 0.05), max + pad + (max - min) * 0.05];
 }
 
 // ---- wiring -------------------------------------------------------------

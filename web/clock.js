@@ -81,3 +81,54 @@ export function revealAt(at, est, fn) {
     if (timer !== null) clearTimeout(timer);
   };
 }
+
+// Syncer keeps a ClockSync fed over a page's socket: a burst of samples at connect, after
+// a reconnect and when the tab is shown again, and one every 20 s; send sends a frame.
+export class Syncer {
+  static BURST = 8;
+  static SPACING = 30; // ms between the samples of a burst
+  static EVERY = 20000; // ms between samples after it
+
+  constructor(send) {
+    this.clock = new ClockSync();
+    this.send = send;
+    this.timers = [];
+    this.interval = null;
+  }
+
+  sample() {
+    this.send({ type: 'sync', t0: now() });
+  }
+
+  burst() {
+    for (let i = 0; i < Syncer.BURST; i++) this.timers.push(setTimeout(() => this.sample(), i * Syncer.SPACING));
+  }
+
+  // start begins a burst and the samples after it; stop ends them.
+  start() {
+    this.stop();
+    this.burst();
+    this.interval = setInterval(() => this.sample(), Syncer.EVERY);
+  }
+
+  stop() {
+    this.timers.forEach(clearTimeout);
+    this.timers = [];
+    clearInterval(this.interval);
+  }
+
+  // add takes the server's sync frame m, received at page time received.
+  add(m, received) {
+    this.clock.add(m.t0, m.t1, m.t2, received);
+  }
+
+  // estimate is the clock's estimate at page time t (now by default), or null.
+  estimate(t = now()) {
+    return this.clock.estimate(t);
+  }
+
+  // serverNow is the server's clock by the estimate (the page's own without one).
+  serverNow() {
+    return now() + (this.estimate()?.offset ?? 0);
+  }
+}

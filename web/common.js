@@ -62,14 +62,21 @@ export async function api(method, path, { token, body } = {}) {
 
 // connect keeps a WebSocket to /ws?token=token open, reconnecting after a
 // drop with exponential backoff capped at 5 s.
+//   room                 the room code: the admin token needs it (a host of
+//                        every room), other tokens name their room themselves;
 //   onFrame(frame, ws)   every decoded frame, with the socket it came on;
 //   onStatus(state, text) state is "connecting", "open", "closed" or "replaced";
 //   check()              awaited when a socket could not be opened: if it
 //                        throws an ApiError 401, 403 or 404 the token is dead,
-//                        onGone(err) is called and no more attempts are made.
+//                        onGone(err) is called and no more attempts are made;
+//   onRemoved(reason)    the server closed the socket with 4001: the seat was
+//                        removed (a removed frame came just before); no more
+//                        attempts are made.
 // It returns {send(frame) → bool, close()}.
-export function connect(token, { onFrame, onStatus, check, onGone }) {
-  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws?token=${encodeURIComponent(token)}`;
+export function connect(token, { room, onFrame, onStatus, check, onGone, onRemoved }) {
+  const url =
+    `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws?token=${encodeURIComponent(token)}` +
+    (room ? `&room=${encodeURIComponent(room)}` : '');
   let ws;
   let tries = 0;
   let timer;
@@ -98,6 +105,12 @@ export function connect(token, { onFrame, onStatus, check, onGone }) {
       if (stopped) return;
       if (e.code === 4000) {
         onStatus('replaced', 'disconnected: this seat was opened in another window (reload to take it back)');
+        return;
+      }
+      if (e.code === 4001) {
+        stopped = true;
+        onStatus('closed', 'disconnected');
+        onRemoved?.(e.reason === 'removed' ? '' : e.reason);
         return;
       }
       if (!opened && check) {
@@ -137,7 +150,7 @@ export function connect(token, { onFrame, onStatus, check, onGone }) {
 // renderLeaderboard fills a table with leaderboard entries, marking playerId me.
 export function renderLeaderboard(table, entries, me) {
   table.innerHTML =
-    '<thead><tr><th>#</th><th>Name</th><th class="num">Score</th></tr></thead><tbody>' +
+    '<thead><tr><th scope="col">#</th><th scope="col">Name</th><th scope="col" class="num">Score</th></tr></thead><tbody>' +
     (entries ?? [])
       .map(
         (e) =>
@@ -145,6 +158,29 @@ export function renderLeaderboard(table, entries, me) {
       )
       .join('') +
     '</tbody>';
+}
+
+// ordinal says a place: 1 → "1st", 2 → "2nd", 11 → "11th", 23 → "23rd".
+export function ordinal(n) {
+  const tens = n % 100;
+  const suffix = tens >= 11 && tens <= 13 ? 'th' : ({ 1: 'st', 2: 'nd', 3: 'rd' }[n % 10] ?? 'th');
+  return `${n}${suffix}`;
+}
+
+// renderPodium fills a list with the podium's entries (the top three places,
+// more on a tie), marking playerId me.
+export function renderPodium(list, entries, me) {
+  list.replaceChildren(
+    ...(entries ?? []).map((e) => {
+      const li = document.createElement('li');
+      li.className = `place-${Math.min(e.rank, 3)}${e.playerId === me ? ' me' : ''}`;
+      li.innerHTML = '<span class="podium-place"></span> <span class="podium-name"></span> <span class="podium-score"></span>';
+      li.querySelector('.podium-place').textContent = ordinal(e.rank);
+      li.querySelector('.podium-name').textContent = e.name;
+      li.querySelector('.podium-score').textContent = `${e.score} points`;
+      return li;
+    }),
+  );
 }
 
 // clock shows the local time of an RFC 3339 instant.

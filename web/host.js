@@ -146,18 +146,36 @@ async function loadLeaderboard() {
 
 // ---- frames -------------------------------------------------------------
 
+// soon refreshes the room state once shortly after a burst of frames (answers
+// move the players' scores): one load for many answers.
+let soonTimer = null;
+function soon() {
+  if (soonTimer) return;
+  soonTimer = setTimeout(() => {
+    soonTimer = null;
+    bg(refresh().then(loadLeaderboard));
+  }, 300);
+}
+
 function onFrame(m) {
   switch (m.type) {
     case 'welcome':
     case 'question':
     case 'start':
     case 'joined':
+    case 'left':
+    case 'timer':
       bg(refresh());
       break;
     case 'close':
       bg(refresh().then(() => loadAnswers(m.n)));
+      autoAfterClose(m.n);
+      break;
+    case 'finished':
+      bg(refresh().then(loadLeaderboard));
       break;
     case 'answered': {
+      soon(); // the players' scores and the leaderboard move with the answers
       // A late verdict on an earlier question's code: not the list shown now.
       if (m.n !== answers.n && m.n < (room?.current ?? 0)) break;
       if (m.n !== answers.n) answers = { n: m.n, list: [] };
@@ -169,6 +187,10 @@ function onFrame(m) {
     case 'leaderboard':
       renderLeaderboard($('leaderboard'), m.entries);
       bg(refresh());
+      break;
+    case 'deleted':
+      forget();
+      showError(`Room deleted: ${m.message}`);
       break;
     case 'error':
       showError(m.message);
@@ -183,6 +205,27 @@ function render() {
   $('room-title').textContent = room.title;
   $('join-url').textContent = `${location.origin}/?code=${room.code}`;
   $('host-token').textContent = host.hostToken;
+  $('present-link').href = `/present#${encodeURIComponent(room.presenterToken)}`;
+  $('lock').setAttribute('aria-pressed', String(room.locked));
+  $('lock').textContent = room.locked ? 'Unlock the room' : 'Lock the room';
+  // The main button drives the quiz one step at a time: open, start, close, next.
+  const last = room.questions.length;
+  const n = room.current;
+  const step =
+    room.phase === 'finished'
+      ? ['', 'The quiz is over']
+      : room.phase === 'open'
+        ? ['start', `Start question ${n}`]
+        : room.phase === 'live'
+          ? ['close', `Close question ${n}`]
+          : n + 1 > last
+            ? ['', 'Every question was asked']
+            : ['open', `Open question ${n + 1}`];
+  $('next').dataset.act = step[0];
+  $('next').textContent = step[1];
+  $('next').disabled = !step[0];
+  $('finish').disabled = room.phase === 'finished';
+  if (room.phase === 'finished') $('notice').textContent = ''; // what an earlier move said is over too
   let phase = room.phase;
   if (room.current) phase += ` · question ${room.current}`;
   if (room.startAt && room.phase === 'open') phase += ` · bulb lights at ${clock(room.startAt)}`;
@@ -193,7 +236,7 @@ function render() {
   const delay = $('delay').value;
   setHTML(
     $('questions'),
-    '<thead><tr><th>#</th><th>Kind</th><th>Question</th><th></th></tr></thead><tbody>' +
+    '<thead><tr><th scope="col">#</th><th scope="col">Kind</th><th scope="col">Question</th><th scope="col">Actions</th></tr></thead><tbody>' +
       room.questions
         .map((q) => {
           const detail =
@@ -204,7 +247,8 @@ function render() {
               : q.kind === 'code'
                 ? codeDetail(q)
                 : `<div class="muted">accepts: ${esc((q.answers ?? []).join(' | '))}</div>`;
-          const btn = (cls, label) => `<button type="button" class="${cls}" data-act="${cls}" data-n="${q.n}">${label}</button>`;
+          const btn = (cls, label) =>
+            `<button type="button" class="${cls}" data-act="${cls}" data-n="${q.n}" aria-label="${label} question ${q.n}">${label}</button>`;
           const later = (cls, label) => btn(cls, `${label} in ${esc(delay)} s`);
           return `<tr${q.n === room.current ? ' class="current"' : ''}>
           <td>${q.n}</td><td>${esc(q.kind)}</td><td>${esc(q.text)}${detail}</td>
@@ -216,12 +260,13 @@ function render() {
   );
 
   $('player-count').textContent = room.players.length;
-  $('players').innerHTML = room.players
+  setHTML($('players'), room.players
     .map(
       (p) =>
-        `<li class="${p.connected ? 'on' : 'off'}" title="${p.connected ? 'connected' : 'disconnected'}">${esc(p.name)} <span class="muted">${esc(p.score)}</span></li>`,
+        `<li class="${p.connected ? 'on' : 'off'}"><span class="sr-only">${p.connected ? 'connected' : 'disconnected'}: </span>${esc(p.name)} <span class="muted">${esc(p.score)}</span>` +
+        ` <button type="button" class="remove" data-player="${esc(p.playerId)}" data-name="${esc(p.name)}" aria-label="Remove ${esc(p.name)}">×</button></li>`,
     )
-    .join('');
+    .join(''));
 }
 
 // codeDetail sums up a code question for the question list: its languages,
@@ -258,8 +303,8 @@ function renderAnswers() {
     a.answer?.choice !== undefined ? `${letter(a.answer.choice)} ${q?.choices?.[a.answer.choice] ?? ''}` : a.answer?.text;
   const ms = (us) => (us == null ? '' : (us / 1000).toFixed(1));
   const reaction = answers.list.some((a) => a.reactionUs != null);
-  $('answers').innerHTML =
-    `<thead><tr><th>#</th><th>Name</th><th>Answer</th><th></th><th class="num">Points</th><th class="num">Time ms</th><th class="num">Arrival</th>${
+  setHTML($('answers'),
+    `<thead><tr><th>#</th><th>Name</th><th>Answer</th><th>Right?</th><th class="num">Points</th><th class="num">Time ms</th><th class="num">Arrival</th>${
       reaction ? '<th class="num">Reaction ms</th>' : ''
     }</tr></thead><tbody>` +
     answers.list
@@ -271,7 +316,8 @@ function renderAnswers() {
         </tr>`,
       )
       .join('') +
-    '</tbody>';
+      '</tbody>',
+  );
 }
 
 // renderSubmissions lists the submissions to a code question: the ranked
@@ -303,7 +349,12 @@ function renderSubmissions() {
 // setHTML replaces el's content with html, keeping open the <details> (by their
 // data-key) that were open: a list redrawn on every frame or poll must not close
 // what the host is reading.
+//
+// An unchanged list is left alone: a redraw would take the keyboard focus off a
+// button and pull a button from under a click.
 function setHTML(el, html) {
+  if (el.dataset.html === html) return;
+  el.dataset.html = html;
   const open = new Set([...el.querySelectorAll('details[open][data-key]')].map((d) => d.dataset.key));
   el.innerHTML = html;
   for (const d of el.querySelectorAll('details[data-key]')) d.open = open.has(d.dataset.key);
@@ -325,6 +376,105 @@ async function act(what, n) {
   $('notice').textContent = what === 'start' ? `started: seq ${r.seq}, sent to ${r.recipients}` : '';
   await refresh();
 }
+
+// ---- running the quiz ---------------------------------------------------
+
+// openNext opens the next question; in auto-advance mode its start is timed too.
+async function openNext() {
+  const n = room.phase === 'lobby' ? 1 : room.current + 1;
+  if (n > room.questions.length) return;
+  await call('POST', `/questions/${n}/open`);
+  if ($('auto').checked) {
+    const secs = Math.max(1, Number($('auto-start').value) || 5);
+    await call('POST', `/questions/${n}/start`, { at: new Date(Date.now() + secs * 1000).toISOString() });
+    $('notice').textContent = `auto-advance: question ${n} starts in ${secs} s`;
+  }
+  await refresh();
+}
+
+// autoAfterClose, in auto-advance mode, opens the next question once the
+// results of question n have been shown, or ends the quiz after the last one.
+let autoTimer = null;
+function autoAfterClose(n) {
+  if (!$('auto').checked || !room) return;
+  const secs = Math.max(1, Number($('auto-reveal').value) || 8);
+  clearTimeout(autoTimer);
+  autoTimer = setTimeout(() => {
+    autoTimer = null;
+    if (!$('auto').checked || !room || room.current !== n || room.phase !== 'closed') return; // moved on meanwhile
+    run(n >= room.questions.length ? finish : openNext);
+  }, secs * 1000);
+  $('notice').textContent = `auto-advance: ${n >= room.questions.length ? 'the podium' : `question ${n + 1}`} in ${secs} s`;
+}
+
+async function finish() {
+  await call('POST', '/finish');
+  await refresh();
+}
+
+// confirmDialog asks a yes-or-no question in a modal dialog; it resolves to true for yes.
+function confirmDialog(title, text, ok) {
+  const d = $('confirm-dialog');
+  $('confirm-title').textContent = title;
+  $('confirm-text').textContent = text;
+  $('confirm-ok').textContent = ok;
+  d.returnValue = '';
+  d.showModal();
+  return new Promise((resolve) => d.addEventListener('close', () => resolve(d.returnValue === 'ok'), { once: true }));
+}
+
+// download fetches an export with the host token and saves it as a file.
+async function download(ext) {
+  const res = await fetch(`/api/rooms/${host.code}/results.${ext}`, { headers: { Authorization: `Bearer ${host.hostToken}` } });
+  if (!res.ok) throw new Error(`download failed: HTTP ${res.status}`);
+  const url = URL.createObjectURL(await res.blob());
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = `bulb-${host.code}-results.${ext}`;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+$('next').onclick = () =>
+  run(async () => {
+    const act = $('next').dataset.act;
+    if (act === 'open') return openNext();
+    if (act) await call('POST', `/questions/${room.current}/${act}`);
+    await refresh();
+  });
+$('finish').onclick = () =>
+  run(async () => {
+    if (await confirmDialog('End the quiz?', 'Students see the podium; no more questions or answers.', 'End the quiz')) await finish();
+  });
+$('lock').onclick = () =>
+  run(async () => {
+    await call('POST', '/lock', { locked: !room.locked });
+    await refresh();
+  });
+$('download-csv').onclick = () => run(() => download('csv'));
+$('download-json').onclick = () => run(() => download('json'));
+$('delete-room').onclick = () =>
+  run(async () => {
+    const code = host.code;
+    if (!(await confirmDialog(`Delete room ${code}?`, 'Its players, answers and scores are gone for good. Download the results first if you need them.', 'Delete'))) return;
+    await call('DELETE', '');
+    forget();
+    $('notice').textContent = '';
+    showError('');
+    $('error').textContent = `Room ${code} deleted.`;
+  });
+$('players').onclick = (e) => {
+  const b = e.target.closest('button.remove');
+  if (!b) return;
+  run(async () => {
+    const name = b.dataset.name;
+    if (!(await confirmDialog(`Remove ${name}?`, `${name} leaves the room: their seat, score and name are freed, and their page goes back to joining.`, 'Remove'))) return;
+    await call('DELETE', `/players/${encodeURIComponent(b.dataset.player)}`);
+    await refresh();
+  });
+};
 
 // ---- quiz editor --------------------------------------------------------
 
@@ -413,6 +563,7 @@ async function enter(h) {
       $('status').textContent = text;
       $('status').dataset.state = state;
     },
+    room: h.code, // the admin token hosts every room: it names this one
     check: () => call('GET', ''),
     onGone(err) {
       forget();
@@ -423,6 +574,8 @@ async function enter(h) {
 }
 
 function forget() {
+  autoTimer && clearTimeout(autoTimer);
+  autoTimer = null;
   conn?.close();
   conn = null;
   store.del(HOST);

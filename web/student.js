@@ -1,30 +1,56 @@
 // The student page: join a room, watch the bulb, answer first.
-import { ClockSync, now, revealAt } from '/static/clock.js';
-import { $, api, connect, languageName, letter, renderLeaderboard, store, verdictNames, verdictStats } from '/static/common.js';
+import { Syncer, now, revealAt } from '/static/clock.js';
+import {
+  $,
+  api,
+  connect,
+  letter,
+  ordinal,
+  renderLeaderboard,
+  renderPodium,
+  store,
+} from '/static/common.js';
+import { attachEditor } from '/static/editor.js';
+import { DRAFT, codeQuestions } from '/static/student_code.js';
+import { sounds } from '/static/sound.js';
 
 const KEY = 'bulb.player'; // {code, playerId, token, name}
-const DRAFT = 'bulb.draft'; // code questions: {room, n, language, text, langs: {submission: language}}
 
 let session = store.get(KEY);
 let conn = null;
-// What the page knows of the current question. phase is "open", "live" or
-// "closed"; sending is true while an answer awaits its result or error;
-// sent is that answer frame, and retried whether it was sent again already.
-// For a code question, answered means solved (a submission was accepted) and
-// code holds the submissions: subs by number, each {language, verdict}
-// (verdict: the verdict frame, null while judged), and final, the result
-// frame that ranked one of them.
+// What the page knows of the current question. phase is "open", "live",
+// "closed" or "finished"; sending is true while an answer awaits its result or
+// error; sent is that answer frame, and retried whether it was sent again
+// already; picked the choice sent, if any. For a code question, answered means
+// solved (a submission was accepted) and code holds the submissions: subs by
+// number, each {language, verdict} (verdict: the verdict frame, null while
+// judged), and final, the result frame that ranked one of them. endsAt is when
+// the question closes by itself, in server time (0: the host closes it).
 const freshState = () => ({
   q: null,
-  phase: 'open',
+  phase: 'lobby',
   answered: false,
   sending: false,
   online: false,
   sent: null,
   retried: false,
+  picked: null,
+  result: null,
+  endsAt: 0,
   code: { subs: new Map(), final: null },
 });
 let st = freshState();
+
+// The code questions' part of the page (student_code.js).
+const { loadDraft, saveDraft, restoreCode, codeResult, codeVerdict, showCodeOutcome, renderSubmissions, submitCode } = codeQuestions({
+  state: () => st,
+  session: () => session,
+  showResult,
+  closedText,
+  update,
+  showError,
+  sendAnswer,
+});
 
 // retryDelay is how long the page waits before it sends an answer again
 // that the server refused as unavailable.
@@ -35,36 +61,17 @@ const retryDelay = 1000;
 // The page's clock, synced with the server's (clock.js): a burst of samples
 // at connect, when the tab is shown again and after a reconnect, and one now
 // and then.
-const clock = new ClockSync();
-const SYNC_BURST = 8;
-const SYNC_SPACING = 30; // ms between the samples of a burst
-const SYNC_EVERY = 20000; // ms between samples after it
-let syncTimers = [];
-let syncInterval = null;
-
-function sendSync() {
-  conn?.send({ type: 'sync', t0: now() });
-}
-
-function syncBurst() {
-  for (let i = 0; i < SYNC_BURST; i++) syncTimers.push(setTimeout(sendSync, i * SYNC_SPACING));
-}
-
-function startSync() {
-  stopSync();
-  syncBurst();
-  syncInterval = setInterval(sendSync, SYNC_EVERY);
-}
-
-function stopSync() {
-  syncTimers.forEach(clearTimeout);
-  syncTimers = [];
-  clearInterval(syncInterval);
-}
+const sync = new Syncer((frame) => conn?.send(frame));
+const clock = sync.clock;
+const startSync = () => sync.start();
+const stopSync = () => sync.stop();
 
 document.addEventListener('visibilitychange', () => {
-  if (document.visibilityState === 'visible' && st.online) syncBurst();
+  if (document.visibilityState === 'visible' && st.online) sync.burst();
 });
+
+// serverNow is the server's clock by the page's estimate.
+const serverNow = () => sync.serverNow();
 
 // cancelReveal cancels the reveal waiting for its instant, if any; pendingAt is
 // the instant of a live question's reveal the page learnt from a welcome,
@@ -108,7 +115,44 @@ function onStart(m, received) {
 function lightUp() {
   setBulb(true);
   st.phase = 'live';
+  announce('Go!');
+  sounds.go();
   update();
+}
+
+// ---- the countdown -------------------------------------------------------
+
+let ticker = null;
+let warned = false;
+
+// setTimer shows the time left until endsAt (server time, ms), or hides it for 0.
+function setTimer(endsAt) {
+  st.endsAt = endsAt || 0;
+  warned = false;
+  clearInterval(ticker);
+  ticker = null;
+  $('countdown').hidden = !st.endsAt;
+  if (!st.endsAt) return;
+  tick();
+  ticker = setInterval(tick, 200);
+}
+
+function tick() {
+  const left = Math.max(0, st.endsAt - serverNow());
+  const total = st.q?.timeLimitMs || left || 1;
+  const secs = Math.ceil(left / 1000);
+  $('countdown-text').textContent = `${secs} s left`;
+  $('timebar-fill').style.transform = `scaleX(${Math.min(1, left / total)})`;
+  $('countdown').classList.toggle('low', secs <= 5);
+  if (secs <= 5 && secs > 0 && !warned && st.phase === 'live') {
+    warned = true;
+    if (!st.answered) announce(`${secs} seconds left`);
+    sounds.hurry();
+  }
+  if (left <= 0) {
+    clearInterval(ticker);
+    ticker = null;
+  }
 }
 
 // ---- frames -------------------------------------------------------------
@@ -127,42 +171,46 @@ function onFrame(m) {
       if (m.n === st.q?.n) onStart(m, received);
       break;
     case 'welcome':
-      $('score').textContent = m.score ?? 0;
-      if (m.question?.kind === 'code') {
-        setQuestion(m.question, m.phase, false);
-        restoreCode(m.answered, m.verdicts ?? [], m.submissions ?? []);
-      } else if (m.phase === 'live' && m.question?.at && !m.answered) {
-        // Connected between a synced start and its instant, perhaps: light it on time,
-        // once the clock has a sample.
-        setQuestion(m.question, 'open', false);
-        pendingAt = m.question.at;
-        showResult('');
-      } else {
-        setQuestion(m.question ?? null, m.phase, Boolean(m.answered));
-        showResult('');
-        if (m.answered) showOutcome(m.answered);
-      }
-      loadLeaderboard();
+      onWelcome(m);
       break;
     case 'question':
+      // The current question again (a timed start was scheduled, or the host opened it
+      // anew): news of it, not a new question. Its start may even have come first.
+      if (m.n === st.q?.n && (st.phase === 'open' || st.phase === 'live')) {
+        st.q = { ...st.q, ...m, type: undefined };
+        break;
+      }
       cancelReveal?.();
       setQuestion(m, 'open', false);
       showResult('');
       showError('');
+      break;
+    case 'timer':
+      if (m.n === st.q?.n) setTimer(m.endsAt);
       break;
     case 'close':
       if (m.n !== st.q?.n) break;
       cancelReveal?.();
       cancelReveal = null;
       setBulb(false);
+      setTimer(0);
       st.phase = 'closed';
       if (!st.answered) showResult(closedText());
       update();
       break;
+    case 'reveal':
+      if (m.n === st.q?.n) showReveal(m);
+      break;
+    case 'standing':
+      showStanding(m);
+      break;
+    case 'finished':
+      showFinished(m);
+      break;
     case 'result':
       if (m.n !== st.q?.n) {
         // A code submission to an earlier question, ranked once judged: only the score shows it.
-        if (m.submission && m.rank > 0) $('score').textContent = Number($('score').textContent) + m.points;
+        if (m.submission && m.rank > 0) setScore(Number($('score').textContent) + m.points);
         break;
       }
       if (st.q.kind === 'code') {
@@ -172,7 +220,8 @@ function onFrame(m) {
       if (st.retried) showError('');
       st.answered = true;
       st.sending = false;
-      $('score').textContent = Number($('score').textContent) + m.points;
+      st.result = m;
+      setScore(Number($('score').textContent) + m.points);
       showOutcome(m);
       update();
       break;
@@ -195,13 +244,47 @@ function onFrame(m) {
       if (m.n === undefined || m.n === st.q?.n) {
         st.sending = false;
         if (m.code === 'already_answered') st.answered = true;
+        if (m.code === 'false_start') {
+          st.answered = true;
+          showResult('Too early! That was before anyone can react: no points this time.', 'wrong');
+        }
         update();
       }
       break;
     case 'leaderboard':
       showLeaderboard(m.entries);
       break;
+    case 'removed':
+      if (!leaving) gone(m.message); // a leave of our own says so itself
+      break;
   }
+}
+
+function onWelcome(m) {
+  setScore(m.score ?? 0);
+  const phase = m.phase === 'lobby' ? 'lobby' : m.phase;
+  if (m.question?.kind === 'code') {
+    setQuestion(m.question, phase, false);
+    restoreCode(m.answered, m.verdicts ?? [], m.submissions ?? []);
+  } else if (phase === 'live' && m.question?.at && !m.answered) {
+    // Connected between a synced start and its instant, perhaps: light it on time,
+    // once the clock has a sample.
+    setQuestion(m.question, 'open', false);
+    pendingAt = m.question.at;
+    showResult('');
+  } else {
+    setQuestion(m.question ?? null, phase, Boolean(m.answered));
+    showResult('');
+    if (m.answered) {
+      st.result = m.answered;
+      if (m.answered.choice !== undefined) st.picked = m.answered.choice;
+      showOutcome(m.answered);
+    }
+  }
+  if (m.question?.endsAt && phase === 'live') setTimer(m.question.endsAt);
+  if (m.reveal) showReveal(m.reveal);
+  if (phase === 'finished') $('podium-title').textContent = 'Quiz over';
+  loadLeaderboard();
 }
 
 // ---- view ---------------------------------------------------------------
@@ -210,33 +293,51 @@ function setBulb(lit) {
   const b = $('bulb');
   b.classList.toggle('lit', lit);
   b.dataset.lit = String(lit);
+  b.setAttribute('aria-label', lit ? 'The bulb is lit: answer now' : 'The bulb is off');
 }
+
+function setScore(score) {
+  $('score').textContent = score;
+}
+
+// shapes of the choices, in turn: with their colours, told apart without colour too.
+const SHAPES = ['triangle', 'diamond', 'circle', 'square'];
 
 function setQuestion(q, phase, answered) {
   // The same code question again (a new connection): keep what the page knows of it.
   const same = q?.kind === 'code' && st.q?.kind === 'code' && q.n === st.q.n;
-  st = { ...st, q, phase, answered, sending: false, sent: null, retried: false };
+  st = { ...st, q, phase, answered, sending: false, sent: null, retried: false, picked: null, result: null };
   if (!same) st.code = { subs: new Map(), final: null };
   $('question').textContent = q ? `${q.n}. ${q.text}` : 'Waiting for the host to open a question…';
+  $('lobby').hidden = Boolean(q) || phase === 'finished';
   const buttons = (q?.kind === 'choice' ? q.choices : []).map((text, i) => {
     const b = document.createElement('button');
     b.type = 'button';
-    b.className = 'choice';
+    b.className = `choice c${i % 4} ${SHAPES[i % 4]}`;
     b.dataset.choice = i;
-    b.innerHTML = `<span class="letter">${letter(i)}</span> `;
-    b.append(text);
+    b.innerHTML = `<span class="shape" aria-hidden="true"></span><span class="letter">${letter(i)}</span> <span class="text"></span><span class="mark"></span>`;
+    b.querySelector('.text').textContent = text;
     b.onclick = () => {
-      if (sendAnswer({ choice: i })) b.classList.add('chosen');
+      if (sendAnswer({ choice: i })) {
+        st.picked = i;
+        b.classList.add('chosen');
+      }
     };
     return b;
   });
   $('choices').replaceChildren(...buttons);
+  $('choices').hidden = buttons.length === 0;
   $('short-form').hidden = q?.kind !== 'short';
   $('text-answer').value = '';
   $('code-form').hidden = q?.kind !== 'code';
   if (q?.kind === 'code' && !same) loadDraft(q);
   renderSubmissions();
   setBulb(phase === 'live');
+  setTimer(0);
+  $('standing').textContent = '';
+  $('place-short').textContent = '';
+  $('podium-box').hidden = phase !== 'finished';
+  $('board-box').hidden = !(phase === 'closed' || phase === 'finished');
   update();
 }
 
@@ -244,10 +345,11 @@ function setQuestion(q, phase, answered) {
 function update() {
   const can = st.online && st.phase === 'live' && !st.answered && !st.sending;
   for (const el of [...$('choices').children, $('text-answer'), $('submit-text'), $('submit-code')]) el.disabled = !can;
+  document.body.dataset.phase = st.phase;
 }
 
 function closedText() {
-  if (st.q?.kind !== 'code' || st.code.subs.size === 0) return 'Closed: no answer from you this time.';
+  if (st.q?.kind !== 'code' || st.code.subs.size === 0) return "Time's up: no answer from you this time.";
   const judging = [...st.code.subs.values()].some((s) => !s.verdict);
   return judging
     ? 'Closed: your submissions sent in time are still being judged…'
@@ -257,6 +359,7 @@ function closedText() {
 function showResult(text, kind = '') {
   $('result').textContent = text;
   $('result').className = kind;
+  if (text) announce(text);
 }
 
 // showOutcome shows a result frame: the verdict on our answer.
@@ -266,265 +369,88 @@ function showOutcome(r) {
   else showResult('Wrong answer · 0 points', 'wrong');
 }
 
+// rightAnswer says a reveal's right answer in words.
+function rightAnswer(rv) {
+  if (rv.kind === 'choice' && rv.answer !== undefined) return `${letter(rv.answer)}: ${st.q?.choices?.[rv.answer] ?? ''}`;
+  if (rv.kind === 'short') return rv.answers?.[0] ?? '';
+  return '';
+}
+
+// showReveal marks the right choice and ours, after the close.
+function showReveal(rv) {
+  st.phase = st.phase === 'finished' ? 'finished' : 'closed';
+  setBulb(false);
+  setTimer(0);
+  for (const b of $('choices').children) {
+    const i = Number(b.dataset.choice);
+    const right = i === rv.answer;
+    const mine = i === st.picked;
+    b.classList.toggle('right', right);
+    b.classList.toggle('wrong', mine && !right);
+    b.classList.toggle('faded', !right && !mine);
+    b.querySelector('.mark').textContent = right ? (mine ? ' ✓ your answer, right' : ' ✓ right answer') : mine ? ' ✗ your answer' : '';
+  }
+  const answer = rightAnswer(rv);
+  if (st.q?.kind === 'code') return showCodeOutcome();
+  const r = st.result;
+  if (r?.correct) showResult(`Correct! +${r.points} points${r.rank ? ` · ${ordinal(r.rank)} right answer` : ''}`, 'correct');
+  else if (r || st.answered) showResult(`Not this time. The answer was ${answer}.`, 'wrong');
+  else showResult(`No answer from you. The answer was ${answer}.`, 'missed');
+  update();
+}
+
+// showStanding says where the player stands: its points on the question, its score and place.
+function showStanding(s) {
+  setScore(s.score);
+  const place = `${ordinal(s.place)} of ${s.players}`;
+  $('place-short').textContent = ` · ${place}`;
+  $('standing').textContent = s.final
+    ? `You finished ${place} with ${s.score} points.`
+    : `You have ${s.score} points: ${place}.`;
+  if (s.n === st.q?.n && st.q?.kind !== 'code' && !s.final && st.result?.pending && s.answered) {
+    st.result = { ...st.result, pending: false, correct: s.correct, rank: s.rank, points: s.points };
+  }
+  announce($('standing').textContent);
+}
+
+// showFinished shows the podium: the quiz is over.
+function showFinished(f) {
+  st.phase = 'finished';
+  cancelReveal?.();
+  setBulb(false);
+  setTimer(0);
+  renderPodium($('podium'), f.podium, session?.playerId);
+  $('podium-box').hidden = false;
+  $('board-box').hidden = false;
+  $('lobby').hidden = true;
+  update();
+  sounds.podium();
+}
+
 function showError(text) {
   $('error').textContent = text;
 }
 
-// ---- code questions -----------------------------------------------------
-
-// maxCode is the largest program the server takes, in bytes of UTF-8.
-const maxCode = 64 << 10;
-
-// loadDraft fills the editor for code question q: the draft kept for it
-// (a reload keeps the program), else an empty one in the language used last.
-function loadDraft(q) {
-  const d = store.get(DRAFT);
-  const mine = d?.room === session?.code && d?.n === q.n;
-  $('language').replaceChildren(
-    ...q.languages.map((key) => {
-      const o = document.createElement('option');
-      o.value = key;
-      o.textContent = languageName(key);
-      return o;
-    }),
-  );
-  $('language').value = q.languages.includes(d?.language) ? d.language : q.languages[0];
-  $('code-editor').value = mine ? (d.text ?? '') : '';
-  const secs = q.timeLimitMs / 1000;
-  $('limits').textContent = `Per test: ${secs} s of CPU time, ${q.memoryLimitMB} MB of memory`;
-  if (!mine) saveDraft();
-}
-
-// saveDraft keeps the editor's program and the language of each submission,
-// so that a reload finds them again.
-function saveDraft() {
-  if (st.q?.kind !== 'code' || !session) return;
-  const langs = {};
-  for (const [k, s] of st.code.subs) if (s.language) langs[k] = s.language;
-  store.set(DRAFT, { room: session.code, n: st.q.n, language: $('language').value, text: $('code-editor').value, langs });
-}
-
-// sub returns submission k of the current code question, adding it if new.
-function sub(k, language) {
-  let s = st.code.subs.get(k);
-  if (!s) {
-    const d = store.get(DRAFT);
-    const known = d?.room === session?.code && d?.n === st.q?.n ? d.langs?.[k] : undefined;
-    s = { language: known ?? null, verdict: null };
-    st.code.subs.set(k, s);
-  }
-  s.language ??= language ?? null;
-  return s;
-}
-
-// restoreCode rebuilds the submissions from a welcome frame: every submission
-// (judged or not), the verdicts of those judged, and answered, the result of the
-// ranked one or else the latest.
-function restoreCode(answered, verdicts, submissions) {
-  for (const r of submissions) sub(r.submission, r.language);
-  for (const v of verdicts) sub(v.submission, v.language).verdict = v;
-  if (answered?.submission) sub(answered.submission);
-  if (answered?.rank > 0) st.code.final = answered;
-  st.answered = Boolean(answered?.correct) || verdicts.some((v) => v.verdict === 'AC');
-  renderSubmissions();
-  showCodeOutcome();
-  update();
-}
-
-// codeResult takes a result frame of a code question: the reply that a
-// submission is taken for judging, or the final one that ranks it.
-function codeResult(m) {
-  if (m.rank > 0) {
-    const first = !st.code.final;
-    st.code.final = m;
-    st.answered = true;
-    if (first) $('score').textContent = Number($('score').textContent) + m.points;
-    sub(m.submission, m.language);
-  } else if (m.submission) {
-    const s = sub(m.submission, m.language);
-    if (st.sending && st.sent?.code !== undefined) s.language ??= st.sent.language;
-    st.sending = false;
-    saveDraft();
-  }
-  renderSubmissions();
-  showCodeOutcome();
-  update();
-}
-
-// codeVerdict takes the judge's verdict on one of our submissions.
-function codeVerdict(v) {
-  const known = st.code.subs.has(v.submission);
-  const s = sub(v.submission, v.language);
-  // A verdict before any reply: the judge was busy and the submission was not judged.
-  if (!known && st.sending && st.sent?.code !== undefined) s.language ??= st.sent.language;
-  s.verdict = v;
-  if (v.verdict === 'AC') st.answered = true;
-  saveDraft();
-  renderSubmissions();
-  showCodeOutcome();
-  update();
-}
-
-// showCodeOutcome says where the player stands on the current code question.
-function showCodeOutcome() {
-  const f = st.code.final;
-  if (f) showResult(`Accepted!${f.rank ? ` Rank ${f.rank}` : ''} · +${f.points} points`, 'correct');
-  else if (st.answered)
-    showResult('Accepted! Your rank is settled once the submissions sent before yours are judged…', 'pending');
-  else if (st.phase === 'closed') showResult(closedText());
-  else showResult('');
-}
-
-// renderSubmissions lists the submissions to the current code question,
-// newest first. Items are updated in place, so that a screen reader (the list
-// is a live region) reads out what changed, not the whole list.
-function renderSubmissions() {
-  const list = $('submissions');
-  const code = st.q?.kind === 'code';
-  $('submissions-box').hidden = !code || st.code.subs.size === 0;
-  if (!code) return list.replaceChildren();
-  const keys = [...st.code.subs.keys()].sort((a, b) => b - a);
-  const items = keys.map((k) => {
-    let li = list.querySelector(`li[data-submission="${k}"]`);
-    if (!li) {
-      li = document.createElement('li');
-      li.dataset.submission = k;
-    }
-    fillSubmission(li, k, st.code.subs.get(k));
-    return li;
-  });
-  // Move only what must move: a screen reader reads out nodes put in anew.
-  let prev = null;
-  for (const li of items) {
-    const at = prev ? prev.nextSibling : list.firstChild;
-    if (at !== li) list.insertBefore(li, at);
-    prev = li;
-  }
-  const rest = () => (prev ? prev.nextSibling : list.firstChild);
-  while (rest()) rest().remove();
-}
-
-function fillSubmission(li, k, s) {
-  const v = s.verdict;
-  const state = v ? v.verdict : 'judging';
-  const ranked = st.code.final?.submission === k ? st.code.final : null;
-  const text = (sel, t) => (li.querySelector(sel).textContent = t);
-  const shown = JSON.stringify([v, s.language, ranked?.rank, ranked?.points]);
-  if (li.dataset.shown === shown) return; // unchanged: leave it be
-  li.dataset.shown = shown;
-  li.dataset.verdict = state;
-  li.className = `sub ${!v ? 'judging' : v.verdict === 'AC' ? 'correct' : 'wrong'}`;
-  li.innerHTML =
-    '<div class="sub-head"><span class="sub-n"></span> <span class="sub-lang muted"></span> ' +
-    '<b class="verdict"></b> <span class="verdict-name"></span> <span class="sub-stats muted"></span> ' +
-    '<span class="sub-rank"></span></div>';
-  text('.sub-n', `#${k}`);
-  text('.sub-lang', s.language ? languageName(s.language) : '');
-  text('.verdict', v ? v.verdict : 'judging…');
-  text('.verdict-name', v ? (verdictNames[v.verdict] ?? '') : '');
-  text('.sub-stats', v ? verdictStats(v) : '');
-  text('.sub-rank', ranked ? `rank ${ranked.rank} · +${ranked.points} points` : '');
-  if (v?.message) {
-    const pre = document.createElement('pre');
-    pre.className = 'sub-message';
-    pre.textContent = v.message;
-    li.append(pre);
-  }
-}
-
-function submitCode() {
-  const code = $('code-editor').value;
-  if (!code.trim()) return showError('Write your program first.');
-  const bytes = new TextEncoder().encode(code).length;
-  if (bytes > maxCode) return showError(`Your program is ${bytes} bytes: the most is ${maxCode}.`);
-  saveDraft();
-  sendAnswer({ language: $('language').value, code });
-}
-
-// ---- the editor: a textarea that indents ----------------------------------
-
-const indentUnit = '    ';
-
-// replaceRange replaces text start..end of the textarea and selects
-// selStart..selEnd. It goes through execCommand where it can, which keeps
-// the browser's undo history.
-function replaceRange(ta, start, end, text, selStart, selEnd) {
-  ta.setSelectionRange(start, end);
-  if (!document.execCommand('insertText', false, text)) {
-    ta.setRangeText(text, start, end, 'end');
-    ta.dispatchEvent(new Event('input', { bubbles: true }));
-  }
-  ta.setSelectionRange(selStart, selEnd);
-}
-
-// shiftLines indents (by one unit) or unindents the lines that the
-// selection touches.
-function shiftLines(ta, out) {
-  const { value, selectionStart: s, selectionEnd: e } = ta;
-  const from = value.lastIndexOf('\n', s - 1) + 1;
-  const to = e > s && value[e - 1] === '\n' ? e - 1 : e; // a selection ending at a line start leaves that line
-  const lines = value.slice(from, to).split('\n');
-  let first = 0;
-  let total = 0;
-  const shifted = lines.map((line, i) => {
-    let d;
-    if (out) {
-      d = line.length - line.replace(/^( {1,4}|\t)/, '').length;
-      line = line.slice(d);
-      d = -d;
-    } else {
-      d = indentUnit.length;
-      line = indentUnit + line;
-    }
-    if (i === 0) first = d;
-    total += d;
-    return line;
-  });
-  const text = shifted.join('\n');
-  if (total === 0) return;
-  replaceRange(ta, from, to, text, Math.max(from, s + first), e + total);
-}
-
-let escaped = false; // Esc was the last key: the next Tab leaves the editor
-
-function onEditorKey(e) {
-  const ta = e.currentTarget;
-  if (['Shift', 'Control', 'Alt', 'Meta'].includes(e.key)) return;
-  const wasEscaped = escaped;
-  escaped = e.key === 'Escape';
-  const plain = !e.ctrlKey && !e.altKey && !e.metaKey;
-  if (e.key === 'Tab' && plain) {
-    if (wasEscaped) return; // the browser moves the focus on
-    e.preventDefault();
-    const { value, selectionStart: s, selectionEnd: end } = ta;
-    if (e.shiftKey || value.slice(s, end).includes('\n')) return shiftLines(ta, e.shiftKey);
-    const col = s - (value.lastIndexOf('\n', s - 1) + 1);
-    const pad = ' '.repeat(indentUnit.length - (col % indentUnit.length));
-    replaceRange(ta, s, end, pad, s + pad.length, s + pad.length);
-  } else if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
-    e.preventDefault();
-    if (!$('submit-code').disabled) submitCode();
-  }
-}
-
-// onEditorInput makes a new line keep the indentation of the one it breaks.
-// It acts on the line break about to be inserted rather than on the Enter
-// key, so that it sees every way a line break is typed.
-function onEditorInput(e) {
-  if (e.inputType !== 'insertLineBreak' && e.inputType !== 'insertParagraph') return;
-  const ta = e.currentTarget;
-  const { value, selectionStart: s, selectionEnd: end } = ta;
-  const indent = /^[ \t]*/.exec(value.slice(value.lastIndexOf('\n', s - 1) + 1, s))[0];
-  if (!indent) return; // the browser's own line break will do
-  e.preventDefault();
-  const at = s + 1 + indent.length;
-  replaceRange(ta, s, end, '\n' + indent, at, at);
+// announce tells a screen reader, at once, what just happened.
+function announce(text) {
+  $('announce').textContent = text;
 }
 
 function showLeaderboard(entries) {
   renderLeaderboard($('leaderboard'), entries, session?.playerId);
   const mine = entries?.find((e) => e.playerId === session?.playerId);
-  if (mine) $('score').textContent = mine.score;
+  if (mine) {
+    setScore(mine.score);
+    // a place means something once a question was asked: in the lobby everyone is first
+    if (st.phase === 'closed' || st.phase === 'finished') $('place-short').textContent = ` · ${ordinal(mine.rank)}`;
+  }
+  if (st.phase === 'closed' || st.phase === 'finished') $('board-box').hidden = false;
+  // Back on the page after the end (a reload): the podium and the final place from the board.
+  if (st.phase === 'finished' && !$('podium').children.length && entries?.length) {
+    renderPodium($('podium'), entries.filter((e) => e.rank <= 3).slice(0, 10), session?.playerId);
+    $('podium-box').hidden = false;
+    if (mine) $('standing').textContent = `You finished ${ordinal(mine.rank)} of ${entries.length} with ${mine.score} points.`;
+  }
 }
 
 // ---- actions ------------------------------------------------------------
@@ -585,15 +511,27 @@ function enter() {
     },
     check: () => api('GET', `/api/rooms/${code}/leaderboard`, { token }),
     onGone(err) {
-      leave();
-      showError(`Your seat in room ${code} is gone (${err.message}). Join again.`);
+      gone(`Your seat in room ${code} is gone (${err.message}). Join again.`);
+    },
+    onRemoved(reason) {
+      if (!leaving) gone(reason || 'You were removed from the room.');
     },
   });
 }
 
-function leave() {
+// gone ends the seat on this page: the server removed it (or the player left).
+function gone(message) {
+  const code = session?.code;
+  leaveLocally();
+  if (code) $('code').value = code;
+  showError(message);
+}
+
+// leaveLocally forgets the seat and goes back to the join form.
+function leaveLocally() {
   stopSync();
   cancelReveal?.();
+  setTimer(0);
   conn?.close();
   conn = null;
   store.del(KEY);
@@ -609,8 +547,31 @@ function leave() {
   showError('');
 }
 
+// leaving is true while the page's own leave is under way.
+let leaving = false;
+
+// leave frees the seat on the server, then here: the name is free again.
+async function leave() {
+  const { code, token } = session;
+  leaving = true;
+  try {
+    await api('DELETE', `/api/rooms/${code}/players/me`, { token });
+  } catch (err) {
+    if (![401, 404].includes(err.status)) {
+      showError(`Could not leave: ${err.message}`);
+      return;
+    }
+  } finally {
+    leaving = false;
+  }
+  leaveLocally();
+  $('code').value = code;
+  announce(`You left room ${code}.`);
+}
+
 $('join-form').onsubmit = async (e) => {
   e.preventDefault();
+  showError(''); // a new try: the last one's error no longer applies
   const code = $('code').value.trim();
   const name = $('name').value.trim();
   if (!/^\d{6}$/.test(code)) return showError('The room code is 6 digits.');
@@ -620,7 +581,6 @@ $('join-form').onsubmit = async (e) => {
     const r = await api('POST', `/api/rooms/${code}/players`, { body: { name } });
     session = { code, playerId: r.playerId, token: r.token, name };
     store.set(KEY, session);
-    showError('');
     enter();
   } catch (err) {
     showError(err.message);
@@ -639,12 +599,25 @@ $('code-form').onsubmit = (e) => {
   e.preventDefault();
   submitCode();
 };
-$('code-editor').onkeydown = onEditorKey;
-$('code-editor').addEventListener('beforeinput', onEditorInput);
+attachEditor($('code-editor'), () => $('submit-code').disabled || submitCode());
 $('code-editor').oninput = saveDraft;
 $('language').onchange = saveDraft;
 
-$('leave').onclick = leave;
+$('leave').onclick = () => $('leave-dialog').showModal();
+$('leave-dialog').onclose = () => {
+  if ($('leave-dialog').returnValue === 'leave' && session) leave();
+  $('leave-dialog').returnValue = '';
+};
+
+const showSound = () => {
+  $('sound').setAttribute('aria-pressed', String(sounds.on));
+  $('sound').textContent = `Sound: ${sounds.on ? 'on' : 'off'}`;
+};
+$('sound').onclick = () => {
+  sounds.toggle();
+  showSound();
+};
+showSound();
 
 if (session) enter();
 else $('code').value = new URLSearchParams(location.search).get('code') ?? '';

@@ -2,7 +2,8 @@ package web
 
 import "embed"
 
-// FS holds the pages and their assets: index.html (student), host.html, admin.html, and the files they load.
+// FS holds the pages and their assets: index.html (student), host.html, present.html (the projector),
+// admin.html, and the files they load.
 //
 //go:embed *.html *.css *.js vendor
 var FS embed.FS
