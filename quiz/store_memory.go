@@ -50,12 +50,12 @@ type memState struct {
 // change is what one call changed in a room: the records a durable engine writes.
 type change struct {
 	created, deleted bool
-	head             bool       // the room's own record: phase, schedule, version, lock, activity
-	quiz             bool       // the room's quiz
-	joined           []string   // IDs of players who joined
-	left             []int      // seats of players who left
+	head             bool        // the room's own record: phase, schedule, version, lock, activity
+	quiz             bool        // the room's quiz
+	joined           []string    // IDs of players who joined
+	left             []int       // seats of players who left
 	answers          []answerPos // answers stored or changed
-	finalized        []int      // questions finalized
+	finalized        []int       // questions finalized
 }
 
 // answerPos is where an answer is: the i-th (from 0) to question n.
