@@ -66,7 +66,7 @@ func TestBrowserRestart(t *testing.T) {
 	for _, p := range append([]*tab{host}, students...) {
 		p.waitMatch("#status", jsText("#status"), reconnecting)
 	}
-	srv = start()
+	start() // stopped when the test ends
 	for _, p := range append([]*tab{host}, students...) {
 		p.waitWithin(reconnectWithin, "#status", jsText("#status"), "connected", func(v string) bool { return v == "connected" })
 	}
