@@ -83,7 +83,8 @@ type Store interface {
 	// move), an accepted answer; and a timed start or close it has scheduled counts as
 	// activity at its time. Each room is checked and deleted atomically: one active at the
 	// instant of its check stays. Calls from several nodes at once are safe (a room is
-	// deleted once), if wasteful: the service has one node sweep at a time.
+	// deleted once), if wasteful: the service has one node sweep at a time. With an error
+	// it still returns the rooms it deleted.
 	Expire(ctx context.Context, before time.Time) ([]string, error)
 }
 

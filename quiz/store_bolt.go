@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -20,7 +22,12 @@ import (
 // acknowledged change left it. Changes of concurrent calls share one transaction and one
 // fsync (group commit; see journal). If a write fails (a full disk, say), the calls whose
 // changes it held fail with Unavailable and their rooms go back to what is on disk;
-// Health says why until a write succeeds again.
+// Health says why until a write succeeds again. Reads of a room (but Quiz) wait for its
+// changes to be on disk, so that nobody is shown what could still be undone.
+//
+// One limit is bbolt's: should the flush of its meta page fail after the data pages were
+// written, the change may be on disk although its call was told it failed; a restart then
+// shows it. Sending it again is safe (see Store.Accept's replays).
 //
 // The database file is locked while it is open: a second process opening it fails.
 type BoltStore struct {
@@ -66,12 +73,20 @@ func OpenBoltStore(path string, log *slog.Logger) (*BoltStore, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockWait, FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
+	_, statErr := os.Stat(path)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockWait, FreelistType: bolt.FreelistMapType})
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("%s: %w", path, ErrDataLocked)
 	case err != nil:
 		return nil, fmt.Errorf("opening the database %s: %w", path, err)
+	}
+	if errors.Is(statErr, os.ErrNotExist) {
+		// A new file: its name must survive a power loss too.
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	s := &BoltStore{MemoryStore: NewMemoryStore(), db: db, path: path}
 	if err := db.Update(initSchema); err != nil {
@@ -122,6 +137,16 @@ func initSchema(tx *bolt.Tx) error {
 	return nil
 }
 
+// syncDir flushes a directory's entries to the disk.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
 // insert adds a loaded room and its tokens to the store.
 func (s *MemoryStore) insert(r *memRoom) {
 	s.mu.Lock()
@@ -146,7 +171,8 @@ func (s *MemoryStore) dropTokens(st *memState) {
 	}
 }
 
-// Close writes what is queued and closes the database. Calls after Close fail.
+// Close writes what is queued and closes the database. Changes after Close fail with
+// Unavailable.
 func (s *BoltStore) Close() error {
 	s.j.close()
 	return s.db.Close()
@@ -209,8 +235,9 @@ func (s *BoltStore) SaveStart(_ context.Context, room string, seq uint64, record
 	return err
 }
 
-// Starts returns the fairness records the room keeps (SaveStart), oldest first.
-func (s *BoltStore) Starts(_ context.Context, room string) ([][]byte, error) {
+// Starts returns the fairness records the room keeps (SaveStart), oldest first, but those
+// of the starts in except.
+func (s *BoltStore) Starts(_ context.Context, room string, except map[uint64]bool) ([][]byte, error) {
 	var out [][]byte
 	err := s.db.View(func(tx *bolt.Tx) error {
 		rb := tx.Bucket(bucketRooms).Bucket([]byte(room))
@@ -221,8 +248,10 @@ func (s *BoltStore) Starts(_ context.Context, room string) ([][]byte, error) {
 		if b == nil {
 			return nil
 		}
-		return b.ForEach(func(_, v []byte) error {
-			out = append(out, append([]byte(nil), v...))
+		return b.ForEach(func(k, v []byte) error {
+			if !except[binary.BigEndian.Uint64(k)] {
+				out = append(out, append([]byte(nil), v...))
+			}
 			return nil
 		})
 	})

@@ -38,6 +38,10 @@ type journal struct {
 	closed   bool
 	broken   error     // why the last commit failed; nil once one succeeds
 	brokenAt time.Time // when it first failed
+	needs    int       // bytes the failed flush wrote: what a probe must be able to write
+	// fatal is why memory may differ from the database for good (rooms could not be read
+	// back after a failed commit): every change is refused until a restart.
+	fatal error
 
 	commits, changes atomic.Int64 // see Stats
 
@@ -57,12 +61,9 @@ func newFlush() *flush {
 	return &flush{rooms: map[string]struct{}{}, done: make(chan struct{})}
 }
 
-// waitLimit bounds how long a call waits for its change to be committed: a disk that
-// hangs makes calls fail (Unavailable), not hang. The change may still be committed.
-const waitLimit = 10 * time.Second
-
-// probeEvery is how often a broken journal tries a write of its own, so that Health
-// recovers when space returns even if no call changes anything.
+// probeEvery is how often a broken journal tries a write of its own, as large as the one
+// that failed, so that Health recovers when space returns even if no call changes
+// anything, and not before.
 const probeEvery = time.Second
 
 func newJournal(db *bolt.DB, store *MemoryStore, log *slog.Logger) *journal {
@@ -74,21 +75,23 @@ func newJournal(db *bolt.DB, store *MemoryStore, log *slog.Logger) *journal {
 }
 
 // write queues the records of ch, a change of room r, and makes the open flush r's
-// pending one. The caller holds r's lock (so the records are the room's state just after
-// the change, and a room's changes are queued in the order they were made) and the world
-// lock for reading.
+// pending one. The caller holds r's lock, or r is not yet in the store (so the records
+// are the room's state just after the change, and a room's changes are queued in the
+// order they were made), and the world lock for reading.
 func (j *journal) write(r *memRoom, ch *change) {
 	ops := r.records(ch)
-	j.changes.Add(1)
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.closed {
+	if j.closed || j.fatal != nil {
+		// Refused: this change stays in memory only, which is what a server shutting down
+		// or one that must be restarted can afford.
 		f := newFlush()
-		f.err = Errorf(protocol.Unavailable, "the server is shutting down")
+		f.err = Errorf(protocol.Unavailable, "the server is shutting down, or must be restarted: changes are not saved")
 		close(f.done)
 		r.pending = f
 		return
 	}
+	j.changes.Add(1)
 	j.open.ops = append(j.open.ops, ops...)
 	j.open.rooms[r.room.Code] = struct{}{}
 	r.pending = j.open
@@ -99,24 +102,14 @@ func (j *journal) write(r *memRoom, ch *change) {
 }
 
 // wait returns once flush f is committed, or why it failed; nil if f is nil (nothing to
-// wait for).
+// wait for). It has no time limit: a flush always ends committed or undone, and a call
+// told anything else could not know whether its change was made.
 func (j *journal) wait(f *flush) error {
 	if f == nil {
 		return nil
 	}
-	select {
-	case <-f.done:
-		return f.err
-	default:
-	}
-	t := time.NewTimer(waitLimit)
-	defer t.Stop()
-	select {
-	case <-f.done:
-		return f.err
-	case <-t.C:
-		return Errorf(protocol.Unavailable, "the data directory has not confirmed the change within %s", waitLimit)
-	}
+	<-f.done
+	return f.err
 }
 
 // run commits the flushes one after another until close.
@@ -163,7 +156,7 @@ func (j *journal) flushOpen() {
 		j.undo(f, err)
 	} else {
 		j.commits.Add(1)
-		j.setBroken(nil)
+		j.setBroken(nil, 0)
 	}
 	close(f.done)
 }
@@ -177,32 +170,51 @@ func (j *journal) undo(f *flush, cause error) {
 	rest := j.open
 	j.open = newFlush()
 	j.mu.Unlock()
-	j.setBroken(cause)
+	needs := 0
+	for _, o := range f.ops {
+		needs += len(o.key) + len(o.value)
+	}
+	j.setBroken(cause, needs)
 	j.log.Error("changes could not be saved: undone, and their calls failed", "rooms", len(f.rooms), "err", cause)
 	rooms := f.rooms
 	for room := range rest.rooms {
 		rooms[room] = struct{}{}
 	}
 	if err := j.store.reload(j.db, rooms); err != nil {
-		// The rooms keep their unsaved state: the next commit writes it, or fails too.
-		j.log.Error("reading rooms back after a failed save", "err", err)
+		// Memory keeps changes the database has not, and the records of later changes
+		// would not fit with those on disk: refuse every change until a restart reads
+		// the database afresh.
+		j.mu.Lock()
+		j.fatal = fmt.Errorf("rooms could not be read back after a failed save (%v): restart the server", err)
+		j.mu.Unlock()
+		j.log.Error("reading rooms back after a failed save: no more changes are saved until a restart", "err", err)
 	}
 	f.err = Errorf(protocol.Unavailable, "the change could not be saved (%v): try again", cause)
 	rest.err = f.err
 	close(rest.done)
 }
 
-// probe tries a write of its own, to learn whether writes succeed again.
+// probe tries a write of its own as large as the failed flush's, then takes it back, to
+// learn whether writes succeed again: a small one could fit in pages the file already has
+// while real changes still fail.
 func (j *journal) probe() {
+	j.mu.Lock()
+	needs := j.needs
+	j.mu.Unlock()
 	err := j.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(probeKey, []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+		return tx.Bucket(bucketMeta).Put(probeKey, make([]byte, needs))
 	})
 	if err == nil {
-		j.setBroken(nil)
+		err = j.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(probeKey) })
+	}
+	if err == nil {
+		j.setBroken(nil, 0)
 	}
 }
 
-func (j *journal) setBroken(err error) {
+// setBroken records why commits fail and how much the failed one wrote, or, with a nil
+// err, that they succeed again.
+func (j *journal) setBroken(err error, needs int) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	switch {
@@ -215,15 +227,21 @@ func (j *journal) setBroken(err error) {
 	case err != nil:
 		j.broken = err
 	}
+	if err != nil {
+		j.needs = needs
+	}
 }
 
 func (j *journal) health() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.broken == nil {
-		return nil
+	switch {
+	case j.fatal != nil:
+		return j.fatal
+	case j.broken != nil:
+		return fmt.Errorf("changes cannot be saved since %s: %w", j.brokenAt.UTC().Format(time.RFC3339), j.broken)
 	}
-	return fmt.Errorf("changes cannot be saved since %s: %w", j.brokenAt.UTC().Format(time.RFC3339), j.broken)
+	return nil
 }
 
 // close commits what is queued and stops; later changes fail.

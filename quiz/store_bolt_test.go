@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/bulbquiz/bulb/internal/testenv"
 	"github.com/bulbquiz/bulb/protocol"
 )
@@ -271,6 +273,10 @@ func TestBoltStoreDiskFull(t *testing.T) {
 	}
 	wg.Wait()
 	before := snapshot(t, s, r.Code)
+	time.Sleep(2 * probeEvery) // the store's probes, as large as what failed, fail too
+	if s.Health() == nil {
+		t.Fatal("Health is nil while the disk is still full")
+	}
 
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
@@ -395,5 +401,59 @@ func TestBoltRoomKeepsEveryField(t *testing.T) {
 		if !reflect.DeepEqual(gv.Field(i).Interface(), v.Field(i).Interface()) {
 			t.Errorf("Room.%s: %v after a restart, want %v", name, gv.Field(i).Interface(), v.Field(i).Interface())
 		}
+	}
+}
+
+// holdWriter takes the database's writer for the test until release is closed: the
+// journal's next commit waits, as behind a slow disk.
+func holdWriter(t *testing.T, s *BoltStore) (release func()) {
+	t.Helper()
+	held, free, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- s.db.Update(func(*bolt.Tx) error { close(held); <-free; return nil })
+	}()
+	<-held
+	return func() {
+		close(free)
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestBoltStoreWaitsForTheDisk: while a change waits for its commit (a slow disk), its
+// call waits however long that takes (a call told it failed must not see its change made
+// later), and so do reads of the room: nobody is shown what could still be undone.
+func TestBoltStoreWaitsForTheDisk(t *testing.T) {
+	ctx := context.Background()
+	s := openBolt(t, t.TempDir())
+	r := mustRoom(t, s, nil)
+	release := holdWriter(t, s)
+	updated, read := make(chan error, 1), make(chan *Room, 1)
+	go func() {
+		_, err := s.Update(ctx, r.Code, func(r *Room) error { r.Current, r.Phase = 1, PhaseOpen; return nil })
+		updated <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // the change is made in memory and waits for the disk
+	go func() {
+		room, err := s.Room(ctx, r.Code)
+		if err != nil {
+			t.Error(err)
+		}
+		read <- room
+	}()
+	select {
+	case err := <-updated:
+		t.Fatalf("the change returned (%v) before it was on disk", err)
+	case room := <-read:
+		t.Fatalf("a read returned the room (phase %s) before its change was on disk", room.Phase)
+	case <-time.After(300 * time.Millisecond):
+	}
+	release()
+	if err := <-updated; err != nil {
+		t.Fatal(err)
+	}
+	if room := <-read; room.Phase != PhaseOpen {
+		t.Fatalf("the read after the commit: phase %s, want open", room.Phase)
 	}
 }

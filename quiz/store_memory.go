@@ -183,17 +183,36 @@ func (s *MemoryStore) create(r *Room) (*flush, error) {
 	return m.pending, nil
 }
 
-// Room implements Store.
-func (s *MemoryStore) Room(_ context.Context, room string) (*Room, error) {
+// view runs fn on the room under its lock. On the embedded engine it then waits until
+// the room's changes so far are on disk: nobody is shown a change that could still be
+// undone. If they could not be written, it returns Unavailable (the room is back as it
+// was: read it again).
+func (s *MemoryStore) view(room string, fn func(r *memRoom)) error {
 	r, err := s.lock(room)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	defer r.mu.Unlock()
-	return cloneRoom(&r.room), nil
+	fn(r)
+	f := r.pending
+	r.mu.Unlock()
+	if s.j != nil {
+		return s.j.wait(f)
+	}
+	return nil
 }
 
-// Quiz implements Store.
+// Room implements Store.
+func (s *MemoryStore) Room(_ context.Context, room string) (*Room, error) {
+	var out *Room
+	if err := s.view(room, func(r *memRoom) { out = cloneRoom(&r.room) }); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Quiz implements Store. It does not wait for the room's changes to be on disk, as the
+// other reads do: it is on the path of every answer, which waits for its own change (and
+// the quiz changes only in the lobby or between questions).
 func (s *MemoryStore) Quiz(_ context.Context, room string) (Quiz, error) {
 	r, err := s.lock(room)
 	if err != nil {
@@ -299,19 +318,24 @@ func (s *MemoryStore) RemovePlayer(_ context.Context, room, playerID string) (Pl
 
 // Player implements Store.
 func (s *MemoryStore) Player(_ context.Context, room, playerID string) (*Room, Player, error) {
-	r, err := s.lock(room)
+	var (
+		head  *Room
+		p     Player
+		found = playerID == ""
+	)
+	err := s.view(room, func(r *memRoom) {
+		head = roomHead(&r.room)
+		if i, ok := r.byID[playerID]; ok {
+			p, found = r.room.Players[i], true
+		}
+	})
 	if err != nil {
 		return nil, Player{}, err
 	}
-	defer r.mu.Unlock()
-	if playerID == "" {
-		return roomHead(&r.room), Player{}, nil
-	}
-	i, ok := r.byID[playerID]
-	if !ok {
+	if !found {
 		return nil, Player{}, Errorf(protocol.NotFound, "player %s is not in room %s", playerID, room)
 	}
-	return roomHead(&r.room), r.room.Players[i], nil
+	return head, p, nil
 }
 
 // Identify implements Store.
@@ -552,16 +576,21 @@ func (s *MemoryStore) Expire(_ context.Context, before time.Time) ([]string, err
 		}
 		r.mu.Unlock()
 	}
+	var err error
 	if s.j != nil {
 		s.j.world.RUnlock()
-		for _, f := range flushes {
-			if err := s.j.wait(f); err != nil {
-				return nil, err
+		kept := gone[:0]
+		for i, f := range flushes {
+			if werr := s.j.wait(f); werr != nil {
+				err = werr // undone: the room is back
+				continue
 			}
+			kept = append(kept, gone[i])
 		}
+		gone = kept
 	}
 	slices.Sort(gone)
-	return gone, nil
+	return gone, err
 }
 
 // DeleteRoom implements Store: the room goes as an expired one does.
@@ -594,12 +623,11 @@ func (r *memRoom) addScore(playerID string, points int) {
 
 // Answers implements Store.
 func (s *MemoryStore) Answers(_ context.Context, room string, n int) ([]protocol.Answer, error) {
-	r, err := s.lock(room)
-	if err != nil {
+	var out []protocol.Answer
+	if err := s.view(room, func(r *memRoom) { out = slices.Clone(r.answers[n]) }); err != nil {
 		return nil, err
 	}
-	defer r.mu.Unlock()
-	return slices.Clone(r.answers[n]), nil
+	return out, nil
 }
 
 // cloneRoom returns a deep copy of r, so callers never share memory with the store.
