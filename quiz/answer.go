@@ -44,6 +44,26 @@ func (s *Service) finalize(ctx context.Context, room string, n int, sc Scoring) 
 	return nil
 }
 
+// finalizeClosed finalizes the deferred questions of room r that were closed but are not
+// finalized: a close is a change of phase and then the finalizing, and the server may have
+// stopped, or its store failed, in between. Finalize changes nothing the second time, so
+// a question finalized meanwhile (by another node) is no harm.
+func (s *Service) finalizeClosed(ctx context.Context, r *Room) {
+	for n := 1; n <= min(r.Current, len(r.Quiz.Questions)); n++ {
+		sc := ScoringFor(r.Quiz, n)
+		if !sc.Deferred || n == r.Current && r.Phase != PhaseClosed && r.Phase != PhaseFinished {
+			continue
+		}
+		answers, err := s.store.Answers(ctx, r.Code, n)
+		if err == nil && slices.ContainsFunc(answers, func(a protocol.Answer) bool { return a.Pending }) {
+			err = s.finalize(ctx, r.Code, n, sc)
+		}
+		if err != nil {
+			s.log.Error("finalizing a closed question", "room", r.Code, "n", n, "err", err)
+		}
+	}
+}
+
 // Rank ranks a deferred question's answers: correct ones by reaction time, ties by arrival,
 // with points by sc; wrong ones keep rank 0. It returns every answer with Pending cleared.
 func Rank(answers []protocol.Answer, sc Scoring) []protocol.Answer {

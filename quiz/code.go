@@ -62,11 +62,9 @@ func settle(answers []protocol.Answer, from int, winners map[string]bool, correc
 // queue did not survive a restart that the submissions did (the embedded engine's judge
 // keeps its queue in memory). It returns how many it submitted. A submission being judged
 // when the server stopped is judged again; should it be judged twice, the first verdict
-// stands (Store.Verdict).
+// stands (Store.Verdict). Without a judge (the sandbox is gone since), each gets an IE
+// verdict that says so, rather than wait for ever and hold up the ranking of the others.
 func (s *Service) Resubmit(ctx context.Context) (int, error) {
-	if s.judge == nil {
-		return 0, nil
-	}
 	rooms, err := s.store.Rooms(ctx)
 	if err != nil {
 		return 0, err
@@ -82,11 +80,20 @@ func (s *Service) Resubmit(ctx context.Context) (int, error) {
 				return submitted, err
 			}
 			for _, a := range answers {
-				if a.Verdict == nil {
-					// A judge that cannot take it records an IE verdict: one verdict still.
-					s.submit(ctx, r.Code, a, q)
-					submitted++
+				if a.Verdict != nil {
+					continue
 				}
+				if s.judge == nil {
+					v := protocol.Verdict{Verdict: protocol.IE, Total: len(q.Tests), Message: "not judged: this server cannot judge code now"}
+					err = s.Verdict(ctx, r.Code, a.N, a.ArrivalRank, v)
+				} else {
+					// A judge that cannot take it records an IE verdict: one verdict still.
+					err = s.submit(ctx, r.Code, a, q)
+				}
+				if err != nil && ErrorCode(err) != protocol.Busy {
+					return submitted, err
+				}
+				submitted++
 			}
 		}
 	}

@@ -262,6 +262,12 @@ func (s *Service) close(ctx context.Context, room string, n int, scheduled time.
 		r.Phase, r.StartAt, r.CloseAt = PhaseClosed, time.Time{}, time.Time{}
 		return nil
 	})
+	if ErrorCode(err) == protocol.Conflict {
+		// Closed before: if its finalizing failed then, a close again finishes it.
+		if r, rerr := s.store.Room(ctx, room); rerr == nil && r.Current == n {
+			s.finalizeClosed(ctx, r)
+		}
+	}
 	if ErrorCode(err) == protocol.Unavailable {
 		// Closed, with only the reply lost: finish the close. Its announcements and the
 		// finalizing are idempotent, so doing them after another close harms nothing.

@@ -123,7 +123,8 @@ func (s *Service) normalize(qz *Quiz) error {
 
 // Run serves timed starts and expires quiet rooms (sweep) until ctx is done, then stops
 // the pending timers and waits for a start that is firing to finish. It first picks up the
-// starts already scheduled in the store, so that a node that (re)starts fires them too.
+// starts already scheduled in the store, so that a node that (re)starts fires them too,
+// and finishes the closes a stop cut in two (finalizeClosed).
 func (s *Service) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.ctx = ctx
@@ -139,6 +140,7 @@ func (s *Service) Run(ctx context.Context) error {
 		if (r.Phase == PhaseOpen || r.Phase == PhaseLive) && !r.CloseAt.IsZero() {
 			s.setTimer(r.Code, r.Current, ActionClose, r.CloseAt)
 		}
+		s.finalizeClosed(ctx, r)
 	}
 	sweeps := time.NewTicker(sweepEvery(s.ttl))
 	defer sweeps.Stop()

@@ -141,7 +141,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: cfg.HeaderTimeout, ReadTimeout: cfg.ReadTimeout,
 		IdleTimeout: cfg.IdleTimeout, MaxHeaderBytes: maxHeaderBytes}
 	g, ctx := errgroup.WithContext(ctx)
-	if eng.resubmit && jd.judge != nil {
+	if eng.resubmit {
 		// The judge's queue did not survive the restart; the submissions did.
 		if n, err := svc.Resubmit(ctx); err != nil {
 			log.Error("submitting the waiting code submissions again", "err", err)
