@@ -14,16 +14,23 @@ type Archive interface {
 	// SaveStart keeps the record of start seq of the room, replacing an earlier one of the
 	// same start, and keeps only the room's newest keep records.
 	SaveStart(ctx context.Context, room string, seq uint64, record []byte, keep int) error
-	// Starts returns the room's kept records.
-	Starts(ctx context.Context, room string) ([][]byte, error)
+	// Starts returns the room's kept records, but those of the starts in except.
+	Starts(ctx context.Context, room string, except map[uint64]bool) ([][]byte, error)
 	// LastStartSeq returns the highest seq saved, 0 if none: the hub numbers its starts
 	// on from there.
 	LastStartSeq(ctx context.Context) (uint64, error)
 }
 
-// archiveSettle is how long after a start its record is saved again: by then the acks
-// and seen reports (sent within a few hundred milliseconds of the reveal) are in.
+// archiveSettle is how long after a start its record is saved: by then the acks and seen
+// reports (sent within a few hundred milliseconds of the reveal) are in, and the burst of
+// answers that follows a start has been written before the record, which may be large (a
+// few hundred bytes per player), takes the database's writer.
 const archiveSettle = 3 * time.Second
+
+// seqGap is how far past the last saved start a restarted hub numbers its starts: starts
+// sent within archiveSettle of a crash were never saved, and their numbers must not come
+// back.
+const seqGap = 1 << 16
 
 // archiveQueue bounds the records waiting to be saved.
 const archiveQueue = 256
@@ -47,9 +54,8 @@ func (h *Hub) archive(roomName string, rec *startRecord) {
 	}
 }
 
-// runArchive saves each start's record twice, when it was sent (so that a crash soon after
-// keeps it) and once its reports have settled, until ctx is done; then it saves the
-// records still settling and returns.
+// runArchive saves each start's record once its reports have settled, until ctx is done;
+// then it saves the records still waiting and returns.
 func (h *Hub) runArchive(ctx context.Context) {
 	var settling []toArchive
 	timer := time.NewTimer(archiveSettle)
@@ -57,10 +63,17 @@ func (h *Hub) runArchive(ctx context.Context) {
 	for {
 		select {
 		case a := <-h.archiving:
-			h.saveStart(ctx, a)
 			settling = append(settling, a)
 		case <-timer.C:
 		case <-ctx.Done():
+			for drained := false; !drained; {
+				select {
+				case a := <-h.archiving:
+					settling = append(settling, a)
+				default:
+					drained = true
+				}
+			}
 			for _, a := range settling {
 				h.saveStart(context.WithoutCancel(ctx), a)
 			}
@@ -92,14 +105,14 @@ func (h *Hub) withArchived(roomName string, starts []StartStats) []StartStats {
 	if h.opts.Archive == nil {
 		return starts
 	}
-	recs, err := h.opts.Archive.Starts(context.Background(), roomName)
-	if err != nil {
-		h.log.Warn("reading a room's saved fairness records", "room", roomName, "err", err)
-		return starts
-	}
 	have := make(map[uint64]bool, len(starts))
 	for _, st := range starts {
 		have[st.Seq] = true
+	}
+	recs, err := h.opts.Archive.Starts(context.Background(), roomName, have)
+	if err != nil {
+		h.log.Warn("reading a room's saved fairness records", "room", roomName, "err", err)
+		return starts
 	}
 	for _, b := range recs {
 		var st StartStats
@@ -107,9 +120,7 @@ func (h *Hub) withArchived(roomName string, starts []StartStats) []StartStats {
 			h.log.Warn("an undecodable saved fairness record", "room", roomName, "err", err)
 			continue
 		}
-		if !have[st.Seq] {
-			starts = append(starts, st)
-		}
+		starts = append(starts, st)
 	}
 	slices.SortFunc(starts, func(a, b StartStats) int { return cmp.Compare(b.Seq, a.Seq) })
 	return starts[:min(len(starts), h.opts.History)]

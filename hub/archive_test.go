@@ -18,7 +18,6 @@ type memArchive struct {
 	mu      sync.Mutex
 	records map[string]map[uint64][]byte
 	last    uint64
-	saves   int
 }
 
 func (a *memArchive) SaveStart(_ context.Context, room string, seq uint64, record []byte, keep int) error {
@@ -28,19 +27,21 @@ func (a *memArchive) SaveStart(_ context.Context, room string, seq uint64, recor
 		a.records[room] = map[uint64][]byte{}
 	}
 	a.records[room][seq] = record
-	a.last, a.saves = max(a.last, seq), a.saves+1
+	a.last = max(a.last, seq)
 	for len(a.records[room]) > keep {
 		delete(a.records[room], slices.Min(slices.Collect(maps.Keys(a.records[room]))))
 	}
 	return nil
 }
 
-func (a *memArchive) Starts(_ context.Context, room string) ([][]byte, error) {
+func (a *memArchive) Starts(_ context.Context, room string, except map[uint64]bool) ([][]byte, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var out [][]byte
-	for _, r := range a.records[room] {
-		out = append(out, r)
+	for seq, r := range a.records[room] {
+		if !except[seq] {
+			out = append(out, r)
+		}
 	}
 	return out, nil
 }
@@ -51,9 +52,9 @@ func (a *memArchive) LastStartSeq(context.Context) (uint64, error) {
 	return a.last, nil
 }
 
-// TestArchive checks that a hub with an Archive saves each start's record as it is sent
-// and again with its acks, that a new hub on the same archive (a restarted node) reports
-// those starts, and that it numbers its starts on from them.
+// TestArchive checks that a hub with an Archive saves each start's record with its acks
+// (here as it stops, before the record settled), that a new hub on the same archive (a
+// restarted node) reports those starts, and that it numbers its starts on past them.
 func TestArchive(t *testing.T) {
 	arch := &memArchive{records: map[string]map[uint64][]byte{}}
 	ts := MustServer(t, hub.Options{Archive: arch})
@@ -74,14 +75,6 @@ func TestArchive(t *testing.T) {
 	MustLatest(t, ts, "a", func(st hub.StartStats) string {
 		if st.Acked != 3 {
 			return fmt.Sprintf("acked %d, want 3", st.Acked)
-		}
-		return ""
-	})
-	MustPoll(t, testTimeout, func() string {
-		arch.mu.Lock()
-		defer arch.mu.Unlock()
-		if arch.saves < 1 {
-			return "the start's record was not saved when it was sent"
 		}
 		return ""
 	})

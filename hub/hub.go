@@ -36,7 +36,7 @@ type Options struct {
 	Logger       *slog.Logger  // default slog.Default()
 	Metrics      *Metrics      // default: unregistered metrics
 	Bus          Bus           // other nodes; nil for a single node
-	Archive      Archive       // keeps fairness records across restarts; nil: kept in memory only
+	Archive      Archive       // keeps fairness records across restarts (Run saves them); nil: kept in memory only
 	Node         string        // this node's name, in fairness records; default the host name
 }
 
@@ -125,12 +125,14 @@ func New(opts Options) *Hub {
 		onNotify: map[string]func([]byte){}, onSurvey: map[string]func(context.Context, []byte) ([]byte, error){},
 		work: make(chan *Conn), dog: newWatchdog(opts.WriteTimeout), archiving: make(chan toArchive, archiveQueue)}
 	if opts.Archive != nil {
-		// Numbers go on from the last start saved: a record's number is its key.
+		// Numbers go on well past the last start saved: a record's number is its key.
 		seq, err := opts.Archive.LastStartSeq(context.Background())
 		if err != nil {
 			h.log.Error("reading the last start's number: numbering from 0 again", "err", err)
 		}
-		h.seq = seq
+		if seq > 0 {
+			h.seq = seq + seqGap
+		}
 	}
 	h.rateLimited = protocol.Encode(protocol.ErrorFrame{Code: protocol.RateLimited,
 		Message: fmt.Sprintf("more than %d frames at once or %g a second: frame refused", opts.FrameBurst, opts.FrameRate)})
