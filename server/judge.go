@@ -173,9 +173,24 @@ func jobOf(c quiz.CodeJob) judge.Job {
 }
 
 // recordVerdict returns what records a judged job's verdict: the service's Verdict, which
-// keeps the first verdict of a submission.
+// keeps the first verdict of a submission. While the engine cannot save it (a full disk,
+// Redis away) it tries again, up to every 5 s, until ctx is done: a judged job whose
+// verdict is dropped would hold up the ranking of its question, and the in-memory jobs
+// of the embedded engine are not handed out again.
 func recordVerdict(svc *quiz.Service) judge.RecordFunc {
 	return func(ctx context.Context, job judge.Job, v protocol.Verdict) error {
-		return svc.Verdict(ctx, job.ID.Room, job.ID.Question, job.ID.Submission, v)
+		wait := 100 * time.Millisecond
+		for {
+			err := svc.Verdict(ctx, job.ID.Room, job.ID.Question, job.ID.Submission, v)
+			if quiz.ErrorCode(err) != protocol.Unavailable {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 5*time.Second)
+		}
 	}
 }
