@@ -463,9 +463,11 @@ e2e() {
   rss1s=$(rss) heap1s=$(metric go_memstats_heap_inuse_bytes) stack1s=$(metric go_memstats_stack_inuse_bytes)
 
   # Per question: open, start (CPU ticks around the start call, which returns once the frame
-  # was sent to every recipient), ~1 s for acks and answers, close (CPU ticks from before
-  # the start to after the close: fan-out, acks, answers and close together).
-  local n t0 t1 t2 start_ticks=0 cycle_ticks=0 rss2="" gor2="" after=0 resp recips=""
+  # was sent to every recipient), ~1 s from the bulb's light for reports and answers (under
+  # the synced reveal the light comes at the start's reveal instant, up to a second later),
+  # close (CPU ticks from before the start to after the close: fan-out, reports, answers and
+  # close together).
+  local n t0 t1 t2 start_ticks=0 cycle_ticks=0 rss2="" gor2="" after=0 resp recips="" lit
   for n in $(seq "$starts"); do
     api POST "/api/rooms/$code/questions/$n/open" >/dev/null
     sleep 0.2
@@ -473,7 +475,12 @@ e2e() {
     resp=$(api POST "/api/rooms/$code/questions/$n/start")
     t1=$(ticks)
     recips="$recips $(echo "$resp" | jq -r .recipients)"
-    sleep 1
+    lit=$(echo "$resp" | jq -r '.revealAt // empty')
+    if [ -n "$lit" ]; then
+      sleep "$(awk -v at="$(date -d "$lit" +%s.%N)" -v now="$(date +%s.%N)" 'BEGIN { printf "%.3f", (at > now ? at - now : 0) + 1 }')"
+    else
+      sleep 1
+    fi
     api POST "/api/rooms/$code/questions/$n/close" >/dev/null
     t2=$(ticks)
     start_ticks=$((start_ticks + t1 - t0)) cycle_ticks=$((cycle_ticks + t2 - t0))
@@ -539,7 +546,7 @@ e2e() {
     if (r2 == "") print "(no sample after a start with every client still connected)"
   }'
   awk -v hz="$hz" -v st="$start_ticks" -v cy="$cycle_ticks" -v s="$starts" 'BEGIN {
-    printf "server CPU per start: %.0f ms in the start call (fan-out), %.0f ms from start to close (fan-out, acks, answers, close); ticks of %.0f ms\n",
+    printf "server CPU per start: %.0f ms in the start call (fan-out), %.0f ms from start to close (fan-out, reports, answers, close); ticks of %.0f ms\n",
       st * 1000 / hz / s, cy * 1000 / hz / s, 1000 / hz
   }'
   echo "(server, loadgen and curl share the same $(nproc) cores; loadgen's receipt times include its own scheduling;" \
@@ -607,11 +614,13 @@ peer_turn() {
   sleep 1 # the last clients' clock sync bursts
   local rss1 n t0 t1 t2 call=0 window=0
   rss1=$(rss)
-  # As e2e: open (Bulb), start (CPU ticks around the call), 1 s, close (Bulb); the window
-  # is the start call and the second after it (reports, the peer's acks), without the close.
+  # As e2e, but a second between the open (Bulb's question frame to every client) and the
+  # start, so that no fan-out but the start's is under way: open (Bulb), 1 s, start (CPU
+  # ticks around the call), 1 s, close (Bulb); the window is the start call and the second
+  # after it (the clients' reports), without the close.
   for n in $(seq "$starts"); do
     if [ "$system" != peer ]; then api POST "/api/rooms/$code/questions/$n/open" >/dev/null; fi
-    sleep 0.2
+    sleep 1
     t0=$(ticks)
     if [ "$system" = peer ]; then
       curl -fsS -X POST "$base/start?n=$n" >/dev/null
