@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"runtime"
 	"strconv"
 	"time"
 
 	"github.com/bulbquiz/bulb/internal/clocksync"
 )
 
-// What the student page does (web/student.js, web/clock.js), in its figures.
+// What the student page does (web/student.js, web/clock.js), in its figures; below, the
+// clients doing it: the clock sync and the light of a start, then the report.
 const (
 	syncBurst   = 8                      // sync samples at connect
 	syncSpacing = 30 * time.Millisecond  // between the samples of the burst
@@ -105,4 +109,87 @@ func appendAck(b []byte, seq uint64) []byte {
 	b = append(b, `{"type":"ack","seq":`...)
 	b = strconv.AppendUint(b, seq, 10)
 	return append(b, '}')
+}
+
+// onStart lights c's bulb as the page does (planStart): at once, or at the start's
+// instant (sleeping until spinBefore ahead, then spinning); then reports, and answers
+// after a reaction time from the light.
+func (lg *loadgen) onStart(ctx context.Context, c *client, f frame, at time.Time) error {
+	received := lg.clock.ms(at)
+	var est *clocksync.Estimate
+	if e, ok := c.est.Estimate(received); ok && !lg.cfg.ack {
+		est = &e
+	}
+	p := planStart(lg.cfg.ack, f.At, est, lg.clock.now())
+	if p.ackNow {
+		if err := lg.send(ctx, c, "ack", appendAck(nil, f.Seq)); err != nil {
+			return err
+		}
+		c.acks.Add(1)
+	}
+	light := func() {
+		now := time.Now()
+		r := reveal{at: now, late: p.late}
+		if est != nil {
+			r.server, r.clockErr, r.hasClock = lg.clock.ms(now)+est.Offset, est.Error, true
+		}
+		c.mu.Lock()
+		c.reveals[f.Seq] = r
+		c.mu.Unlock()
+		switch p.report {
+		case "ack":
+			if lg.send(ctx, c, "ack", appendAck(nil, f.Seq)) == nil {
+				c.acks.Add(1)
+			}
+		case "seen":
+			msg := appendSeen(nil, f.Seq, received, lg.clock.ms(now), *est, p.late)
+			lg.after(c, seenPause(lg.uniform()), true, func() {
+				if lg.send(ctx, c, "seen", msg) == nil {
+					c.seen.Add(1)
+				}
+			})
+		}
+		if lg.cfg.answer {
+			msg := fmt.Appendf(nil, `{"type":"answer","n":%d,"choice":%d}`, f.N, lg.cfg.choice)
+			lg.after(c, lg.reaction(), true, func() {
+				if lg.send(ctx, c, "answer", msg) == nil {
+					c.answers.Add(1)
+					lg.sent.Add(1)
+				}
+			})
+		}
+	}
+	if p.target == 0 {
+		light()
+		return nil
+	}
+	// The page's revealAt: a timer until spinBefore ahead, then it watches the clock.
+	// Thousands of clients share two cores here, so the spin yields between readings.
+	wait := time.Duration((p.target - lg.clock.now()) * float64(time.Millisecond))
+	lg.after(c, max(0, wait-spinBefore), true, func() {
+		for lg.clock.now() < p.target {
+			runtime.Gosched()
+		}
+		light()
+	})
+	return nil
+}
+
+// startSync sends c's clock sync samples as the page does: a burst of syncBurst,
+// syncSpacing apart, then one every syncEvery, until c stops.
+func (lg *loadgen) startSync(ctx context.Context, c *client) {
+	sample := func() {
+		if lg.send(ctx, c, "sync", appendSync(nil, lg.clock.now())) == nil {
+			c.syncs.Add(1)
+		}
+	}
+	for i := range syncBurst {
+		lg.after(c, time.Duration(i)*syncSpacing, false, sample)
+	}
+	var every func()
+	every = func() {
+		sample()
+		lg.after(c, syncEvery, false, every)
+	}
+	lg.after(c, syncEvery, false, every)
 }
