@@ -17,13 +17,25 @@
 #                               receipt-latency CDFs, a panel per size, in
 #                               docs/fanout-cdf.svg; the no-argument run does a quick one:
 #                               1,000 clients, 3 rounds, no chart
-#   scripts/bench.sh e2e        end to end: the real server (its binary, one process) and
+#   scripts/bench.sh e2e        end to end: the real server (its binary, one process, on the
+#                               default engine with a fresh data directory) and
 #                               scripts/loadgen (another process) on loopback, 10,000 clients
-#                               in one room, 30 starts: receipt p50/p99/max, spread and bias
-#                               as loadgen sees them, the server's fairness report of the last
+#                               in one room that behave as the student page does (clock sync,
+#                               seen reports out of the fan-out's way), 30 starts under the
+#                               synced reveal: receipt p50/p99/max, spread, reveal and bias as
+#                               loadgen sees them, the server's fairness report of the last
 #                               start, server RSS and goroutines per connection, server CPU
-#                               per start; --quick (and the no-argument run): 1,000 clients,
-#                               5 starts
+#                               per start; then e2e-peer below; --quick (and the no-argument
+#                               run): 1,000 clients, 5 starts
+#   scripts/bench.sh e2e-peer   end to end against a peer (only this part of e2e): Bulb and
+#                               scripts/peer, a broadcast server on the centrifuge library
+#                               (Centrifugo's core) serving the same start frame, in turns
+#                               (Bulb, peer, Bulb with clients that ack at once as the old
+#                               page did; each a fresh server and loadgen), 2 rounds of 10,000
+#                               clients and 10 immediate starts: each one's receipt p50, p99
+#                               and spread, server CPU per start, RSS per connection, and the
+#                               ratios; --quick (and the no-argument run): 1,000 clients, 5
+#                               starts
 #   scripts/bench.sh fairness   the latency lab (scripts/fairness): the real server (built from
 #                               ./server, one process) and 300 students in three latency
 #                               groups (5, 25 and 60 ms one way, ± jitter) behind toxiproxy,
@@ -68,10 +80,13 @@
 #                               CPU profile of the server side of every measured round (none
 #                               by default: the profiler costs CPU; go tool pprof merges a
 #                               strategy's rounds: go tool pprof -top /tmp/prof/10000-bulb-*)
-#   CLIENTS=10000 STARTS=30 RATE=1000 SETTLE=10 scripts/bench.sh e2e
+#   CLIENTS=10000 STARTS=30 RATE=1000 SETTLE=10 REVEAL=synced PEER_STARTS=10 PEER_ROUNDS=2 scripts/bench.sh e2e
 #                               clients, starts (one question each), the loadgen's
-#                               connections per second (default 1000) and the seconds of
-#                               idling between the two idle memory samples (default 10)
+#                               connections per second (default 1000), the seconds of
+#                               idling between the two idle memory samples (default 10), the
+#                               quiz's reveal (synced, the default, or immediate); and for
+#                               e2e-peer, the starts of each turn and the rounds (CLIENTS and
+#                               RATE apply to it too)
 #   CLIENTS=300 QUESTIONS=200 MODES=synced+compensated RUNS=5 scripts/bench.sh fairness
 #                               honest students per room (a multiple of 3), questions per
 #                               room (at most 200: a quiz's limit), the rooms (default
@@ -93,7 +108,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { echo "usage: scripts/bench.sh [hub|engines|fanout|e2e|fairness|reveal|judge [--quick]]" >&2; exit 2; }
+usage() { echo "usage: scripts/bench.sh [hub|engines|fanout|e2e|e2e-peer|fairness|reveal|judge [--quick]]" >&2; exit 2; }
 
 machine() {
   echo "machine: $(nproc) cores, $(uname -sr), $(go version | cut -d' ' -f3-)"
@@ -320,12 +335,12 @@ engines() {
   echo " as its caller sees it, with the Go client, JSON and the benchmark on the same 2 cores)"
 }
 
-# e2e [--quick]: the server's binary and scripts/loadgen's, each in its own process, on
-# loopback; the script plays the host with curl. Server figures come from /proc/PID (the
-# binary runs directly, so PID is the server's) and from its /metrics.
-e2e() {
-  local clients=${CLIENTS:-10000} starts=${STARTS:-30} rate=${RATE:-1000}
-  if [ "${1:-}" = --quick ]; then clients=1000 starts=5; fi
+# The e2e parts' helpers. Bash scopes variables dynamically: they read and set the
+# caller's port, token, base and server_pid (and the global loadgen_pid).
+
+# need_e2e_tools: curl and jq, and as many open files as allowed (server and loadgen are
+# separate processes: each needs one descriptor per client).
+need_e2e_tools() {
   local prog
   for prog in curl jq; do
     command -v "$prog" >/dev/null || {
@@ -333,53 +348,143 @@ e2e() {
       exit 1
     }
   done
-  # Server and loadgen are separate processes: each needs one descriptor per client.
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-  echo
-  echo "== e2e: the server and scripts/loadgen in separate processes on loopback:" \
-    "$clients clients in one room, $starts starts (open-file limit $(ulimit -n);" \
-    "load average $(cut -d' ' -f1-3 /proc/loadavg))"
-  tmp=$(mktemp -d /tmp/bulb-bench.XXXXXX)
-  show go build -o "$tmp/bulb" ./server
-  show go build -o "$tmp/loadgen" ./scripts/loadgen
-  local port token base
-  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-  base=http://127.0.0.1:$port
-  # Every client comes from 127.0.0.1: no cap of connections or joins per address.
-  echo "\$ BULB_ADMIN_TOKEN=… BULB_ADDR=127.0.0.1:$port BULB_LOG_LEVEL=info BULB_CONNS_PER_ADDR=0 BULB_JOIN_RATE=0 $tmp/bulb &"
-  BULB_ADMIN_TOKEN=$token BULB_ADDR=127.0.0.1:$port BULB_LOG_LEVEL=info BULB_CONNS_PER_ADDR=0 BULB_JOIN_RATE=0 \
-    "$tmp/bulb" >"$tmp/server.log" 2>&1 &
-  server_pid=$!
+}
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# await_healthy LOG: waits until the server at $base answers /healthz.
+await_healthy() {
   local tries=0
   until curl -fsS "$base/healthz" >/dev/null 2>&1; do
     tries=$((tries + 1))
     if [ "$tries" -gt 200 ] || ! kill -0 "$server_pid" 2>/dev/null; then
       echo "bench.sh e2e: the server did not start:" >&2
-      cat "$tmp/server.log" >&2
+      cat "$1" >&2
       exit 1
     fi
     sleep 0.05
   done
+}
 
-  # metric NAME: the value of an unlabelled metric; rss: VmRSS in KiB; ticks: utime+stime.
-  metric() { curl -fsS "$base/metrics" | awk -v m="$1" '$1 == m && !done { print $2 + 0; done = 1 }'; }
-  rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$server_pid/status"; }
-  ticks() { awk '{ print $14 + $15 }' "/proc/$server_pid/stat"; } # comm is "bulb": no spaces
-  api() { # api METHOD PATH [BODY]
-    curl -fsS -X "$1" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-      ${3:+--data "$3"} "$base$2"
-  }
+# start_bulb LOG: Bulb's binary ($tmp/bulb) on a free loopback port, run directly, so that
+# server_pid is the server's; on the default engine, the embedded one, as users run it,
+# with a fresh data directory under $tmp.
+start_bulb() {
+  port=$(free_port)
+  token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+  base=http://127.0.0.1:$port
+  local data
+  data=$(mktemp -d "$tmp/data.XXXXXX")
+  # Every client comes from 127.0.0.1: no cap of connections or joins per address.
+  echo "\$ BULB_ADMIN_TOKEN=… BULB_ADDR=127.0.0.1:$port BULB_DATA=$data BULB_LOG_LEVEL=info BULB_CONNS_PER_ADDR=0 BULB_JOIN_RATE=0 $tmp/bulb &"
+  BULB_ADMIN_TOKEN=$token BULB_ADDR=127.0.0.1:$port BULB_DATA=$data BULB_LOG_LEVEL=info BULB_CONNS_PER_ADDR=0 BULB_JOIN_RATE=0 \
+    "$tmp/bulb" >"$1" 2>&1 &
+  server_pid=$!
+  await_healthy "$1"
+}
+
+# start_peer LOG: the peer's binary ($tmp/peer, scripts/peer) likewise.
+start_peer() {
+  port=$(free_port)
+  base=http://127.0.0.1:$port
+  echo "\$ $tmp/peer --addr 127.0.0.1:$port &"
+  "$tmp/peer" --addr "127.0.0.1:$port" >"$1" 2>&1 &
+  server_pid=$!
+  await_healthy "$1"
+}
+
+stop_server() {
+  if [ -n "$server_pid" ]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+  fi
+}
+
+# metric NAME: the value of an unlabelled metric; rss: VmRSS in KiB; ticks: utime+stime.
+metric() { curl -fsS "$base/metrics" | awk -v m="$1" '$1 == m && !done { print $2 + 0; done = 1 }'; }
+rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$server_pid/status"; }
+ticks() { awk '{ print $14 + $15 }' "/proc/$server_pid/stat"; } # comm is "bulb" or "peer": no spaces
+api() { # api METHOD PATH [BODY]
+  curl -fsS -X "$1" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    ${3:+--data "$3"} "$base$2"
+}
+# e2e_quiz STARTS [REVEAL]: one choice question per start, all alike, choice 0 right.
+e2e_quiz() {
+  jq -cn --argjson n "$1" --arg reveal "${2:-}" '{title: "bench e2e"} + (if $reveal == "" then {} else {reveal: $reveal} end) +
+    {questions: [range($n) | {kind: "choice", text: "Which?", choices: ["a", "b", "c", "d"], answer: 0}]}'
+}
+
+# await_clients N CMD...: waits until CMD prints at least N (the server's count of
+# connected clients), or as many as loadgen connected once it is done connecting (the
+# others failed: its report says why), while loadgen runs.
+await_clients() {
+  local want=$1 deadline=$((SECONDS + $1 / rate + 60)) got=0 settled
+  shift
+  while :; do
+    got=$("$@")
+    [ "${got:-0}" -ge "$want" ] && break
+    settled=$(sed -n 's|^loadgen: done connecting: \([0-9]*\)/.*|\1|p' "$tmp/loadgen.err")
+    if [ -n "$settled" ] && [ "${got:-0}" -ge "$settled" ]; then
+      echo "(only $got of $want clients connected: $(grep 'done connecting' "$tmp/loadgen.err"))"
+      break
+    fi
+    if [ "$SECONDS" -ge "$deadline" ] || ! kill -0 "$loadgen_pid" 2>/dev/null; then
+      echo "bench.sh e2e: $got of $want clients connected; loadgen said:" >&2
+      tail -n 20 "$tmp/loadgen.err" >&2
+      exit 1
+    fi
+    sleep 1
+  done
+}
+
+# await_loadgen: loadgen stops by itself --grace (3 s) after the last start; past a
+# minute, interrupt it (SIGINT: it still prints its report), then give up on it.
+await_loadgen() {
+  local lg_rc=0 waited=0
+  while kill -0 "$loadgen_pid" 2>/dev/null && [ "$waited" -lt 60 ]; do sleep 1; waited=$((waited + 1)); done
+  if kill -0 "$loadgen_pid" 2>/dev/null; then
+    echo "bench.sh e2e: loadgen still running 60 s after the last close: interrupting it" >&2
+    kill -INT "$loadgen_pid" 2>/dev/null || true
+    waited=0
+    while kill -0 "$loadgen_pid" 2>/dev/null && [ "$waited" -lt 30 ]; do sleep 1; waited=$((waited + 1)); done
+    kill -KILL "$loadgen_pid" 2>/dev/null || true
+  fi
+  wait "$loadgen_pid" || lg_rc=$?
+  loadgen_pid=""
+  if [ "$lg_rc" -ne 0 ]; then
+    echo "bench.sh e2e: loadgen exited with $lg_rc:" >&2
+    tail -n 20 "$tmp/loadgen.err" >&2
+  fi
+}
+
+# e2e [--quick]: the server's binary and scripts/loadgen's, each in its own process, on
+# loopback; the script plays the host with curl. Server figures come from /proc/PID (the
+# binary runs directly, so PID is the server's) and from its /metrics. The clients behave
+# as the student page does (scripts/loadgen): clock sync, seen reports.
+e2e() {
+  local clients=${CLIENTS:-10000} starts=${STARTS:-30} rate=${RATE:-1000} reveal=${REVEAL:-synced}
+  if [ "${1:-}" = --quick ]; then clients=1000 starts=5; fi
+  need_e2e_tools
+  echo
+  echo "== e2e: the server and scripts/loadgen in separate processes on loopback:" \
+    "$clients clients in one room, $starts starts, $reveal reveal (open-file limit $(ulimit -n);" \
+    "load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  [ -n "$tmp" ] || tmp=$(mktemp -d /tmp/bulb-bench.XXXXXX) # removed on exit
+  show go build -o "$tmp/bulb" ./server
+  show go build -o "$tmp/loadgen" ./scripts/loadgen
+  local port token base
+  start_bulb "$tmp/server.log"
   local hz rss0 gor0 heap0 stack0
   hz=$(getconf CLK_TCK)
   rss0=$(rss) gor0=$(metric go_goroutines)
   heap0=$(metric go_memstats_heap_inuse_bytes) stack0=$(metric go_memstats_stack_inuse_bytes)
 
-  # One choice question per start, all alike; every client answers choice 0, the right one.
+  # One choice question per start; every client answers choice 0, the right one.
   local quiz code
-  quiz=$(jq -cn --argjson n "$starts" \
-    '{title: "bench e2e", questions: [range($n) | {kind: "choice", text: "Which?", choices: ["a", "b", "c", "d"], answer: 0}]}')
-  echo "\$ curl -X POST -H 'Authorization: Bearer …' --data '{\"title\":\"bench e2e\",\"questions\":[… $starts choice questions …]}' $base/api/rooms"
+  quiz=$(e2e_quiz "$starts" "$reveal")
+  echo "\$ curl -X POST -H 'Authorization: Bearer …' --data '{\"title\":\"bench e2e\",\"reveal\":\"$reveal\",\"questions\":[… $starts choice questions …]}' $base/api/rooms"
   code=$(api POST /api/rooms "$quiz" | jq -r .code)
   echo "room $code"
 
@@ -388,17 +493,7 @@ e2e() {
   printf '$'; printf ' %q' "${lg[@]}"; printf ' > loadgen.json &\n'
   "${lg[@]}" >"$tmp/loadgen.json" 2>"$tmp/loadgen.err" &
   loadgen_pid=$!
-  local deadline=$((SECONDS + clients / rate + 60)) conns=0
-  while :; do
-    conns=$(metric bulb_hub_connections)
-    [ "${conns:-0}" -ge "$clients" ] && break
-    if [ "$SECONDS" -ge "$deadline" ] || ! kill -0 "$loadgen_pid" 2>/dev/null; then
-      echo "bench.sh e2e: $conns of $clients clients connected; loadgen said:" >&2
-      tail -n 20 "$tmp/loadgen.err" >&2
-      exit 1
-    fi
-    sleep 1
-  done
+  await_clients "$clients" metric bulb_hub_connections
   sleep 1 # let the last joins settle
   local rss1 gor1 conns1 heap1 stack1 rss1s heap1s stack1s settle=${SETTLE:-10}
   rss1=$(rss) gor1=$(metric go_goroutines) conns1=$(metric bulb_hub_connections)
@@ -410,9 +505,11 @@ e2e() {
   rss1s=$(rss) heap1s=$(metric go_memstats_heap_inuse_bytes) stack1s=$(metric go_memstats_stack_inuse_bytes)
 
   # Per question: open, start (CPU ticks around the start call, which returns once the frame
-  # was sent to every recipient), ~1 s for acks and answers, close (CPU ticks from before
-  # the start to after the close: fan-out, acks, answers and close together).
-  local n t0 t1 t2 start_ticks=0 cycle_ticks=0 rss2="" gor2="" after=0 resp recips=""
+  # was sent to every recipient), ~1 s from the bulb's light for reports and answers (under
+  # the synced reveal the light comes at the start's reveal instant, up to a second later),
+  # close (CPU ticks from before the start to after the close: fan-out, reports, answers and
+  # close together).
+  local n t0 t1 t2 start_ticks=0 cycle_ticks=0 rss2="" gor2="" after=0 resp recips="" lit
   for n in $(seq "$starts"); do
     api POST "/api/rooms/$code/questions/$n/open" >/dev/null
     sleep 0.2
@@ -420,7 +517,12 @@ e2e() {
     resp=$(api POST "/api/rooms/$code/questions/$n/start")
     t1=$(ticks)
     recips="$recips $(echo "$resp" | jq -r .recipients)"
-    sleep 1
+    lit=$(echo "$resp" | jq -r '.revealAt // empty')
+    if [ -n "$lit" ]; then
+      sleep "$(awk -v at="$(date -d "$lit" +%s.%N)" -v now="$(date +%s.%N)" 'BEGIN { printf "%.3f", (at > now ? at - now : 0) + 1 }')"
+    else
+      sleep 1
+    fi
     api POST "/api/rooms/$code/questions/$n/close" >/dev/null
     t2=$(ticks)
     start_ticks=$((start_ticks + t1 - t0)) cycle_ticks=$((cycle_ticks + t2 - t0))
@@ -433,22 +535,9 @@ e2e() {
   done
   echo "start calls' recipients:$recips"
   echo "(waiting for loadgen to finish)"
-  # loadgen stops by itself --grace (3 s) after the last start; past a minute, interrupt
-  # it (SIGINT: it still prints its report), then give up on it.
-  local lg_rc=0 waited=0
-  while kill -0 "$loadgen_pid" 2>/dev/null && [ "$waited" -lt 60 ]; do sleep 1; waited=$((waited + 1)); done
-  if kill -0 "$loadgen_pid" 2>/dev/null; then
-    echo "bench.sh e2e: loadgen still running 60 s after the last close: interrupting it" >&2
-    kill -INT "$loadgen_pid" 2>/dev/null || true
-    waited=0
-    while kill -0 "$loadgen_pid" 2>/dev/null && [ "$waited" -lt 30 ]; do sleep 1; waited=$((waited + 1)); done
-    kill -KILL "$loadgen_pid" 2>/dev/null || true
-  fi
-  wait "$loadgen_pid" || lg_rc=$?
-  loadgen_pid=""
+  await_loadgen
   local rss3 gor3
   rss3=$(rss) gor3=$(metric go_goroutines)
-  [ "$lg_rc" -eq 0 ] || { echo "bench.sh e2e: loadgen exited with $lg_rc:" >&2; tail -n 20 "$tmp/loadgen.err" >&2; }
   if [ -s "$tmp/server.log" ]; then
     echo "server log ($(wc -l <"$tmp/server.log") lines), by message, most frequent first:"
     sed -E 's/.*(level=[A-Z]+) (msg=("[^"]*"|[^ ]*)).* ((reason|err)=("[^"]*"|[^ ]*)).*/\1 \2 \4/; t
@@ -462,13 +551,17 @@ e2e() {
   local j=$tmp/loadgen.json
   echo
   echo "== e2e: $clients clients, $starts starts; loadgen's view (receipt times from each start's first receipt, µs)"
-  jq -r '"connected \(.connected) of \(.clients), failed \(.failed), dropped \(.dropped); starts seen \(.startsSeen); acks \(.acks), answers \(.answers), results \(.results)" +
+  jq -r '"connected \(.connected) of \(.clients), failed \(.failed), dropped \(.dropped); starts seen \(.startsSeen); clock syncs \(.syncs) (\(.syncReplies) answered); seen \(.seen), acks \(.acks), answers \(.answers), results \(.results)" +
     (if (.answerErrors // {}) == {} then "" else "; answer errors \(.answerErrors)" end) +
     (if (.failures // {}) == {} then "" else "\nfailures: \(.failures)" end)' "$j"
   jq -r 'def med: sort | if length == 0 then "n/a" else .[((length + 1) / 2 | floor) - 1] end;
     def mx: if length == 0 then "n/a" else max end;
     .starts as $s |
     "receipt, median over starts (max over starts): p50 \([$s[].p50Us] | med) (\([$s[].p50Us] | mx)), p99 \([$s[].p99Us] | med) (\([$s[].p99Us] | mx)), max \([$s[].maxUs] | med) (\([$s[].maxUs] | mx)), spread \([$s[].spreadUs] | med) (\([$s[].spreadUs] | mx)); receivers per start: \([$s[].receivers] | map(tostring) | join(" "))"' "$j"
+  jq -r 'def med: sort | if length == 0 then "n/a" else .[((length + 1) / 2 | floor) - 1] end;
+    [.starts[].reveal | select(. != null)] as $r |
+    (if .clockErrorMs then "clock error bound when lit: p50 \(.clockErrorMs.p50 * 1000 | round) µs, max \(.clockErrorMs.max * 1000 | round) µs" else empty end),
+    (if ($r | length) > 0 then "reveal (light − the start'"'"'s instant, server time by each client'"'"'s synced clock), median over starts: p50 \([$r[].p50Us] | med), p99 \([$r[].p99Us] | med), spread \([$r[].spreadUs] | med); late \([$r[].late] | add) of \([$r[].lit] | add) lights" else empty end)' "$j"
   jq -r '"bias: \(.uniformity.verdict)", (.uniformity.tests[] | "  \(.name): " + (if .applied then "n \(.n), stat \(.stat * 1000 | round / 1000), p \(.p * 10000 | round / 10000)" else "not applied" end) + (if .note then " (\(.note))" else "" end)),
     "  clients flagged: \([.clientBias[] | select(.flagged)] | length) of \(.clientBias | length)"' "$j"
 
@@ -476,7 +569,8 @@ e2e() {
   echo "== e2e: the server's view"
   echo "\$ curl -H 'Authorization: Bearer …' '$base/api/rooms/$code/fairness?limit=1'"
   api GET "/api/rooms/$code/fairness?limit=1" | jq -r '.starts[0] |
-    "last start (seq \(.seq), n \(.n)): recipients \(.recipients), acked \(.acked), dropped \(.dropped); writtenUs p50 \(.writtenUs.p50), p99 \(.writtenUs.p99), max \(.writtenUs.max); spreadUs \(.spreadUs); ackUs p50 \(.ackUs.p50), p99 \(.ackUs.p99); ackSpreadUs \(.ackSpreadUs)"'
+    "last start (seq \(.seq), n \(.n)): recipients \(.recipients), acked \(.acked), dropped \(.dropped); writtenUs p50 \(.writtenUs.p50), p99 \(.writtenUs.p99), max \(.writtenUs.max); spreadUs \(.spreadUs); ackUs p50 \(.ackUs.p50), p99 \(.ackUs.p99); ackSpreadUs \(.ackSpreadUs)" +
+    (if .reveal then "\nits reveal: \(.reveal | tojson)" else "" end)'
   awk -v c="$clients" -v r0="$rss0" -v r1="$rss1" -v r1s="$rss1s" -v settle="$settle" -v r2="$rss2" -v r3="$rss3" \
     -v h0="$heap0" -v h1="$heap1" -v h1s="$heap1s" -v k0="$stack0" -v k1="$stack1" -v k1s="$stack1s" \
     -v g0="$gor0" -v g1="$gor1" -v g2="$gor2" -v g3="$gor3" -v a="$after" -v s="$starts" 'BEGIN {
@@ -494,11 +588,155 @@ e2e() {
     if (r2 == "") print "(no sample after a start with every client still connected)"
   }'
   awk -v hz="$hz" -v st="$start_ticks" -v cy="$cycle_ticks" -v s="$starts" 'BEGIN {
-    printf "server CPU per start: %.0f ms in the start call (fan-out), %.0f ms from start to close (fan-out, acks, answers, close); ticks of %.0f ms\n",
+    printf "server CPU per start: %.0f ms in the start call (fan-out), %.0f ms from start to close (fan-out, reports, answers, close); ticks of %.0f ms\n",
       st * 1000 / hz / s, cy * 1000 / hz / s, 1000 / hz
   }'
   echo "(server, loadgen and curl share the same $(nproc) cores; loadgen's receipt times include its own scheduling;" \
     "load average at the end $(cut -d' ' -f1-3 /proc/loadavg))"
+  stop_server
+}
+
+# e2e_peer [--quick]: Bulb against a peer, scripts/peer (a broadcast server on the
+# centrifuge library, Centrifugo's core), in turns of one fresh server process and one
+# fresh loadgen each: per round Bulb with page-like clients (clock sync, seen reports),
+# the peer with the same clients, and Bulb with clients that ack every start at once (the
+# old page), so A B C A B C; the same clients, starts and pace for all, the immediate
+# reveal (Bulb's immediate start is the peer's start frame, byte for byte), no answers.
+e2e_peer() {
+  local clients=${CLIENTS:-10000} starts=${PEER_STARTS:-10} rounds=${PEER_ROUNDS:-2} rate=${RATE:-1000}
+  if [ "${1:-}" = --quick ]; then clients=1000 starts=5 rounds=2; fi
+  need_e2e_tools
+  echo
+  echo "== e2e against a peer (Centrifuge): $clients clients, $starts starts per turn, $rounds rounds of" \
+    "bulb, peer, bulb-ack (open-file limit $(ulimit -n); load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  [ -n "$tmp" ] || tmp=$(mktemp -d /tmp/bulb-bench.XXXXXX) # removed on exit
+  show go build -o "$tmp/bulb" ./server
+  show go build -o "$tmp/loadgen" ./scripts/loadgen
+  show go build -o "$tmp/peer" ./scripts/peer
+  : >"$tmp/turn-starts"
+  : >"$tmp/turns"
+  local round system
+  for round in $(seq "$rounds"); do
+    for system in bulb peer bulb-ack; do
+      peer_turn "$system" "$round"
+    done
+  done
+  peer_table
+}
+
+# peer_turn SYSTEM ROUND: one turn of e2e_peer (with its clients, starts and rate).
+# Appends "SYSTEM ROUND seq p50 p99 spread receivers" per start to $tmp/turn-starts and
+# "SYSTEM ROUND CPU-ms-call CPU-ms-1s RSS-KiB-per-connection load" to $tmp/turns.
+peer_turn() {
+  local system=$1 round=$2 port token base code load lg json=$tmp/turn-$1-$2.json
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  echo
+  echo "-- round $round of $rounds: $system (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  if [ "$system" = peer ]; then
+    start_peer "$tmp/peer-$round.log"
+    lg=("$tmp/loadgen" --protocol centrifuge --url "$base" --room room)
+  else
+    start_bulb "$tmp/$system-$round.log"
+    code=$(api POST /api/rooms "$(e2e_quiz "$starts" immediate)" | jq -r .code)
+    echo "room $code: $starts choice questions, immediate reveal"
+    lg=("$tmp/loadgen" --url "$base" --room "$code")
+    if [ "$system" = bulb-ack ]; then lg+=(--ack); fi
+  fi
+  lg+=(--clients "$clients" --rate "$rate" --starts "$starts" --json)
+  printf '$'; printf ' %q' "${lg[@]}"; printf ' > %s &\n' "${json##*/}"
+  local rss0
+  rss0=$(rss)
+  "${lg[@]}" >"$json" 2>"$tmp/loadgen.err" &
+  loadgen_pid=$!
+  if [ "$system" = peer ]; then
+    await_clients "$clients" peer_subscribers
+  else
+    await_clients "$clients" metric bulb_hub_connections
+  fi
+  sleep 1 # the last clients' clock sync bursts
+  local rss1 n t0 t1 t2 call=0 window=0
+  rss1=$(rss)
+  # As e2e, but a second between the open (Bulb's question frame to every client) and the
+  # start, so that no fan-out but the start's is under way: open (Bulb), 1 s, start (CPU
+  # ticks around the call), 1 s, close (Bulb); the window is the start call and the second
+  # after it (the clients' reports), without the close.
+  for n in $(seq "$starts"); do
+    if [ "$system" != peer ]; then api POST "/api/rooms/$code/questions/$n/open" >/dev/null; fi
+    sleep 1
+    t0=$(ticks)
+    if [ "$system" = peer ]; then
+      curl -fsS -X POST "$base/start?n=$n" >/dev/null
+    else
+      api POST "/api/rooms/$code/questions/$n/start" >/dev/null
+    fi
+    t1=$(ticks)
+    sleep 1
+    t2=$(ticks)
+    if [ "$system" != peer ]; then api POST "/api/rooms/$code/questions/$n/close" >/dev/null; fi
+    call=$((call + t1 - t0)) window=$((window + t2 - t0))
+    sleep 0.2
+  done
+  await_loadgen
+  stop_server
+  if [ ! -s "$json" ]; then
+    echo "bench.sh e2e: loadgen printed no report" >&2
+    exit 1
+  fi
+  jq -r '"connected \(.connected) of \(.clients), failed \(.failed), dropped \(.dropped); starts seen \(.startsSeen); clock syncs \(.syncs) (\(.syncReplies) answered); seen \(.seen), acks \(.acks)" +
+    (if (.failures // {}) == {} then "" else "; failures: \(.failures)" end)' "$json"
+  jq -r --arg s "$system" --arg r "$round" '.starts[] | "\($s) \($r) \(.seq) \(.p50Us) \(.p99Us) \(.spreadUs) \(.receivers)"' "$json" |
+    tee -a "$tmp/turn-starts" | awk '{ printf "  start %s: p50 %.1f ms, p99 %.1f ms, spread %.1f ms, %d receivers\n", $3, $4 / 1000, $5 / 1000, $6 / 1000, $7 }'
+  awk -v s="$system" -v r="$round" -v hz="$(getconf CLK_TCK)" -v c="$call" -v w="$window" -v n="$starts" \
+    -v r0="$rss0" -v r1="$rss1" -v k="$clients" -v l="$load" 'BEGIN {
+    printf "%s %s %.0f %.0f %.1f %s\n", s, r, c * 1000 / hz / n, w * 1000 / hz / n, (r1 - r0) / k, l
+  }' | tee -a "$tmp/turns" | awk '{ printf "  server CPU per start: %s ms in the start call, %s ms in the call and the second after; RSS %s KiB per idle connection\n", $3, $4, $5 }'
+}
+
+# peer_subscribers: the peer's subscribers to its channel.
+peer_subscribers() { curl -fsS "$base/stats" | jq -r .subscribers; }
+
+# peer_table: e2e_peer's table from $tmp/turn-starts and $tmp/turns: per system the
+# medians over its starts of every round (each round's in brackets), and the ratios.
+peer_table() {
+  echo
+  echo "== e2e against a peer: receipt latency per start (from its first receipt), medians over the starts of all rounds [each round's]; load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+  awk '
+    function med(list,   n, a, i, j, t) { # the median (the lower of an even count) of a space-separated list
+      n = split(list, a, " ")
+      for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+      return n ? a[int((n + 1) / 2)] : "n/a"
+    }
+    function add(list, x) { return list == "" ? x : list " " x }
+    function ms(us) { return sprintf("%.1f", us / 1000) }
+    function rounds(sys, f,   r, out) { out = ""; for (r = 1; r <= maxr; r++) if ((sys, r) in all) out = add(out, ms(med(v[sys, r, f]))); return out }
+    function ratio(a, b, f,   r, out, x, y) { # a ÷ b pooled, and round by round
+      out = ""
+      for (r = 1; r <= maxr; r++) if ((a, r) in all && (b, r) in all) {
+        x = med(v[a, r, f]); y = med(v[b, r, f]); out = add(out, y > 0 ? sprintf("%.2f", x / y) : "n/a")
+      }
+      x = med(pool[a, f]); y = med(pool[b, f])
+      return (y > 0 ? sprintf("%.2f", x / y) : "n/a") " [" out "]"
+    }
+    FILENAME ~ /turns$/ { cpu[$1] = add(cpu[$1], $3); win[$1] = add(win[$1], $4); mem[$1] = add(mem[$1], $5); load[$1] = add(load[$1], $6); next }
+    {
+      all[$1, $2] = 1; if ($2 > maxr) maxr = $2; seen[$1] = 1
+      for (f = 1; f <= 3; f++) { v[$1, $2, f] = add(v[$1, $2, f], $(f + 3)); pool[$1, f] = add(pool[$1, f], $(f + 3)) }
+    }
+    END {
+      printf "%-9s %-22s %-22s %-22s %-15s %-15s %-12s %s\n", "system", "p50 ms", "p99 ms", "spread ms", "CPU call ms", "CPU 1 s ms", "KiB/conn", "load"
+      split("bulb peer bulb-ack", order, " ")
+      for (i = 1; i <= 3; i++) {
+        s = order[i]
+        if (!(s in seen)) continue
+        printf "%-9s %-22s %-22s %-22s %-15s %-15s %-12s %s\n", s,
+          ms(med(pool[s, 1])) " [" rounds(s, 1) "]", ms(med(pool[s, 2])) " [" rounds(s, 2) "]", ms(med(pool[s, 3])) " [" rounds(s, 3) "]",
+          med(cpu[s]) " [" cpu[s] "]", med(win[s]) " [" win[s] "]", med(mem[s]), "[" load[s] "]"
+      }
+      printf "peer ÷ bulb (above 1: Bulb ahead): p50 %s, p99 %s, spread %s\n", ratio("peer", "bulb", 1), ratio("peer", "bulb", 2), ratio("peer", "bulb", 3)
+      printf "bulb-ack ÷ bulb (what deferring the report bought): p50 %s, p99 %s, spread %s\n", ratio("bulb-ack", "bulb", 1), ratio("bulb-ack", "bulb", 2), ratio("bulb-ack", "bulb", 3)
+    }' "$tmp/turns" "$tmp/turn-starts"
+  echo "(bulb: page-like clients, immediate reveal; peer: the same clients over centrifuge; bulb-ack: clients that ack each start at once;"
+  echo " servers, loadgen and curl share the same $(nproc) cores; CPU ticks of $((1000 / $(getconf CLK_TCK))) ms)"
 }
 
 # fairness [--quick]: scripts/fairness, which builds and starts the server itself (a
@@ -625,11 +863,12 @@ judge() {
 # cannot change what the run does.
 {
 case "${1:-all}" in
-all) machine; hub --quick; engines --quick; fanout --quick; e2e --quick; fairness --quick; reveal --quick; judge --quick ;;
+all) machine; hub --quick; engines --quick; fanout --quick; e2e --quick; e2e_peer --quick; fairness --quick; reveal --quick; judge --quick ;;
 hub) machine; hub "${2:-}" ;;
 engines) machine; engines "${2:-}" ;;
 fanout) machine; fanout ;;
-e2e) machine; e2e "${2:-}" ;;
+e2e) machine; e2e "${2:-}"; e2e_peer "${2:-}" ;;
+e2e-peer) machine; e2e_peer "${2:-}" ;;
 fairness) machine; fairness "${2:-}" ;;
 reveal) machine; reveal "${2:-}" ;;
 judge) machine; judge "${2:-}" ;;

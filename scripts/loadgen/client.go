@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/bulbquiz/bulb/internal/clocksync"
 )
 
 // loadgen runs the clients of one run and collects what they saw.
@@ -26,12 +28,14 @@ type loadgen struct {
 	runID  string         // distinguishes this run's player names from earlier runs'
 	hc     []*http.Client // one per source address (one plain client without --sources)
 
+	clock clock // the clients' own clock, the page's performance.now()
+
 	clients []*client // slot i written only by client i's goroutine, read after all stop
 
 	connected atomic.Int64 // open now
 	settled   atomic.Int64 // clients past their connection attempt (open or failed)
 	failed    atomic.Int64
-	pending   atomic.Int64 // answers scheduled, not yet sent
+	pending   atomic.Int64 // reveals, reports and answers scheduled, not yet done
 	sent      atomic.Int64 // answers sent
 	replies   atomic.Int64 // result and error frames received
 
@@ -54,20 +58,41 @@ type client struct {
 	ok      bool   // connected
 	dropped string // why the server ended the connection before the run did
 
-	receipts map[uint64]receipt
-	acks     int
-	answers  atomic.Int64
-	results  int
-	errors   map[string]int
+	wire wire
+	conn *websocket.Conn
 
-	timersMu sync.Mutex
-	timers   map[uint64]*time.Timer // pending answers by start seq
-	timersWG sync.WaitGroup
+	// Written by the reader goroutine only.
+	receipts    map[uint64]receipt
+	est         clocksync.Estimator
+	syncReplies int
+	results     int
+	errors      map[string]int
+
+	acks, seen, syncs, answers atomic.Int64 // frames sent
+
+	mu      sync.Mutex
+	reveals map[uint64]reveal // by start seq
+	timers  map[int]scheduled // work not yet begun, by number
+	nextT   int
+	stopped bool // no more work is scheduled
+	work    sync.WaitGroup
 }
 
 type receipt struct {
 	at time.Time // carries the monotonic clock reading
 	n  int
+	// reveal is the start's reveal instant (server time, ms), 0 for an immediate start.
+	reveal float64
+}
+
+// reveal is when a client lit the bulb of a start.
+type reveal struct {
+	at   time.Time
+	late bool // the start came after its instant
+	// server is the instant in server time by the client's synced clock, and clockErr
+	// that clock's error bound (ms); hasClock is false for a client without one.
+	server, clockErr float64
+	hasClock         bool
 }
 
 func newLoadgen(cfg config, stderr io.Writer) *loadgen {
@@ -81,6 +106,7 @@ func newLoadgen(cfg config, stderr io.Writer) *loadgen {
 		seen:    map[uint64]int{},
 		enough:  make(chan struct{}),
 		rng:     mrand.New(mrand.NewPCG(cfg.seed, 0x6c6f6164)),
+		clock:   newClock(),
 	}
 	sources := cfg.sources
 	if len(sources) == 0 {
@@ -239,15 +265,24 @@ func (lg *loadgen) reaction() time.Duration {
 	return max(0, lg.cfg.reactionMean+time.Duration(z*float64(lg.cfg.reactionJitter)))
 }
 
+// uniform draws from [0, 1).
+func (lg *loadgen) uniform() float64 {
+	lg.rngMu.Lock()
+	defer lg.rngMu.Unlock()
+	return lg.rng.Float64()
+}
+
 // runClient joins, connects and plays client i until ctx ends or the server closes.
 func (lg *loadgen) runClient(ctx context.Context, i int) {
 	c := &client{
 		id:       i,
 		name:     fmt.Sprintf("lg-%s-%d", lg.runID, i),
 		node:     lg.cfg.nodes[i%len(lg.cfg.nodes)],
+		wire:     wire{proto: lg.cfg.proto},
 		receipts: map[uint64]receipt{},
 		errors:   map[string]int{},
-		timers:   map[uint64]*time.Timer{},
+		reveals:  map[uint64]reveal{},
+		timers:   map[int]scheduled{},
 	}
 	lg.clients[i] = c
 	hc := lg.hc[i%len(lg.hc)]
@@ -265,16 +300,19 @@ func (lg *loadgen) runClient(ctx context.Context, i int) {
 		}
 		return
 	}
-	c.ok = true
+	c.ok, c.conn = true, conn
 	conn.SetReadLimit(1 << 20)
 	lg.connected.Add(1)
+	if !lg.cfg.ack {
+		lg.startSync(ctx, c)
+	}
 
 	closed := make(chan struct{})
 	stopClose := context.AfterFunc(ctx, func() {
 		defer close(closed)
 		conn.Close(websocket.StatusNormalClosure, "load generator done")
 	})
-	err = lg.read(ctx, conn, c)
+	err = lg.read(ctx, c)
 	lg.connected.Add(-1)
 	if stopClose() { // the run goes on: the server or the network ended it
 		c.dropped = err.Error()
@@ -282,22 +320,17 @@ func (lg *loadgen) runClient(ctx context.Context, i int) {
 	} else {
 		<-closed
 	}
-	c.timersMu.Lock()
-	for _, t := range c.timers {
-		if t.Stop() {
-			c.timersWG.Done()
-			lg.pending.Add(-1)
-		}
-	}
-	c.timers = nil
-	c.timersMu.Unlock()
-	c.timersWG.Wait()
+	c.stop(lg)
 }
 
-// connect joins the room as c.name and opens its WebSocket.
+// connect joins the room as c.name and opens its WebSocket; over centrifuge, it opens
+// the peer's WebSocket and connects and subscribes to the room's channel.
 func (lg *loadgen) connect(ctx context.Context, hc *http.Client, c *client) (*websocket.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	if lg.cfg.proto == protoCentrifuge {
+		return lg.connectCentrifuge(ctx, hc, c)
+	}
 	body, _ := json.Marshal(map[string]string{"name": c.name})
 	req, err := http.NewRequestWithContext(ctx, "POST", c.node+"/api/rooms/"+lg.cfg.room+"/players", bytes.NewReader(body))
 	if err != nil {
@@ -328,76 +361,168 @@ func (lg *loadgen) connect(ctx context.Context, hc *http.Client, c *client) (*we
 	return conn, nil
 }
 
-// frame holds the fields of server frames loadgen looks at.
-type frame struct {
-	Type string `json:"type"`
-	N    int    `json:"n"`
-	Seq  uint64 `json:"seq"`
-	Code string `json:"code"`
+// connectCentrifuge dials the peer, sends the connect and the subscribe to the room's
+// channel in one message, as Centrifugo's SDKs do, and waits for both replies.
+func (lg *loadgen) connectCentrifuge(ctx context.Context, hc *http.Client, c *client) (*websocket.Conn, error) {
+	ws := "ws" + strings.TrimPrefix(c.node, "http") + centrifugePath
+	conn, _, err := websocket.Dial(ctx, ws, &websocket.DialOptions{HTTPClient: hc})
+	if err != nil {
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	fail := func(err error) (*websocket.Conn, error) {
+		conn.CloseNow()
+		return nil, err
+	}
+	if err := conn.Write(ctx, websocket.MessageText, c.wire.centrifugeHello(c.name, lg.cfg.room)); err != nil {
+		return fail(fmt.Errorf("connect: %w", err))
+	}
+	for answered := 0; answered < 2; {
+		_, data, err := conn.Read(ctx)
+		if err != nil {
+			return fail(fmt.Errorf("connect: %w", err))
+		}
+		in, err := c.wire.unwrap(data)
+		if err != nil {
+			return fail(fmt.Errorf("connect: %w", err))
+		}
+		if len(in.errs) > 0 {
+			return fail(fmt.Errorf("connect: %s", strings.Join(in.errs, "; ")))
+		}
+		answered += len(in.replied)
+	}
+	return conn, nil
 }
 
-// read handles c's frames until the connection ends, and returns why it ended.
-func (lg *loadgen) read(ctx context.Context, conn *websocket.Conn, c *client) error {
+// frame holds the fields of server frames loadgen looks at.
+type frame struct {
+	Type string  `json:"type"`
+	N    int     `json:"n"`
+	Seq  uint64  `json:"seq"`
+	At   float64 `json:"at"`
+	Code string  `json:"code"`
+	T0   float64 `json:"t0"`
+	T1   float64 `json:"t1"`
+	T2   float64 `json:"t2"`
+}
+
+// read handles c's messages until the connection ends, and returns why it ended.
+func (lg *loadgen) read(ctx context.Context, c *client) error {
 	for {
 		// Not ctx: cancelling a Read's context tears the socket down; ctx's AfterFunc
 		// closes it cleanly instead, and Read then returns.
-		_, data, err := conn.Read(context.Background())
+		_, data, err := c.conn.Read(context.Background())
 		at := time.Now()
 		if err != nil {
 			return err
 		}
-		var f frame
-		if err := json.Unmarshal(data, &f); err != nil {
+		in, err := c.wire.unwrap(data)
+		if err != nil {
 			c.errors["bad_json"]++
 			continue
 		}
-		switch f.Type {
-		case "start":
-			if _, dup := c.receipts[f.Seq]; dup {
-				continue
-			}
-			c.receipts[f.Seq] = receipt{at: at, n: f.N}
-			if err := lg.send(ctx, conn, fmt.Appendf(nil, `{"type":"ack","seq":%d}`, f.Seq)); err != nil {
+		for _, e := range in.errs {
+			c.errors[trim(e, 60)]++
+		}
+		for range in.pings {
+			if err := lg.send(ctx, c, "", []byte("{}")); err != nil {
 				return err
 			}
-			c.acks++
-			lg.noteStart(f.Seq)
-			if lg.cfg.answer {
-				lg.scheduleAnswer(ctx, conn, c, f.Seq, f.N)
+		}
+		for _, data := range in.frames {
+			if err := lg.handle(ctx, c, data, at); err != nil {
+				return err
 			}
-		case "result":
-			c.results++
-			lg.replies.Add(1)
-		case "error":
-			c.errors[f.Code]++
-			lg.replies.Add(1)
 		}
 	}
 }
 
-// scheduleAnswer sends c's answer to question n, started by seq, after a reaction time.
-func (lg *loadgen) scheduleAnswer(ctx context.Context, conn *websocket.Conn, c *client, seq uint64, n int) {
-	msg := fmt.Appendf(nil, `{"type":"answer","n":%d,"choice":%d}`, n, lg.cfg.choice)
-	lg.pending.Add(1)
-	c.timersWG.Add(1)
-	c.timersMu.Lock()
-	defer c.timersMu.Unlock()
-	c.timers[seq] = time.AfterFunc(lg.reaction(), func() {
-		defer c.timersWG.Done()
-		defer lg.pending.Add(-1)
-		c.timersMu.Lock()
-		delete(c.timers, seq)
-		c.timersMu.Unlock()
-		if ctx.Err() == nil && lg.send(ctx, conn, msg) == nil {
-			c.answers.Add(1)
-			lg.sent.Add(1)
+// handle handles one frame, received at instant at.
+func (lg *loadgen) handle(ctx context.Context, c *client, data []byte, at time.Time) error {
+	var f frame
+	if err := json.Unmarshal(data, &f); err != nil {
+		c.errors["bad_json"]++
+		return nil
+	}
+	switch f.Type {
+	case "sync":
+		if c.est.Add(clocksync.Sample{T0: f.T0, T1: f.T1, T2: f.T2, T3: lg.clock.ms(at)}) {
+			c.syncReplies++
 		}
-	})
+	case "start":
+		if _, dup := c.receipts[f.Seq]; dup {
+			return nil
+		}
+		c.receipts[f.Seq] = receipt{at: at, n: f.N, reveal: f.At}
+		lg.noteStart(f.Seq)
+		return lg.onStart(ctx, c, f, at)
+	case "result":
+		c.results++
+		lg.replies.Add(1)
+	case "error":
+		c.errors[f.Code]++
+		lg.replies.Add(1)
+	}
+	return nil
 }
 
-// send writes one text frame, giving up after 5 s.
-func (lg *loadgen) send(ctx context.Context, conn *websocket.Conn, msg []byte) error {
+// scheduled is work that waits for its time.
+type scheduled struct {
+	t      *time.Timer
+	counts bool // in lg.pending
+}
+
+// after runs f on a goroutine of its own after d, unless c stopped by then. Work that
+// counts is in lg.pending until it is done or cancelled: the run waits for it.
+func (lg *loadgen) after(c *client, d time.Duration, counts bool, f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return
+	}
+	if counts {
+		lg.pending.Add(1)
+	}
+	c.work.Add(1)
+	id := c.nextT
+	c.nextT++
+	c.timers[id] = scheduled{counts: counts, t: time.AfterFunc(d, func() {
+		defer c.work.Done()
+		if counts {
+			defer lg.pending.Add(-1)
+		}
+		c.mu.Lock()
+		delete(c.timers, id)
+		stopped := c.stopped
+		c.mu.Unlock()
+		if !stopped {
+			f()
+		}
+	})}
+}
+
+// stop cancels c's scheduled work and waits for what already began.
+func (c *client) stop(lg *loadgen) {
+	c.mu.Lock()
+	c.stopped = true
+	for _, s := range c.timers {
+		if s.t.Stop() {
+			c.work.Done()
+			if s.counts {
+				lg.pending.Add(-1)
+			}
+		}
+	}
+	c.mu.Unlock()
+	c.work.Wait()
+}
+
+// send writes one frame of type typ (as the client's protocol carries it), giving up
+// after 5 s; typ "" sends msg as it is.
+func (lg *loadgen) send(ctx context.Context, c *client, typ string, msg []byte) error {
+	if typ != "" {
+		msg = c.wire.wrap(typ, msg)
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	return conn.Write(ctx, websocket.MessageText, msg)
+	return c.conn.Write(ctx, websocket.MessageText, msg)
 }

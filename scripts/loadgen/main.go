@@ -1,9 +1,16 @@
 // Command loadgen is the load generator of Bulb: N real WebSocket clients in their own
 // process join a room through the HTTP API, connect, stamp the monotonic receipt time of
-// every start frame, acknowledge it at once, answer after a configurable reaction time,
-// and at the end print how fair the starts were: per start the spread of receipt times,
-// per client its mean receipt percentile across starts, and uniformity tests that make a
-// systematic bias visible.
+// every start frame, and behave as the student page does (web/student.js): they sync
+// their clocks with the server's (a burst of 8 samples 30 ms apart at connect, one every
+// 20 s; internal/clocksync), light the bulb at once (immediate reveal) or at the start's
+// instant on the synced clock (synced reveal: sleep until 4 ms before, then spin), and
+// report seen after a random pause of 50 to 300 ms, out of the fan-out's way; a client
+// whose clock has no sample yet acks when it lights. With --ack they are the page as it
+// was: no clock, an ack at once on every start. They answer after a configurable
+// reaction time from the light, and at the end loadgen prints how fair the starts were:
+// per start the spread of receipt times (and, under the synced reveal, of the reveal
+// instants), per client its mean receipt percentile across starts, and uniformity tests
+// that make a systematic bias visible.
 //
 //	go run ./scripts/loadgen --url http://127.0.0.1:8080 --room 482913 --clients 1000 \
 //	    --rate 500 --starts 10 --reaction-ms 300,100 --choice 2
@@ -12,6 +19,10 @@
 // students. Every goroutine it starts stops before it exits. All its clients come from one
 // address, so start the server with no cap of connections or joins per address
 // (--conns-per-addr 0 --join-rate 0), as scripts/bench.sh e2e does.
+//
+// With --protocol centrifuge the same clients connect to scripts/peer, the benchmark's
+// centrifuge server, instead: they subscribe to the channel named by --room, in
+// centrifuge's JSON protocol, which carries the same frames (see wire.go).
 package main
 
 import (
@@ -45,6 +56,8 @@ func main() {
 type config struct {
 	nodes          []string // base URLs, no trailing slash
 	room           string
+	proto          string // protoBulb or protoCentrifuge
+	ack            bool   // the old page: ack at once, no clock
 	clients        int
 	rate           float64 // connections per second; 0: all at once
 	reactionMean   time.Duration
@@ -70,7 +83,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		reaction = fs.String("reaction-ms", "0", "answer after a normal(mean, jitter) delay in ms, clamped at 0: \"mean,jitter\"; 0 = never answer")
 		sources  = fs.String("sources", "", "comma-separated local addresses to dial from, round-robin (e.g. 127.0.0.1,127.0.0.2: more source ports on loopback)")
 	)
-	fs.StringVar(&cfg.room, "room", "", "room code to join (required)")
+	fs.StringVar(&cfg.room, "room", "", "room code to join (required; with --protocol centrifuge, the channel)")
+	fs.StringVar(&cfg.proto, "protocol", protoBulb, "bulb, or centrifuge: connect to scripts/peer instead, over centrifuge's protocol")
+	fs.BoolVar(&cfg.ack, "ack", false, "behave as the page did before it synced its clock: ack every start at once on receipt, no clock sync, no seen report")
 	fs.IntVar(&cfg.clients, "clients", 100, "number of clients")
 	fs.Float64Var(&cfg.rate, "rate", 200, "connections per second during ramp-up (0 = all at once)")
 	fs.IntVar(&cfg.choice, "choice", 0, "the choice every client answers (0-based)")
@@ -111,6 +126,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, err
 	}
 	cfg.reactionMean, cfg.reactionJitter, cfg.answer = mean, jitter, mean > 0 || jitter > 0
+	switch {
+	case cfg.proto != protoBulb && cfg.proto != protoCentrifuge:
+		return cfg, fmt.Errorf("--protocol %q: want bulb or centrifuge", cfg.proto)
+	case cfg.proto == protoCentrifuge && cfg.answer:
+		return cfg, errors.New("--protocol centrifuge: the peer takes no answers, leave --reaction-ms at 0")
+	}
 	if *sources != "" {
 		for _, s := range strings.Split(*sources, ",") {
 			ip := net.ParseIP(strings.TrimSpace(s))

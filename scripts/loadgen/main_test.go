@@ -27,6 +27,12 @@ type fakeNode struct {
 	order   []*websocket.Conn // in the order they connected
 	tokens  map[string]bool
 	acks    map[uint64]int // seq → acks
+	seen    map[uint64]int // seq → seen reports
+	sentAt  map[uint64]time.Time
+	soonest time.Duration  // the shortest time from a start's send to a seen report of it
+	syncs   int            // sync frames
+	at      float64        // the reveal instant of the next start, ms after it is sent (0: immediate)
+	clocked bool           // answer sync frames, as Bulb does
 	answers map[string]int // `n/choice` → answers
 	remotes map[string]int // source IP → connections
 	changed chan struct{}  // poked on every connection
@@ -36,7 +42,7 @@ func newFakeNode(tb testing.TB) *fakeNode {
 	tb.Helper()
 	f := &fakeNode{
 		conns: map[*websocket.Conn]bool{}, tokens: map[string]bool{},
-		acks: map[uint64]int{}, answers: map[string]int{}, remotes: map[string]int{},
+		acks: map[uint64]int{}, seen: map[uint64]int{}, sentAt: map[uint64]time.Time{}, answers: map[string]int{}, remotes: map[string]int{},
 		changed: make(chan struct{}, 1),
 	}
 	var handlers sync.WaitGroup
@@ -86,21 +92,38 @@ func newFakeNode(tb testing.TB) *fakeNode {
 			if err != nil {
 				return
 			}
+			t1 := nowMs()
 			var m struct {
-				Type   string
-				Seq    uint64
-				N      int
-				Choice int
+				Type       string
+				Seq        uint64
+				N          int
+				Choice     int
+				T0         float64
+				ReceivedAt float64
+				RevealedAt float64
 			}
 			json.Unmarshal(data, &m)
 			f.mu.Lock()
+			clocked := f.clocked
 			switch m.Type {
 			case "ack":
 				f.acks[m.Seq]++
+			case "seen":
+				if m.ReceivedAt > 0 && m.RevealedAt >= m.ReceivedAt {
+					f.seen[m.Seq]++
+				}
+				if d := time.Since(f.sentAt[m.Seq]); f.soonest == 0 || d < f.soonest {
+					f.soonest = d
+				}
+			case "sync":
+				f.syncs++
 			case "answer":
 				f.answers[fmt.Sprintf("%d/%d", m.N, m.Choice)]++
 			}
 			f.mu.Unlock()
+			if m.Type == "sync" && clocked {
+				c.Write(r.Context(), websocket.MessageText, fmt.Appendf(nil, `{"type":"sync","t0":%f,"t1":%f,"t2":%f}`, m.T0, t1, nowMs()))
+			}
 			if m.Type == "answer" {
 				c.Write(r.Context(), websocket.MessageText, fmt.Appendf(nil, `{"type":"result","n":%d,"accepted":true}`, m.N))
 			}
@@ -118,6 +141,9 @@ func newFakeNode(tb testing.TB) *fakeNode {
 	})
 	return f
 }
+
+// nowMs is the fake server's clock, ms since the Unix epoch.
+func nowMs() float64 { return float64(time.Now().UnixNano()) / 1e6 }
 
 func (f *fakeNode) poke() {
 	select {
@@ -150,12 +176,16 @@ func (f *fakeNode) waitConns(tb testing.TB, n int) {
 // once.
 func (f *fakeNode) start(n int, seq uint64) {
 	f.mu.Lock()
+	f.sentAt[seq] = time.Now()
 	conns := make([]*websocket.Conn, 0, len(f.conns))
 	for c := range f.conns {
 		conns = append(conns, c)
 	}
 	f.mu.Unlock()
 	msg := fmt.Appendf(nil, `{"type":"start","n":%d,"seq":%d}`, n, seq)
+	if f.at > 0 {
+		msg = fmt.Appendf(nil, `{"type":"start","n":%d,"seq":%d,"at":%f}`, n, seq, nowMs()+f.at)
+	}
 	var wg sync.WaitGroup
 	for _, c := range conns {
 		wg.Go(func() {
@@ -292,6 +322,102 @@ func TestLoadgenCountsStartsAcksAndAnswers(t *testing.T) {
 	}
 }
 
+// TestLoadgenBehavesLikeThePage: clients sync their clocks, light a start at once or at
+// its instant, and report seen after a pause; without a clock they ack when they light;
+// with --ack they ack at once and sync nothing.
+func TestLoadgenBehavesLikeThePage(t *testing.T) {
+	const clients, starts = 12, 3
+	tests := []struct {
+		name    string
+		clocked bool    // the server answers sync frames
+		at      float64 // ms from a start's send to its instant; 0: immediate
+		ack     bool
+		want    string // what the server gets per client and start: ack or seen
+	}{
+		{"immediate reveal", true, 0, false, "seen"},
+		{"synced reveal", true, 80, false, "seen"},
+		{"no clock yet: acks when lit", false, 80, false, "ack"},
+		{"--ack, the old page", true, 0, true, "ack"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			node := newFakeNode(t)
+			node.clocked, node.at = tt.clocked, tt.at
+			args := []string{"--url", node.URL, "--room", "123456", "--clients", fmt.Sprint(clients),
+				"--rate", "0", "--starts", fmt.Sprint(starts), "--reaction-ms", "150", "--grace", "5s"}
+			if tt.ack {
+				args = append(args, "--ack")
+			}
+			wait := runLoadgen(t, args...)
+			node.waitConns(t, clients)
+			time.Sleep(300 * time.Millisecond) // the sync burst: 8 samples 30 ms apart
+			for i := 1; i <= starts; i++ {
+				node.start(i, uint64(i))
+				time.Sleep(50 * time.Millisecond)
+			}
+			r := wait()
+
+			wantAcks, wantSeen := 0, 0
+			if tt.want == "ack" {
+				wantAcks = clients * starts
+			} else {
+				wantSeen = clients * starts
+			}
+			if r.Acks != wantAcks || r.Seen != wantSeen || r.Answers != clients*starts {
+				t.Errorf("got %d acks, %d seen, %d answers sent, want %d, %d, %d", r.Acks, r.Seen, r.Answers, wantAcks, wantSeen, clients*starts)
+			}
+			wantBehaviour := "page"
+			if tt.ack {
+				wantBehaviour = "ack"
+			}
+			if r.Behaviour != wantBehaviour || r.Protocol != "bulb" {
+				t.Errorf("got behaviour %q, protocol %q, want %q, bulb", r.Behaviour, r.Protocol, wantBehaviour)
+			}
+			node.mu.Lock()
+			defer node.mu.Unlock()
+			switch {
+			case tt.ack && node.syncs != 0:
+				t.Errorf("got %d sync frames, want none", node.syncs)
+			case !tt.ack && node.syncs < clients*syncBurst:
+				t.Errorf("got %d sync frames, want at least %d", node.syncs, clients*syncBurst)
+			}
+			for seq := uint64(1); seq <= starts; seq++ {
+				if node.acks[seq] != wantAcks/starts || node.seen[seq] != wantSeen/starts {
+					t.Errorf("start %d: server got %d acks, %d seen, want %d, %d", seq, node.acks[seq], node.seen[seq], wantAcks/starts, wantSeen/starts)
+				}
+			}
+			if wantSeen > 0 && node.soonest < seenMin {
+				t.Errorf("got a seen report %v after its start, want at least %v", node.soonest, seenMin)
+			}
+			if (r.ClockErrorMs != nil) != (tt.want == "seen") {
+				t.Errorf("got clock error %+v, want one only from clients with a synced clock", r.ClockErrorMs)
+			}
+			for _, s := range r.Starts {
+				if (s.Reveal != nil) != (tt.at > 0) {
+					t.Fatalf("start %d: got reveal %+v, want one for a synced start only", s.Seq, s.Reveal)
+				}
+				if s.Reveal == nil {
+					continue
+				}
+				rr := s.Reveal
+				if rr.Lit != clients || rr.Late != 0 {
+					t.Errorf("start %d: got %d lit, %d late, want %d, 0", s.Seq, rr.Lit, rr.Late, clients)
+				}
+				if tt.clocked {
+					// Lit at the instant on a clock within a fraction of a ms of the
+					// server's: not before it, and not long after (a loaded machine's
+					// timers can be late).
+					if rr.WithClock != clients || rr.P50Us < -1000 || rr.MaxUs > 200_000 {
+						t.Errorf("start %d: got reveal %+v, want every client lit at the instant", s.Seq, rr)
+					}
+				} else if rr.WithClock != 0 {
+					t.Errorf("start %d: got %d clients with a clock, want 0", s.Seq, rr.WithClock)
+				}
+			}
+		})
+	}
+}
+
 // TestLoadgenSeesBias checks that a fan-out in a fixed order gets the verdict "bias",
 // and a concurrent one in random order does not.
 func TestLoadgenSeesBias(t *testing.T) {
@@ -350,6 +476,8 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--room", "1", "--reaction-ms", "x"}, "--reaction-ms"},
 		{[]string{"--room", "1", "--sources", "localhost"}, "not an IP"},
 		{[]string{"--room", "1", "--nodes", "http://a:1,ftp://b"}, "want http://host:port"},
+		{[]string{"--room", "1", "--protocol", "mqtt"}, "want bulb or centrifuge"},
+		{[]string{"--room", "1", "--protocol", "centrifuge", "--reaction-ms", "300"}, "takes no answers"},
 		{[]string{"--room", "1", "--reaction-ms", "50,20", "--nodes", "http://a:1/,http://b:2"}, ""},
 	}
 	for _, tt := range tests {

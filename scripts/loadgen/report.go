@@ -22,15 +22,23 @@ const alpha = 0.01
 // microseconds, measured with the monotonic clock from the earliest receipt of that
 // start in this process (loadgen cannot see when the server sent it).
 type report struct {
-	Nodes        []string       `json:"nodes"`
-	Room         string         `json:"room"`
-	Target       int            `json:"clients"`
-	Connected    int            `json:"connected"`
-	Failed       int            `json:"failed"`
-	Failures     map[string]int `json:"failures,omitempty"` // reason → clients (first 100 characters)
-	Dropped      int            `json:"dropped"`            // connections the server ended before the run did
-	StartsSeen   int            `json:"startsSeen"`
-	Acks         int            `json:"acks"`
+	Nodes       []string       `json:"nodes"`
+	Room        string         `json:"room"`
+	Protocol    string         `json:"protocol"`  // bulb or centrifuge
+	Behaviour   string         `json:"behaviour"` // page (clock sync, seen) or ack (the old page: ack at once)
+	Target      int            `json:"clients"`
+	Connected   int            `json:"connected"`
+	Failed      int            `json:"failed"`
+	Failures    map[string]int `json:"failures,omitempty"` // reason → clients (first 100 characters)
+	Dropped     int            `json:"dropped"`            // connections the server ended before the run did
+	StartsSeen  int            `json:"startsSeen"`
+	Acks        int            `json:"acks"`
+	Seen        int            `json:"seen"`        // seen reports sent
+	Syncs       int            `json:"syncs"`       // clock sync samples sent
+	SyncReplies int            `json:"syncReplies"` // and answered (kept by the estimator)
+	// ClockErrorMs is the error bound of the clients' synced clocks when they lit a
+	// start, over every such light (median and maximum); absent without any.
+	ClockErrorMs *clockError    `json:"clockErrorMs,omitempty"`
 	Answers      int            `json:"answers"`
 	Results      int            `json:"results"`
 	AnswerErrors map[string]int `json:"answerErrors,omitempty"` // error frames by code
@@ -50,6 +58,28 @@ type startReport struct {
 	MaxUs     int64  `json:"maxUs"`
 	SpreadUs  int64  `json:"spreadUs"` // last − first receipt; equals maxUs here
 	First     string `json:"first"`    // the client that received it first
+	// Reveal describes a synced start's reveal (it has an instant, At); nil for an
+	// immediate one, which every client lights on receipt.
+	Reveal *revealReport `json:"reveal,omitempty"`
+}
+
+// revealReport is how the clients lit a synced start: their light instants in server
+// time, by each one's synced clock, relative to the start's instant At.
+type revealReport struct {
+	At        float64 `json:"at"`        // the instant, server time, ms since the Unix epoch
+	Lit       int     `json:"lit"`       // clients that lit it
+	Late      int     `json:"late"`      // of which the start reached after its instant
+	WithClock int     `json:"withClock"` // of which had a synced clock: the figures below
+	P50Us     int64   `json:"p50Us"`     // light − At
+	P99Us     int64   `json:"p99Us"`
+	MaxUs     int64   `json:"maxUs"`
+	SpreadUs  int64   `json:"spreadUs"` // last light − first light
+}
+
+// clockError sums up clock error bounds, in ms.
+type clockError struct {
+	P50 float64 `json:"p50"`
+	Max float64 `json:"max"`
 }
 
 // clientReport is one client's position across starts.
@@ -82,12 +112,17 @@ type uniformity struct {
 
 // report builds the summary once every client goroutine has stopped.
 func (lg *loadgen) report(elapsed time.Duration) *report {
+	behaviour := "page"
+	if lg.cfg.ack {
+		behaviour = "ack"
+	}
 	r := &report{
-		Nodes: lg.cfg.nodes, Room: lg.cfg.room, Target: lg.cfg.clients,
+		Nodes: lg.cfg.nodes, Room: lg.cfg.room, Protocol: lg.cfg.proto, Behaviour: behaviour, Target: lg.cfg.clients,
 		Failures: map[string]int{}, AnswerErrors: map[string]int{},
 		ElapsedMs: elapsed.Milliseconds(),
 	}
 	var open []*client // connected clients, in join order
+	var clockErrs []float64
 	seqs := map[uint64]time.Time{}
 	for _, c := range lg.clients {
 		if c == nil {
@@ -105,7 +140,15 @@ func (lg *loadgen) report(elapsed time.Duration) *report {
 		if c.dropped != "" {
 			r.Dropped++
 		}
-		r.Acks += c.acks
+		r.Acks += int(c.acks.Load())
+		r.Seen += int(c.seen.Load())
+		r.Syncs += int(c.syncs.Load())
+		r.SyncReplies += c.syncReplies
+		for _, rv := range c.reveals {
+			if rv.hasClock {
+				clockErrs = append(clockErrs, rv.clockErr)
+			}
+		}
 		r.Answers += int(c.answers.Load())
 		r.Results += c.results
 		for code, k := range c.errors {
@@ -119,6 +162,10 @@ func (lg *loadgen) report(elapsed time.Duration) *report {
 	}
 	order := slices.SortedFunc(maps.Keys(seqs), func(a, b uint64) int { return seqs[a].Compare(seqs[b]) })
 	r.StartsSeen = len(order)
+	if len(clockErrs) > 0 {
+		s := stats.Summarize(clockErrs)
+		r.ClockErrorMs = &clockError{P50: s.P50, Max: s.Max}
+	}
 
 	rng := mrand.New(mrand.NewPCG(lg.cfg.seed, 0x72616e6b))
 	sums := make([]struct {
@@ -142,7 +189,13 @@ func (lg *loadgen) report(elapsed time.Duration) *report {
 				who = append(who, i)
 				lat = append(lat, float64(rc.at.Sub(earliest).Nanoseconds())/1e3)
 				sr.N = rc.n
+				if rc.reveal != 0 && sr.Reveal == nil {
+					sr.Reveal = &revealReport{At: rc.reveal}
+				}
 			}
+		}
+		if sr.Reveal != nil {
+			summarizeReveal(sr.Reveal, seq, open)
 		}
 		s := stats.Summarize(lat)
 		sr.Receivers = s.N
@@ -195,6 +248,27 @@ func (lg *loadgen) report(elapsed time.Duration) *report {
 	}
 	r.Uniformity = uniformityTests(firstU, firstCounts, pit, blocks)
 	return r
+}
+
+// summarizeReveal fills rr, the reveal of start seq at rr.At, from the clients' lights.
+func summarizeReveal(rr *revealReport, seq uint64, clients []*client) {
+	var lag []float64
+	for _, c := range clients {
+		rv, ok := c.reveals[seq]
+		if !ok {
+			continue
+		}
+		rr.Lit++
+		if rv.late {
+			rr.Late++
+		}
+		if rv.hasClock {
+			lag = append(lag, (rv.server-rr.At)*1e3)
+		}
+	}
+	s := stats.Summarize(lag)
+	rr.WithClock = s.N
+	rr.P50Us, rr.P99Us, rr.MaxUs, rr.SpreadUs = int64(s.P50), int64(s.P99), int64(s.Max), int64(s.Spread)
 }
 
 // uniformityTests runs the three bias tests and gives a verdict at level alpha,
@@ -279,14 +353,36 @@ func writeJSON(w io.Writer, r *report) error {
 	return enc.Encode(r)
 }
 
+// writeReveals writes the synced starts' reveals, if any.
+func writeReveals(w io.Writer, starts []startReport) {
+	header := false
+	for _, s := range starts {
+		rr := s.Reveal
+		if rr == nil {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "reveal of the synced starts, µs after each start's instant, server time by each client's synced clock:")
+			fmt.Fprintf(w, "  %6s %6s %6s %9s %8s %8s %8s %8s\n", "seq", "lit", "late", "withClock", "p50", "p99", "max", "spread")
+			header = true
+		}
+		fmt.Fprintf(w, "  %6d %6d %6d %9d %8d %8d %8d %8d\n", s.Seq, rr.Lit, rr.Late, rr.WithClock, rr.P50Us, rr.P99Us, rr.MaxUs, rr.SpreadUs)
+	}
+}
+
 func writeText(w io.Writer, r *report) {
-	fmt.Fprintf(w, "room %s on %s, %.1fs\n", r.Room, strings.Join(r.Nodes, ","), float64(r.ElapsedMs)/1e3)
+	fmt.Fprintf(w, "room %s on %s (%s protocol, %s clients), %.1fs\n", r.Room, strings.Join(r.Nodes, ","), r.Protocol, r.Behaviour, float64(r.ElapsedMs)/1e3)
 	fmt.Fprintf(w, "clients: %d connected of %d, %d failed, %d dropped by the server before the end\n",
 		r.Connected, r.Target, r.Failed, r.Dropped)
 	for _, reason := range slices.Sorted(maps.Keys(r.Failures)) {
 		fmt.Fprintf(w, "  %d× %s\n", r.Failures[reason], reason)
 	}
-	fmt.Fprintf(w, "starts seen: %d, acks sent: %d, answers sent: %d, results: %d", r.StartsSeen, r.Acks, r.Answers, r.Results)
+	fmt.Fprintf(w, "clock sync samples sent: %d, answered: %d", r.Syncs, r.SyncReplies)
+	if r.ClockErrorMs != nil {
+		fmt.Fprintf(w, "; clock error bound when lit: p50 %.3f ms, max %.3f ms", r.ClockErrorMs.P50, r.ClockErrorMs.Max)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "starts seen: %d, acks sent: %d, seen reports sent: %d, answers sent: %d, results: %d", r.StartsSeen, r.Acks, r.Seen, r.Answers, r.Results)
 	if len(r.AnswerErrors) > 0 {
 		fmt.Fprintf(w, ", error frames:")
 		for _, code := range slices.Sorted(maps.Keys(r.AnswerErrors)) {
@@ -300,6 +396,7 @@ func writeText(w io.Writer, r *report) {
 		for _, s := range r.Starts {
 			fmt.Fprintf(w, "  %6d %4d %9d %8d %8d %8d %8d  %s\n", s.Seq, s.N, s.Receivers, s.P50Us, s.P99Us, s.MaxUs, s.SpreadUs, s.First)
 		}
+		writeReveals(w, r.Starts)
 	}
 	var with []clientReport
 	flagged := 0
