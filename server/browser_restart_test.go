@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"regexp"
 	"testing"
 	"time"
@@ -43,22 +44,34 @@ func TestBrowserRestart(t *testing.T) {
 	bob := b.join("bob", srv.URL, code, laptop)
 	students := []*tab{ada, bob}
 
-	b.step("question 1")
-	host.waitEqual("the main button", jsText("#next"), "Open question 1")
-	host.do("open question 1", chromedp.Click(chromedp.CSS("#next")))
-	host.waitEqual("the main button", jsText("#next"), "Start question 1")
-	host.do("start question 1", chromedp.Click(chromedp.CSS("#next")))
-	for _, p := range students {
-		p.do("wait for the bulb", chromedp.WaitVisible(chromedp.CSS("#bulb.lit")))
+	// question runs question n from the host page's main button: open, start, ada then
+	// bob answer B (right), close; the standings say what the students have then.
+	question := func(n int, text string, standings ...string) {
+		t.Helper()
+		host.waitEqual("the main button", jsText("#next"), fmt.Sprintf("Open question %d", n))
+		host.do("open", chromedp.Click(chromedp.CSS("#next")))
+		for _, p := range students {
+			p.waitEqual("#question", jsText("#question"), text)
+		}
+		host.waitEqual("the main button", jsText("#next"), fmt.Sprintf("Start question %d", n))
+		host.do("start", chromedp.Click(chromedp.CSS("#next")))
+		for _, p := range students {
+			p.do("wait for the bulb", chromedp.WaitVisible(chromedp.CSS("#bulb.lit")))
+		}
+		time.Sleep(humanReaction) // a person reacts: quicker is a false start
+		for i, p := range students {
+			p.do("answer B", chromedp.Click(chromedp.CSS(`button.choice[data-choice="1"]`)))
+			p.waitEqual("#result", jsText("#result"), fmt.Sprintf("Correct! Rank %d · +%d points", i+1, []int{100, 60}[i]))
+		}
+		host.waitEqual("the main button", jsText("#next"), fmt.Sprintf("Close question %d", n))
+		host.do("close", chromedp.Click(chromedp.CSS("#next")))
+		for i, p := range students {
+			p.waitEqual("#standing", jsText("#standing"), standings[i])
+		}
 	}
-	time.Sleep(humanReaction) // a person reacts: quicker is a false start
-	ada.do("tap B", chromedp.Click(chromedp.CSS(`button.choice[data-choice="1"]`)))
-	ada.waitEqual("#result", jsText("#result"), "Correct! Rank 1 · +100 points")
-	bob.do("click B", chromedp.Click(chromedp.CSS(`button.choice[data-choice="1"]`)))
-	bob.waitEqual("#result", jsText("#result"), "Correct! Rank 2 · +60 points")
-	host.waitEqual("the main button", jsText("#next"), "Close question 1")
-	host.do("close question 1", chromedp.Click(chromedp.CSS("#next")))
-	ada.waitEqual("#standing", jsText("#standing"), "You have 100 points: 1st of 2.")
+
+	b.step("question 1")
+	question(1, "1. Which layer is TCP?", "You have 100 points: 1st of 2.", "You have 60 points: 2nd of 2.")
 	host.waitEqual("the main button", jsText("#next"), "Open question 2")
 
 	b.step("the server is killed, and started again")
@@ -77,24 +90,6 @@ func TestBrowserRestart(t *testing.T) {
 	host.waitEqual("the host's board, kept", jsRows("#leaderboard", 0, 1, 2), "1|ada|100\n2|bob|60")
 
 	b.step("the quiz goes on: question 2")
-	host.waitEqual("the main button", jsText("#next"), "Open question 2")
-	host.do("open question 2", chromedp.Click(chromedp.CSS("#next")))
-	for _, p := range students {
-		p.waitEqual("#question", jsText("#question"), "2. Port of HTTPS?")
-	}
-	host.waitEqual("the main button", jsText("#next"), "Start question 2")
-	host.do("start question 2", chromedp.Click(chromedp.CSS("#next")))
-	for _, p := range students {
-		p.do("wait for the bulb", chromedp.WaitVisible(chromedp.CSS("#bulb.lit")))
-	}
-	time.Sleep(humanReaction) // a person reacts: quicker is a false start
-	ada.do("tap 443", chromedp.Click(chromedp.CSS(`button.choice[data-choice="1"]`)))
-	ada.waitEqual("#result", jsText("#result"), "Correct! Rank 1 · +100 points")
-	bob.do("click 443", chromedp.Click(chromedp.CSS(`button.choice[data-choice="1"]`)))
-	bob.waitEqual("#result", jsText("#result"), "Correct! Rank 2 · +60 points")
-	host.waitEqual("the main button", jsText("#next"), "Close question 2")
-	host.do("close question 2", chromedp.Click(chromedp.CSS("#next")))
-	ada.waitEqual("#standing", jsText("#standing"), "You have 200 points: 1st of 2.")
-	bob.waitEqual("#standing", jsText("#standing"), "You have 120 points: 2nd of 2.")
+	question(2, "2. Port of HTTPS?", "You have 200 points: 1st of 2.", "You have 120 points: 2nd of 2.")
 	b.step("")
 }
