@@ -279,3 +279,44 @@ func mustAnswersOf(t *testing.T, srv *testServer, host, room string, players map
 		}
 	}
 }
+
+// TestTimedStartDueWhileDown: a timed start that fell due while the server was stopped
+// fires once, at once, when it starts again on its data directory (as the README says).
+func TestTimedStartDueWhileDown(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	srv := MustStartServer(t, nil, "--data", dir)
+	code, host := srv.MustRoom(t, sampleQuiz)
+	room := "/api/rooms/" + code
+	srv.mustCall(t, 200, "POST", room+"/questions/1/open", host, nil, nil)
+	// Far enough ahead that its timer, which fires a second early for a synced start's
+	// lead, is not due before the stop.
+	at := time.Now().Add(4 * time.Second)
+	srv.mustCall(t, 202, "POST", room+"/questions/1/start", host, map[string]any{"at": at.Format(time.RFC3339Nano)}, nil)
+	srv.stop()
+	if time.Now().After(at.Add(-time.Second)) {
+		t.Fatal("the server took 3 s to stop: its start's timer may have fired before it did")
+	}
+	time.Sleep(time.Until(at) + 500*time.Millisecond)
+
+	srv = MustStartServer(t, nil, "--data", dir)
+	var r struct {
+		Phase   string
+		Current int
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		srv.mustCall(t, 200, "GET", room, host, nil, &r)
+		if r.Phase == "live" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s after the restart question 1 is %s, want live: its start was due while the server was down", r.Phase)
+		}
+	}
+	time.Sleep(time.Second) // a second firing, were there one, would show as a second start
+	var rep struct{ Starts []struct{ N int } }
+	srv.mustCall(t, 200, "GET", room+"/fairness", host, nil, &rep)
+	if len(rep.Starts) != 1 || rep.Starts[0].N != 1 {
+		t.Fatalf("starts after the restart: %+v, want question 1's, once", rep.Starts)
+	}
+}
