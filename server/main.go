@@ -122,33 +122,51 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, err := listen(cfg, reg, log)
 	if err != nil {
 		return err
 	}
-	if cfg.ConnsPerAddr > 0 {
-		capped := newCapListener(ln, cfg.ConnsPerAddr, cfg.TrustedProxies, log)
-		if err := reg.Register(capped.refused); err != nil {
-			ln.Close()
-			return err
-		}
-		ln = capped
-	}
 	fmt.Fprintf(stdout, "Bulb listening on %s (%s)\n", baseURL(ln.Addr()), eng.name)
-
+	if eng.resubmit {
+		resubmitWaiting(ctx, svc, log)
+	}
 	// Every phase of a request is bounded, so that a slow client holds its connection for
 	// a while at most: net/http clears these deadlines when it hands a WebSocket over.
 	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: cfg.HeaderTimeout, ReadTimeout: cfg.ReadTimeout,
 		IdleTimeout: cfg.IdleTimeout, MaxHeaderBytes: maxHeaderBytes}
-	g, ctx := errgroup.WithContext(ctx)
-	if eng.resubmit {
-		// The judge's queue did not survive the restart; the submissions did.
-		if n, err := svc.Resubmit(ctx); err != nil {
-			log.Error("submitting the waiting code submissions again", "err", err)
-		} else if n > 0 {
-			log.Info("code submissions without a verdict submitted again", "submissions", n)
-		}
+	return serve(ctx, ln, httpSrv, svc, h, jd, log)
+}
+
+// listen opens the listener on cfg.Addr, capped to cfg.ConnsPerAddr connections per client
+// address if that is set.
+func listen(cfg config, reg *prometheus.Registry, log *slog.Logger) (net.Listener, error) {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil || cfg.ConnsPerAddr <= 0 {
+		return ln, err
 	}
+	capped := newCapListener(ln, cfg.ConnsPerAddr, cfg.TrustedProxies, log)
+	if err := reg.Register(capped.refused); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return capped, nil
+}
+
+// resubmitWaiting submits again the code submissions that have no verdict: the judge's
+// queue did not survive the restart; the submissions did.
+func resubmitWaiting(ctx context.Context, svc *quiz.Service, log *slog.Logger) {
+	if n, err := svc.Resubmit(ctx); err != nil {
+		log.Error("submitting the waiting code submissions again", "err", err)
+	} else if n > 0 {
+		log.Info("code submissions without a verdict submitted again", "submissions", n)
+	}
+}
+
+// serve runs the node until ctx is done: the service's timers and sweeps, the hub's bus
+// and archive, the judge's workers if this process judges, and HTTP on ln; then it shuts
+// HTTP and the hub down, within shutdownTimeout.
+func serve(ctx context.Context, ln net.Listener, httpSrv *http.Server, svc *quiz.Service, h *hub.Hub, jd *judging, log *slog.Logger) error {
+	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return svc.Run(ctx) })
 	g.Go(func() error { return h.Run(ctx) })
 	if jd.run != nil {
