@@ -32,6 +32,11 @@ if [ -n "$unformatted" ]; then
   echo "gofmt would change:" $unformatted >&2
   exit 1
 fi
+echo "test.sh: go mod tidy"
+if ! go mod tidy -diff; then
+  echo "go.mod or go.sum is not tidy: run go mod tidy" >&2
+  exit 1
+fi
 echo "test.sh: go vet"
 go vet ./...
 echo "test.sh: staticcheck"
