@@ -6,24 +6,45 @@
 // performance.timeOrigin + performance.now() (monotonic, never Date.now() alone), the
 // server's is its wall clock.
 
-// Samples kept: the estimate is the best of the last WINDOW.
+// Samples kept: the estimate is the intersection of the last WINDOW's bounds.
 export const WINDOW = 16;
 // A sample's round trip may be at most MAX_RTT ms; longer ones are discarded.
 export const MAX_RTT = 10000;
-// DRIFT bounds how fast two clocks drift apart (100 ppm): an old sample's error grows
+// DRIFT bounds how fast two clocks drift apart (100 ppm): an old sample's bounds widen
 // by it.
 export const DRIFT = 100e-6;
 
 // now is the page's monotonic clock, in ms since the epoch.
 export const now = () => performance.timeOrigin + performance.now();
 
-// ClockSync estimates the server's clock from sync samples, the NTP and Cristian way:
-// a sample is the page's send time t0, the server's receive and send times t1 and t2,
-// and the page's receive time t3. Its round trip is (t3 − t0) − (t2 − t1) and the
-// offset of the server's clock from the page's ((t1 − t0) + (t2 − t3)) / 2, exact
-// when the way out and the way back take as long, and off by at most half the round
-// trip otherwise. Queueing inflates some samples, so the estimate is the sample with
-// the least error bound: half its round trip, plus the drift since it was taken.
+// bounds is the interval of offsets the kept sample s allows at page time t: its offset
+// ± half its round trip, widened by the drift since it was taken; radius is the sample's
+// error bound on its own.
+const bounds = (s, t) => {
+  const radius = s.rtt / 2 + Math.max(t - s.at, 0) * DRIFT;
+  return { lo: s.offset - radius, hi: s.offset + radius, radius };
+};
+
+// ClockSync estimates the server's clock from sync samples, the NTP way: a sample is the
+// page's send time t0, the server's receive and send times t1 and t2, and the page's
+// receive time t3. Its round trip is (t3 − t0) − (t2 − t1) and its offset of the
+// server's clock from the page's ((t1 − t0) + (t2 − t3)) / 2. Whatever the two ways
+// took, the true offset is at least t2 − t3 (the way back took no less than nothing)
+// and at most t1 − t0 (nor did the way out): the sample's offset ± half its round trip,
+// widened by the drift since it was taken. Every sample's bounds hold, so the offset is
+// in their intersection: the estimate is its middle, within half its width. The sample
+// with the quickest way out and the one with the quickest way back both count, so under
+// jitter the bound is much tighter than any one sample's half round trip; a sample that
+// queueing inflated has wide bounds that change nothing.
+//
+// When a new sample's bounds leave no offset in common with the older samples' (a clock
+// stepped, or drifted faster than DRIFT), no estimate can honour them all: the older
+// ones are dropped, back to the newest that still agree with the newer, since the newest
+// tell the clock as it is now. (The estimate does the same at a time before the last
+// sample arrived, where the bounds are narrower.)
+//
+// internal/clocksync is the same in Go, operation for operation: a test checks that the
+// two agree to the last bit.
 export class ClockSync {
   constructor() {
     this.samples = [];
@@ -35,18 +56,50 @@ export class ClockSync {
     if (!(rtt >= 0) || rtt > MAX_RTT) return false;
     this.samples.push({ rtt, offset: ((t1 - t0) + (t2 - t3)) / 2, at: t3 });
     if (this.samples.length > WINDOW) this.samples.shift();
+    const { used } = this.intersect(t3);
+    this.samples.splice(0, this.samples.length - used);
     return true;
   }
 
-  // estimate returns {offset, error, rtt} at page time t (ms), or null without samples:
-  // server time = page time + offset, within ± error.
-  estimate(t) {
-    let best = null;
-    for (const s of this.samples) {
-      const error = s.rtt / 2 + Math.max(t - s.at, 0) * DRIFT;
-      if (best === null || error <= best.error) best = { offset: s.offset, error, rtt: s.rtt };
+  // intersect intersects the bounds at page time t of the newest samples, newest first,
+  // up to the first that leaves nothing in common with the newer ones: {lo, hi} and the
+  // samples that set its ends (by index), and how many samples it took.
+  intersect(t) {
+    let lo = 0;
+    let hi = 0;
+    let ilo = -1;
+    let ihi = -1;
+    let used = 0;
+    for (let i = this.samples.length - 1; i >= 0; i--) {
+      const b = bounds(this.samples[i], t);
+      if (used > 0 && (b.lo > hi || b.hi < lo)) break;
+      if (used === 0 || b.lo > lo) {
+        lo = b.lo;
+        ilo = i;
+      }
+      if (used === 0 || b.hi < hi) {
+        hi = b.hi;
+        ihi = i;
+      }
+      used++;
     }
-    return best;
+    return { lo, hi, ilo, ihi, used };
+  }
+
+  // estimate returns {offset, error, rtt} at page time t (ms), or null without samples:
+  // server time = page time + offset, within ± error, the middle of the intersection and
+  // half its width (when one sample sets both its ends, that sample's offset and error
+  // bound as such); rtt is the least round trip among the samples of the intersection.
+  estimate(t) {
+    const { lo, hi, ilo, ihi, used } = this.intersect(t);
+    if (used === 0) return null;
+    let rtt = Infinity;
+    for (const s of this.samples.slice(this.samples.length - used)) rtt = Math.min(rtt, s.rtt);
+    if (ilo === ihi) {
+      const s = this.samples[ilo];
+      return { offset: s.offset, error: bounds(s, t).radius, rtt };
+    }
+    return { offset: (lo + hi) / 2, error: (hi - lo) / 2, rtt };
   }
 }
 

@@ -69,8 +69,8 @@ type record struct {
 	Lit    int64 `json:"lit"`              // the bulb lit
 	Late   bool  `json:"late,omitempty"`   // the page's flag: the start arrived after its target
 	NoEst  bool  `json:"noEst,omitempty"`  // no clock estimate yet at the receipt
-	// BoundMs is the estimate's own error bound (half its round trip plus drift), RTTMs
-	// the round trip of the sample it comes from.
+	// BoundMs is the estimate's own error bound (half the width of its samples' common
+	// bounds, drift included), RTTMs the least round trip of those samples.
 	BoundMs float64 `json:"boundMs"`
 	RTTMs   float64 `json:"rttMs"`
 	// SinceSyncMs is the time from the student's first sync sample to the receipt: the

@@ -316,8 +316,8 @@ func writeText(w io.Writer, rep *report) {
 		f2(sy.SymmetricErr.Abs.P99), f2(sy.SymmetricErr.Abs.Max), signed(sy.SymmetricErr.MeanMs), sy.SymmetricErr.Abs.N, f2(sy.SymmetricModel.Abs.P99))
 	fmt.Fprintln(w, "late: the start arrived after the student's target (lit at once); after: it arrived after S by the real clock;")
 	fmt.Fprintln(w, "model p99: the same algorithm on the same schedule of samples over a link with nothing but the group's delays and jitter;")
-	fmt.Fprintln(w, "RTT: the round trip of the sample behind each estimate (the link's nominal down + up in brackets);")
-	fmt.Fprintln(w, "outside: errors beyond the student's own error bound (half that round trip, plus drift);")
+	fmt.Fprintln(w, "RTT: the least round trip of the samples behind each estimate (the link's nominal down + up in brackets);")
+	fmt.Fprintln(w, "outside: errors beyond the student's own error bound (half the width of its samples' common bounds, drift included);")
 	fmt.Fprintln(w, "light−S: mean true light instant − S; immediate: the immediate starts' mean receipt − the start's first receipt (when it lit).")
 
 	im := rep.Immediate

@@ -121,12 +121,13 @@ type groupSkew struct {
 	Late      int     `json:"late"`      // the page's flag: arrived after its target
 	TrulyLate int     `json:"trulyLate"` // arrived after S, by the real clock
 	NoEst     int     `json:"noEstimate"`
-	// OutsideBound counts errors larger than the student's own error bound (half its best
-	// sample's round trip plus drift): none, if the estimator keeps its promise.
+	// OutsideBound counts errors larger than the student's own error bound (half the
+	// width of its samples' common bounds, drift included): none, if the estimator keeps
+	// its promise.
 	OutsideBound int `json:"outsideBound"`
-	// RTT is the round trip of the sample each estimate came from, against the link's
-	// nominal down + up: queueing on the way (the machine's, the server's, the proxy's)
-	// inflates it, and the error can reach half of it.
+	// RTT is the least round trip of the samples each estimate came from, against the
+	// link's nominal down + up: queueing on the way (the machine's, the server's, the
+	// proxy's) inflates it, and the error can reach half of it.
 	RTTNominalMs float64 `json:"rttNominalMs"`
 	RTTP50Ms     float64 `json:"rttP50Ms"`
 	RTTP99Ms     float64 `json:"rttP99Ms"`
