@@ -45,7 +45,7 @@ func TestCloseCutInTwo(t *testing.T) {
 				t.Fatal(err)
 			}
 			id := Identity{Room: r.Code, Role: RolePlayer, PlayerID: p.ID}
-			if _, err := s.Answer(ctx, id, 1, protocol.Response{Choice: intp(2)}, time.Now(), Delivery{}); err != nil {
+			if _, err := s.Answer(ctx, id, 1, protocol.Response{Choice: intp(2)}, humanly(), Delivery{}); err != nil {
 				t.Fatal(err)
 			}
 			store.full = true

@@ -174,7 +174,7 @@ func TestFinish(t *testing.T) {
 	if room.Phase != PhaseFinished {
 		t.Fatalf("phase: got %s, want finished", room.Phase)
 	}
-	_, err := s.Answer(ctx, Identity{Room: r.Code, Role: RolePlayer, PlayerID: bob.ID}, 1, protocol.Response{Choice: intp(2)}, time.Now(), Delivery{})
+	_, err := s.Answer(ctx, Identity{Room: r.Code, Role: RolePlayer, PlayerID: bob.ID}, 1, protocol.Response{Choice: intp(2)}, humanly(), Delivery{})
 	if ErrorCode(err) != protocol.Closed {
 		t.Errorf("an answer once finished: got %v, want closed", err)
 	}

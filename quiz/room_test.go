@@ -29,10 +29,10 @@ func TestRemovePlayer(t *testing.T) {
 	}
 	player := func(p Player) Identity { return Identity{Room: r.Code, Role: RolePlayer, PlayerID: p.ID, Name: p.Name} }
 	src := protocol.Response{Language: "python", Source: "print(3)\n"}
-	if _, err := s.Answer(ctx, player(mallory), 1, src, time.Now(), Delivery{}); err != nil {
+	if _, err := s.Answer(ctx, player(mallory), 1, src, humanly(), Delivery{}); err != nil {
 		t.Fatal(err) // submission 1: queued, and never judged
 	}
-	b1, err := s.Answer(ctx, player(bob), 1, src, time.Now(), Delivery{})
+	b1, err := s.Answer(ctx, player(bob), 1, src, humanly(), Delivery{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestRemovePlayer(t *testing.T) {
 	if _, err := s.Identify(ctx, mallory.Token); ErrorCode(err) != protocol.Unauthorized {
 		t.Errorf("mallory's token: got %v, want unauthorized", err)
 	}
-	if _, err := s.Answer(ctx, player(mallory), 1, src, time.Now(), Delivery{}); ErrorCode(err) != protocol.NotFound {
+	if _, err := s.Answer(ctx, player(mallory), 1, src, humanly(), Delivery{}); ErrorCode(err) != protocol.NotFound {
 		t.Errorf("mallory's answer after the removal: got %v, want not_found", err)
 	}
 	if _, err := s.Remove(ctx, r.Code, mallory.ID, true); ErrorCode(err) != protocol.NotFound {
@@ -134,7 +134,7 @@ func TestRemovedPlayerTakesNoRankAtClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []Player{fast, slow} {
-		if _, err := s.Answer(ctx, Identity{Room: r.Code, Role: RolePlayer, PlayerID: p.ID}, 1, protocol.Response{Choice: intp(2)}, time.Now(), Delivery{}); err != nil {
+		if _, err := s.Answer(ctx, Identity{Room: r.Code, Role: RolePlayer, PlayerID: p.ID}, 1, protocol.Response{Choice: intp(2)}, humanly(), Delivery{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -26,10 +26,17 @@ type fakeBroadcaster struct {
 	removed  map[string]string // player ID → the frame its connection was closed after
 	starts   int
 	reveals  []time.Time // of each start: zero for an immediate one
+	lead     time.Duration
 }
 
-// fakeLead is the lead the fake broadcaster measures for every room.
+// fakeLead is a lead the fake broadcaster can be told to measure for every room. By
+// default it measures none: a synced start lights at once, and the tests of everything
+// but the reveal answer at once without being early.
 const fakeLead = 200 * time.Millisecond
+
+// humanly is when a person's answer arrives: a quick reaction after a bulb that lit now
+// (the fake broadcaster's synced starts light at once); any sooner is a false start.
+func humanly() time.Time { return time.Now().Add(150 * time.Millisecond) }
 
 func newFake() *fakeBroadcaster {
 	return &fakeBroadcaster{toPlayer: map[string][]string{}, removed: map[string]string{}}
@@ -56,7 +63,11 @@ func (f *fakeBroadcaster) Remove(_, id string, frame []byte) {
 	defer f.mu.Unlock()
 	f.removed[id] = string(frame)
 }
-func (f *fakeBroadcaster) Lead(string) time.Duration { return fakeLead }
+func (f *fakeBroadcaster) Lead(string) time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lead
+}
 func (f *fakeBroadcaster) Start(_ context.Context, _ string, _ int, reveal time.Time) (uint64, int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -180,6 +191,13 @@ func TestTimedStart(t *testing.T) {
 	})
 
 	t.Run("synced: a start now lights after the lead", func(t *testing.T) {
+		setLead := func(d time.Duration) {
+			bc.mu.Lock()
+			defer bc.mu.Unlock()
+			bc.lead = d
+		}
+		setLead(fakeLead)
+		t.Cleanup(func() { setLead(0) })
 		r := mustCreate(t, s, validQuiz())
 		if _, err := s.Open(ctx, r.Code, 1); err != nil {
 			t.Fatal(err)
@@ -207,7 +225,7 @@ func TestTimedStart(t *testing.T) {
 			t.Fatal(err)
 		}
 		id := Identity{Room: r.Code, Role: RolePlayer, PlayerID: p.ID}
-		if _, err := s.Answer(ctx, id, 1, protocol.Response{Choice: intp(2)}, time.Now(), Delivery{}); ErrorCode(err) != protocol.NotStarted {
+		if _, err := s.Answer(ctx, id, 1, protocol.Response{Choice: intp(2)}, humanly(), Delivery{}); ErrorCode(err) != protocol.NotStarted {
 			t.Fatalf("answer before at: got %v, want not_started", err)
 		}
 		waitFor(t, func() bool { return bc.startCount() == before+1 })
@@ -218,7 +236,7 @@ func TestTimedStart(t *testing.T) {
 		if room.Phase != PhaseLive || room.StartedAt.Before(at) {
 			t.Fatalf("got phase %s started %v, want live from %v", room.Phase, room.StartedAt, at)
 		}
-		if _, err := s.Answer(ctx, id, 1, protocol.Response{Choice: intp(2)}, time.Now(), Delivery{}); err != nil {
+		if _, err := s.Answer(ctx, id, 1, protocol.Response{Choice: intp(2)}, humanly(), Delivery{}); err != nil {
 			t.Fatalf("answer after at: %v", err)
 		}
 		// a late duplicate firing of the same schedule is a no-op
@@ -456,7 +474,7 @@ func TestStartNotSentIsUndone(t *testing.T) {
 		t.Fatalf("got phase %s, want open again", room.Phase)
 	}
 	id := Identity{Room: r.Code, Role: RolePlayer, PlayerID: p.ID}
-	if _, err := s.Answer(ctx, id, 1, protocol.Response{Choice: intp(2)}, time.Now(), Delivery{}); ErrorCode(err) != protocol.NotStarted {
+	if _, err := s.Answer(ctx, id, 1, protocol.Response{Choice: intp(2)}, humanly(), Delivery{}); ErrorCode(err) != protocol.NotStarted {
 		t.Fatalf("answer after a failed start: got %v, want not_started", err)
 	}
 	bc.mu.Lock()
@@ -496,7 +514,7 @@ func TestEditQuiz(t *testing.T) {
 	if _, err := s.Start(ctx, r.Code, 1, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	a, err := s.Answer(ctx, Identity{Room: r.Code, Role: RolePlayer, PlayerID: p.ID}, 1, protocol.Response{Choice: intp(1)}, time.Now(), Delivery{})
+	a, err := s.Answer(ctx, Identity{Room: r.Code, Role: RolePlayer, PlayerID: p.ID}, 1, protocol.Response{Choice: intp(1)}, humanly(), Delivery{})
 	if err != nil || !a.Correct {
 		t.Fatalf("answer 1 after the edit made it right: got %+v, %v", a, err)
 	}
@@ -706,14 +724,14 @@ func TestCodeQuestion(t *testing.T) {
 	}
 	player := func(p Player) Identity { return Identity{Room: r.Code, Role: RolePlayer, PlayerID: p.ID} }
 	src := protocol.Response{Language: "python", Source: "a, b = map(int, input().split())\nprint(a + b)\n"}
-	a1, err := s.Answer(ctx, player(alice), 1, src, time.Now(), Delivery{})
+	a1, err := s.Answer(ctx, player(alice), 1, src, humanly(), Delivery{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if f := string(ResultFrame(a1)); f != `{"type":"result","n":1,"accepted":true,"correct":false,"rank":0,"points":0,"pending":true,"judging":true,"submission":1,"language":"python"}` {
 		t.Errorf("result frame of a submission: %s", f)
 	}
-	b1, err := s.Answer(ctx, player(bob), 1, protocol.Response{Language: "c", Source: "int main(){}"}, time.Now(), Delivery{})
+	b1, err := s.Answer(ctx, player(bob), 1, protocol.Response{Language: "c", Source: "int main(){}"}, humanly(), Delivery{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -743,7 +761,7 @@ func TestCodeQuestion(t *testing.T) {
 	// A busy judge: the player is told so, and the submission is kept with an IE verdict
 	// saying it was not judged.
 	judge.busy = true
-	_, err = s.Answer(ctx, player(alice), 1, src, time.Now(), Delivery{})
+	_, err = s.Answer(ctx, player(alice), 1, src, humanly(), Delivery{})
 	if ErrorCode(err) != protocol.Busy || !strings.Contains(err.Error(), "7 submissions waiting") {
 		t.Fatalf("a submission to a busy judge: got %v, want busy with the queue length", err)
 	}
@@ -829,5 +847,39 @@ func TestSyncedReveal(t *testing.T) {
 	}
 	if want := []string{"far", "near", "greedy", "quick"}; !slices.Equal(order, want) {
 		t.Errorf("ranked %v, want %v: by reaction from the reveal, the false start last", order, want)
+	}
+}
+
+// TestSyncedRevealOnANewSocket: a player whose socket got no start of the question (it
+// connected after the start went out; its welcome gave the reveal instant) is held to the
+// room's reveal instant like everyone else: before it the answer is refused and changes
+// nothing, too soon after it a false start.
+func TestSyncedRevealOnANewSocket(t *testing.T) {
+	ctx := context.Background()
+	s, bc := newTestService(t)
+	bc.mu.Lock()
+	bc.lead = fakeLead
+	bc.mu.Unlock()
+	r := mustCreate(t, s, validQuiz())
+	p, err := s.Join(ctx, r.Code, "mallory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Open(ctx, r.Code, 1); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Start(ctx, r.Code, 1, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := Identity{Room: r.Code, Role: RolePlayer, PlayerID: p.ID}
+	answer := func(after time.Duration) (protocol.Answer, error) {
+		return s.Answer(ctx, id, 1, protocol.Response{Choice: intp(2)}, res.Reveal.Add(after), Delivery{})
+	}
+	if _, err := answer(-10 * time.Millisecond); ErrorCode(err) != protocol.NotStarted {
+		t.Fatalf("10 ms before the bulb: got %v, want not_started", err)
+	}
+	if a, err := answer(50 * time.Millisecond); ErrorCode(err) != protocol.FalseStart || !a.FalseStart || *a.ReactionUs != 50_000 {
+		t.Fatalf("50 ms after the bulb: got %+v, %v; want a false start (the refused answer changed nothing)", a, err)
 	}
 }

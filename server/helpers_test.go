@@ -241,8 +241,21 @@ type received struct {
 // starts.
 const humanReaction = 200 * time.Millisecond
 
-// MustDial connects to /ws with token and starts reading.
+// MustDial connects to /ws with token and starts reading, as a student does: a synced
+// start's frame is handed on only once a person could have reacted to its bulb.
 func (s *testServer) MustDial(tb testing.TB, token string) *wsClient {
+	tb.Helper()
+	return s.dial(tb, token, true)
+}
+
+// mustDialCheater connects to /ws with token and hands every frame on as it arrives: a
+// modified client that knows a synced start's instant before its bulb lights.
+func (s *testServer) mustDialCheater(tb testing.TB, token string) *wsClient {
+	tb.Helper()
+	return s.dial(tb, token, false)
+}
+
+func (s *testServer) dial(tb testing.TB, token string, human bool) *wsClient {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -264,7 +277,7 @@ func (s *testServer) MustDial(tb testing.TB, token string) *wsClient {
 			if err := json.Unmarshal(data, &r); err != nil {
 				panic(fmt.Sprintf("server sent invalid JSON %q", data))
 			}
-			if r.Type == "start" && r.RevealAt != 0 {
+			if human && r.Type == "start" && r.RevealAt != 0 {
 				// As a student does: the page lights the bulb at its instant (this
 				// machine's clock is the server's), and a person reacts no sooner than a
 				// human can (else it is a false start).

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/bulbquiz/bulb/internal/clocksync"
 	"github.com/bulbquiz/bulb/protocol"
 	"github.com/coder/websocket"
 )
@@ -430,4 +431,61 @@ func FuzzFrame(f *testing.F) {
 		}
 		c.c.Close(websocket.StatusNormalClosure, "")
 	})
+}
+
+// TestAnswerBeforeTheBulb: under the synced reveal a client learns the start's instant
+// before its bulb lights. An answer that arrives before that instant is refused with
+// not_started and uses up nothing, whether false starts are counted or not (here they are
+// off), and whether it comes on the socket that got the start or on a new one that
+// connected after it (the welcome tells the instant too). After the instant it counts.
+func TestAnswerBeforeTheBulb(t *testing.T) {
+	t.Parallel()
+	s := MustStartServer(t, nil)
+	code, host := s.MustRoom(t, `{"title":"Early","falseStartMs":0,"questions":[
+ {"kind":"choice","text":"1","choices":["a","b"],"answer":1},{"kind":"choice","text":"2","choices":["a","b"],"answer":1},
+ {"kind":"choice","text":"3","choices":["a","b"],"answer":1},{"kind":"choice","text":"4","choices":["a","b"],"answer":1},
+ {"kind":"choice","text":"5","choices":["a","b"],"answer":1}]}`)
+	room := "/api/rooms/" + code
+	_, token := s.MustJoin(t, code, "mallory")
+	c := s.mustDialCheater(t, token)
+	c.next(t, "welcome")
+	// The reveal instant leaves at least 150 ms (the shortest lead) for the cheater to
+	// answer, and to connect again: a question where the machine was too slow for that
+	// proves nothing, and the next one tries again.
+	early := func(sent, at time.Time) bool { return sent.Before(at.Add(-50 * time.Millisecond)) } // the server reads it by then
+	reconnected := false
+	for n := 1; n <= 5 && !reconnected; n++ {
+		s.mustCall(t, 200, "POST", fmt.Sprintf("%s/questions/%d/open", room, n), host, nil, nil)
+		s.mustCall(t, 200, "POST", fmt.Sprintf("%s/questions/%d/start", room, n), host, nil, nil)
+		at := clocksync.Time(c.next(t, "start").RevealAt)
+		c.send(t, map[string]any{"type": "answer", "n": n, "choice": 1})
+		sent := time.Now()
+		if r := c.reply(t); early(sent, at) && r.Code != "not_started" {
+			t.Fatalf("question %d: an answer %v before the bulb lit: got %s, want not_started", n, at.Sub(sent), r.raw)
+		}
+		// A new socket got no start: it learns the instant from its welcome.
+		c = s.mustDialCheater(t, token)
+		c.next(t, "welcome")
+		c.send(t, map[string]any{"type": "answer", "n": n, "choice": 1})
+		sent = time.Now()
+		r := c.reply(t)
+		if early(sent, at) {
+			if r.Code != "not_started" {
+				t.Fatalf("question %d: an answer on a new socket %v before the bulb lit: got %s, want not_started", n, at.Sub(sent), r.raw)
+			}
+			reconnected = true
+		}
+		// Refused, it changed nothing: the player's answer after the bulb counts.
+		time.Sleep(time.Until(at.Add(humanReaction)))
+		c.send(t, map[string]any{"type": "answer", "n": n, "choice": 1})
+		if r := c.reply(t); r.Type != "result" || r.Rank != 1 {
+			if r.Code != "already_answered" || reconnected {
+				t.Fatalf("question %d: the answer after the bulb: got %s, want rank 1", n, r.raw)
+			}
+		}
+		s.mustCall(t, 200, "POST", fmt.Sprintf("%s/questions/%d/close", room, n), host, nil, nil)
+	}
+	if !reconnected {
+		t.Fatal("in none of 5 questions did a new socket connect before the bulb lit: the machine is too slow for this test")
+	}
 }
