@@ -112,6 +112,9 @@ func TestCodeAnswers(t *testing.T) {
 		t.Fatalf("question frame %s: want the languages and none of the tests", q.raw)
 	}
 	s.mustCall(t, 200, "POST", room+"/questions/1/start", host, nil, nil)
+	for _, c := range []*wsClient{alice, bob, carol} {
+		c.next(t, "start") // the bulb lit: answers count from now
+	}
 
 	// Refused up front, changing nothing: too big, unknown language, empty.
 	for _, bad := range []struct{ language, code, want string }{
@@ -248,6 +251,7 @@ func TestJudgeProcessKilled(t *testing.T) {
 	ada.next(t, "welcome")
 	server.mustCall(t, 200, "POST", room+"/questions/1/open", host, nil, nil)
 	server.mustCall(t, 200, "POST", room+"/questions/1/start", host, nil, nil)
+	ada.next(t, "start")
 
 	// Sleeps 2 s (the wall limit is 2×1 s+1 s), then answers right.
 	sub := ada.submit(t, "python", "import time\ntime.sleep(2)\n"+pyRight)

@@ -61,6 +61,7 @@ func mustJudge40(t *testing.T, n *node) {
 	for i, c := range clients {
 		p := programs[i%len(programs)]
 		wg.Go(func() {
+			c.next(t, "start") // the bulb lit: answers count from now
 			sub := c.submit(t, p.lang, p.src)
 			if v := c.verdict(t, sub, 3*time.Minute); v.Verdict != p.want {
 				t.Errorf("student %d (%s): verdict %s (%s), want %s", i, p.lang, v.Verdict, v.Message, p.want)
@@ -104,6 +105,7 @@ func TestSubmissionSeesNoHostDescriptors(t *testing.T) {
 	c.next(t, "welcome")
 	n.mustCall(t, 200, "POST", room+"/questions/1/open", host, nil, nil)
 	n.mustCall(t, 200, "POST", room+"/questions/1/start", host, nil, nil)
+	c.next(t, "start")
 	sub := c.submit(t, "python", string(probe))
 	if v := c.verdict(t, sub, time.Minute); v.Verdict != "AC" {
 		t.Errorf("the descriptor probe: verdict %s (%s), want AC: it must see no descriptor above 2", v.Verdict, v.Message)

@@ -59,6 +59,7 @@ func TestFramesRefused(t *testing.T) {
 	c.next(t, "question")
 	expect(t, answer(1, 2), 1, "not_started")
 	s.mustCall(t, 200, "POST", room+"/questions/1/start", host, nil, nil)
+	c.next(t, "start") // the bulb lit: answers count from now
 	c = player()
 	expect(t, answer(1, 7), 1, "invalid")
 	expect(t, answer(1, -1), 1, "invalid")
