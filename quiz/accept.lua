@@ -11,6 +11,7 @@
 -- ARGV[7] the response's key: the same answer sent again has the same key
 -- ARGV[8] "1" for a code submission   ARGV[9] the most code submissions of a player
 -- ARGV[10] now, by the store's clock (µs): the room's activity
+-- ARGV[11] under the synced reveal, when the answer arrived (µs, the node's clock); else ""
 --
 -- A code submission is one of many: the answered hash counts a player's submissions, and
 -- the submission is stored pending, with no rank, for the verdict to settle (store_redis.go).
@@ -19,7 +20,7 @@
 -- name, rank, arrivalRank, points, pending, receivedUs and elapsedUs added; or "replay"
 -- and the record stored before, when the player sends the very same answer again (a
 -- retry after a lost reply changes nothing and learns the outcome). Otherwise status
--- is why the answer is refused (no_room, stale_quiz, not_started, closed, already_answered,
+-- is why the answer is refused (no_room, stale_quiz, not_started, not_lit, closed, already_answered,
 -- no_player, solved, too_many) and nothing was written.
 
 local room = redis.call('HMGET', KEYS[1], 'current', 'phase', 'startedAt', 'quizVersion')
@@ -32,14 +33,18 @@ if (room[4] or '0') ~= ARGV[6] then
 end
 
 -- Whether question n takes answers now: this check, atomic with the insert below, is the
--- authority on the Redis engine, as checkAcceptable is on the memory engine (store.go).
--- The phase alone decides.
+-- authority on the Redis engine, as checkAcceptable and Accept are on the memory engine
+-- (store_memory.go): the phase, and under the synced reveal the reveal instant.
 local n = tonumber(ARGV[1])
 if n > current or (n == current and (phase == 'open' or phase == 'lobby')) then
   return {'not_started', ''}
 end
 if n < current or phase ~= 'live' then
   return {'closed', ''}
+end
+-- Under the synced reveal an answer counts from the question's reveal instant (startedAt).
+if ARGV[11] ~= '' and started and started ~= '' and tonumber(ARGV[11]) < tonumber(started) then
+  return {'not_lit', ''}
 end
 
 local player = ARGV[2]

@@ -136,17 +136,13 @@ func (s *Service) answer(ctx context.Context, id Identity, n int, resp protocol.
 	}
 	a := protocol.Answer{N: n, PlayerID: id.PlayerID, Response: resp, Correct: correct}
 	sc := ScoringFor(qz, n)
-	if qz.Reveal == RevealSynced && d.Reveal.IsZero() && d.Written.IsZero() {
+	a.ReceivedAt = received // under the synced reveal, the store refuses it before the reveal instant
+	if sc.Synced && d.Reveal.IsZero() && d.Written.IsZero() {
 		if d.Reveal, err = s.revealOf(ctx, id.Room, n); err != nil {
 			return protocol.Answer{}, err
 		}
 	}
-	synced := qz.Reveal == RevealSynced && !d.Reveal.IsZero()
-	if synced && received.Before(d.Reveal) {
-		// The client knew the instant before its bulb lit: nobody saw the question live yet.
-		return protocol.Answer{}, Errorf(protocol.NotStarted, "question %d's bulb lights in %d ms: answer after it",
-			n, d.Reveal.Sub(received).Milliseconds())
-	}
+	synced := sc.Synced && !d.Reveal.IsZero()
 	if sc.Deferred || synced {
 		a.ReactionUs = reactionTime(d, synced, received)
 	}
@@ -283,10 +279,10 @@ func numberSubmissions(answers []protocol.Answer) {
 
 // revealOf is the reveal instant of question n if it is live: for an answer on a
 // connection that got no start of n (it connected after the start went out, and its
-// welcome told it the instant), and so knows no reveal of its own. Zero otherwise: the
-// store then says why the answer is refused.
+// welcome told it the instant), and so knows no reveal of its own to time its reaction
+// from. Zero otherwise: the store then says why the answer is refused.
 func (s *Service) revealOf(ctx context.Context, room string, n int) (time.Time, error) {
-	r, err := s.store.Room(ctx, room)
+	r, _, err := s.store.Player(ctx, room, "")
 	if err != nil {
 		return time.Time{}, err
 	}

@@ -404,6 +404,9 @@ type Scoring struct {
 	// Code: a code question's submissions, several per player, ranked by arrival once
 	// judged (Store.Verdict); Accept gives them no rank.
 	Code bool
+	// Synced: the quiz's reveal is synced, so an answer counts only from the question's
+	// reveal instant (Store.Accept).
+	Synced bool
 	// QuizVersion is the version of the quiz the answer was marked by: a store refuses the
 	// answer with ErrStaleQuiz if the quiz has been edited since.
 	QuizVersion int64
@@ -423,6 +426,7 @@ func ScoringFor(qz Quiz, n int) Scoring {
 		TimeLimit: q.TimeLimit(),
 		Deferred:  qz.Timing == Compensated && q.Kind != KindCode,
 		Code:      q.Kind == KindCode,
+		Synced:    qz.Reveal == RevealSynced,
 
 		QuizVersion: qz.Version,
 	}

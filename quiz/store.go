@@ -56,9 +56,16 @@ type Store interface {
 	// settle; Accept refuses it with AlreadyAnswered once the player has an accepted one,
 	// and with RateLimited past MaxSubmissions.
 	//
+	// Under the synced reveal (s.Synced), a.ReceivedAt, if set, is when the answer
+	// arrived, by the clock of the node it arrived on: an answer that arrived before the
+	// question's reveal instant (Room.StartedAt, by the clock of the node that started it)
+	// is refused with NotStarted. (Nodes keep their clocks in step: the synced reveal needs
+	// it anyway.) The receive time stored is the store's own.
+	//
 	// Accept is the authority on whether question a.N takes answers now: only a check
-	// atomic with the insert can be right when a close races an answer. (The service checks
-	// only that the question exists, to mark the answer; a.N must be one of the quiz's.)
+	// atomic with the insert can be right when a close or a start races an answer. (The
+	// service checks only that the question exists, to mark the answer; a.N must be one of
+	// the quiz's.)
 	Accept(ctx context.Context, room string, a protocol.Answer, s Scoring) (stored protocol.Answer, replayed bool, err error)
 	// Verdict records the judge's verdict on submission sub (its arrival rank) of code
 	// question n, once: a second verdict for it changes nothing. It then settles the

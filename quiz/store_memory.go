@@ -378,6 +378,9 @@ func (s *MemoryStore) Accept(_ context.Context, room string, a protocol.Answer, 
 		if err := checkAcceptable(&r.room, a.N); err != nil {
 			return err
 		}
+		if sc.Synced && !a.ReceivedAt.IsZero() && a.ReceivedAt.Before(r.room.StartedAt) {
+			return errBeforeTheBulb(a.N)
+		}
 		if sc.Code {
 			return r.acceptCode(&a, sc, now, ch)
 		}
@@ -508,10 +511,15 @@ func (s *MemoryStore) Verdict(_ context.Context, room string, n, sub int, v prot
 	return stored, final, nil
 }
 
-// checkAcceptable says whether question n of r takes answers: the authority on the memory
-// engine, under the room's lock (see Store.Accept). The phase alone decides: a question
-// goes live when its start fires, and comparing the clocks of different machines must not
-// refuse answers.
+// errBeforeTheBulb refuses an answer that arrived before its question's synced reveal.
+func errBeforeTheBulb(n int) error {
+	return Errorf(protocol.NotStarted, "question %d's bulb had not lit when your answer arrived: answer after it", n)
+}
+
+// checkAcceptable says whether question n of r takes answers by its phase: the authority
+// on the memory engine, under the room's lock (see Store.Accept, which also holds an
+// answer under the synced reveal to its reveal instant). A question goes live when its
+// start fires.
 func checkAcceptable(r *Room, n int) error {
 	switch {
 	case n > r.Current || (n == r.Current && (r.Phase == PhaseOpen || r.Phase == PhaseLobby)):

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/bulbquiz/bulb/protocol"
 	"github.com/redis/go-redis/v9"
@@ -31,8 +32,12 @@ func (s *RedisStore) Accept(ctx context.Context, room string, a protocol.Answer,
 	if sc.Code {
 		isCode = "1"
 	}
+	arrived := "" // not checked
+	if sc.Synced && !a.ReceivedAt.IsZero() {
+		arrived = strconv.FormatInt(a.ReceivedAt.UnixMicro(), 10)
+	}
 	res, err := acceptScript.Run(ctx, s.rdb, keys, a.N, a.PlayerID, correct, head, scoring, sc.QuizVersion, responseKey(a.Response),
-		isCode, MaxSubmissions, s.now().UnixMicro()).StringSlice()
+		isCode, MaxSubmissions, s.now().UnixMicro(), arrived).StringSlice()
 	if err != nil {
 		return protocol.Answer{}, false, fail("accepting an answer", err)
 	}
@@ -51,6 +56,8 @@ func (s *RedisStore) Accept(ctx context.Context, room string, a protocol.Answer,
 		return protocol.Answer{}, false, roomNotFound(room)
 	case "not_started":
 		return protocol.Answer{}, false, Errorf(protocol.NotStarted, "question %d has not started", a.N)
+	case "not_lit":
+		return protocol.Answer{}, false, errBeforeTheBulb(a.N)
 	case "closed":
 		return protocol.Answer{}, false, Errorf(protocol.Closed, "question %d is closed", a.N)
 	case "already_answered":

@@ -166,6 +166,34 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("under the synced reveal an answer counts from the reveal instant", func(t *testing.T) {
+		s := newStore(t)
+		r := mustRoom(t, s, nil)
+		p := mustPlayer(t, s, r.Code, "mallory")
+		sc := ScoringFor(r.Quiz, 1)
+		if !sc.Synced {
+			t.Fatal("the default quiz is not synced")
+		}
+		reveal := time.Now().Add(time.Second).Truncate(time.Microsecond)
+		if _, err := s.Update(ctx, r.Code, func(r *Room) error {
+			r.Current, r.Phase, r.StartedAt = 1, PhaseLive, reveal // the start went out ahead
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		a := protocol.Answer{N: 1, PlayerID: p.ID, Response: protocol.Response{Choice: intp(2)}, Correct: true, ReceivedAt: reveal.Add(-time.Microsecond)}
+		if _, _, err := s.Accept(ctx, r.Code, a, sc); ErrorCode(err) != protocol.NotStarted {
+			t.Fatalf("arrived 1 µs before the reveal: got %v, want not_started", err)
+		}
+		if answers, _ := s.Answers(ctx, r.Code, 1); len(answers) != 0 {
+			t.Fatalf("got %d answers, want none: a refused answer changes nothing", len(answers))
+		}
+		a.ReceivedAt = reveal
+		if got, _, err := s.Accept(ctx, r.Code, a, sc); err != nil || got.Rank != 1 {
+			t.Fatalf("arrived at the reveal: got %+v, %v; want rank 1", got, err)
+		}
+	})
+
 	t.Run("1000 concurrent answers get unique ranks and the right winners", func(t *testing.T) {
 		s := newStore(t)
 		r := mustRoom(t, s, []int{100, 60, 30})
