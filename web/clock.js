@@ -18,10 +18,10 @@ export const DRIFT = 100e-6;
 export const now = () => performance.timeOrigin + performance.now();
 
 // bounds is the interval of offsets the kept sample s allows at page time t: its offset
-// ± half its round trip, widened by the drift since it was taken; radius is the sample's
-// error bound on its own.
+// ± half its round trip, widened by the drift since it was taken (or until it was taken,
+// for a time before it); radius is the sample's error bound on its own.
 const bounds = (s, t) => {
-  const radius = s.rtt / 2 + Math.max(t - s.at, 0) * DRIFT;
+  const radius = s.rtt / 2 + Math.abs(t - s.at) * DRIFT;
   return { lo: s.offset - radius, hi: s.offset + radius, radius };
 };
 

@@ -36,11 +36,12 @@ type kept struct {
 }
 
 // bounds is the interval of offsets s allows at client time t: its offset ± half its
-// round trip, widened by the drift since it was taken. Its radius is today's error
-// bound of the sample on its own. (The product is rounded on its own, as in JavaScript:
-// float64() forbids a fused multiply-add, which would change the last bit.)
+// round trip, widened by the drift since it was taken (or until it was taken, for a time
+// before it). Its radius is the sample's error bound on its own. (The product is rounded
+// on its own, as in JavaScript: float64() forbids fusing it into a multiply-add, which
+// could change the last bit.)
 func (s kept) bounds(t float64) (lo, hi, radius float64) {
-	radius = s.rtt/2 + float64(math.Max(t-s.at, 0)*Drift)
+	radius = s.rtt/2 + float64(math.Abs(t-s.at)*Drift)
 	return s.offset - radius, s.offset + radius, radius
 }
 

@@ -125,18 +125,21 @@ func TestStepStaysDropped(t *testing.T) {
 	}
 }
 
-// TestBeforeTheLastSample: an estimate at a time before the newest sample arrived, where
-// the bounds are narrower than when Add intersected them, takes the newest that agree.
+// TestBeforeTheLastSample: at a time before the newest sample arrived, the drift widens
+// that sample's bounds backwards, as it widens the older ones' forwards, and the bound
+// stays honest.
 func TestBeforeTheLastSample(t *testing.T) {
 	var e Estimator
 	e.Add(exchange(0, 100, 1, 1, 0))
-	e.Add(exchange(100_000, 111.5, 1, 1, 0)) // [110.5, 112.5]; the first's, widened by 10: [89, 111]
+	e.Add(exchange(100_000, 109.5, 1, 1, 0)) // 95 ppm apart: [108.5, 110.5]; the first's, widened by 10: [89, 111]
 	if len(e.samples) != 2 {
 		t.Fatalf("kept %d samples, want 2: they agree at the second's arrival", len(e.samples))
 	}
-	// at 50,000 the first's are [94, 106]
-	if got, _ := e.Estimate(50_000); got.Offset != 111.5 || got.Error != 1 {
-		t.Errorf("got %+v at a time the two disagree, want the newest's offset 111.5 ± 1", got)
+	// at 50,000 the first's are [94, 106] and the second's [103.5, 115.5]; the true
+	// offset then was 104.75
+	got, _ := e.Estimate(50_000)
+	if math.Abs(got.Offset-104.75) > 1e-3 || math.Abs(got.Error-1.25) > 1e-3 {
+		t.Errorf("got %+v, want 104.75 ± 1.25", got)
 	}
 }
 
