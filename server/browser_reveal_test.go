@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -206,4 +207,87 @@ func TestPageClockAgrees(t *testing.T) {
 			t.Errorf("estimate %d: the page gives %+v, the record (and Go) %+v", i, cmp.Got[i], cmp.Want[i])
 		}
 	}
+}
+
+// jsFlakySocket lets a test hold back the server's sync answers from the page (as a
+// slow network does; window.bulbHoldSync, then window.bulbReleaseSync() hands them
+// on), drop the page's socket (window.bulbDrop()), and counts the sockets the page
+// opened (window.bulbSockets) and the times the bulb lit (window.bulbLit).
+const jsFlakySocket = `(() => {
+  window.bulbHoldSync = false;
+  window.bulbLit = 0;
+  const held = [];
+  let current = null;
+  const WS = window.WebSocket;
+  window.WebSocket = class extends WS {
+    constructor(...args) {
+      super(...args);
+      current = this;
+      window.bulbSockets = (window.bulbSockets ?? 0) + 1;
+      this.addEventListener('message', (e) => {
+        if (window.bulbHoldSync && !e.bulbReleased && typeof e.data === 'string' && e.data.startsWith('{"type":"sync"')) {
+          e.stopImmediatePropagation();
+          held.push([this, e.data]);
+        }
+      });
+    }
+  };
+  window.bulbDrop = () => current.close();
+  window.bulbReleaseSync = () => {
+    window.bulbHoldSync = false;
+    for (const [sock, data] of held.splice(0)) {
+      const e = new MessageEvent('message', { data });
+      e.bulbReleased = true;
+      sock.dispatchEvent(e);
+    }
+  };
+  new MutationObserver((records) => {
+    for (const r of records) if (r.target.id === 'bulb' && r.target.dataset.lit === 'true' && r.oldValue !== 'true') window.bulbLit++;
+  }).observe(document, { subtree: true, attributes: true, attributeOldValue: true, attributeFilter: ['data-lit'] });
+})();`
+
+// TestBrowserReconnectWaitsForTheClock: a student page lights a synced start's bulb on its
+// synced clock, so before its clock has a sample it waits for one (its sync answers are held
+// back here: a slow network), also after its socket dropped and connected again (the
+// welcome gives the live question's instant); and once the question closed, a sample that
+// comes after lights nothing. With the clock's answers flowing, the next start lights once.
+func TestBrowserReconnectWaitsForTheClock(t *testing.T) {
+	t.Parallel()
+	s := MustStartServer(t, nil)
+	code, host := s.MustRoom(t, sampleQuiz)
+	room := "/api/rooms/" + code
+	b := newBrowser(t)
+	bulb := `document.querySelector('#bulb').dataset.lit + ', lit ' + window.bulbLit + ' times'`
+	b.step("a student joins, its clock's answers held back; the host opens and starts question 1")
+	p := b.open("flaky", s.URL+"/?code="+code, jsFlakySocket, `window.bulbHoldSync = true;`)
+	p.do("join", chromedp.SendKeys(chromedp.CSS("#name"), "flaky"), chromedp.Click(chromedp.CSS("#join")))
+	p.waitEqual("status", jsText("#status"), "connected")
+	s.mustCall(t, 200, "POST", room+"/questions/1/open", host, nil, nil)
+	p.waitEqual("#question", jsText("#question"), "1. Which layer is TCP?")
+	var started struct {
+		RevealAt time.Time `json:"revealAt"`
+	}
+	s.mustCall(t, 200, "POST", room+"/questions/1/start", host, nil, &started)
+	time.Sleep(time.Until(started.RevealAt.Add(300 * time.Millisecond)))
+	p.checkEqual("the bulb without a clock sample", bulb, "false, lit 0 times")
+
+	b.step("the socket drops and connects again")
+	evalOn[string](p, "drop the socket", `window.bulbDrop(); 'dropped'`)
+	p.waitEqual("status", `window.bulbSockets + ' sockets, ' + `+jsText("#status"), "2 sockets, connected")
+	time.Sleep(300 * time.Millisecond)
+	p.checkEqual("the bulb without a clock sample", bulb, "false, lit 0 times")
+
+	b.step("the host closes question 1; then the clock's answers arrive")
+	s.mustCall(t, 200, "POST", room+"/questions/1/close", host, nil, nil)
+	p.waitMatch("the result", jsText("#result"), regexp.MustCompile(`no answer from you`))
+	evalOn[string](p, "release the sync answers", `window.bulbReleaseSync(); 'released'`)
+	time.Sleep(300 * time.Millisecond) // a reveal armed before the close would light now
+	p.checkEqual("the bulb after the close", bulb, "false, lit 0 times")
+
+	b.step("question 2, the clock synced: the bulb lights once")
+	s.mustCall(t, 200, "POST", room+"/questions/2/open", host, nil, nil)
+	p.waitEqual("#question", jsText("#question"), "2. TCP stands for?")
+	s.mustCall(t, 200, "POST", room+"/questions/2/start", host, nil, nil)
+	p.waitEqual("the bulb", bulb, "true, lit 1 times")
+	b.checkPolicy()
 }

@@ -73,11 +73,28 @@ document.addEventListener('visibilitychange', () => {
 // serverNow is the server's clock by the page's estimate.
 const serverNow = () => sync.serverNow();
 
-// cancelReveal cancels the reveal waiting for its instant, if any; pendingAt is
-// the instant of a live question's reveal the page learnt from a welcome,
-// waiting for a clock sample.
+// cancelReveal cancels the reveal waiting for its instant, if any; pending is
+// the reveal {n, at} of a live question the page learnt of before its clock had
+// a sample (from a welcome, or a start right after connecting), waiting for one.
 let cancelReveal = null;
-let pendingAt = null;
+let pending = null;
+
+// disarm forgets any reveal waiting for its instant or for a clock sample: the
+// question moved on (closed, another one, the quiz over, a new connection).
+function disarm() {
+  cancelReveal?.();
+  cancelReveal = null;
+  pending = null;
+}
+
+// armReveal lights question n's bulb at its instant at (server time) on the
+// synced clock, or once the clock has its first sample.
+function armReveal(n, at) {
+  disarm();
+  const est = clock.estimate(now());
+  if (est) cancelReveal = revealAt(at, est, lightUp);
+  else pending = { n, at };
+}
 
 // onStart lights the bulb of a start received at page time received: at its
 // instant `at` (server time) on the synced clock, or at once without one.
@@ -85,8 +102,15 @@ let pendingAt = null;
 // fan-out's way, it reports what it saw (a seen frame); a page that has no
 // synced clock yet acknowledges at once instead.
 function onStart(m, received) {
-  cancelReveal?.();
+  disarm();
   const est = clock.estimate(received);
+  if (!est && m.at) {
+    // No clock sample yet (the socket just opened): report the receipt now, and
+    // light the bulb at its instant once the first sample tells the server's time.
+    conn?.send({ type: 'ack', seq: m.seq });
+    pending = { n: m.n, at: m.at };
+    return;
+  }
   const light = (late) => {
     cancelReveal = null;
     const revealed = now();
@@ -162,9 +186,10 @@ function onFrame(m) {
   switch (m.type) {
     case 'sync':
       clock.add(m.t0, m.t1, m.t2, received);
-      if (pendingAt !== null) {
-        cancelReveal = revealAt(pendingAt, clock.estimate(now()), lightUp);
-        pendingAt = null;
+      if (pending !== null && clock.estimate(now())) {
+        const { n, at } = pending;
+        pending = null;
+        if (n === st.q?.n && st.phase === 'open') cancelReveal = revealAt(at, clock.estimate(now()), lightUp);
       }
       break;
     case 'start':
@@ -180,7 +205,7 @@ function onFrame(m) {
         st.q = { ...st.q, ...m, type: undefined };
         break;
       }
-      cancelReveal?.();
+      disarm();
       setQuestion(m, 'open', false);
       showResult('');
       showError('');
@@ -190,8 +215,7 @@ function onFrame(m) {
       break;
     case 'close':
       if (m.n !== st.q?.n) break;
-      cancelReveal?.();
-      cancelReveal = null;
+      disarm();
       setBulb(false);
       setTimer(0);
       st.phase = 'closed';
@@ -261,16 +285,19 @@ function onFrame(m) {
 }
 
 function onWelcome(m) {
+  disarm(); // what the last connection armed: this one says where the quiz is
+  showError('');
   setScore(m.score ?? 0);
   const phase = m.phase === 'lobby' ? 'lobby' : m.phase;
+  // Connected between a synced start and its instant, perhaps: the bulb lights on time.
+  const synced = phase === 'live' && m.question?.at;
   if (m.question?.kind === 'code') {
-    setQuestion(m.question, phase, false);
+    setQuestion(m.question, synced ? 'open' : phase, false);
     restoreCode(m.answered, m.verdicts ?? [], m.submissions ?? []);
-  } else if (phase === 'live' && m.question?.at && !m.answered) {
-    // Connected between a synced start and its instant, perhaps: light it on time,
-    // once the clock has a sample.
+    if (synced) armReveal(m.question.n, m.question.at);
+  } else if (synced && !m.answered) {
     setQuestion(m.question, 'open', false);
-    pendingAt = m.question.at;
+    armReveal(m.question.n, m.question.at);
     showResult('');
   } else {
     setQuestion(m.question ?? null, phase, Boolean(m.answered));
@@ -416,7 +443,7 @@ function showStanding(s) {
 // showFinished shows the podium: the quiz is over.
 function showFinished(f) {
   st.phase = 'finished';
-  cancelReveal?.();
+  disarm();
   setBulb(false);
   setTimer(0);
   renderPodium($('podium'), f.podium, session?.playerId);
@@ -530,7 +557,7 @@ function gone(message) {
 // leaveLocally forgets the seat and goes back to the join form.
 function leaveLocally() {
   stopSync();
-  cancelReveal?.();
+  disarm();
   setTimer(0);
   conn?.close();
   conn = null;
