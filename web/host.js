@@ -12,6 +12,7 @@ import {
   verdictNames,
   verdictStats,
 } from '/static/common.js';
+import { Syncer, now } from '/static/clock.js';
 
 const ADMIN = 'bulb.admin'; // the admin token, shared with the admin page
 const HOST = 'bulb.host'; // {code, hostToken}
@@ -65,11 +66,31 @@ const SAMPLE_CODE = {
   ],
 };
 
-let host = store.get(HOST);
+// The room this tab hosts: its own (sessionStorage), else the one last opened in
+// any tab (localStorage), so that reloading a tab never switches it to another
+// tab's room.
+const hostRoom = {
+  get: () => JSON.parse(sessionStorage.getItem(HOST) ?? 'null') ?? store.get(HOST),
+  set(h) {
+    sessionStorage.setItem(HOST, JSON.stringify(h));
+    store.set(HOST, h);
+  },
+  del() {
+    sessionStorage.removeItem(HOST);
+    store.del(HOST);
+  },
+};
+
+let host = hostRoom.get();
 let room = null; // the last GET /api/rooms/{code}
 let answers = { n: 0, list: [] }; // answers to question n, in rank order
 let conn = null;
 let edit = null; // {version}: the quizVersion the open editor's text is based on
+
+// The server's clock, synced over the host's socket: a timed start or close is an
+// instant of the server's, whatever this laptop's clock says.
+const sync = new Syncer((frame) => conn?.send(frame));
+const serverTimeIn = (secs) => new Date(sync.serverNow() + secs * 1000).toISOString();
 
 const call = (method, path, body) => api(method, `/api/rooms/${host.code}${path}`, { token: host.hostToken, body });
 const showError = (text) => ($('error').textContent = text);
@@ -159,7 +180,13 @@ function soon() {
 
 function onFrame(m) {
   switch (m.type) {
+    case 'sync':
+      sync.add(m, now());
+      break;
     case 'welcome':
+      // Frames sent while the socket was down are lost: reload what they told.
+      bg(refresh().then(() => room?.current && loadAnswers(room.current)));
+      break;
     case 'question':
     case 'start':
     case 'joined':
@@ -181,7 +208,7 @@ function onFrame(m) {
       if (m.n !== answers.n) answers = { n: m.n, list: [] };
       const { type, ...a } = m;
       mergeAnswer(a);
-      renderAnswers();
+      renderAnswersSoon();
       break;
     }
     case 'leaderboard':
@@ -232,6 +259,8 @@ function render() {
   if (room.closeAt && (room.phase === 'open' || room.phase === 'live')) phase += ` · closes at ${clock(room.closeAt)}`;
   $('phase').textContent = phase;
   renderEditVersion();
+  // Auto-advance goes on after a close this page did not see (its socket was down).
+  if ($('auto').checked && room.phase === 'closed' && !autoTimer) autoAfterClose(room.current);
 
   const delay = $('delay').value;
   setHTML(
@@ -293,6 +322,16 @@ function verdictCell(a) {
   return `<b class="verdict" title="${esc(verdictNames[v.verdict] ?? '')}">${esc(v.verdict)}</b> ${
     v.verdict === 'AC' && a.pending ? '<span class="muted">rank pending</span>' : ''
   }${stats ? `<div class="muted">${esc(stats)}</div>` : ''}${msg}`;
+}
+
+// renderAnswersSoon renders the answers once for a burst of answered frames:
+// at the next frame the browser draws, not once per answer.
+let answersFrame = 0;
+function renderAnswersSoon() {
+  answersFrame ||= requestAnimationFrame(() => {
+    answersFrame = 0;
+    renderAnswers();
+  });
 }
 
 function renderAnswers() {
@@ -370,7 +409,7 @@ async function act(what, n) {
   if (timed) {
     const secs = Number($('delay').value);
     if (!(secs > 0)) throw new Error('The delay must be a positive number of seconds.');
-    body = { at: new Date(Date.now() + secs * 1000).toISOString() };
+    body = { at: serverTimeIn(secs) };
   }
   const r = await call('POST', `/questions/${n}/${timed ? what.slice(0, -3) : what}`, body);
   $('notice').textContent = what === 'start' ? `started: seq ${r.seq}, sent to ${r.recipients}` : '';
@@ -386,7 +425,7 @@ async function openNext() {
   await call('POST', `/questions/${n}/open`);
   if ($('auto').checked) {
     const secs = Math.max(1, Number($('auto-start').value) || 5);
-    await call('POST', `/questions/${n}/start`, { at: new Date(Date.now() + secs * 1000).toISOString() });
+    await call('POST', `/questions/${n}/start`, { at: serverTimeIn(secs) });
     $('notice').textContent = `auto-advance: question ${n} starts in ${secs} s`;
   }
   await refresh();
@@ -553,7 +592,7 @@ async function enter(h) {
     host = null;
     throw err;
   }
-  store.set(HOST, h);
+  hostRoom.set(h);
   $('setup').hidden = true;
   $('room').hidden = false;
   renderAnswers();
@@ -562,6 +601,8 @@ async function enter(h) {
     onStatus(state, text) {
       $('status').textContent = text;
       $('status').dataset.state = state;
+      if (state === 'open') sync.start();
+      else sync.stop();
     },
     room: h.code, // the admin token hosts every room: it names this one
     check: () => call('GET', ''),
@@ -576,9 +617,10 @@ async function enter(h) {
 function forget() {
   autoTimer && clearTimeout(autoTimer);
   autoTimer = null;
+  sync.stop();
   conn?.close();
   conn = null;
-  store.del(HOST);
+  hostRoom.del();
   host = room = null;
   answers = { n: 0, list: [] };
   closeEditor();
@@ -651,7 +693,7 @@ setInterval(() => room && !loading && bg(refresh()), 5000);
 if (host) {
   run(() =>
     enter(host).catch((err) => {
-      if ([401, 403, 404].includes(err.status)) store.del(HOST);
+      if ([401, 403, 404].includes(err.status)) hostRoom.del();
       throw err;
     }),
   );
