@@ -3,7 +3,6 @@ package hub
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"time"
 )
@@ -112,7 +111,9 @@ func (h *Hub) startFromBus(ctx context.Context, m message) {
 	}
 }
 
-// startOnBus publishes a start to every node and waits for their recipient counts.
+// startOnBus publishes a start to every node and waits for their recipient counts. Once
+// it is published the start is on its way to every player, whatever happens to the
+// counts: a failure to read them is logged, and the start is not reported as failed.
 func (h *Hub) startOnBus(ctx context.Context, roomName string, n int, reveal time.Time) (uint64, int, error) {
 	seq, err := h.bus.NextSeq(ctx)
 	if err != nil {
@@ -126,15 +127,19 @@ func (h *Hub) startOnBus(ctx context.Context, roomName string, n int, reveal tim
 		return 0, 0, err
 	}
 	replies, err := h.gather(ctx, startReplies(seq))
+	if err != nil {
+		h.log.Warn("a start went out, but not every node's count of its recipients came back", "room", roomName, "seq", seq, "err", err)
+	}
 	recipients := 0
 	for _, r := range replies {
 		n, perr := strconv.Atoi(string(r))
 		if perr != nil {
-			return seq, recipients, fmt.Errorf("a node's recipients %q: %w", r, perr)
+			h.log.Warn("a node's count of a start's recipients", "room", roomName, "seq", seq, "reply", string(r), "err", perr)
+			continue
 		}
 		recipients += n
 	}
-	return seq, recipients, err
+	return seq, recipients, nil
 }
 
 func startReplies(seq uint64) string { return "start:" + strconv.FormatUint(seq, 10) }

@@ -362,3 +362,39 @@ func TestNodeMessaging(t *testing.T) {
 		}
 	})
 }
+
+// lostCounts is a bus whose replies cannot be read once a start went out (Redis's pool
+// timed out, or its connection reset, while waiting for them).
+type lostCounts struct{ hub.Bus }
+
+func (b lostCounts) Gather(ctx context.Context, id string) ([][]byte, error) {
+	b.Bus.Gather(ctx, id)
+	return nil, errors.New("redis: connection pool timeout")
+}
+
+// TestStartCountsLost: a start that went out is not reported as failed when the nodes'
+// counts of its recipients cannot be read: the players have it, and the quiz must go on
+// (its timed close, its timer frame) rather than tell the host it failed.
+func TestStartCountsLost(t *testing.T) {
+	n := MustServer(t, hub.Options{Bus: lostCounts{hub.NewMemoryBus()}, Node: "a"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.h.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	players := MustDialMany(t, n, "r", "a", 3, hub.Player)
+	host := MustDial(t, n, "r", "", hub.Host)
+	MustPoll(t, testTimeout, func() string { // frames published before the node subscribed are lost
+		n.h.SendHosts("r", []byte(`{"type":"probe"}`))
+		if f, err := host.next(20 * time.Millisecond); err != nil || f.data != `{"type":"probe"}` {
+			return "the node does not hear the bus yet"
+		}
+		return ""
+	})
+	seq, _, err := n.h.Start(context.Background(), "r", 1, time.Time{})
+	if err != nil || seq == 0 {
+		t.Fatalf("Start: got seq %d, %v; want the start reported sent", seq, err)
+	}
+	if _, err := nextAll(players, testTimeout); err != nil {
+		t.Fatalf("the players: %v", err)
+	}
+}

@@ -3,7 +3,6 @@ package quiz
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/bulbquiz/bulb/internal/clocksync"
@@ -160,7 +159,8 @@ func (s *Service) start(ctx context.Context, room string, n int, scheduled time.
 		return StartResult{}, Errorf(protocol.Unavailable, "the start signal could not be sent, try again")
 	}
 	if err != nil {
-		return StartResult{}, fmt.Errorf("start fan-out: %w", err)
+		// It went out (seq is its number): the players have it, and the question goes on.
+		s.log.Warn("a start went out with an error", "room", room, "n", n, "seq", seq, "err", err)
 	}
 	if !closeAt.IsZero() {
 		if auto {

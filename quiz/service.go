@@ -27,7 +27,8 @@ type Broadcaster interface {
 	// Start lights the bulb of question n: the start frame goes to every player of the room
 	// at as nearly the same instant as possible, revealed at reveal (a synced start) or at
 	// once (reveal zero). It returns the start's sequence number and how many players it
-	// was sent to.
+	// was sent to. An error with seq 0 says nothing was sent; with a seq, the start went
+	// out and the error says what else failed (counting its recipients, say).
 	Start(ctx context.Context, room string, n int, reveal time.Time) (seq uint64, recipients int, err error)
 	// Lead is how far ahead of its reveal instant a synced start of the room should be
 	// sent, for the start to reach (nearly) every player before it.

@@ -27,6 +27,7 @@ type fakeBroadcaster struct {
 	starts   int
 	reveals  []time.Time // of each start: zero for an immediate one
 	lead     time.Duration
+	sentErr  error // what Start says went wrong after the start went out
 }
 
 // fakeLead is a lead the fake broadcaster can be told to measure for every room. By
@@ -76,7 +77,7 @@ func (f *fakeBroadcaster) Start(_ context.Context, _ string, _ int, reveal time.
 	}
 	f.starts++
 	f.reveals = append(f.reveals, reveal)
-	return uint64(f.starts), 0, nil
+	return uint64(f.starts), 0, f.sentErr
 }
 
 // framesOfType keeps the frames of the given type.
@@ -482,6 +483,46 @@ func TestStartNotSentIsUndone(t *testing.T) {
 	bc.mu.Unlock()
 	if _, err := s.Start(ctx, r.Code, 1, time.Time{}); err != nil {
 		t.Fatalf("start again: %v", err)
+	}
+}
+
+// TestStartSentWithAnError: a start that went out, though the broadcaster then failed
+// (to count its recipients, say), is a start: the question is live, its time limit
+// closes it, and the players get its timer.
+func TestStartSentWithAnError(t *testing.T) {
+	ctx := context.Background()
+	s, bc := newTestService(t)
+	qz := validQuiz()
+	qz.Questions[0].TimeLimitMs = 1000
+	r := mustCreate(t, s, qz)
+	if _, err := s.Open(ctx, r.Code, 1); err != nil {
+		t.Fatal(err)
+	}
+	bc.mu.Lock()
+	bc.sentErr = errors.New("redis: connection pool timeout")
+	bc.mu.Unlock()
+	if res, err := s.Start(ctx, r.Code, 1, time.Time{}); err != nil || res.Seq == 0 {
+		t.Fatalf("got %+v, %v; want the start", res, err)
+	}
+	bc.mu.Lock()
+	timers := framesOfType(bc.frames, "timer")
+	bc.mu.Unlock()
+	if len(timers) != 1 {
+		t.Fatalf("got timer frames %v, want one", timers)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		room, err := s.Room(ctx, r.Code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if room.Phase == PhaseClosed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("phase %s 5 s after a 1 s question started, want closed by its time limit", room.Phase)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
