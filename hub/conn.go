@@ -180,6 +180,9 @@ func (c *Conn) end(code websocket.StatusCode, why, reason string, farewell []byt
 	}
 	c.closing = true
 	c.closeCode, c.closeWhy, c.farewell = code, why, farewell
+	for i := range c.nstart { // starts still waiting never reach this client
+		c.starts[(c.head+i)%startQueue].dropped.Store(true)
+	}
 	c.frames, c.starts, c.nstart, c.nsync = nil, [startQueue]*delivery{}, 0, 0
 	if c.pinger != nil {
 		c.pinger.Stop()

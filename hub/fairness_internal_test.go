@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -348,5 +349,27 @@ func TestMergeStarts(t *testing.T) {
 	}
 	if m.SpreadUs != 350 || m.WrittenUs.Max != 500 || m.AckSpreadUs != 200 {
 		t.Errorf("got spread %d, written max %d, ack spread %d; want 350, 500, 200 over both nodes", m.SpreadUs, m.WrittenUs.Max, m.AckSpreadUs)
+	}
+}
+
+// TestQueuedStartOfDroppedClient: a client dropped while its start still waits in its
+// queue (its writer is stuck on an earlier frame, and the watchdog cuts it off) never got
+// the start: the record counts it dropped.
+func TestQueuedStartOfDroppedClient(t *testing.T) {
+	h := New(Options{})
+	c := &Conn{hub: h, client: Client{Room: "r", ID: "slow", Name: "slow"}, limit: 64}
+	if err := h.register(c); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.writing = true // a writer holds c, stuck writing an earlier frame
+	c.mu.Unlock()
+	if _, _, err := h.Start(context.Background(), "r", 1, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	c.drop(1008, "too slow: write timed out", "write_failed")
+	st := h.Fairness("r", 0).Starts[0]
+	if st.Dropped != 1 || !st.Players[0].Dropped || st.Players[0].WrittenUs != nil {
+		t.Errorf("got dropped %d, player %+v; want the start dropped, never written", st.Dropped, st.Players[0])
 	}
 }
