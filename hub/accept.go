@@ -136,10 +136,18 @@ func queueSize(o Options, r Role) int {
 }
 
 func (h *Hub) register(c *Conn) error {
-	r := h.room(c.client.Room, true)
+	var r *room
 	// Check closed and join the room under one h.mu read lock, so that Shutdown (which
-	// takes h.mu to set closed and collect the connections) either sees c or refuses it.
-	h.mu.RLock()
+	// takes h.mu to set closed and collect the connections) either sees c or refuses it,
+	// and the room is not forgotten meanwhile (forgetLocal takes h.mu too).
+	for {
+		r = h.room(c.client.Room, true)
+		h.mu.RLock()
+		if h.rooms[c.client.Room] == r || h.closed {
+			break
+		}
+		h.mu.RUnlock() // forgotten since: take it anew
+	}
 	if h.closed {
 		h.mu.RUnlock()
 		return ErrClosed
@@ -170,6 +178,10 @@ func (h *Hub) unregister(c *Conn) {
 	} else if r.players[c.client.ID] == c {
 		delete(r.players, c.client.ID)
 	}
+	unused := r.unusedLocked()
 	r.mu.Unlock()
 	h.m.connections.Dec()
+	if unused {
+		h.forgetLocal(c.client.Room, false) // nothing of it to keep: no connection, no start
+	}
 }

@@ -398,3 +398,42 @@ func TestStartCountsLost(t *testing.T) {
 		t.Fatalf("the players: %v", err)
 	}
 }
+
+// TestForgetAcrossNodes: a room forgotten on one node is forgotten on every node: their
+// records of its starts go.
+func TestForgetAcrossNodes(t *testing.T) {
+	bus := hub.NewMemoryBus()
+	na := MustServer(t, hub.Options{Bus: bus, Node: "a"})
+	nb := MustServer(t, hub.Options{Bus: bus, Node: "b"})
+	for _, n := range []*testServer{na, nb} {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- n.h.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+	players := MustDialMany(t, nb, "r", "b", 3, hub.Player)
+	hostB := MustDial(t, nb, "r", "", hub.Host)
+	MustPoll(t, testTimeout, func() string { // frames published before b subscribed are lost
+		na.h.SendHosts("r", []byte(`{"type":"probe"}`))
+		if f, err := hostB.next(20 * time.Millisecond); err != nil || f.data != `{"type":"probe"}` {
+			return "node b does not hear node a yet"
+		}
+		return ""
+	})
+	if _, recipients, err := na.h.Start(context.Background(), "r", 1, time.Time{}); err != nil || recipients != 3 {
+		t.Fatalf("Start: %d recipients, %v; want 3", recipients, err)
+	}
+	if _, err := nextAll(players, testTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(nb.h.Fairness("r", 0).Starts); got != 1 {
+		t.Fatalf("node b keeps %d starts, want 1", got)
+	}
+	na.h.Forget(context.Background(), "r")
+	MustPoll(t, testTimeout, func() string {
+		if got := len(nb.h.Fairness("r", 0).Starts); got != 0 {
+			return fmt.Sprintf("node b still keeps %d starts", got)
+		}
+		return ""
+	})
+}

@@ -12,7 +12,10 @@
 // write times out or that stops answering pings is dropped with close code 1008; it never
 // delays anyone else. [Hub.Remove] sends a player a last frame and closes its connection
 // with 4001, on whichever node holds it. [Hub.Fairness] turns the records into
-// per-start latency statistics and a per-player bias test.
+// per-start latency statistics and a per-player bias test. A room's records (its last
+// Options.History starts) stay after its last connection left, for the report read after
+// the quiz, until [Hub.Forget] (the room was deleted or expired) drops them on every node;
+// a room with no connection and no start is dropped at once.
 //
 // The reading side of a connection runs in the goroutine that calls [Hub.Serve], or, after
 // [Hub.Attach], in one of the hub's own. It counts each frame against the connection's rate

@@ -373,3 +373,45 @@ func TestQueuedStartOfDroppedClient(t *testing.T) {
 		t.Errorf("got dropped %d, player %+v; want the start dropped, never written", st.Dropped, st.Players[0])
 	}
 }
+
+// TestForget: a room's records stay after its last connection left (the report is read
+// after the quiz), until the room is forgotten; a room with no start is dropped when its
+// last connection leaves; and a room forgotten takes connections again.
+func TestForget(t *testing.T) {
+	h := New(Options{})
+	join := func(room, id string) *Conn {
+		c := &Conn{hub: h, client: Client{Room: room, ID: id, Name: id}, limit: 64}
+		if err := h.register(c); err != nil {
+			t.Fatal(err)
+		}
+		c.writing = true // no socket to write to: frames stay queued
+		return c
+	}
+	leave := func(c *Conn) {
+		h.unregister(c)
+		h.serving.Done()
+	}
+	rooms := func() int {
+		h.mu.RLock()
+		defer h.mu.RUnlock()
+		return len(h.rooms)
+	}
+	quiz, lobby := join("quiz", "ada"), join("lobby", "bob")
+	if _, _, err := h.Start(context.Background(), "quiz", 1, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	leave(quiz)
+	leave(lobby)
+	if got := len(h.Fairness("quiz", 0).Starts); rooms() != 1 || got != 1 {
+		t.Fatalf("after everyone left: %d rooms, the quiz's report has %d starts; want 1 room (the quiz's) with its start", rooms(), got)
+	}
+	h.Forget(context.Background(), "quiz")
+	if got := len(h.Fairness("quiz", 0).Starts); rooms() != 0 || got != 0 {
+		t.Fatalf("forgotten: %d rooms, a report of %d starts; want none", rooms(), got)
+	}
+	again := join("quiz", "ada")
+	if _, recipients, err := h.Start(context.Background(), "quiz", 1, time.Time{}); err != nil || recipients != 1 {
+		t.Fatalf("a start after the room was forgotten: %d recipients, %v; want 1", recipients, err)
+	}
+	leave(again)
+}

@@ -118,6 +118,43 @@ type room struct {
 	starts  []*startRecord     // oldest first, at most History
 }
 
+// unusedLocked reports whether the room holds nothing: no connection, no start record.
+func (r *room) unusedLocked() bool {
+	return len(r.players) == 0 && len(r.hosts) == 0 && len(r.starts) == 0
+}
+
+// topicForget tells every node to forget a room (Forget).
+const topicForget = "hub.forget"
+
+// Forget forgets what every node keeps of a room that is gone (deleted, or expired): its
+// start records, and the room itself once its last connection has left. A room's records
+// are otherwise kept (up to Options.History starts) for as long as the hub runs.
+func (h *Hub) Forget(ctx context.Context, roomName string) {
+	h.forgetLocal(roomName, true)
+	if err := h.Notify(ctx, topicForget, []byte(roomName)); err != nil {
+		h.log.Warn("telling the other nodes to forget a room", "room", roomName, "err", err)
+	}
+}
+
+// forgetLocal drops the room's start records if records is set, and the room if it is
+// then unused.
+func (h *Hub) forgetLocal(roomName string, records bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.rooms[roomName]
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if records {
+		r.starts = nil
+	}
+	if r.unusedLocked() {
+		delete(h.rooms, roomName)
+	}
+}
+
 // New returns an empty Hub.
 func New(opts Options) *Hub {
 	opts = opts.withDefaults()
@@ -137,6 +174,7 @@ func New(opts Options) *Hub {
 	h.rateLimited = protocol.Encode(protocol.ErrorFrame{Code: protocol.RateLimited,
 		Message: fmt.Sprintf("more than %d frames at once or %g a second: frame refused", opts.FrameBurst, opts.FrameRate)})
 	h.OnSurvey(topicOnline, answerJSON(h.online))
+	h.OnNotify(topicForget, func(room []byte) { h.forgetLocal(string(room), true) })
 	h.OnSurvey(topicFairness, answerJSON(h.localStarts))
 	return h
 }

@@ -3,6 +3,7 @@ package quiz
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -252,6 +253,9 @@ func TestDeleteRoom(t *testing.T) {
 	}
 	if len(framesOfType(bc.present, "deleted")) != 1 {
 		t.Errorf("presenters: got %v, want a deleted frame", bc.present)
+	}
+	if !slices.Equal(bc.forgotten, []string{r.Code}) {
+		t.Errorf("rooms the broadcaster was told to forget: got %v, want the deleted one", bc.forgotten)
 	}
 	if err := s.DeleteRoom(ctx, r.Code); ErrorCode(err) != protocol.NotFound {
 		t.Errorf("deleting it again: got %v, want not found", err)

@@ -164,6 +164,7 @@ func (s *Service) DeleteRoom(ctx context.Context, room string) error {
 	deleted := protocol.Encode(protocol.DeletedFrame{Message: "the room was deleted"})
 	s.bc.SendHosts(room, deleted)
 	s.bc.SendPresenters(room, deleted)
+	s.bc.Forget(ctx, room)
 	s.log.Info("room deleted", "room", room)
 	return nil
 }

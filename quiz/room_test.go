@@ -186,8 +186,11 @@ func TestRoomsExpire(t *testing.T) {
 	locker := NewMemoryLocker()
 	const ttl = 300 * time.Millisecond
 	var nodes []*Service
+	var fakes []*fakeBroadcaster
 	for range 2 {
-		s := NewService(Options{Store: store, Broadcaster: newFake(), Locker: locker, RoomTTL: ttl, Logger: slog.New(slog.DiscardHandler)})
+		bc := newFake()
+		fakes = append(fakes, bc)
+		s := NewService(Options{Store: store, Broadcaster: bc, Locker: locker, RoomTTL: ttl, Logger: slog.New(slog.DiscardHandler)})
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error)
 		go func() { done <- s.Run(runCtx) }()
@@ -224,6 +227,15 @@ func TestRoomsExpire(t *testing.T) {
 	}
 	if _, err := nodes[1].Room(ctx, busy.Code); err != nil {
 		t.Fatalf("the room in use: %v", err)
+	}
+	var forgotten []string // by whichever node swept
+	for _, bc := range fakes {
+		bc.mu.Lock()
+		forgotten = append(forgotten, bc.forgotten...)
+		bc.mu.Unlock()
+	}
+	if !slices.Equal(forgotten, []string{quiet.Code}) {
+		t.Fatalf("rooms the broadcaster was told to forget: got %v, want the expired one", forgotten)
 	}
 	waitFor(t, func() bool { _, err := nodes[1].Room(ctx, busy.Code); return ErrorCode(err) == protocol.NotFound })
 	store.mu.Lock()

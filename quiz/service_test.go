@@ -18,16 +18,17 @@ import (
 // fakeBroadcaster records what the service sends. It stands in for the hub in unit tests
 // of the rules; the hub itself is tested with real sockets.
 type fakeBroadcaster struct {
-	mu       sync.Mutex
-	startErr error    // Start fails with it, sending nothing
-	frames   []string // every frame sent to anyone
-	present  []string // every frame sent to presenters only
-	toPlayer map[string][]string
-	removed  map[string]string // player ID → the frame its connection was closed after
-	starts   int
-	reveals  []time.Time // of each start: zero for an immediate one
-	lead     time.Duration
-	sentErr  error // what Start says went wrong after the start went out
+	mu        sync.Mutex
+	startErr  error    // Start fails with it, sending nothing
+	frames    []string // every frame sent to anyone
+	present   []string // every frame sent to presenters only
+	toPlayer  map[string][]string
+	removed   map[string]string // player ID → the frame its connection was closed after
+	starts    int
+	reveals   []time.Time // of each start: zero for an immediate one
+	lead      time.Duration
+	sentErr   error // what Start says went wrong after the start went out
+	forgotten []string
 }
 
 // fakeLead is a lead the fake broadcaster can be told to measure for every room. By
@@ -63,6 +64,11 @@ func (f *fakeBroadcaster) Remove(_, id string, frame []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.removed[id] = string(frame)
+}
+func (f *fakeBroadcaster) Forget(_ context.Context, room string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.forgotten = append(f.forgotten, room)
 }
 func (f *fakeBroadcaster) Lead(string) time.Duration {
 	f.mu.Lock()
