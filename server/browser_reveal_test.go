@@ -279,7 +279,7 @@ func TestBrowserReconnectWaitsForTheClock(t *testing.T) {
 
 	b.step("the host closes question 1; then the clock's answers arrive")
 	s.mustCall(t, 200, "POST", room+"/questions/1/close", host, nil, nil)
-	p.waitMatch("the result", jsText("#result"), regexp.MustCompile(`no answer from you`))
+	p.waitMatch("the result", jsText("#result"), regexp.MustCompile(`(?i)no answer from you`))
 	evalOn[string](p, "release the sync answers", `window.bulbReleaseSync(); 'released'`)
 	time.Sleep(300 * time.Millisecond) // a reveal armed before the close would light now
 	p.checkEqual("the bulb after the close", bulb, "false, lit 0 times")
