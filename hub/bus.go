@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -72,10 +73,19 @@ func (h *Hub) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	return h.bus.Run(ctx, func(raw []byte) { h.deliver(ctx, raw) })
+	var surveys sync.WaitGroup // answers to surveys, off the delivery goroutine
+	defer surveys.Wait()
+	slots := make(chan struct{}, surveySlots)
+	return h.bus.Run(ctx, func(raw []byte) { h.deliver(ctx, raw, slots, &surveys) })
 }
 
-func (h *Hub) deliver(ctx context.Context, raw []byte) {
+// surveySlots is how many surveys a node answers at once. An answer can take a while (a
+// room's fairness records, for one): it runs apart from the bus's delivery goroutine, so
+// that starts and frames from other nodes never wait behind it; a survey past the slots
+// gets an error answer at once.
+const surveySlots = 4
+
+func (h *Hub) deliver(ctx context.Context, raw []byte, slots chan struct{}, surveys *sync.WaitGroup) {
 	var m message
 	if err := json.Unmarshal(raw, &m); err != nil {
 		h.log.Error("undecodable bus message", "err", err)
@@ -87,7 +97,15 @@ func (h *Hub) deliver(ctx context.Context, raw []byte) {
 	case kindNotify:
 		h.notified(m)
 	case kindSurvey:
-		h.surveyed(ctx, m)
+		select {
+		case slots <- struct{}{}:
+			surveys.Go(func() {
+				defer func() { <-slots }()
+				h.surveyed(ctx, m)
+			})
+		default:
+			h.replySurvey(ctx, m, nodeReply{Node: h.opts.Node, Err: "busy answering other surveys"})
+		}
 	default:
 		h.local(m.Room, m.Kind, m.Player, m.Frame)
 	}

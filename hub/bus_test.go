@@ -437,3 +437,51 @@ func TestForgetAcrossNodes(t *testing.T) {
 		return ""
 	})
 }
+
+// TestSurveyDoesNotHoldStarts: a node busy answering a survey (a room's fairness records
+// take a while) still fans out the starts other nodes publish meanwhile.
+func TestSurveyDoesNotHoldStarts(t *testing.T) {
+	bus := hub.NewMemoryBus()
+	na := MustServer(t, hub.Options{Bus: bus, Node: "a"})
+	nb := MustServer(t, hub.Options{Bus: bus, Node: "b"})
+	release := make(chan struct{})
+	answering := make(chan struct{}, 1)
+	nb.h.OnSurvey("slow", func(ctx context.Context, _ []byte) ([]byte, error) {
+		answering <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return []byte(`"done"`), nil
+	})
+	na.h.OnSurvey("slow", func(context.Context, []byte) ([]byte, error) { return []byte(`"done"`), nil })
+	for _, n := range []*testServer{na, nb} {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- n.h.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+	players := MustDialMany(t, nb, "r", "b", 3, hub.Player)
+	hostB := MustDial(t, nb, "r", "", hub.Host)
+	MustPoll(t, testTimeout, func() string { // frames published before b subscribed are lost
+		na.h.SendHosts("r", []byte(`{"type":"probe"}`))
+		if f, err := hostB.next(20 * time.Millisecond); err != nil || f.data != `{"type":"probe"}` {
+			return "node b does not hear node a yet"
+		}
+		return ""
+	})
+	surveyed := make(chan error, 1)
+	go func() {
+		_, err := na.h.Survey(context.Background(), "slow", nil)
+		surveyed <- err
+	}()
+	<-answering // b is busy with the survey
+	go na.h.Start(context.Background(), "r", 1, time.Time{})
+	if _, err := nextAll(players, 2*time.Second); err != nil {
+		t.Fatalf("the start while node b answers a survey: %v", err)
+	}
+	close(release)
+	if err := <-surveyed; err != nil {
+		t.Fatalf("the survey: %v", err)
+	}
+}

@@ -30,8 +30,9 @@ func (h *Hub) OnNotify(topic string, fn func(data []byte)) {
 }
 
 // OnSurvey sets fn as this node's answer to the surveys of topic, this node's own
-// included. fn runs on the bus's delivery goroutine, or on Survey's caller's for this
-// node's own answer.
+// included. fn runs apart from the bus's delivery goroutine, on one of its own (a few
+// surveys are answered at once), or on Survey's caller's for this node's own answer: it
+// must be safe for concurrent use.
 func (h *Hub) OnSurvey(topic string, fn func(ctx context.Context, data []byte) ([]byte, error)) {
 	h.handlersMu.Lock()
 	defer h.handlersMu.Unlock()
@@ -121,6 +122,11 @@ func (h *Hub) surveyed(ctx context.Context, m message) {
 	} else {
 		rep.Data = data
 	}
+	h.replySurvey(ctx, m, rep)
+}
+
+// replySurvey sends rep to the node that asked survey m.
+func (h *Hub) replySurvey(ctx context.Context, m message, rep nodeReply) {
 	b, err := json.Marshal(rep)
 	if err == nil {
 		err = h.bus.Reply(ctx, m.ID, b)
