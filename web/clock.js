@@ -147,13 +147,21 @@ export class Syncer {
     this.send = send;
     this.timers = [];
     this.interval = null;
+    this.lastBurst = -Infinity;
   }
 
   sample() {
     this.send({ type: 'sync', t0: now() });
   }
 
+  // burst sends BURST samples SPACING apart, unless one is still under way (a tab
+  // switched back and forth in a hurry would send more samples than the socket's rate).
   burst() {
+    const t = now();
+    if (t - this.lastBurst < Syncer.BURST * Syncer.SPACING) return;
+    this.lastBurst = t;
+    this.timers.forEach(clearTimeout);
+    this.timers = [];
     for (let i = 0; i < Syncer.BURST; i++) this.timers.push(setTimeout(() => this.sample(), i * Syncer.SPACING));
   }
 
@@ -167,6 +175,7 @@ export class Syncer {
   stop() {
     this.timers.forEach(clearTimeout);
     this.timers = [];
+    this.lastBurst = -Infinity;
     clearInterval(this.interval);
   }
 
