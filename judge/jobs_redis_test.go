@@ -440,7 +440,7 @@ func TestRedisJobsTestsLost(t *testing.T) {
 	if d.Job.Tests != nil || d.Job.Options.Checker != TestsLost || d.Job.ID != job.ID {
 		t.Errorf("delivered %s with %d tests and checker %q, want %s with none and TestsLost", d.Job.ID, len(d.Job.Tests), d.Job.Options.Checker, job.ID)
 	}
-	v := Evaluate(ctx, nil, Box{}, d.Job.Program, d.Job.Tests, d.Job.Options) // no sandbox: it must not run
+	v, _ := Evaluate(ctx, nil, Box{}, d.Job.Program, d.Job.Tests, d.Job.Options) // no sandbox: it must not run
 	if v.Verdict != protocol.IE || !strings.Contains(v.Message, TestsLost) {
 		t.Errorf("Evaluate: got %s %q, want IE saying %q", v.Verdict, v.Message, TestsLost)
 	}

@@ -2,6 +2,7 @@ package judge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -47,17 +48,19 @@ const (
 // not even to stderr, where a program could copy its input. For a sample test it also
 // shows the program's stderr and, on a wrong answer, the expected and actual output, each
 // truncated. A compiler's errors are shown in full (to maxMessage): the tests are not in
-// the box when it compiles.
-func Evaluate(ctx context.Context, sb Sandbox, box Box, prog Program, tests []Test, opts Options) protocol.Verdict {
+// the box when it compiles. When the sandbox fails on a test (IE), the message says only
+// that, and the error returned says why, for the log: the sandbox's error may carry what
+// the program wrote.
+func Evaluate(ctx context.Context, sb Sandbox, box Box, prog Program, tests []Test, opts Options) (protocol.Verdict, error) {
 	v := protocol.Verdict{Total: len(tests)}
 	lang, ok := Languages[prog.Language]
 	if !ok {
 		v.Verdict, v.Message = protocol.IE, fmt.Sprintf("unknown language %q", prog.Language)
-		return v
+		return v, errors.New(v.Message)
 	}
 	if _, err := Check(opts.Checker, nil, nil); err != nil {
 		v.Verdict, v.Message = protocol.IE, err.Error()
-		return v
+		return v, err
 	}
 	files := map[string][]byte{lang.Source: prog.Source}
 	if lang.Compile != nil {
@@ -68,8 +71,8 @@ func Evaluate(ctx context.Context, sb Sandbox, box Box, prog Program, tests []Te
 		}
 		res, err := sb.Run(ctx, box, RunSpec{Args: lang.Compile, Files: files, Collect: collect, Limits: lim})
 		if err != nil {
-			v.Verdict, v.Message = protocol.IE, "compile: "+err.Error()
-			return v
+			v.Verdict, v.Message = protocol.IE, "the judge could not compile it (an internal error)"
+			return v, fmt.Errorf("compile: %w", err)
 		}
 		bin, built := res.Files[lang.Binary]
 		if lang.Binary == "" {
@@ -90,7 +93,7 @@ func Evaluate(ctx context.Context, sb Sandbox, box Box, prog Program, tests []Te
 				msg = fmt.Sprintf("the compiler was killed by signal %d\n", res.Signal) + msg
 			}
 			v.Message = truncate(msg)
-			return v
+			return v, nil
 		}
 		if lang.Binary != "" {
 			files = map[string][]byte{lang.Binary: bin}
@@ -99,19 +102,19 @@ func Evaluate(ctx context.Context, sb Sandbox, box Box, prog Program, tests []Te
 	for i, t := range tests {
 		res, err := sb.Run(ctx, box, RunSpec{Args: lang.Run, Stdin: t.Input, Files: files, Limits: opts.Limits})
 		if err != nil {
-			v.Verdict, v.Message = protocol.IE, fmt.Sprintf("test %d: %v", i+1, err)
-			return v
+			v.Verdict, v.Message = protocol.IE, fmt.Sprintf("test %d: the judge could not run it (an internal error)", i+1)
+			return v, fmt.Errorf("test %d: %w", i+1, err)
 		}
 		v.TimeMs = max(v.TimeMs, res.CPUTime.Milliseconds())
 		v.MemoryKB = max(v.MemoryKB, res.PeakMemoryKB)
 		if verdict, msg := runVerdict(i, t, res, opts.Checker); verdict != "" {
 			v.Verdict, v.Message = verdict, truncate(msg)
-			return v
+			return v, nil
 		}
 		v.Passed++
 	}
 	v.Verdict = protocol.AC
-	return v
+	return v, nil
 }
 
 // runVerdict judges the run res of test i, t, whose output the checker compares: it

@@ -51,7 +51,7 @@ func TestEvaluateLanguages(t *testing.T) {
 			box := MustBox(t, root)
 			t.Run(lang+"/"+tt.kind, func(t *testing.T) {
 				t.Parallel()
-				v := Evaluate(context.Background(), sb, box, Program{Language: lang, Source: []byte(tt.src)}, sums, opts)
+				v, _ := Evaluate(context.Background(), sb, box, Program{Language: lang, Source: []byte(tt.src)}, sums, opts)
 				if v.Verdict != tt.want {
 					t.Fatalf("got %s (%s), want %s", v.Verdict, v.Message, tt.want)
 				}
@@ -105,7 +105,7 @@ func TestEvaluateHostile(t *testing.T) {
 				o.Limits.Wall = 20 * time.Second
 			}
 			start := time.Now()
-			v := Evaluate(context.Background(), sb, box, Program{Language: tt.lang, Source: []byte(tt.src)}, sums, o)
+			v, _ := Evaluate(context.Background(), sb, box, Program{Language: tt.lang, Source: []byte(tt.src)}, sums, o)
 			if !slices.Contains(strings.Split(tt.want, "|"), v.Verdict) {
 				t.Errorf("got %s (%s), want %s", v.Verdict, v.Message, tt.want)
 			}
@@ -132,7 +132,7 @@ func TestEvaluateErrors(t *testing.T) {
 		{"unknown checker", Program{Language: "python", Source: []byte("print(3)")}, Options{Checker: "magic"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if v := Evaluate(context.Background(), sb, box, tt.prog, sums, tt.opts); v.Verdict != protocol.IE {
+			if v, _ := Evaluate(context.Background(), sb, box, tt.prog, sums, tt.opts); v.Verdict != protocol.IE {
 				t.Errorf("got %s, want IE", v.Verdict)
 			}
 		})

@@ -175,7 +175,10 @@ func (r *bwrapRun) account(res *RunResult, cg *boxCgroup, fs *boxFS, lim Limits,
 	res.Stdout, res.Stderr = r.out.stdout.Bytes(), r.out.stderr.Bytes()
 	r.out.mu.Unlock()
 	if res.ExitCode == 125 && res.Signal == 0 && res.Killed == KilledNone && bytes.HasPrefix(res.Stderr, []byte("bwrap:")) {
-		return fmt.Errorf("judge: bwrap failed: %s", bytes.TrimSpace(res.Stderr))
+		// Its stderr may be the program's own (the program can exit 125 and write "bwrap:"):
+		// the error, for the log only, keeps its first line, bounded.
+		line, _, _ := bytes.Cut(res.Stderr, []byte("\n"))
+		return fmt.Errorf("judge: bwrap failed: %q", line[:min(len(line), 200)])
 	}
 	return nil
 }

@@ -377,7 +377,7 @@ func TestIsolateJudge(t *testing.T) {
 		box := Box{ID: isolateBox0 + 10 + i}
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			v := Evaluate(context.Background(), sb, box, Program{Language: tt.lang, Source: []byte(tt.src)}, sums, opts)
+			v, _ := Evaluate(context.Background(), sb, box, Program{Language: tt.lang, Source: []byte(tt.src)}, sums, opts)
 			if v.Verdict != tt.want {
 				t.Errorf("got %s (%s), want %s", v.Verdict, v.Message, tt.want)
 			}

@@ -51,6 +51,8 @@ func TestVerdictHidesHiddenTests(t *testing.T) {
 		{"stdout on a sample test", "stdout_echo.py", []Test{sample, hidden}, protocol.WA,
 			[]string{"test 1 (sample): wrong answer", "expected:\nsample-output-visible\n", "got:\nsample-input-visible\n", "stderr:\ndebug: xxx"},
 			[]string{"hidden"}, maxMessage, 0},
+		{"stderr dressed as the sandbox's failure", "bwrap_mimic.py", []Test{hidden}, protocol.IE,
+			[]string{"test 1: the judge could not run it"}, []string{"hidden-input", "hidden-output", "bwrap"}, len("test 1: the judge could not run it (an internal error)"), 0},
 		{"a hidden test after a passed sample", "stdout_echo.py", []Test{{Input: []byte("echo\n"), Output: []byte("echo\n"), Sample: true}, hidden}, protocol.WA,
 			[]string{"test 2: wrong answer"}, []string{"hidden-input", "hidden-output", "echo", "debug"}, len("test 2: wrong answer"), 1},
 	}
@@ -58,7 +60,7 @@ func TestVerdictHidesHiddenTests(t *testing.T) {
 		box := MustBox(t, root)
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			v := Evaluate(context.Background(), sb, box, fixture(tt.prog), tt.tests, opts)
+			v, _ := Evaluate(context.Background(), sb, box, fixture(tt.prog), tt.tests, opts)
 			if v.Verdict != tt.verdict || v.Passed != tt.passedTests {
 				t.Fatalf("got %s with %d passed (%q), want %s with %d", v.Verdict, v.Passed, v.Message, tt.verdict, tt.passedTests)
 			}

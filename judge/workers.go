@@ -146,14 +146,14 @@ func (w *Workers) evaluate(ctx context.Context, job Job) (v protocol.Verdict, bo
 		v, _, _ = ie("box %d: %v", lease.ID(), err)
 		return v, lease.ID(), true
 	}
-	v = Evaluate(ctx, w.opts.Sandbox, box, job.Program, job.Tests, job.Options)
+	v, err = Evaluate(ctx, w.opts.Sandbox, box, job.Program, job.Tests, job.Options)
 	// A run canceled by ctx is a sandbox error, so Evaluate says IE; any other verdict was
 	// reached before the shutdown and stands.
 	if v.Verdict == protocol.IE && ctx.Err() != nil {
 		return protocol.Verdict{}, box.ID, false
 	}
 	if v.Verdict == protocol.IE {
-		w.log.Error("internal error judging", "job", job.ID, "box", box.ID, "message", v.Message)
+		w.log.Error("internal error judging", "job", job.ID, "box", box.ID, "message", v.Message, "err", err)
 	}
 	return v, box.ID, true
 }
