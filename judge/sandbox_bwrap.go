@@ -229,9 +229,11 @@ func (b *Bwrap) args(box Box, lim Limits, command []string) []string {
 		"--ro-bind-try", "/etc/alternatives", "/etc/alternatives",
 		"--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
 		"--proc", "/proc",
-		"--dev", "/dev",
-		"--size", strconv.FormatInt(lim.FileSize, 10), "--tmpfs", "/tmp",
+		// /dev read-only: bwrap's /dev is a tmpfs of its own that no limit of the box
+		// bounds; /tmp is the box itself, within its disk and file limits.
+		"--dev", "/dev", "--remount-ro", "/dev",
 		"--bind", box.Dir, "/box",
+		"--bind", box.Dir, "/tmp",
 		"--chdir", "/box",
 		"--uid", uid, "--gid", uid,
 		"--hostname", "box",
