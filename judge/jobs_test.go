@@ -109,6 +109,22 @@ func TestJobsContract(t *testing.T) {
 			nothingLeft(jobs)
 		})
 
+		t.Run("equal tests with other samples keep their own", func(t *testing.T) {
+			jobs := newJobs(0, 0)
+			practice, contest := testJob(1, "p1"), testJob(2, "p2")
+			practice.Tests = []Test{{Input: []byte("1 2\n"), Output: []byte("3\n"), Sample: true}}
+			contest.Tests = []Test{{Input: []byte("1 2\n"), Output: []byte("3\n")}}
+			enqueue(jobs, practice)
+			enqueue(jobs, contest) // both waiting: equal tests share one copy
+			for range 2 {
+				d := next(jobs)
+				if want := d.Job.ID.Submission == 1; d.Job.Tests[0].Sample != want {
+					t.Errorf("job %s: got its test sample %v, want %v", d.Job.ID, d.Job.Tests[0].Sample, want)
+				}
+				complete(jobs, d)
+			}
+		})
+
 		t.Run("fair across players", func(t *testing.T) {
 			// A player's burst of five, then one job each from three others of its room:
 			// the burst's first, the three newcomers', then the rest of the burst.
