@@ -95,7 +95,7 @@ func (s *Service) start(ctx context.Context, room string, n int, scheduled time.
 			time.Sleep(wait)
 		}
 	}
-	started := s.now()
+	started := s.now().Round(0).Truncate(time.Microsecond) // what every engine keeps (Redis: µs)
 	var reveal time.Time
 	if synced {
 		reveal = started.Add(s.bc.Lead(room))

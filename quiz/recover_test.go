@@ -2,10 +2,12 @@ package quiz
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/bulbquiz/bulb/internal/redistest"
 	"github.com/bulbquiz/bulb/protocol"
 )
 
@@ -103,5 +105,47 @@ func TestResubmitWithoutJudge(t *testing.T) {
 	}
 	if answers[1].Rank != 1 || answers[1].Pending {
 		t.Fatalf("bob's submission: %+v, want ranked 1 now", answers[1])
+	}
+}
+
+// TestStartNotSentIsUndoneOnEveryEngine: a start that reached nobody puts the question
+// back to open on every engine (Redis keeps instants to the microsecond: the undo compares
+// the one it wrote), and the host's retry starts it.
+func TestStartNotSentIsUndoneOnEveryEngine(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Start(t).Client(t)
+	engines := map[string]func() Store{
+		"memory":   func() Store { return NewMemoryStore() },
+		"embedded": func() Store { return openBolt(t, t.TempDir()) },
+		"redis":    func() Store { return NewRedisStore(rdb, "undo:") },
+	}
+	for name, open := range engines {
+		t.Run(name, func(t *testing.T) {
+			bc := newFake()
+			s := NewService(Options{Store: open(), Broadcaster: bc, Locker: NewMemoryLocker(), Logger: slog.New(slog.DiscardHandler)})
+			runCtx, cancel := context.WithCancel(ctx)
+			done := make(chan error)
+			go func() { done <- s.Run(runCtx) }()
+			t.Cleanup(func() { cancel(); <-done })
+			r := mustCreate(t, s, validQuiz())
+			if _, err := s.Open(ctx, r.Code, 1); err != nil {
+				t.Fatal(err)
+			}
+			bc.mu.Lock()
+			bc.startErr = errors.New("the hub is down")
+			bc.mu.Unlock()
+			if _, err := s.Start(ctx, r.Code, 1, time.Time{}); ErrorCode(err) != protocol.Unavailable {
+				t.Fatalf("a start that reached nobody: got %v, want unavailable", err)
+			}
+			if got, _ := s.Room(ctx, r.Code); got.Phase != PhaseOpen {
+				t.Fatalf("after it: phase %s, want open", got.Phase)
+			}
+			bc.mu.Lock()
+			bc.startErr = nil
+			bc.mu.Unlock()
+			if _, err := s.Start(ctx, r.Code, 1, time.Time{}); err != nil {
+				t.Fatalf("the host's retry: %v", err)
+			}
+		})
 	}
 }
