@@ -12,6 +12,9 @@
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return 'no_room'
 end
+if (redis.call('HGET', KEYS[1], 'quizVersion') or '0') ~= ARGV[4] then
+  return 'stale_quiz' -- KEYS[8...] were named from an older quiz
+end
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
   return 'no_player'
 end

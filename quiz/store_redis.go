@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bulbquiz/bulb/protocol"
@@ -47,6 +48,7 @@ type RedisStore struct {
 	// room's code is not given to a new room for longer (goneFor): no node ever takes one
 	// room's quiz for another's.
 	quizzes sync.Map
+	pruned  atomic.Int64 // when quizzes last lost its entries past quizCacheAge (Unix ns)
 
 	now func() time.Time // the clock of rooms' activity (Expire)
 }

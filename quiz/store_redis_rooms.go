@@ -77,8 +77,22 @@ func (s *RedisStore) Quiz(ctx context.Context, room string) (Quiz, error) {
 	return qz, nil
 }
 
+// cacheQuiz caches the room's quiz, and once every quizCacheAge drops the entries past
+// that age: they are read anew anyway, and the rooms of many may be gone (deleted or
+// expired by another node), which only the node that did it hears of.
 func (s *RedisStore) cacheQuiz(room string, qz Quiz) {
-	s.quizzes.Store(room, cachedQuiz{quiz: qz, loaded: time.Now()})
+	now := time.Now()
+	s.quizzes.Store(room, cachedQuiz{quiz: qz, loaded: now})
+	last := s.pruned.Load()
+	if now.UnixNano()-last < int64(quizCacheAge) || !s.pruned.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	s.quizzes.Range(func(k, v any) bool {
+		if now.Sub(v.(cachedQuiz).loaded) >= quizCacheAge {
+			s.quizzes.Delete(k) // a fresh copy stored meanwhile is only read again
+		}
+		return true
+	})
 }
 
 func roomNotFound(room string) error { return Errorf(protocol.NotFound, "room %s not found", room) }
@@ -336,6 +350,17 @@ func (s *RedisStore) AddPlayer(ctx context.Context, room string, p Player) error
 // script, remove_player.lua, removes it. A player's record never changes once written, so
 // what was read still holds when the script runs, or the script finds no player.
 func (s *RedisStore) RemovePlayer(ctx context.Context, room, playerID string) (Player, error) {
+	for range 3 {
+		p, err := s.removePlayer(ctx, room, playerID)
+		if !errors.Is(err, ErrStaleQuiz) {
+			return p, err
+		}
+		s.quizzes.Delete(room)
+	}
+	return Player{}, Errorf(protocol.Conflict, "the quiz of room %s keeps changing: try again", room)
+}
+
+func (s *RedisStore) removePlayer(ctx context.Context, room, playerID string) (Player, error) {
 	qz, err := s.Quiz(ctx, room)
 	if err != nil {
 		return Player{}, err
@@ -360,7 +385,7 @@ func (s *RedisStore) RemovePlayer(ctx context.Context, room, playerID string) (P
 			keys = append(keys, s.qkey(room, n+1, "winners"))
 		}
 	}
-	status, err := removePlayerScript.Run(ctx, s.rdb, keys, playerID, foldName(rp.Name), s.now().UnixMicro()).Text()
+	status, err := removePlayerScript.Run(ctx, s.rdb, keys, playerID, foldName(rp.Name), s.now().UnixMicro(), qz.Version).Text()
 	if err != nil {
 		return Player{}, fail("removing a player", err)
 	}
@@ -371,6 +396,8 @@ func (s *RedisStore) RemovePlayer(ctx context.Context, room, playerID string) (P
 		return Player{}, roomNotFound(room)
 	case "no_player":
 		return Player{}, Errorf(protocol.NotFound, "player %s is not in room %s", playerID, room)
+	case "stale_quiz":
+		return Player{}, ErrStaleQuiz
 	}
 	return Player{}, fmt.Errorf("remove_player.lua: unknown status %q", status)
 }

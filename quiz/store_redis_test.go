@@ -520,3 +520,78 @@ func TestRedisStoreExpireKeepsOlderRooms(t *testing.T) {
 		t.Fatalf("a sweep a day later: got %v, %v; want the room expired", gone, err)
 	}
 }
+
+// TestRedisQuizCacheForgetsGoneRooms: a node's cached quizzes of rooms another node
+// expired or deleted do not stay for the life of the process: entries past quizCacheAge
+// go once that age has passed since the last pruning.
+func TestRedisQuizCacheForgetsGoneRooms(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Start(t).Client(t)
+	a, b := NewRedisStore(rdb, "cache:"), NewRedisStore(rdb, "cache:")
+	for range 50 {
+		r := mustRoom(t, b, nil)
+		if _, err := a.Quiz(ctx, r.Code); err != nil { // node A caches it
+			t.Fatal(err)
+		}
+	}
+	if gone, err := b.Expire(ctx, time.Now().Add(time.Hour)); err != nil || len(gone) != 50 {
+		t.Fatalf("node B expired %d rooms, %v; want 50", len(gone), err)
+	}
+	// quizCacheAge later (the entries and the last pruning made that long ago), node A
+	// caches another room's quiz.
+	long := time.Now().Add(-quizCacheAge)
+	a.quizzes.Range(func(k, v any) bool {
+		a.quizzes.Store(k, cachedQuiz{quiz: v.(cachedQuiz).quiz, loaded: long})
+		return true
+	})
+	a.pruned.Store(long.UnixNano())
+	live := mustRoom(t, b, nil)
+	if _, err := a.Quiz(ctx, live.Code); err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	a.quizzes.Range(func(k, _ any) bool { kept = append(kept, k.(string)); return true })
+	if !slices.Equal(kept, []string{live.Code}) {
+		t.Fatalf("node A caches %d quizzes, want only the live room's", len(kept))
+	}
+}
+
+// TestRedisRemoveWithStaleQuizCache: a player removed through a node whose cached quiz is
+// older than an edit made on another node still takes no rank from a later verdict.
+func TestRedisRemoveWithStaleQuizCache(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Start(t).Client(t)
+	a, b := NewRedisStore(rdb, "stale:"), NewRedisStore(rdb, "stale:")
+	r := mustRoom(t, b, nil)                       // two questions, neither code
+	if _, err := a.Quiz(ctx, r.Code); err != nil { // node A caches this quiz
+		t.Fatal(err)
+	}
+	qz := r.Quiz // node B: the host makes question 2 a code question and asks it
+	qz.Questions = append(qz.Questions[:1:1], codeQuestion())
+	if err := qz.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	nr, err := b.Update(ctx, r.Code, func(r *Room) error { qz.Version = r.Quiz.Version + 1; r.Quiz = qz; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustPlayer(t, b, r.Code, "ann")
+	goLive(t, b, r.Code, 2)
+	sc := ScoringFor(nr.Quiz, 2)
+	sub, _, err := b.Accept(ctx, r.Code, protocol.Answer{N: 2, PlayerID: p.ID, Response: protocol.Response{Language: "python", Source: "print(3)"}}, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.RemovePlayer(ctx, r.Code, p.ID); err != nil { // through node A
+		t.Fatal(err)
+	}
+	_, final, err := b.Verdict(ctx, r.Code, 2, sub.ArrivalRank, verdict(protocol.AC), sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range final {
+		if f.Rank != 0 || f.Points != 0 {
+			t.Fatalf("a removed player was ranked: %+v", f)
+		}
+	}
+}
