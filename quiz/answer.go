@@ -18,6 +18,9 @@ func (s *Service) finalize(ctx context.Context, room string, n int, sc Scoring) 
 	if err != nil {
 		return err
 	}
+	if len(answers) == 0 {
+		return nil // nothing to rank: the question may be asked again
+	}
 	r, err := s.store.Room(ctx, room)
 	if err != nil {
 		return err

@@ -9,8 +9,13 @@ import (
 	"github.com/bulbquiz/bulb/protocol"
 )
 
-// Open shows question n: players get it with the bulb off.
+// Open shows question n: players get it with the bulb off. A question asked before may be
+// asked again, but for one under compensated timing that has answers: its ranks were
+// decided once, at its close.
 func (s *Service) Open(ctx context.Context, room string, n int) (*Room, error) {
+	if err := s.checkAskAgain(ctx, room, n); err != nil {
+		return nil, err
+	}
 	r, err := s.store.Update(ctx, room, func(r *Room) error {
 		if err := checkQuestion(r.Quiz, n); err != nil {
 			return err
@@ -35,6 +40,26 @@ func (s *Service) Open(ctx context.Context, room string, n int) (*Room, error) {
 	s.cancelTimer(room, ActionClose)
 	s.bc.Send(room, protocol.Encode(questionFrameOf(r)))
 	return r, nil
+}
+
+// checkAskAgain refuses to open a deferred question that has answers. (Answers come only
+// while a question is live, and one being opened is not.)
+func (s *Service) checkAskAgain(ctx context.Context, room string, n int) error {
+	qz, err := s.store.Quiz(ctx, room)
+	if err != nil {
+		return err
+	}
+	if checkQuestion(qz, n) != nil || !ScoringFor(qz, n).Deferred {
+		return nil // Update says what is wrong with n, if anything
+	}
+	answers, err := s.store.Answers(ctx, room, n)
+	if err != nil {
+		return err
+	}
+	if len(answers) > 0 {
+		return Errorf(protocol.Conflict, "question %d was asked under compensated timing and ranked at its close: it cannot be asked again", n)
+	}
+	return nil
 }
 
 // StartResult is what a start did: the start's sequence number and recipients, and its

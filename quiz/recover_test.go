@@ -149,3 +149,44 @@ func TestStartNotSentIsUndoneOnEveryEngine(t *testing.T) {
 		})
 	}
 }
+
+// TestAskAgainCompensated: a question under compensated timing is ranked once, at its
+// close: asked again after it had answers, it is refused (rather than take answers that
+// would stay pending for ever); one closed without answers may be asked again, and its
+// answers then are ranked.
+func TestAskAgainCompensated(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestService(t)
+	qz := validQuiz()
+	qz.Timing = Compensated
+	r := mustCreate(t, s, qz)
+	ann, _ := s.Join(ctx, r.Code, "ann")
+	ask := func(n int, p *Player) {
+		t.Helper()
+		if _, err := s.Open(ctx, r.Code, n); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Start(ctx, r.Code, n, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if p != nil {
+			id := Identity{Room: r.Code, Role: RolePlayer, PlayerID: p.ID}
+			if _, err := s.Answer(ctx, id, n, protocol.Response{Choice: intp(2)}, humanly(), Delivery{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.Close(ctx, r.Code, n, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ask(1, nil) // nobody answered
+	ask(2, nil)
+	ask(1, &ann) // asked again: answered now, and ranked at its close
+	answers, err := s.Answers(ctx, r.Code, 1)
+	if err != nil || len(answers) != 1 || answers[0].Pending || answers[0].Rank != 1 {
+		t.Fatalf("question 1 asked again: got %+v, %v; want ann's answer ranked 1", answers, err)
+	}
+	if _, err := s.Open(ctx, r.Code, 1); ErrorCode(err) != protocol.Conflict {
+		t.Fatalf("asking it a third time, after answers: got %v, want conflict", err)
+	}
+}
