@@ -33,7 +33,19 @@ func checkName(name string) error {
 	if _, err := precis.Nickname.String(name); err != nil {
 		return Errorf(protocol.Invalid, "a name may not hold control, formatting or direction characters (such as U+202E)")
 	}
+	if strings.ContainsFunc(name, blank) {
+		return Errorf(protocol.Invalid, "a name may not hold characters that show as blank (such as U+2800)")
+	}
+	if !strings.ContainsFunc(name, func(r rune) bool { return unicode.In(r, unicode.L, unicode.N, unicode.S) }) {
+		return Errorf(protocol.Invalid, "a name needs a letter, a digit or a symbol")
+	}
 	return nil
+}
+
+// blank reports whether r is printable yet shows as nothing: the fillers and the braille
+// blank, which PRECIS lets through, would make a name look like another, or like none.
+func blank(r rune) bool {
+	return r == '\u2800' || unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r)
 }
 
 // foldName is the key under which a room keeps a name, unique in the room: two names a
@@ -41,8 +53,9 @@ func checkName(name string) error {
 // key (NFKC, white space collapsed, lower case), case-folded in full (ß and ss, ς and σ)
 // and reduced to its Unicode TR39 confusables skeleton ("аlice" and "alice", "rn" and
 // "m"). Fold and skeleton are applied twice because the skeleton may map a letter to one
-// that folds anew (a few Cherokee letters map to capitals). The key is for comparison
-// only, never shown.
+// that folds anew (a few Cherokee letters map to capitals). Last, i and l are one letter:
+// a capital I looks like an l and folds to an i, so "aIice" could be read as "alice" and
+// "alIce" typed for it. The key is for comparison only, never shown.
 //
 // Names that checkName refuses never reach a store; should one, it is keyed by its fold and
 // skeleton alone, so that a store never fails on a name.
@@ -54,5 +67,5 @@ func foldName(name string) string {
 	for range 2 {
 		k = confusables.Skeleton(cases.Fold().String(k)) // a Caser is not safe to share
 	}
-	return k
+	return strings.ReplaceAll(k, "i", "l")
 }

@@ -443,6 +443,11 @@ func TestJoinNames(t *testing.T) {
 		{"\u0007bell", protocol.Invalid},
 		{"e\u034Fve", protocol.Invalid},               // combining grapheme joiner: invisible, yet printable to Go
 		{"Zoë", ""}, {"zoe\u0308", protocol.Conflict}, // the same name, composed or not
+		{"ada lovelace\u2800", protocol.Invalid},                         // a braille blank: ada lovelace, seemingly
+		{"\u2800", protocol.Invalid}, {"\u3164\u3164", protocol.Invalid}, // a name of blanks
+		{"...", protocol.Invalid},           // no letter, digit or symbol
+		{"ADA LOVEIACE", protocol.Conflict}, // a capital I for an l
+		{"🐙", ""},
 		{"李小龍", ""}} {
 		_, err := s.Join(ctx, r.Code, tt.name)
 		if tt.want == "" && err != nil || tt.want != "" && ErrorCode(err) != tt.want {
@@ -457,7 +462,7 @@ func TestJoinNames(t *testing.T) {
 	for _, p := range room.Players {
 		names = append(names, p.Name)
 	}
-	if want := []string{"ada lovelace", "Zoë", "李小龍"}; !slices.Equal(names, want) {
+	if want := []string{"ada lovelace", "Zoë", "🐙", "李小龍"}; !slices.Equal(names, want) {
 		t.Fatalf("got players %q, want %q, as typed", names, want)
 	}
 }

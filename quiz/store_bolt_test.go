@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -179,7 +180,7 @@ func TestBoltStoreGroupCommit(t *testing.T) {
 	const players = 256
 	var ps []Player
 	for i := range players {
-		ps = append(ps, mustPlayer(t, s, r.Code, "p"+string(rune('a'+i%26))+strings.Repeat("x", i/26)))
+		ps = append(ps, mustPlayer(t, s, r.Code, fmt.Sprintf("p%03d", i)))
 	}
 	goLive(t, s, r.Code, 1)
 	before := s.Stats()

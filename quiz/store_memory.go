@@ -255,7 +255,7 @@ func (s *MemoryStore) AddPlayer(_ context.Context, room string, p Player) error 
 		case len(r.room.Players) >= MaxPlayers:
 			return Errorf(protocol.Conflict, "room %s is full: %d players", room, MaxPlayers)
 		case r.names[key] != "":
-			return Errorf(protocol.Conflict, "the name %q is taken in this room", p.Name)
+			return Errorf(protocol.Conflict, "the name %q is taken in this room (or one that looks like it): choose another", p.Name)
 		}
 		r.names[key] = p.ID
 		r.byID[p.ID] = len(r.room.Players)

@@ -339,7 +339,7 @@ func (s *RedisStore) AddPlayer(ctx context.Context, room string, p Player) error
 	case "full":
 		return Errorf(protocol.Conflict, "room %s is full: %d players", room, MaxPlayers)
 	case "name_taken":
-		return Errorf(protocol.Conflict, "the name %q is taken in this room", p.Name)
+		return Errorf(protocol.Conflict, "the name %q is taken in this room (or one that looks like it): choose another", p.Name)
 	case "id_taken":
 		return Errorf(protocol.Conflict, "player %s exists", p.ID)
 	}
