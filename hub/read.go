@@ -59,14 +59,26 @@ func (c *Conn) read(ctx context.Context, handler Handler) error {
 	}
 }
 
+// The window around a start where a seen report's times must lie (seenStart).
+const (
+	seenBefore = 10 * time.Second
+	seenAfter  = time.Minute
+)
+
 var binaryError = protocol.Encode(protocol.ErrorFrame{Code: protocol.Invalid, Message: "frames are JSON text, not binary"})
 
 // seenStart records what the client reports of start seq (a seen frame), if it is the
-// connection's latest start.
+// connection's latest start and its times are near it: from seenBefore before the start
+// to seenAfter after it (no start is sent more than a second ahead of its reveal).
 func (c *Conn) seenStart(seq uint64, s protocol.Seen) {
 	d := c.lastStart.Load()
 	if d == nil || d.rec.Seq != seq {
 		return
+	}
+	t0 := clocksync.Millis(d.rec.t0)
+	near := func(ms float64) bool { return ms-t0 >= -seenBefore.Seconds()*1e3 && ms-t0 <= seenAfter.Seconds()*1e3 }
+	if !near(s.ReceivedAt) || !near(s.RevealedAt) {
+		return // a clock far off, or a made-up report: it would only skew the figures
 	}
 	rel := func(ms float64) int64 { return int64(clocksync.Time(ms).Sub(d.rec.t0)) }
 	sr := &seenReport{received: rel(s.ReceivedAt), revealed: rel(s.RevealedAt), errorNs: int64(s.ErrorMs * 1e6),

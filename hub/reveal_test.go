@@ -44,14 +44,20 @@ func TestSync(t *testing.T) {
 // the bound on their true spread from the clocks' error bounds.
 func TestSyncedStart(t *testing.T) {
 	ts := MustServer(t, hub.Options{})
-	rs := MustDialMany(t, ts, "a", "p", 3, hub.Player)
+	rs := MustDialMany(t, ts, "a", "p", 4, hub.Player)
+	liar := rs[3]
+	rs = rs[:3]
 	reveal := time.Now().Add(200 * time.Millisecond)
 	at := clocksync.Millis(reveal)
 	seq, n, err := ts.h.Start(context.Background(), "a", 1, reveal)
-	if err != nil || n != 3 {
-		t.Fatalf("Start: got %d recipients, %v; want 3", n, err)
+	if err != nil || n != 4 {
+		t.Fatalf("Start: got %d recipients, %v; want 4", n, err)
 	}
 	want := fmt.Sprintf(`{"type":"start","n":1,"seq":%d,"at":%s}`, seq, strconv.FormatFloat(at, 'f', -1, 64))
+	// A made-up report, its bulb lit five minutes after the start: it would make the start
+	// look five minutes unfair. It is left out.
+	MustFrame(t, liar, want)
+	liar.write(t, fmt.Sprintf(`{"type":"seen","seq":%d,"receivedAt":%v,"revealedAt":%v,"errorMs":2,"late":false}`, seq, at-10, at+300_000))
 	for i, r := range rs {
 		MustFrame(t, r, want)
 		// Each reports: received 10 ms before the instant, revealed at it (±1 ms), with
@@ -70,8 +76,10 @@ func TestSyncedStart(t *testing.T) {
 		}
 		return ""
 	})
+	time.Sleep(50 * time.Millisecond) // the liar's report, read by now, must not count
+	st = MustLatest(t, ts, "a", func(hub.StartStats) string { return "" })
 	rv := st.Reveal
-	if rv == nil || rv.At.Sub(reveal).Abs() > time.Microsecond || rv.OnTime != 2 || rv.Late != 1 {
+	if st.Seen != 3 || rv == nil || rv.At.Sub(reveal).Abs() > time.Microsecond || rv.OnTime != 2 || rv.Late != 1 {
 		t.Fatalf("reveal: got %+v, want at %v, 2 on time, 1 late", rv, reveal)
 	}
 	if rv.LeadUs < 150_000 || rv.LeadUs > 200_000 {
@@ -82,8 +90,8 @@ func TestSyncedStart(t *testing.T) {
 		t.Errorf("spread %d, skew %d, error %+v; want 32000, 36000, max 2000 µs", rv.SpreadUs, rv.SkewUs, rv.ErrorUs)
 	}
 	for _, p := range st.Players {
-		if p.RevealedUs == nil || p.ErrorUs == nil || *p.ErrorUs != 2000 {
-			t.Errorf("player %s: got %+v, want its report", p.PlayerID, p)
+		if honest := p.PlayerID != "p003"; honest != (p.RevealedUs != nil) || honest && (p.ErrorUs == nil || *p.ErrorUs != 2000) {
+			t.Errorf("player %s: got %+v, want its report if honest, none if made up", p.PlayerID, p)
 		}
 	}
 }

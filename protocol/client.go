@@ -21,6 +21,14 @@ const (
 	TypeSeen   = "seen"   // a start was received and revealed, in server time
 )
 
+// Bounds of a seen frame's figures: times and offsets in ms since the epoch stay under
+// MaxSeenTime (the year 5138), a clock's error bound under MaxSeenErrorMs (a clock sample
+// with a longer round trip is discarded).
+const (
+	MaxSeenTime    = 1e14
+	MaxSeenErrorMs = 10_000
+)
+
 // ClientFrame is a frame a client sent, decoded once: Type says which of the other fields
 // apply.
 type ClientFrame struct {
@@ -73,7 +81,8 @@ func DecodeClient(data []byte) (ClientFrame, error) {
 		}
 		f.Seq = seq
 		if j.Type == TypeSeen {
-			if !(j.ReceivedAt > 0 && j.RevealedAt > 0 && j.ErrorMs >= 0) || math.IsInf(j.ReceivedAt+j.RevealedAt+j.ErrorMs+math.Abs(j.OffsetMs), 0) {
+			if !(j.ReceivedAt > 0 && j.ReceivedAt < MaxSeenTime && j.RevealedAt > 0 && j.RevealedAt < MaxSeenTime &&
+				j.ErrorMs >= 0 && j.ErrorMs <= MaxSeenErrorMs && math.Abs(j.OffsetMs) <= MaxSeenTime) {
 				return ClientFrame{}, errSeenTimes
 			}
 			f.Seen = j.Seen
@@ -93,5 +102,5 @@ var (
 	errMalformed = errors.New("malformed JSON frame")
 	errSeq       = errors.New("a start's seq, a whole number, is needed")
 	errSyncT0    = errors.New("a sync needs t0, the client's send time in ms")
-	errSeenTimes = errors.New("a seen needs receivedAt and revealedAt, positive times in ms, and errorMs ≥ 0")
+	errSeenTimes = fmt.Errorf("a seen needs receivedAt and revealedAt, times in ms since the epoch, errorMs from 0 to %d, and offsetMs under %g in size", MaxSeenErrorMs, float64(MaxSeenTime))
 )

@@ -100,7 +100,10 @@ func TestDecodeClient(t *testing.T) {
 		{data: `{"type":"sync","t0":"now"}`, wantErr: "malformed JSON frame"},
 		{data: `{"type":"seen","seq":4,"receivedAt":1765000000100.5,"revealedAt":1765000000300,"errorMs":1.25,"late":true}`,
 			want: ClientFrame{Type: TypeSeen, Seq: 4, Seen: Seen{ReceivedAt: 1765000000100.5, RevealedAt: 1765000000300, ErrorMs: 1.25, Late: true}}},
-		{data: `{"type":"seen","seq":4,"receivedAt":0,"revealedAt":1,"errorMs":1}`, wantErr: "a seen needs receivedAt and revealedAt, positive times in ms, and errorMs ≥ 0"},
+		{data: `{"type":"seen","seq":4,"receivedAt":0,"revealedAt":1,"errorMs":1}`, wantErr: errSeenTimes.Error()},
+		{data: `{"type":"seen","seq":4,"receivedAt":1e300,"revealedAt":1e-300,"errorMs":1e300,"offsetMs":-1e300}`, wantErr: errSeenTimes.Error()},
+		{data: `{"type":"seen","seq":4,"receivedAt":1765000000100,"revealedAt":1765000000300,"errorMs":10001}`, wantErr: errSeenTimes.Error()},
+		{data: `{"type":"seen","seq":4,"receivedAt":1765000000100,"revealedAt":1765000000300,"errorMs":1,"offsetMs":-2e14}`, wantErr: errSeenTimes.Error()},
 		{data: `{"type":"seen","receivedAt":1,"revealedAt":1,"errorMs":1}`, wantErr: "seen: a start's seq, a whole number, is needed"},
 		{data: `{"type":"hello"}`, wantErr: `unknown frame type "hello"`},
 		{data: `{}`, wantErr: `unknown frame type ""`},
@@ -142,7 +145,8 @@ func FuzzDecodeClient(f *testing.F) {
 				t.Fatalf("%q: a sync with t0 %v", data, got.T0)
 			}
 		case TypeSeen:
-			if !(got.Seen.ReceivedAt > 0 && got.Seen.RevealedAt > 0 && got.Seen.ErrorMs >= 0) {
+			if sn := got.Seen; !(sn.ReceivedAt > 0 && sn.ReceivedAt < MaxSeenTime && sn.RevealedAt > 0 && sn.RevealedAt < MaxSeenTime &&
+				sn.ErrorMs >= 0 && sn.ErrorMs <= MaxSeenErrorMs && math.Abs(sn.OffsetMs) <= MaxSeenTime) {
 				t.Fatalf("%q: a seen with %+v", data, got.Seen)
 			}
 		default:
