@@ -27,10 +27,10 @@ func testStoreRooms(t *testing.T, newStore func(t *testing.T) Store) {
 			"ａｌｉｃｅ",                  // fullwidth
 			"\u0391LICE",             // Greek capital alpha
 			"bob", "Bob", "b\u043eb", // Cyrillic о
-			"b0b",        // a zero looks like an o
-			"aIice",      // a capital I looks like an l
-			"ALlCE",      // and an l like a capital I
-			"alIce",      // a capital I is an i, too
+			"b0b",   // a zero looks like an o
+			"aIice", // a capital I looks like an l
+			"ALlCE", // and an l like a capital I
+			"alIce", // a capital I is an i, too
 		} {
 			if err := s.AddPlayer(ctx, r.Code, Player{ID: randomHex(8), Name: name, Token: Token()}); ErrorCode(err) != protocol.Conflict {
 				t.Errorf("adding %q beside alice and ＢＯＢ: got %v, want conflict", name, err)
