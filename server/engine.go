@@ -112,6 +112,9 @@ func adminToken(cfg config, dataDir string) (token, where string, err error) {
 		return cfg.AdminToken, "", nil
 	}
 	if dataDir == "" {
+		if cfg.Redis != "" {
+			return quiz.Token(), "new at every start, and this node's alone: set BULB_ADMIN_TOKEN, the same on every node", nil
+		}
 		return quiz.Token(), "new at every start: run with a data directory to keep it", nil
 	}
 	path := filepath.Join(dataDir, adminTokenFile)
