@@ -96,6 +96,11 @@ func TestPeer(t *testing.T) {
 	if got := strings.TrimSpace(string(exchange(t, c, ""))); got != want {
 		t.Errorf("start: got %s, want %s", got, want)
 	}
+	// An asynchronous message is handled apart from the connection's reads: it may be
+	// counted a moment after the start went out.
+	for deadline := time.Now().Add(5 * time.Second); p.seen.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	if p.seen.Load() != 1 || p.syncs.Load() != 1 {
 		t.Errorf("got %d seen, %d syncs, want 1, 1", p.seen.Load(), p.syncs.Load())
 	}
