@@ -1,6 +1,7 @@
 package quiz
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
@@ -145,11 +146,15 @@ type CodeTest struct {
 // the default: 0 says "no time limit".
 const timeLimitUnset = -1
 
-// UnmarshalJSON implements json.Unmarshaler: a timeLimitMs left out is told from one of 0.
+// UnmarshalJSON implements json.Unmarshaler: a timeLimitMs left out is told from one of 0,
+// and a field the question does not have is refused (a misspelt "point" must not be
+// dropped unsaid).
 func (q *Question) UnmarshalJSON(b []byte) error {
 	type plain Question
 	p := plain{TimeLimitMs: timeLimitUnset}
-	if err := json.Unmarshal(b, &p); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
 		return err
 	}
 	*q = Question(p)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -200,8 +201,13 @@ func decode(c echo.Context, limit int64, v any, allowEmpty bool) error {
 	if allowEmpty && len(strings.TrimSpace(string(body))) == 0 {
 		return nil
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return quiz.Errorf(protocol.Invalid, "malformed JSON: %v", err)
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields() // a misspelt field ("point") must not be dropped unsaid
+	if err := dec.Decode(v); err != nil {
+		return quiz.Errorf(protocol.Invalid, "malformed JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
+		return quiz.Errorf(protocol.Invalid, "malformed JSON: something after the value")
 	}
 	return nil
 }
