@@ -148,16 +148,21 @@ const timeLimitUnset = -1
 
 // UnmarshalJSON implements json.Unmarshaler: a timeLimitMs left out is told from one of 0,
 // and a field the question does not have is refused (a misspelt "point" must not be
-// dropped unsaid).
+// dropped unsaid) but for "n", the question's number in a room's state, so that the
+// state's quiz can be sent back as it is.
 func (q *Question) UnmarshalJSON(b []byte) error {
 	type plain Question
-	p := plain{TimeLimitMs: timeLimitUnset}
+	var p struct {
+		plain
+		N *int `json:"n"` // accepted, and ignored
+	}
+	p.plain = plain{TimeLimitMs: timeLimitUnset}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
 		return err
 	}
-	*q = Question(p)
+	*q = Question(p.plain)
 	return nil
 }
 
