@@ -182,6 +182,6 @@ func (h *Hub) unregister(c *Conn) {
 	r.mu.Unlock()
 	h.m.connections.Dec()
 	if unused {
-		h.forgetLocal(c.client.Room, false) // nothing of it to keep: no connection, no start
+		h.forgetLocal(c.client.Room, false, nil) // nothing of it to keep: no connection, no start
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/bulbquiz/bulb/hub"
 	"github.com/bulbquiz/bulb/internal/redistest"
+	"github.com/bulbquiz/bulb/protocol"
 )
 
 // busEngines are the Bus implementations; each returns a constructor of the buses of
@@ -400,7 +401,8 @@ func TestStartCountsLost(t *testing.T) {
 }
 
 // TestForgetAcrossNodes: a room forgotten on one node is forgotten on every node: their
-// records of its starts go.
+// records of its starts go, and its host and presenter connections get the farewell frame
+// last and are closed with 4001.
 func TestForgetAcrossNodes(t *testing.T) {
 	bus := hub.NewMemoryBus()
 	na := MustServer(t, hub.Options{Bus: bus, Node: "a"})
@@ -429,7 +431,14 @@ func TestForgetAcrossNodes(t *testing.T) {
 	if got := len(nb.h.Fairness("r", 0).Starts); got != 1 {
 		t.Fatalf("node b keeps %d starts, want 1", got)
 	}
-	na.h.Forget(context.Background(), "r")
+	farewell := `{"type":"deleted","message":"the room was deleted"}`
+	na.h.Forget(context.Background(), "r", []byte(farewell))
+	if frames := MustClose(t, hostB, protocol.CloseRemoved); len(frames) == 0 || frames[len(frames)-1] != farewell {
+		t.Fatalf("the host's frames before the close: %q, want the farewell last", frames)
+	}
+	for i := range players { // the quiz removes them, each with its own reason
+		nb.h.Remove("r", fmt.Sprintf("b%03d", i), []byte(`{"type":"removed"}`))
+	}
 	MustPoll(t, testTimeout, func() string {
 		if got := len(nb.h.Fairness("r", 0).Starts); got != 0 {
 			return fmt.Sprintf("node b still keeps %d starts", got)

@@ -405,7 +405,7 @@ func TestForget(t *testing.T) {
 	if got := len(h.Fairness("quiz", 0).Starts); rooms() != 1 || got != 1 {
 		t.Fatalf("after everyone left: %d rooms, the quiz's report has %d starts; want 1 room (the quiz's) with its start", rooms(), got)
 	}
-	h.Forget(context.Background(), "quiz")
+	h.Forget(context.Background(), "quiz", nil)
 	if got := len(h.Fairness("quiz", 0).Starts); rooms() != 0 || got != 0 {
 		t.Fatalf("forgotten: %d rooms, a report of %d starts; want none", rooms(), got)
 	}

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -126,19 +127,34 @@ func (r *room) unusedLocked() bool {
 // topicForget tells every node to forget a room (Forget).
 const topicForget = "hub.forget"
 
-// Forget forgets what every node keeps of a room that is gone (deleted, or expired): its
-// start records, and the room itself once its last connection has left. A room's records
-// are otherwise kept (up to Options.History starts) for as long as the hub runs.
-func (h *Hub) Forget(ctx context.Context, roomName string) {
-	h.forgetLocal(roomName, true)
-	if err := h.Notify(ctx, topicForget, []byte(roomName)); err != nil {
+// Forget forgets, on every node, a room that is gone (deleted, or expired): its start
+// records go, and its host and presenter connections still open get farewell as their last
+// frame and are closed with protocol.CloseRemoved; the room goes once its connections
+// have (players are removed one by one, with Remove). A room's records are
+// otherwise kept (up to Options.History starts) for as long as the hub runs.
+func (h *Hub) Forget(ctx context.Context, roomName string, farewell []byte) {
+	h.forgetLocal(roomName, true, farewell)
+	data, _ := json.Marshal(forgetting{Room: roomName, Farewell: farewell})
+	if err := h.Notify(ctx, topicForget, data); err != nil {
 		h.log.Warn("telling the other nodes to forget a room", "room", roomName, "err", err)
 	}
 }
 
-// forgetLocal drops the room's start records if records is set, and the room if it is
-// then unused.
-func (h *Hub) forgetLocal(roomName string, records bool) {
+// forgetting is a Forget sent to the other nodes.
+type forgetting struct {
+	Room     string `json:"room"`
+	Farewell []byte `json:"farewell"`
+}
+
+// forgetLocal drops the room's start records and closes its watchers' connections with
+// farewell if records is set, and drops the room if it is then unused.
+func (h *Hub) forgetLocal(roomName string, records bool, farewell []byte) {
+	var open []*Conn
+	defer func() { // not under the locks: a close takes the connection's own
+		for _, c := range open {
+			c.Close(protocol.CloseRemoved, "the room is gone", farewell)
+		}
+	}()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	r := h.rooms[roomName]
@@ -149,6 +165,9 @@ func (h *Hub) forgetLocal(roomName string, records bool) {
 	defer r.mu.Unlock()
 	if records {
 		r.starts = nil
+		for c := range r.hosts { // players are the quiz's to remove, each with its reason
+			open = append(open, c)
+		}
 	}
 	if r.unusedLocked() {
 		delete(h.rooms, roomName)
@@ -174,7 +193,14 @@ func New(opts Options) *Hub {
 	h.rateLimited = protocol.Encode(protocol.ErrorFrame{Code: protocol.RateLimited,
 		Message: fmt.Sprintf("more than %d frames at once or %g a second: frame refused", opts.FrameBurst, opts.FrameRate)})
 	h.OnSurvey(topicOnline, answerJSON(h.online))
-	h.OnNotify(topicForget, func(room []byte) { h.forgetLocal(string(room), true) })
+	h.OnNotify(topicForget, func(data []byte) {
+		var f forgetting
+		if err := json.Unmarshal(data, &f); err != nil {
+			h.log.Error("a room to forget", "err", err)
+			return
+		}
+		h.forgetLocal(f.Room, true, f.Farewell)
+	})
 	h.OnSurvey(topicFairness, answerJSON(h.localStarts))
 	return h
 }

@@ -161,10 +161,9 @@ func (s *Service) DeleteRoom(ctx context.Context, room string) error {
 	for _, p := range r.Players {
 		s.bc.Remove(room, p.ID, removed)
 	}
-	deleted := protocol.Encode(protocol.DeletedFrame{Message: "the room was deleted"})
-	s.bc.SendHosts(room, deleted)
-	s.bc.SendPresenters(room, deleted)
-	s.bc.Forget(ctx, room)
+	// Hosts and presenters hear of it, and their sockets close too: a code is given
+	// again some day, and they must not see another room's frames.
+	s.bc.Forget(ctx, room, protocol.Encode(protocol.DeletedFrame{Message: "the room was deleted"}))
 	s.log.Info("room deleted", "room", room)
 	return nil
 }

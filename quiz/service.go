@@ -33,9 +33,10 @@ type Broadcaster interface {
 	// Lead is how far ahead of its reveal instant a synced start of the room should be
 	// sent, for the start to reach (nearly) every player before it.
 	Lead(room string) time.Duration
-	// Forget forgets, on every node, what the broadcaster keeps of a room that is gone
-	// (its delivery records); frames already sent still go out.
-	Forget(ctx context.Context, room string)
+	// Forget forgets, on every node, a room that is gone: what the broadcaster keeps of it
+	// (its delivery records), and its hosts' and presenters' connections, which get
+	// farewell as their last frame and are closed with protocol.CloseRemoved.
+	Forget(ctx context.Context, room string, farewell []byte)
 }
 
 // Limits of a room.
@@ -202,7 +203,7 @@ func (s *Service) sweep(ctx context.Context) {
 	for _, room := range gone {
 		s.cancelTimer(room, ActionStart)
 		s.cancelTimer(room, ActionClose)
-		s.bc.Forget(ctx, room)
+		s.bc.Forget(ctx, room, protocol.Encode(protocol.DeletedFrame{Message: "the room expired"}))
 		s.log.Info("room expired", "room", room, "quietFor", s.ttl)
 	}
 	if err != nil && ctx.Err() == nil {

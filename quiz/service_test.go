@@ -65,10 +65,11 @@ func (f *fakeBroadcaster) Remove(_, id string, frame []byte) {
 	defer f.mu.Unlock()
 	f.removed[id] = string(frame)
 }
-func (f *fakeBroadcaster) Forget(_ context.Context, room string) {
+func (f *fakeBroadcaster) Forget(_ context.Context, room string, farewell []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.forgotten = append(f.forgotten, room)
+	f.present = append(f.present, string(farewell)) // the watchers' last frame
 }
 func (f *fakeBroadcaster) Lead(string) time.Duration {
 	f.mu.Lock()
