@@ -194,30 +194,13 @@ func TestStartAcrossNodes(t *testing.T) {
 			newBus := engine(t)
 			na := MustServer(t, hub.Options{Bus: newBus("a"), Node: "a"})
 			nb := MustServer(t, hub.Options{Bus: newBus("b"), Node: "b"})
-			for _, n := range []*testServer{na, nb} {
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan error, 1)
-				go func() { done <- n.h.Run(ctx) }()
-				t.Cleanup(func() { cancel(); <-done })
-			}
+			mustRun(t, na, nb)
 			onA := MustDialMany(t, na, "r", "a", 20, hub.Player)
 			onB := MustDialMany(t, nb, "r", "b", 20, hub.Player)
 			hostB := MustDial(t, nb, "r", "", hub.Host)
 			all := append(append([]*reader{}, onA...), onB...)
 
-			// frames published before a node subscribed are lost; wait until b hears a
-			MustPoll(t, testTimeout, func() string {
-				na.h.SendHosts("r", []byte(`{"type":"probe"}`))
-				if f, err := hostB.next(20 * time.Millisecond); err != nil || f.data != `{"type":"probe"}` {
-					return "node b does not hear node a yet"
-				}
-				return ""
-			})
-			for {
-				if _, err := hostB.next(50 * time.Millisecond); err != nil {
-					break // drained the extra probes
-				}
-			}
+			mustHear(t, na, "r", hostB)
 
 			seq, recipients, err := na.h.Start(context.Background(), "r", 1, time.Time{})
 			if err != nil || recipients != 40 {
@@ -378,19 +361,9 @@ func (b lostCounts) Gather(ctx context.Context, id string) ([][]byte, error) {
 // (its timed close, its timer frame) rather than tell the host it failed.
 func TestStartCountsLost(t *testing.T) {
 	n := MustServer(t, hub.Options{Bus: lostCounts{hub.NewMemoryBus()}, Node: "a"})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.h.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	mustRun(t, n)
 	players := MustDialMany(t, n, "r", "a", 3, hub.Player)
-	host := MustDial(t, n, "r", "", hub.Host)
-	MustPoll(t, testTimeout, func() string { // frames published before the node subscribed are lost
-		n.h.SendHosts("r", []byte(`{"type":"probe"}`))
-		if f, err := host.next(20 * time.Millisecond); err != nil || f.data != `{"type":"probe"}` {
-			return "the node does not hear the bus yet"
-		}
-		return ""
-	})
+	mustHear(t, n, "r", MustDial(t, n, "r", "", hub.Host))
 	seq, _, err := n.h.Start(context.Background(), "r", 1, time.Time{})
 	if err != nil || seq == 0 {
 		t.Fatalf("Start: got seq %d, %v; want the start reported sent", seq, err)
@@ -407,21 +380,10 @@ func TestForgetAcrossNodes(t *testing.T) {
 	bus := hub.NewMemoryBus()
 	na := MustServer(t, hub.Options{Bus: bus, Node: "a"})
 	nb := MustServer(t, hub.Options{Bus: bus, Node: "b"})
-	for _, n := range []*testServer{na, nb} {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- n.h.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-	}
+	mustRun(t, na, nb)
 	players := MustDialMany(t, nb, "r", "b", 3, hub.Player)
 	hostB := MustDial(t, nb, "r", "", hub.Host)
-	MustPoll(t, testTimeout, func() string { // frames published before b subscribed are lost
-		na.h.SendHosts("r", []byte(`{"type":"probe"}`))
-		if f, err := hostB.next(20 * time.Millisecond); err != nil || f.data != `{"type":"probe"}` {
-			return "node b does not hear node a yet"
-		}
-		return ""
-	})
+	mustHear(t, na, "r", hostB)
 	if _, recipients, err := na.h.Start(context.Background(), "r", 1, time.Time{}); err != nil || recipients != 3 {
 		t.Fatalf("Start: %d recipients, %v; want 3", recipients, err)
 	}
@@ -464,21 +426,10 @@ func TestSurveyDoesNotHoldStarts(t *testing.T) {
 		return []byte(`"done"`), nil
 	})
 	na.h.OnSurvey("slow", func(context.Context, []byte) ([]byte, error) { return []byte(`"done"`), nil })
-	for _, n := range []*testServer{na, nb} {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- n.h.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-	}
+	mustRun(t, na, nb)
 	players := MustDialMany(t, nb, "r", "b", 3, hub.Player)
 	hostB := MustDial(t, nb, "r", "", hub.Host)
-	MustPoll(t, testTimeout, func() string { // frames published before b subscribed are lost
-		na.h.SendHosts("r", []byte(`{"type":"probe"}`))
-		if f, err := hostB.next(20 * time.Millisecond); err != nil || f.data != `{"type":"probe"}` {
-			return "node b does not hear node a yet"
-		}
-		return ""
-	})
+	mustHear(t, na, "r", hostB)
 	surveyed := make(chan error, 1)
 	go func() {
 		_, err := na.h.Survey(context.Background(), "slow", nil)
@@ -492,5 +443,33 @@ func TestSurveyDoesNotHoldStarts(t *testing.T) {
 	close(release)
 	if err := <-surveyed; err != nil {
 		t.Fatalf("the survey: %v", err)
+	}
+}
+
+// mustRun runs each node's hub until the test ends.
+func mustRun(t *testing.T, nodes ...*testServer) {
+	for _, n := range nodes {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- n.h.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+}
+
+// mustHear waits until a frame for the room's hosts sent on from reaches host (frames
+// published before a node subscribed are lost), and drains the probes.
+func mustHear(t *testing.T, from *testServer, room string, host *reader) {
+	t.Helper()
+	MustPoll(t, testTimeout, func() string {
+		from.h.SendHosts(room, []byte(`{"type":"probe"}`))
+		if f, err := host.next(20 * time.Millisecond); err != nil || f.data != `{"type":"probe"}` {
+			return "the node does not hear the bus yet"
+		}
+		return ""
+	})
+	for {
+		if _, err := host.next(50 * time.Millisecond); err != nil {
+			return
+		}
 	}
 }
