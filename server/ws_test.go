@@ -158,15 +158,29 @@ func TestFloodDropped(t *testing.T) {
 	// The flood: acks, which get no reply (a flood of frames that get one fills the
 	// flooder's queue and is dropped as too slow), as fast as the socket takes them.
 	var sent atomic.Int64
+	stopped := make(chan struct{}) // the server dropped the flooder: its writes fail
 	go func() {
+		defer close(stopped)
 		for flooder.c.Write(context.Background(), websocket.MessageText, []byte(`{"type":"ack","seq":1}`)) == nil {
 			sent.Add(1)
 		}
 	}()
+	// The start goes out in the thick of the flood: once the flooder wrote 200 frames, or
+	// as soon as the server dropped it, which a server that reads as fast as the flooder
+	// writes does after twice its burst (40 allowed, 40 tolerated).
 	for deadline := time.Now().Add(5 * time.Second); sent.Load() < 200; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the flooder wrote %d frames in 5 s, want 200", sent.Load())
+		select {
+		case <-stopped:
+		default:
+			if time.Now().After(deadline) {
+				t.Fatalf("the flooder wrote %d frames in 5 s, want 200", sent.Load())
+			}
+			continue
 		}
+		if n := sent.Load(); n < 80 {
+			t.Fatalf("the flooder was stopped after %d frames, want at least its burst and tolerance, 80", n)
+		}
+		break
 	}
 	began := time.Now()
 	s.mustCall(t, 200, "POST", room+"/questions/1/start", host, nil, nil)
