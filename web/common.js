@@ -1,4 +1,5 @@
 // Helpers shared by Bulb's pages.
+import { now } from '/static/clock.js';
 
 export const $ = (id) => document.getElementById(id);
 
@@ -71,9 +72,13 @@ export async function api(method, path, { token, body } = {}) {
 //                        onGone(err) is called and no more attempts are made;
 //   onRemoved(reason)    the server closed the socket with 4001: the seat was
 //                        removed (a removed frame came just before); no more
-//                        attempts are made.
+//                        attempts are made;
+//   sync                 a Syncer (clock.js) to keep in step over the socket:
+//                        started on each open (a burst), stopped when the socket
+//                        closes, and given every sync answer, stamped as it
+//                        arrived, before onFrame sees it.
 // It returns {send(frame) → bool, close()}.
-export function connect(token, { room, onFrame, onStatus, check, onGone, onRemoved }) {
+export function connect(token, { room, onFrame, onStatus, check, onGone, onRemoved, sync }) {
   const url =
     `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws?token=${encodeURIComponent(token)}` +
     (room ? `&room=${encodeURIComponent(room)}` : '');
@@ -91,17 +96,21 @@ export function connect(token, { room, onFrame, onStatus, check, onGone, onRemov
       opened = true;
       tries = 0;
       onStatus('open', 'connected');
+      sync?.start();
     };
     sock.onmessage = (e) => {
+      const received = now(); // first: a sync answer is timed from its arrival
       let frame;
       try {
         frame = JSON.parse(e.data);
       } catch {
         return;
       }
+      if (frame.type === 'sync') sync?.add(frame, received);
       onFrame(frame, sock);
     };
     sock.onclose = async (e) => {
+      sync?.stop();
       if (stopped) return;
       if (e.code === 4000) {
         onStatus('replaced', 'disconnected: this seat was opened in another window (reload to take it back)');
@@ -142,6 +151,7 @@ export function connect(token, { room, onFrame, onStatus, check, onGone, onRemov
     close() {
       stopped = true;
       clearTimeout(timer);
+      sync?.stop();
       ws.close(1000);
     },
   };

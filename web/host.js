@@ -12,7 +12,7 @@ import {
   verdictNames,
   verdictStats,
 } from '/static/common.js';
-import { Syncer, now } from '/static/clock.js';
+import { Syncer } from '/static/clock.js';
 
 const ADMIN = 'bulb.admin'; // the admin token, shared with the admin page
 const HOST = 'bulb.host'; // {code, hostToken}
@@ -180,9 +180,6 @@ function soon() {
 
 function onFrame(m) {
   switch (m.type) {
-    case 'sync':
-      sync.add(m, now());
-      break;
     case 'welcome':
       // Frames sent while the socket was down are lost: reload what they told.
       bg(refresh().then(() => room?.current && loadAnswers(room.current)));
@@ -601,9 +598,8 @@ async function enter(h) {
     onStatus(state, text) {
       $('status').textContent = text;
       $('status').dataset.state = state;
-      if (state === 'open') sync.start();
-      else sync.stop();
     },
+    sync,
     room: h.code, // the admin token hosts every room: it names this one
     check: () => call('GET', ''),
     onGone(err) {
@@ -617,7 +613,6 @@ async function enter(h) {
 function forget() {
   autoTimer && clearTimeout(autoTimer);
   autoTimer = null;
-  sync.stop();
   conn?.close();
   conn = null;
   hostRoom.del();

@@ -6,7 +6,7 @@
 // It connects with the room's presenter token, read-only: the server never sends it
 // an answer before the close, so nothing on the projector can give one away.
 /* global uPlot */
-import { now, revealAt, Syncer } from '/static/clock.js';
+import { revealAt, Syncer } from '/static/clock.js';
 import { $, api, connect, letter, ordinal, renderLeaderboard, renderPodium } from '/static/common.js';
 import { qrcode } from '/static/vendor/qrcode/qrcode.mjs';
 
@@ -278,11 +278,7 @@ function showFinished(podium) {
 // ---- frames -------------------------------------------------------------
 
 function onFrame(m) {
-  const received = now();
   switch (m.type) {
-    case 'sync':
-      sync.add(m, received);
-      break;
     case 'welcome':
       onWelcome(m);
       break;
@@ -368,9 +364,8 @@ if (!token || !/^\d{6}$/.test(code)) {
     onStatus(state, text) {
       $('status').textContent = text;
       $('status').dataset.state = state;
-      if (state === 'open') sync.start();
-      else sync.stop();
     },
+    sync,
     check: () => api('GET', `/api/rooms/${code}/leaderboard`, { token }),
     onGone(err) {
       sessionStorage.removeItem(KEY);

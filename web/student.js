@@ -63,8 +63,6 @@ const retryDelay = 1000;
 // and then.
 const sync = new Syncer((frame) => conn?.send(frame));
 const clock = sync.clock;
-const startSync = () => sync.start();
-const stopSync = () => sync.stop();
 
 document.addEventListener('visibilitychange', () => {
   if (document.visibilityState === 'visible' && st.online) sync.burst();
@@ -184,8 +182,7 @@ function tick() {
 function onFrame(m) {
   const received = now(); // first: the sync and the reveal time from the frame's arrival
   switch (m.type) {
-    case 'sync':
-      clock.add(m.t0, m.t1, m.t2, received);
+    case 'sync': // connect gave it to the clock
       if (pending !== null && clock.estimate(now())) {
         const { n, at } = pending;
         pending = null;
@@ -532,10 +529,9 @@ function enter() {
       $('status').textContent = text;
       $('status').dataset.state = state;
       st.online = state === 'open';
-      if (st.online) startSync();
-      else stopSync();
       update();
     },
+    sync,
     check: () => api('GET', `/api/rooms/${code}/leaderboard`, { token }),
     onGone(err) {
       gone(`Your seat in room ${code} is gone (${err.message}). Join again.`);
@@ -556,7 +552,6 @@ function gone(message) {
 
 // leaveLocally forgets the seat and goes back to the join form.
 function leaveLocally() {
-  stopSync();
   disarm();
   setTimer(0);
   conn?.close();
